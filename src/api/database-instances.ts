@@ -1,0 +1,74 @@
+import type { Hono } from 'hono';
+import type { ControlContext } from '../control/context.js';
+import {
+  changeInstancePermissions,
+  getInstancePermissions,
+  instanceForCaller,
+  permissionLevelsView,
+} from '../control/instance-permissions.js';
+import {
+  createInstance,
+  deleteInstance,
+  findInstanceForCallerByUid,
+  getInstance,
+  listInstances,
+  updateInstance,
+} from '../control/instances.js';
+import { type ApiEnv, readJson } from './app.js';
+import { instanceView } from './views.js';
+
+/** `/api/2.0/database/instances…` and `/api/2.0/permissions/database-instances/…`. */
+export function databaseInstanceRoutes(app: Hono<ApiEnv>, ctx: ControlContext): void {
+  const view = (row: Parameters<typeof instanceView>[0], withInputs = false) =>
+    instanceView(row, ctx.config, ctx.engine.pgMajorVersion, { withInputs });
+
+  app.post('/api/2.0/database/instances', async (c) => {
+    const row = await createInstance(ctx, c.var.caller, await readJson(c));
+    return c.json(view(row, true));
+  });
+
+  app.get('/api/2.0/database/instances', async (c) => {
+    const { rows, nextPageToken } = await listInstances(ctx, c.var.caller, c.req.query());
+    return c.json({
+      database_instances: rows.map((row) => view(row)),
+      ...(nextPageToken ? { next_page_token: nextPageToken } : {}),
+    });
+  });
+
+  // `instances:findByUid` is one path segment; match it before `:name` would.
+  app.get('/api/2.0/database/:segment{instances:findByUid}', async (c) => {
+    const row = await findInstanceForCallerByUid(ctx, c.var.caller, c.req.query('uid'));
+    return c.json(view(row));
+  });
+
+  app.get('/api/2.0/database/instances/:name', async (c) => {
+    return c.json(view(await getInstance(ctx, c.var.caller, c.req.param('name'))));
+  });
+
+  app.patch('/api/2.0/database/instances/:name', async (c) => {
+    const row = await updateInstance(ctx, c.var.caller, c.req.param('name'), c.req.query('update_mask'), await readJson(c));
+    return c.json(view(row, true));
+  });
+
+  app.delete('/api/2.0/database/instances/:name', async (c) => {
+    await deleteInstance(ctx, c.var.caller, c.req.param('name'), c.req.query());
+    return c.json({});
+  });
+
+  app.get('/api/2.0/permissions/database-instances/:name/permissionLevels', async (c) => {
+    await instanceForCaller(ctx.store, c.var.caller, c.req.param('name'), 'CAN_USE');
+    return c.json(permissionLevelsView());
+  });
+
+  app.get('/api/2.0/permissions/database-instances/:name', async (c) => {
+    return c.json(await getInstancePermissions(ctx, c.var.caller, c.req.param('name')));
+  });
+
+  app.put('/api/2.0/permissions/database-instances/:name', async (c) => {
+    return c.json(await changeInstancePermissions(ctx, c.var.caller, c.req.param('name'), await readJson(c), 'replace'));
+  });
+
+  app.patch('/api/2.0/permissions/database-instances/:name', async (c) => {
+    return c.json(await changeInstancePermissions(ctx, c.var.caller, c.req.param('name'), await readJson(c), 'add'));
+  });
+}

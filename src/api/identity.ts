@@ -1,0 +1,63 @@
+import type { Hono } from 'hono';
+import type { ControlContext } from '../control/context.js';
+import {
+  createToken,
+  createUser,
+  findUser,
+  getUser,
+  listTokenInfos,
+  removeUser,
+  revokeToken,
+} from '../control/identities.js';
+import { asObject, optionalInteger, optionalString } from '../control/validate.js';
+import { countIdentities, listIdentities } from '../store/identities.js';
+import { type ApiEnv, readJson, requireAdmin } from './app.js';
+import { userView } from './views.js';
+
+const SCIM = '/api/2.0/preview/scim/v2';
+
+/** SCIM Me/Users and personal access tokens. */
+export function identityRoutes(app: Hono<ApiEnv>, ctx: ControlContext): void {
+  app.get(`${SCIM}/Me`, (c) => c.json(userView(c.var.caller)));
+
+  app.get(`${SCIM}/Users`, async (c) => {
+    const start = Math.max(1, optionalInteger(c.req.query(), 'startIndex') ?? 1);
+    const count = Math.min(1000, Math.max(0, optionalInteger(c.req.query(), 'count') ?? 100));
+    const rows = await listIdentities(ctx.store, { offset: start - 1, limit: count });
+    return c.json({
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:ListResponse'],
+      totalResults: await countIdentities(ctx.store),
+      startIndex: start,
+      itemsPerPage: rows.length,
+      Resources: rows.map(userView),
+    });
+  });
+
+  app.post(`${SCIM}/Users`, async (c) => {
+    requireAdmin(c.var.caller, 'create users');
+    return c.json(userView(await createUser(ctx, await readJson(c))), 201);
+  });
+
+  app.get(`${SCIM}/Users/:id`, async (c) => c.json(userView(await getUser(ctx, c.req.param('id')))));
+
+  app.delete(`${SCIM}/Users/:id`, async (c) => {
+    requireAdmin(c.var.caller, 'delete users');
+    await removeUser(ctx, c.var.caller, c.req.param('id'));
+    return c.body(null, 204);
+  });
+
+  app.post('/api/2.0/token/create', async (c) => c.json(await createToken(ctx, c.var.caller, await readJson(c))));
+  app.get('/api/2.0/token/list', async (c) => c.json(await listTokenInfos(ctx, c.var.caller)));
+  app.post('/api/2.0/token/delete', async (c) => {
+    await revokeToken(ctx, c.var.caller, await readJson(c));
+    return c.json({});
+  });
+
+  // Admins mint tokens for other identities (Databricks' token-management API).
+  app.post('/api/2.0/token-management/on-behalf-of/tokens', async (c) => {
+    requireAdmin(c.var.caller, 'create tokens for other users');
+    const body = asObject(await readJson(c), 'The request body');
+    const owner = await findUser(ctx, optionalString(body, 'application_id') ?? '');
+    return c.json(await createToken(ctx, owner, body));
+  });
+}

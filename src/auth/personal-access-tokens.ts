@@ -1,0 +1,47 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { PierError } from '../errors.js';
+import { findIdentityByTokenHash, type IdentityRow, insertToken } from '../store/identities.js';
+import type { Queryable } from '../store/store.js';
+
+/** Pier's personal access tokens look like Databricks ones: `dapi` + 32 hex digits. */
+export const PAT_PREFIX = 'dapi';
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** Creates a PAT for an identity; only its hash is stored, the plain token is returned once. */
+export async function createPersonalAccessToken(
+  db: Queryable,
+  identityId: string,
+  options: { comment?: string; lifetimeSeconds?: number } = {},
+): Promise<{ token: string; tokenId: string; createdAt: Date; expiresAt: Date | null }> {
+  const token = `${PAT_PREFIX}${randomBytes(16).toString('hex')}`;
+  const tokenId = randomUUID().replaceAll('-', '');
+  const expiresAt =
+    options.lifetimeSeconds && options.lifetimeSeconds > 0 ? new Date(Date.now() + options.lifetimeSeconds * 1000) : undefined;
+  const row = await insertToken(db, { tokenId, identityId, hash: hashToken(token), comment: options.comment, expiresAt });
+  return { token, tokenId, createdAt: row.created_at, expiresAt: row.expires_at };
+}
+
+/** The identity behind an `Authorization: Bearer …` header, or an UNAUTHENTICATED error. */
+export async function authenticateBearer(db: Queryable, authorization: string | undefined): Promise<IdentityRow> {
+  if (!authorization) {
+    throw new PierError(
+      'UNAUTHENTICATED',
+      'No credentials were sent. Set DATABRICKS_TOKEN (see `pier status -o env`) or send an Authorization: Bearer header.',
+    );
+  }
+  const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
+  if (!match) {
+    throw new PierError('UNAUTHENTICATED', 'The Authorization header must be "Bearer <token>".');
+  }
+  const identity = await findIdentityByTokenHash(db, hashToken(match[1]));
+  if (!identity || !identity.active) {
+    throw new PierError(
+      'UNAUTHENTICATED',
+      'Invalid access token: it is unknown, revoked or expired. Create a new one with `pier status -o env` (admin) or POST /api/2.0/token/create.',
+    );
+  }
+  return identity;
+}

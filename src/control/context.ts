@@ -1,0 +1,25 @@
+import type { Engine } from '../engine/engine.js';
+import type { Reconciler } from '../reconcile/reconciler.js';
+import type { Store } from '../store/store.js';
+
+/** Settings the control plane needs from `pier up`. */
+export interface ControlConfig {
+  /** At most this many instances per workspace (RESOURCE_EXHAUSTED past it). */
+  maxInstances: number;
+  /**
+   * How clients reach an instance. Without a suffix every instance gets its
+   * own loopback address (127.1.x.y), which works on this host with no DNS
+   * setup; with one, `read_write_dns` is `<name>.<suffix>` (wildcard DNS + SNI).
+   */
+  dnsSuffix?: string;
+  /** Lifetime of database credentials, in seconds (1 hour by default). */
+  credentialTtlSeconds: number;
+}
+
+/** Everything a control-plane service works with, passed in explicitly. */
+export interface ControlContext {
+  store: Store;
+  engine: Engine;
+  reconciler: Reconciler;
+  config: ControlConfig;
+}

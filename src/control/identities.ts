@@ -1,0 +1,93 @@
+import { createPersonalAccessToken } from '../auth/personal-access-tokens.js';
+import { invalidParameter, notFound, PierError } from '../errors.js';
+import {
+  deleteIdentity,
+  deleteToken,
+  findIdentityById,
+  findIdentityByUserName,
+  type IdentityRow,
+  insertIdentity,
+  listTokens,
+} from '../store/identities.js';
+import type { ControlContext } from './context.js';
+import { asObject, optionalBoolean, optionalInteger, optionalString } from './validate.js';
+
+const USER_NAME_PATTERN = /^[^\s@]+@[^\s@]+$|^[a-z0-9][a-z0-9._-]*$/i;
+
+/** SCIM create: `{userName, displayName?, groups?: [{display:'admins'}]}`. */
+export async function createUser(ctx: ControlContext, input: unknown): Promise<IdentityRow> {
+  const body = asObject(input, 'The SCIM user');
+  const userName = optionalString(body, 'userName');
+  if (!userName || !USER_NAME_PATTERN.test(userName)) {
+    throw invalidParameter('userName is required: an e-mail address such as "jane@example.com".');
+  }
+  const groups = Array.isArray(body.groups) ? body.groups : [];
+  const isAdmin = groups.some((g) => typeof g === 'object' && g !== null && ['admins'].includes(String((g as Record<string, unknown>).display ?? (g as Record<string, unknown>).value)));
+  return ctx.store.transaction(async (tx) => {
+    if (await findIdentityByUserName(tx, userName)) {
+      throw new PierError('RESOURCE_ALREADY_EXISTS', `User with username ${userName} already exists.`);
+    }
+    return insertIdentity(tx, { userName, displayName: optionalString(body, 'displayName'), isAdmin });
+  });
+}
+
+export async function getUser(ctx: ControlContext, id: string): Promise<IdentityRow> {
+  const row = await findIdentityById(ctx.store, id);
+  if (!row) throw notFound(`User ${id} does not exist.`);
+  return row;
+}
+
+export async function removeUser(ctx: ControlContext, caller: IdentityRow, id: string): Promise<void> {
+  if (caller.id === id) throw invalidParameter('You cannot delete your own user.');
+  if (!(await deleteIdentity(ctx.store, id))) throw notFound(`User ${id} does not exist.`);
+}
+
+/** Resolves a user by SCIM id or user name (token-management's `application_id`). */
+export async function findUser(ctx: ControlContext, idOrName: string): Promise<IdentityRow> {
+  const row = (await findIdentityById(ctx.store, idOrName)) ?? (await findIdentityByUserName(ctx.store, idOrName));
+  if (!row) throw notFound(`User '${idOrName}' does not exist.`);
+  return row;
+}
+
+/** `POST /api/2.0/token/create` shape. */
+export async function createToken(ctx: ControlContext, owner: IdentityRow, input: unknown) {
+  const body = asObject(input, 'The request body');
+  const lifetime = optionalInteger(body, 'lifetime_seconds');
+  if (lifetime !== undefined && lifetime < 0 && lifetime !== -1) {
+    throw invalidParameter('lifetime_seconds must be positive, or -1 / omitted for a token that does not expire.');
+  }
+  optionalBoolean(body, 'is_admin');
+  const created = await createPersonalAccessToken(ctx.store, owner.id, {
+    comment: optionalString(body, 'comment'),
+    lifetimeSeconds: lifetime,
+  });
+  return {
+    token_value: created.token,
+    token_info: {
+      token_id: created.tokenId,
+      creation_time: created.createdAt.getTime(),
+      expiry_time: created.expiresAt ? created.expiresAt.getTime() : -1,
+      comment: optionalString(body, 'comment') ?? '',
+      owner_id: Number(owner.id),
+      created_by_username: owner.user_name,
+    },
+  };
+}
+
+export async function listTokenInfos(ctx: ControlContext, owner: IdentityRow) {
+  const rows = await listTokens(ctx.store, owner.id);
+  return {
+    token_infos: rows.map((row) => ({
+      token_id: row.token_id,
+      creation_time: row.created_at.getTime(),
+      expiry_time: row.expires_at ? row.expires_at.getTime() : -1,
+      comment: row.comment ?? '',
+    })),
+  };
+}
+
+export async function revokeToken(ctx: ControlContext, owner: IdentityRow, input: unknown): Promise<void> {
+  const tokenId = optionalString(asObject(input, 'The request body'), 'token_id');
+  if (!tokenId) throw invalidParameter(`Field 'token_id' is required.`);
+  if (!(await deleteToken(ctx.store, owner.id, tokenId))) throw notFound(`Token ${tokenId} does not exist.`);
+}

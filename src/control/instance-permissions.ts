@@ -1,0 +1,136 @@
+import { invalidParameter, notFound, PierError } from '../errors.js';
+import { findIdentityByUserName, type IdentityRow } from '../store/identities.js';
+import { findInstanceByName, type InstanceRow } from '../store/instances.js';
+import {
+  clearInstancePermissions,
+  findInstancePermission,
+  type InstancePermissionLevel,
+  listInstancePermissions,
+  setInstancePermission,
+} from '../store/permissions.js';
+import type { Queryable } from '../store/store.js';
+import type { ControlContext } from './context.js';
+import { asObject } from './validate.js';
+
+const RANK: Record<InstancePermissionLevel, number> = { CAN_USE: 1, CAN_MANAGE: 2 };
+const LEVELS = Object.keys(RANK) as InstancePermissionLevel[];
+
+/** The caller's effective level on an instance: admins manage everything. */
+export async function permissionOn(
+  db: Queryable,
+  caller: IdentityRow,
+  instance: InstanceRow,
+): Promise<InstancePermissionLevel | undefined> {
+  if (caller.is_admin) return 'CAN_MANAGE';
+  return findInstancePermission(db, instance.uid, caller.user_name);
+}
+
+/**
+ * Loads an instance the caller may act on. Without any permission the
+ * instance is invisible (RESOURCE_DOES_NOT_EXIST); with too low a level,
+ * PERMISSION_DENIED names the level needed.
+ */
+export async function instanceForCaller(
+  db: Queryable,
+  caller: IdentityRow,
+  name: string,
+  needed: InstancePermissionLevel,
+  options: { lock?: boolean } = {},
+): Promise<InstanceRow> {
+  const instance = await findInstanceByName(db, name, options.lock);
+  const level = instance ? await permissionOn(db, caller, instance) : undefined;
+  if (!instance || !level) throw notFound(`Database instance '${name}' does not exist.`);
+  if (RANK[level] < RANK[needed]) {
+    throw new PierError(
+      'PERMISSION_DENIED',
+      `User ${caller.user_name} has ${level} on database instance '${name}' but this needs ${needed}. Ask a user with CAN_MANAGE to grant it.`,
+    );
+  }
+  return instance;
+}
+
+/** Databricks' ObjectPermissions shape for `/permissions/database-instances/{name}`. */
+export async function instancePermissionsView(db: Queryable, instance: InstanceRow) {
+  const rows = await listInstancePermissions(db, instance.uid);
+  return {
+    object_id: `/database-instances/${instance.name}`,
+    object_type: 'database-instance',
+    access_control_list: [
+      ...rows.map((row) => ({
+        user_name: row.principal,
+        all_permissions: [{ permission_level: row.permission_level, inherited: false }],
+      })),
+      {
+        group_name: 'admins',
+        all_permissions: [{ permission_level: 'CAN_MANAGE', inherited: true, inherited_from_object: ['/database-instances/'] }],
+      },
+    ],
+  };
+}
+
+interface AccessControlEntry {
+  principal: string;
+  level: InstancePermissionLevel;
+}
+
+async function parseAccessControlList(db: Queryable, body: unknown): Promise<AccessControlEntry[]> {
+  const list = asObject(body, 'The request body').access_control_list;
+  if (!Array.isArray(list)) {
+    throw invalidParameter(
+      `Field 'access_control_list' must be an array of {user_name | service_principal_name | group_name, permission_level}.`,
+    );
+  }
+  const entries: AccessControlEntry[] = [];
+  for (const item of list) {
+    const entry = asObject(item, 'Each access_control_list entry');
+    const principal = entry.user_name ?? entry.service_principal_name ?? entry.group_name;
+    if (typeof principal !== 'string' || principal === '') {
+      throw invalidParameter('Each access_control_list entry needs user_name, service_principal_name or group_name.');
+    }
+    const level = entry.permission_level;
+    if (typeof level !== 'string' || !LEVELS.includes(level as InstancePermissionLevel)) {
+      throw invalidParameter(
+        `permission_level ${JSON.stringify(level)} is not valid for a database instance; use one of ${LEVELS.join(', ')}.`,
+      );
+    }
+    if (entry.user_name !== undefined && !(await findIdentityByUserName(db, principal))) {
+      throw invalidParameter(`User '${principal}' does not exist in this workspace. Create it first (SCIM Users).`);
+    }
+    entries.push({ principal, level: level as InstancePermissionLevel });
+  }
+  return entries;
+}
+
+/**
+ * PUT replaces the instance's direct permissions; PATCH adds to them. Needs
+ * CAN_MANAGE. The whole change is one transaction.
+ */
+export async function changeInstancePermissions(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  name: string,
+  body: unknown,
+  mode: 'replace' | 'add',
+) {
+  return ctx.store.transaction(async (tx) => {
+    const instance = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
+    const entries = await parseAccessControlList(tx, body);
+    if (mode === 'replace') await clearInstancePermissions(tx, instance.uid);
+    for (const entry of entries) await setInstancePermission(tx, instance.uid, entry.principal, entry.level);
+    return instancePermissionsView(tx, instance);
+  });
+}
+
+export async function getInstancePermissions(ctx: ControlContext, caller: IdentityRow, name: string) {
+  const instance = await instanceForCaller(ctx.store, caller, name, 'CAN_USE');
+  return instancePermissionsView(ctx.store, instance);
+}
+
+export function permissionLevelsView() {
+  return {
+    permission_levels: [
+      { permission_level: 'CAN_USE', description: 'Can connect to the instance and generate database credentials.' },
+      { permission_level: 'CAN_MANAGE', description: 'Can change, stop, start, resize and delete the instance.' },
+    ],
+  };
+}

@@ -1,0 +1,271 @@
+import { randomUUID } from 'node:crypto';
+import { CAPACITIES, type Capacity } from '../engine/engine.js';
+import { invalidParameter, notFound, PierError } from '../errors.js';
+import type { IdentityRow } from '../store/identities.js';
+import {
+  allocateLoopbackAddress,
+  countInstances,
+  type CustomTag,
+  findInstanceByName,
+  findInstanceByUid,
+  type InstanceRow,
+  type InstanceSpec,
+  type InstanceState,
+  insertInstance,
+  listInstancesPage,
+  updateInstanceSpec,
+} from '../store/instances.js';
+import { setInstancePermission } from '../store/permissions.js';
+import type { ControlContext } from './context.js';
+import { instanceForCaller, permissionOn } from './instance-permissions.js';
+import { asObject, describe, optionalBoolean, optionalInteger, optionalString } from './validate.js';
+
+const NAME_PATTERN = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 100;
+
+/** Fields `update_mask` may name. */
+const UPDATABLE = new Set([
+  'capacity',
+  'stopped',
+  'custom_tags',
+  'retention_window_in_days',
+  'enable_pg_native_login',
+  'node_count',
+  'enable_readable_secondaries',
+  'usage_policy_id',
+]);
+
+export function validateInstanceName(name: unknown): string {
+  if (typeof name !== 'string' || name === '') {
+    throw invalidParameter(`Field 'name' is required: the instance name (e.g. "order-mgmt-db").`);
+  }
+  if (!NAME_PATTERN.test(name)) {
+    throw invalidParameter(
+      `Instance name ${describe(name)} is invalid: use 1-63 lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen.`,
+    );
+  }
+  return name;
+}
+
+function parseCapacity(value: unknown): Capacity {
+  if (typeof value !== 'string' || !CAPACITIES.includes(value as Capacity)) {
+    throw invalidParameter(`capacity ${describe(value)} is not valid; use one of ${CAPACITIES.join(', ')}.`);
+  }
+  return value as Capacity;
+}
+
+function parseCustomTags(value: unknown): CustomTag[] {
+  if (!Array.isArray(value)) throw invalidParameter('custom_tags must be an array of {"key": …, "value": …}.');
+  return value.map((item) => {
+    const tag = asObject(item, 'Each custom tag');
+    if (typeof tag.key !== 'string' || tag.key === '') throw invalidParameter('Each custom tag needs a non-empty "key".');
+    if (tag.value !== undefined && typeof tag.value !== 'string') {
+      throw invalidParameter(`The value of custom tag '${tag.key}' must be a string.`);
+    }
+    return tag.value === undefined ? { key: tag.key } : { key: tag.key, value: tag.value };
+  });
+}
+
+/** Reads the fields of a DatabaseInstance body onto a spec; only `fields` are taken. */
+function applyFields(spec: InstanceSpec, body: Record<string, unknown>, fields: Iterable<string>): InstanceSpec {
+  const next = { ...spec };
+  for (const field of fields) {
+    switch (field) {
+      case 'capacity':
+        next.capacity = parseCapacity(body.capacity);
+        break;
+      case 'stopped':
+        next.stopped = optionalBoolean(body, 'stopped') ?? false;
+        break;
+      case 'custom_tags':
+        next.custom_tags = body.custom_tags === undefined ? [] : parseCustomTags(body.custom_tags);
+        break;
+      case 'retention_window_in_days': {
+        const days = optionalInteger(body, field) ?? 7;
+        if (days < 2 || days > 35) throw invalidParameter(`retention_window_in_days must be between 2 and 35, got ${days}.`);
+        next.retention_window_in_days = days;
+        break;
+      }
+      case 'enable_pg_native_login':
+        next.enable_pg_native_login = optionalBoolean(body, field) ?? false;
+        break;
+      case 'node_count': {
+        const count = optionalInteger(body, field) ?? 1;
+        if (count !== 1) {
+          throw invalidParameter(
+            `node_count ${count} is not supported yet: Pier runs one primary per instance and no secondaries. Use node_count 1.`,
+          );
+        }
+        next.node_count = 1;
+        break;
+      }
+      case 'enable_readable_secondaries':
+        if (optionalBoolean(body, field)) {
+          throw invalidParameter(
+            'enable_readable_secondaries is not supported yet: Pier runs no secondaries. Leave it false.',
+          );
+        }
+        next.enable_readable_secondaries = false;
+        break;
+      case 'usage_policy_id':
+        next.usage_policy_id = optionalString(body, field);
+        break;
+    }
+  }
+  return next;
+}
+
+/**
+ * Records a new instance (state STARTING) and returns at once; the reconciler
+ * brings it up. The creator gets CAN_MANAGE.
+ */
+export async function createInstance(ctx: ControlContext, caller: IdentityRow, input: unknown): Promise<InstanceRow> {
+  const body = asObject(input, 'The database instance');
+  const name = validateInstanceName(body.name);
+  if (body.parent_instance_ref !== undefined) {
+    throw invalidParameter('parent_instance_ref (child instances from a point in time) is not supported yet.');
+  }
+  const defaults: InstanceSpec = {
+    capacity: 'CU_1',
+    stopped: false,
+    custom_tags: [],
+    retention_window_in_days: 7,
+    node_count: 1,
+    enable_readable_secondaries: false,
+    enable_pg_native_login: false,
+    deleted: false,
+  };
+  const present = [...UPDATABLE].filter((field) => body[field] !== undefined && body[field] !== null);
+  const spec = applyFields(defaults, body, present);
+  const row = await ctx.store.transaction(async (tx) => {
+    // Serialise creates so the quota and the address allocation see each other.
+    await tx.query('LOCK TABLE instances IN SHARE ROW EXCLUSIVE MODE');
+    if (await findInstanceByName(tx, name)) {
+      throw new PierError('RESOURCE_ALREADY_EXISTS', `Database instance '${name}' already exists. Pick another name.`);
+    }
+    if ((await countInstances(tx)) >= ctx.config.maxInstances) {
+      throw new PierError(
+        'RESOURCE_EXHAUSTED',
+        `This workspace already has ${ctx.config.maxInstances} database instances, its limit. Delete one, or start Pier with a higher --max-instances.`,
+      );
+    }
+    const address = ctx.config.dnsSuffix ? null : await allocateLoopbackAddress(tx);
+    const created = await insertInstance(tx, {
+      uid: randomUUID(),
+      name,
+      creator: caller.user_name,
+      spec,
+      state: 'STARTING',
+      address,
+    });
+    await setInstancePermission(tx, created.uid, caller.user_name, 'CAN_MANAGE');
+    return created;
+  });
+  ctx.reconciler.kick(row.uid);
+  return row;
+}
+
+export async function getInstance(ctx: ControlContext, caller: IdentityRow, name: string): Promise<InstanceRow> {
+  return instanceForCaller(ctx.store, caller, name, 'CAN_USE');
+}
+
+export async function findInstanceForCallerByUid(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  uid: string | undefined,
+): Promise<InstanceRow> {
+  if (!uid) throw invalidParameter(`Query parameter 'uid' is required.`);
+  const row = await findInstanceByUid(ctx.store, uid);
+  if (!row || !(await permissionOn(ctx.store, caller, row))) {
+    throw notFound(`No database instance has uid '${uid}'.`);
+  }
+  return row;
+}
+
+/** Keyset pagination on name; the page token is opaque to clients. */
+export async function listInstances(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  query: { page_size?: string; page_token?: string },
+): Promise<{ rows: InstanceRow[]; nextPageToken?: string }> {
+  const size = optionalInteger(query, 'page_size') ?? DEFAULT_PAGE_SIZE;
+  if (size < 0) throw invalidParameter(`page_size must be positive, got ${size}.`);
+  const limit = Math.min(size === 0 ? DEFAULT_PAGE_SIZE : size, MAX_PAGE_SIZE);
+  let afterName: string | undefined;
+  if (query.page_token) {
+    afterName = Buffer.from(query.page_token, 'base64url').toString('utf8');
+    if (!NAME_PATTERN.test(afterName)) throw invalidParameter('page_token is invalid; pass the next_page_token of the previous page.');
+  }
+  const rows = await listInstancesPage(ctx.store, {
+    afterName,
+    limit: limit + 1,
+    visibleTo: caller.is_admin ? undefined : caller.user_name,
+  });
+  const page = rows.slice(0, limit);
+  const nextPageToken = rows.length > limit ? Buffer.from(page[page.length - 1].name).toString('base64url') : undefined;
+  return { rows: page, nextPageToken };
+}
+
+/**
+ * Applies the fields named by `update_mask` (comma-separated, or `*`).
+ * Needs CAN_MANAGE. Returns the instance as recorded.
+ */
+export async function updateInstance(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  name: string,
+  updateMask: string | undefined,
+  input: unknown,
+): Promise<InstanceRow> {
+  const body = asObject(input ?? {}, 'The database instance');
+  if (!updateMask) {
+    throw invalidParameter(`update_mask is required: the comma-separated fields to change, e.g. "capacity" or "stopped".`);
+  }
+  const fields = updateMask === '*' ? [...UPDATABLE].filter((f) => f in body) : updateMask.split(',').map((f) => f.trim());
+  for (const field of fields) {
+    if (!UPDATABLE.has(field)) {
+      throw invalidParameter(`update_mask names '${field}', which cannot be updated. Updatable: ${[...UPDATABLE].join(', ')}.`);
+    }
+  }
+  if (body.name !== undefined && body.name !== name) {
+    throw invalidParameter(`An instance cannot be renamed: the body names '${String(body.name)}' but the path '${name}'.`);
+  }
+  const row = await ctx.store.transaction(async (tx) => {
+    const current = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
+    if (current.spec.deleted) throw new PierError('INVALID_STATE', `Database instance '${name}' is being deleted.`);
+    const spec = applyFields(current.spec, body, fields);
+    return updateInstanceSpec(tx, current.uid, spec, transitionalState(current, spec));
+  });
+  ctx.reconciler.kick(row.uid);
+  return row;
+}
+
+/** What a user sees right after a change, until the reconciler reports. */
+function transitionalState(current: InstanceRow, next: InstanceSpec): InstanceState {
+  if (next.stopped && !current.spec.stopped) return current.state === 'STOPPED' ? 'STOPPED' : 'UPDATING';
+  if (!next.stopped && current.spec.stopped) return 'STARTING';
+  if (!next.stopped && next.capacity !== current.spec.capacity) return 'UPDATING';
+  return current.state;
+}
+
+/** Marks the instance for deletion (DELETING); the reconciler removes its data, then the record. */
+export async function deleteInstance(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  name: string,
+  query: { purge?: string; force?: string },
+): Promise<void> {
+  if (query.purge !== undefined && query.purge !== 'true') {
+    throw invalidParameter('purge=false is not supported: deleting an instance always removes its data.');
+  }
+  if (query.force !== undefined && query.force !== 'true' && query.force !== 'false') {
+    throw invalidParameter(`force must be true or false, got ${describe(query.force)}.`);
+  }
+  const row = await ctx.store.transaction(async (tx) => {
+    const current = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
+    if (current.spec.deleted) return current;
+    return updateInstanceSpec(tx, current.uid, { ...current.spec, deleted: true }, 'DELETING');
+  });
+  ctx.reconciler.kick(row.uid);
+}

@@ -1,0 +1,50 @@
+import { invalidParameter } from '../errors.js';
+
+/**
+ * Field checks for request bodies. Each throws INVALID_PARAMETER_VALUE naming
+ * the field, what was wrong and what is accepted.
+ */
+export function optionalString(body: Record<string, unknown>, field: string): string | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw invalidParameter(`Field '${field}' must be a string, got ${describe(value)}.`);
+  return value;
+}
+
+export function requiredString(body: Record<string, unknown>, field: string): string {
+  const value = optionalString(body, field);
+  if (value === undefined || value === '') throw invalidParameter(`Field '${field}' is required.`);
+  return value;
+}
+
+export function optionalBoolean(body: Record<string, unknown>, field: string): boolean | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'boolean') throw invalidParameter(`Field '${field}' must be true or false, got ${describe(value)}.`);
+  return value;
+}
+
+export function optionalInteger(body: Record<string, unknown>, field: string): number | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  const number = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isInteger(number)) {
+    throw invalidParameter(`Field '${field}' must be an integer, got ${describe(value)}.`);
+  }
+  return number;
+}
+
+export function asObject(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidParameter(`${what} must be a JSON object, got ${describe(value)}.`);
+  }
+  return value as Record<string, unknown>;
+}
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}

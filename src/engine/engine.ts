@@ -1,0 +1,43 @@
+/**
+ * Where instances' Postgres runs. `local/` runs processes on this host from
+ * the bundled binaries; a Kubernetes engine (CloudNativePG) implements the same
+ * interface. Every method is idempotent: the reconciler may call it again
+ * after a crash at any point.
+ */
+export type Capacity = 'CU_1' | 'CU_2' | 'CU_4' | 'CU_8';
+
+export const CAPACITIES: readonly Capacity[] = ['CU_1', 'CU_2', 'CU_4', 'CU_8'];
+
+export interface EngineInstance {
+  uid: string;
+  name: string;
+  capacity: Capacity;
+}
+
+export interface EngineObservation {
+  /** The instance's storage exists and is complete. */
+  provisioned: boolean;
+  /** A Postgres server for it is running… */
+  running: boolean;
+  /** …and accepts connections. */
+  ready: boolean;
+}
+
+export interface Engine {
+  readonly pgMajorVersion: number;
+  observe(uid: string): Promise<EngineObservation>;
+  /** Creates the instance's storage (from a prepared template; no initdb). */
+  provision(instance: EngineInstance): Promise<void>;
+  /** Writes the Postgres settings for the instance's capacity; they apply at the next start. */
+  configure(instance: EngineInstance): Promise<void>;
+  start(instance: EngineInstance): Promise<void>;
+  stop(uid: string): Promise<void>;
+  /** Stops the server if needed and removes every byte of the instance. */
+  destroy(uid: string): Promise<void>;
+  /** Makes sure a login role exists, optionally as a member of databricks_superuser. */
+  ensureLoginRole(uid: string, role: string, options: { superuser: boolean }): Promise<void>;
+  /** Where a client on this host reaches the instance's Postgres (a unix socket directory). */
+  socketDir(uid: string): string;
+  /** Uids of every instance the engine holds storage or processes for. */
+  listInstances(): Promise<string[]>;
+}

@@ -1,0 +1,132 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import type { Engine, EngineInstance, EngineObservation } from '../engine.js';
+import { capacitySettings } from './capacity.js';
+import { observeCluster, SOCKET_PORT, startCluster, stopCluster, writeClusterSettings } from './cluster.js';
+import { handToPostgres, type PostgresRuntime } from './runtime.js';
+import { prepareTemplate } from './template.js';
+
+const execFileAsync = promisify(execFile);
+
+export interface LocalEngineLayout {
+  /** `<data-dir>/instances`: one Postgres data directory per instance uid. */
+  instancesDir: string;
+  /** `<data-dir>/run`: private unix-socket directories. */
+  runDir: string;
+  /** `<data-dir>/template`: the prepared cluster every instance is cloned from. */
+  templateDir: string;
+  logsDir: string;
+}
+
+/**
+ * Runs each instance as a Postgres server process on this host. An instance
+ * is created by copying a prepared template cluster (no initdb on the create
+ * path), so create → AVAILABLE is a file copy plus a server start.
+ */
+export class LocalEngine implements Engine {
+  private constructor(
+    private readonly runtime: PostgresRuntime,
+    private readonly layout: LocalEngineLayout,
+  ) {}
+
+  get pgMajorVersion(): number {
+    return this.runtime.majorVersion;
+  }
+
+  static async open(runtime: PostgresRuntime, layout: LocalEngineLayout): Promise<LocalEngine> {
+    for (const dir of [layout.instancesDir, layout.runDir, layout.logsDir]) {
+      await mkdir(dir, { recursive: true });
+      await handToPostgres(runtime, dir, 0o755);
+    }
+    await prepareTemplate(runtime, layout.templateDir, join(layout.runDir, 'template'), join(layout.logsDir, 'template.log'));
+    // A copy interrupted by a crash is never an instance: drop it.
+    for (const entry of await readdir(layout.instancesDir)) {
+      if (entry.includes('.partial')) await rm(join(layout.instancesDir, entry), { recursive: true, force: true });
+    }
+    return new LocalEngine(runtime, layout);
+  }
+
+  private dataDir(uid: string): string {
+    return join(this.layout.instancesDir, uid);
+  }
+
+  socketDir(uid: string): string {
+    return join(this.layout.runDir, uid);
+  }
+
+  private logFile(uid: string): string {
+    return join(this.layout.logsDir, `instance-${uid}.log`);
+  }
+
+  async observe(uid: string): Promise<EngineObservation> {
+    const provisioned = existsSync(join(this.dataDir(uid), 'PG_VERSION'));
+    if (!provisioned) return { provisioned, running: false, ready: false };
+    const cluster = await observeCluster(this.dataDir(uid));
+    return { provisioned, running: cluster.running, ready: cluster.ready };
+  }
+
+  async provision(instance: EngineInstance): Promise<void> {
+    const target = this.dataDir(instance.uid);
+    if (existsSync(join(target, 'PG_VERSION'))) return;
+    const partial = `${target}.partial`;
+    await rm(partial, { recursive: true, force: true });
+    // cp -a keeps ownership and modes; the rename makes the clone appear whole or not at all.
+    await execFileAsync('cp', ['-a', this.layout.templateDir, partial]);
+    await rm(join(partial, 'postmaster.pid'), { force: true });
+    await rename(partial, target);
+  }
+
+  async configure(instance: EngineInstance): Promise<void> {
+    await writeClusterSettings(this.runtime, this.dataDir(instance.uid), {
+      ...capacitySettings(instance.capacity),
+      cluster_name: instance.name,
+    });
+  }
+
+  async start(instance: EngineInstance): Promise<void> {
+    await startCluster(this.runtime, {
+      dataDir: this.dataDir(instance.uid),
+      socketDir: this.socketDir(instance.uid),
+      logFile: this.logFile(instance.uid),
+    });
+  }
+
+  async stop(uid: string): Promise<void> {
+    await stopCluster(this.dataDir(uid));
+  }
+
+  async destroy(uid: string): Promise<void> {
+    await stopCluster(this.dataDir(uid));
+    await rm(this.dataDir(uid), { recursive: true, force: true });
+    await rm(`${this.dataDir(uid)}.partial`, { recursive: true, force: true });
+    await rm(this.socketDir(uid), { recursive: true, force: true });
+    await rm(this.logFile(uid), { force: true });
+  }
+
+  async ensureLoginRole(uid: string, role: string, options: { superuser: boolean }): Promise<void> {
+    const client = new pg.Client({
+      host: this.socketDir(uid),
+      port: SOCKET_PORT,
+      user: 'postgres',
+      database: 'postgres',
+    });
+    await client.connect();
+    try {
+      const quoted = client.escapeIdentifier(role);
+      const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+      if (!rowCount) await client.query(`CREATE ROLE ${quoted} LOGIN`);
+      if (options.superuser) await client.query(`GRANT databricks_superuser TO ${quoted}`);
+    } finally {
+      await client.end();
+    }
+  }
+
+  async listInstances(): Promise<string[]> {
+    const entries = await readdir(this.layout.instancesDir);
+    return entries.filter((entry) => !entry.includes('.partial'));
+  }
+}

@@ -1,0 +1,55 @@
+import type { EngineObservation } from '../engine/engine.js';
+import type { InstanceSpec, InstanceState, InstanceStatus } from '../store/instances.js';
+
+/** One engine action. The reconciler runs a plan's steps in order. */
+export type Step = 'provision' | 'configure' | 'start' | 'restart' | 'stop' | 'bootstrap-roles' | 'destroy' | 'forget';
+
+export interface Plan {
+  steps: Step[];
+  /** The state to show while the steps run. */
+  progress: InstanceState;
+  /** The state once they all succeeded. */
+  done: InstanceState;
+  /** A server that is starting on its own: look again shortly rather than act. */
+  waitForReady?: boolean;
+}
+
+/**
+ * Decides what to do for one instance, from what the user wants (spec), what
+ * was done before (status) and what runs now (observation). Pure: no I/O, so
+ * every case is tested without processes.
+ *
+ * @example
+ * planInstance({ ...spec, stopped: true }, status, { provisioned: true, running: true, ready: true })
+ * // → { steps: ['stop'], progress: 'STOPPED', done: 'STOPPED' }
+ */
+export function planInstance(spec: InstanceSpec, status: InstanceStatus, observed: EngineObservation): Plan {
+  if (spec.deleted) {
+    return { steps: observed.provisioned || observed.running ? ['destroy', 'forget'] : ['forget'], progress: 'DELETING', done: 'DELETING' };
+  }
+  if (!observed.provisioned) {
+    return spec.stopped
+      ? { steps: ['provision', 'configure'], progress: 'STARTING', done: 'STOPPED' }
+      : { steps: ['provision', 'configure', 'start', 'bootstrap-roles'], progress: 'STARTING', done: 'AVAILABLE' };
+  }
+  const resized = status.applied_capacity !== spec.capacity;
+  if (spec.stopped) {
+    const steps: Step[] = [];
+    if (observed.running) steps.push('stop');
+    if (resized) steps.push('configure');
+    return { steps, progress: 'STOPPED', done: 'STOPPED' };
+  }
+  const steps: Step[] = [];
+  let progress: InstanceState = 'AVAILABLE';
+  if (resized) {
+    steps.push('configure', observed.running ? 'restart' : 'start');
+    progress = observed.running ? 'UPDATING' : 'STARTING';
+  } else if (!observed.running) {
+    steps.push('start');
+    progress = 'STARTING';
+  } else if (!observed.ready) {
+    return { steps: [], progress: 'STARTING', done: 'AVAILABLE', waitForReady: true };
+  }
+  if (!status.roles_ready) steps.push('bootstrap-roles');
+  return { steps, progress, done: 'AVAILABLE' };
+}

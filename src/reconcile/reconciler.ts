@@ -1,0 +1,204 @@
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Engine, EngineInstance } from '../engine/engine.js';
+import {
+  deleteInstanceRow,
+  findInstanceByUid,
+  type InstanceRow,
+  type InstanceStatus,
+  listAllInstances,
+  updateInstanceStatus,
+} from '../store/instances.js';
+import type { Store } from '../store/store.js';
+import { planInstance, type Step } from './plan.js';
+
+export interface ReconcilerOptions {
+  /** How often every instance is looked at even without a change (a server that died is restarted). */
+  resyncIntervalMs?: number;
+  log?: (message: string) => void;
+}
+
+/**
+ * Drives every instance from observed to desired state. Work for one
+ * instance is serialised; a change that arrives while it runs triggers
+ * another pass. Each pass re-observes, so a crash at any step is finished by
+ * the next pass (or the next Pier).
+ *
+ * Emits `changed` (uid) after any state it wrote.
+ */
+export class Reconciler extends EventEmitter {
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly again = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly engine: Engine,
+    private readonly options: ReconcilerOptions = {},
+  ) {
+    super();
+  }
+
+  /** Removes what no instance owns any more, then reconciles everything and keeps watching. */
+  async start(): Promise<void> {
+    const rows = await listAllInstances(this.store);
+    const known = new Set(rows.map((row) => row.uid));
+    for (const uid of await this.engine.listInstances()) {
+      if (!known.has(uid)) {
+        this.log(`removing orphaned instance storage ${uid}`);
+        await this.engine.destroy(uid);
+      }
+    }
+    for (const row of rows) this.kick(row.uid);
+    const interval = this.options.resyncIntervalMs ?? 1000;
+    this.timer = setInterval(() => void this.resync(), interval);
+    this.timer.unref();
+  }
+
+  /** Waits for in-flight work and stops watching. Running instances keep running. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  /** Asks for a pass over one instance soon. */
+  kick(uid: string): void {
+    if (this.stopped) return;
+    if (this.running.has(uid)) {
+      this.again.add(uid);
+      return;
+    }
+    const work = this.reconcileLoop(uid).finally(() => {
+      this.running.delete(uid);
+      if (this.again.delete(uid)) this.kick(uid);
+    });
+    this.running.set(uid, work);
+  }
+
+  /** Resolves when the instance has no work in flight (tests and `--wait` use it). */
+  async idle(uid: string): Promise<void> {
+    while (this.running.has(uid)) await this.running.get(uid);
+  }
+
+  private async resync(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      for (const row of await listAllInstances(this.store)) {
+        if (this.running.has(row.uid)) continue;
+        const needsWork = row.observed_generation !== row.generation || (await this.drifted(row));
+        if (needsWork) this.kick(row.uid);
+      }
+    } catch (error) {
+      this.log(`resync failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** An instance that should be running but is not (its server died). */
+  private async drifted(row: InstanceRow): Promise<boolean> {
+    if (row.spec.deleted || row.spec.stopped) return false;
+    const observed = await this.engine.observe(row.uid);
+    return !observed.running;
+  }
+
+  private async reconcileLoop(uid: string): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      let outcome: 'done' | 'again' | 'wait';
+      try {
+        outcome = await this.reconcileOnce(uid);
+        this.failures.delete(uid);
+      } catch (error) {
+        const failures = (this.failures.get(uid) ?? 0) + 1;
+        this.failures.set(uid, failures);
+        this.log(`instance ${uid}: ${(error as Error).message} (attempt ${failures})`);
+        await this.recordFailure(uid, (error as Error).message);
+        await sleep(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)));
+        continue;
+      }
+      if (outcome === 'done') return;
+      if (outcome === 'wait') await sleep(20);
+    }
+  }
+
+  private async reconcileOnce(uid: string): Promise<'done' | 'again' | 'wait'> {
+    const row = await findInstanceByUid(this.store, uid);
+    if (!row) return 'done';
+    const observed = await this.engine.observe(uid);
+    const plan = planInstance(row.spec, row.status, observed);
+    if (plan.waitForReady) return 'wait';
+    const status: InstanceStatus = { ...row.status };
+    delete status.message;
+    if (plan.steps.length > 0 && row.state !== plan.progress) {
+      if (!(await this.report(row, plan.progress, status, false))) return 'again';
+    }
+    const instance: EngineInstance = { uid, name: row.name, capacity: row.spec.capacity };
+    for (const step of plan.steps) {
+      if (step === 'forget') {
+        const forgotten = await deleteInstanceRow(this.store, uid, row.generation);
+        if (forgotten) this.emit('changed', uid);
+        return forgotten ? 'done' : 'again';
+      }
+      await this.apply(step, instance, row, status);
+    }
+    if (!(await this.report(row, plan.done, status, true))) return 'again';
+    return 'done';
+  }
+
+  private async apply(step: Step, instance: EngineInstance, row: InstanceRow, status: InstanceStatus): Promise<void> {
+    switch (step) {
+      case 'provision':
+        await this.engine.provision(instance);
+        return;
+      case 'configure':
+        await this.engine.configure(instance);
+        // Settings on disk apply at the next start; a stopped instance counts them as applied.
+        if (row.spec.stopped) status.applied_capacity = instance.capacity;
+        return;
+      case 'start':
+        await this.engine.start(instance);
+        status.applied_capacity = instance.capacity;
+        return;
+      case 'restart':
+        await this.engine.stop(instance.uid);
+        await this.engine.start(instance);
+        status.applied_capacity = instance.capacity;
+        return;
+      case 'stop':
+        await this.engine.stop(instance.uid);
+        return;
+      case 'bootstrap-roles':
+        await this.engine.ensureLoginRole(instance.uid, row.creator, { superuser: true });
+        status.roles_ready = true;
+        return;
+      case 'destroy':
+        await this.engine.destroy(instance.uid);
+        return;
+      case 'forget':
+        return;
+    }
+  }
+
+  private async report(row: InstanceRow, state: InstanceRow['state'], status: InstanceStatus, done: boolean) {
+    const written = await updateInstanceStatus(this.store, row.uid, row.generation, state, status, done);
+    if (written) {
+      row.state = state;
+      this.emit('changed', row.uid);
+    }
+    return written;
+  }
+
+  private async recordFailure(uid: string, message: string): Promise<void> {
+    const row = await findInstanceByUid(this.store, uid).catch(() => undefined);
+    if (!row) return;
+    await updateInstanceStatus(this.store, uid, row.generation, row.state, { ...row.status, message }, false).catch(
+      () => {},
+    );
+  }
+
+  private log(message: string): void {
+    this.options.log?.(message);
+  }
+}

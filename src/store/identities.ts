@@ -1,0 +1,103 @@
+import type { Queryable } from './store.js';
+
+export interface IdentityRow {
+  id: string;
+  user_name: string;
+  display_name: string | null;
+  kind: 'USER' | 'SERVICE_PRINCIPAL';
+  is_admin: boolean;
+  active: boolean;
+  created_at: Date;
+}
+
+export interface TokenRow {
+  token_id: string;
+  identity_id: string;
+  comment: string | null;
+  created_at: Date;
+  expires_at: Date | null;
+}
+
+const IDENTITY_COLUMNS = 'id::text, user_name, display_name, kind, is_admin, active, created_at';
+
+export async function insertIdentity(
+  db: Queryable,
+  identity: { userName: string; displayName?: string; isAdmin?: boolean; kind?: IdentityRow['kind'] },
+): Promise<IdentityRow> {
+  const { rows } = await db.query<IdentityRow>(
+    `INSERT INTO identities (user_name, display_name, is_admin, kind) VALUES ($1, $2, $3, $4) RETURNING ${IDENTITY_COLUMNS}`,
+    [identity.userName, identity.displayName ?? null, identity.isAdmin ?? false, identity.kind ?? 'USER'],
+  );
+  return rows[0];
+}
+
+export async function findIdentityById(db: Queryable, id: string): Promise<IdentityRow | undefined> {
+  if (!/^\d+$/.test(id)) return undefined;
+  const { rows } = await db.query<IdentityRow>(`SELECT ${IDENTITY_COLUMNS} FROM identities WHERE id = $1`, [id]);
+  return rows[0];
+}
+
+export async function findIdentityByUserName(db: Queryable, userName: string): Promise<IdentityRow | undefined> {
+  const { rows } = await db.query<IdentityRow>(
+    `SELECT ${IDENTITY_COLUMNS} FROM identities WHERE lower(user_name) = lower($1)`,
+    [userName],
+  );
+  return rows[0];
+}
+
+export async function listIdentities(db: Queryable, options: { offset: number; limit: number }): Promise<IdentityRow[]> {
+  const { rows } = await db.query<IdentityRow>(
+    `SELECT ${IDENTITY_COLUMNS} FROM identities ORDER BY id OFFSET $1 LIMIT $2`,
+    [options.offset, options.limit],
+  );
+  return rows;
+}
+
+export async function countIdentities(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM identities');
+  return rows[0].n;
+}
+
+export async function deleteIdentity(db: Queryable, id: string): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM identities WHERE id = $1', [id]);
+  return (rowCount ?? 0) > 0;
+}
+
+export async function insertToken(
+  db: Queryable,
+  token: { tokenId: string; identityId: string; hash: string; comment?: string; expiresAt?: Date },
+): Promise<TokenRow> {
+  const { rows } = await db.query<TokenRow>(
+    `INSERT INTO personal_access_tokens (token_id, identity_id, token_hash, comment, expires_at)
+     VALUES ($1, $2, $3, $4, $5) RETURNING token_id, identity_id::text, comment, created_at, expires_at`,
+    [token.tokenId, token.identityId, token.hash, token.comment ?? null, token.expiresAt ?? null],
+  );
+  return rows[0];
+}
+
+export async function findIdentityByTokenHash(db: Queryable, hash: string): Promise<IdentityRow | undefined> {
+  const { rows } = await db.query<IdentityRow>(
+    `SELECT i.id::text, i.user_name, i.display_name, i.kind, i.is_admin, i.active, i.created_at
+       FROM personal_access_tokens t JOIN identities i ON i.id = t.identity_id
+      WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())`,
+    [hash],
+  );
+  return rows[0];
+}
+
+export async function listTokens(db: Queryable, identityId: string): Promise<TokenRow[]> {
+  const { rows } = await db.query<TokenRow>(
+    `SELECT token_id, identity_id::text, comment, created_at, expires_at
+       FROM personal_access_tokens WHERE identity_id = $1 ORDER BY created_at`,
+    [identityId],
+  );
+  return rows;
+}
+
+export async function deleteToken(db: Queryable, identityId: string, tokenId: string): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM personal_access_tokens WHERE identity_id = $1 AND token_id = $2', [
+    identityId,
+    tokenId,
+  ]);
+  return (rowCount ?? 0) > 0;
+}

@@ -1,0 +1,154 @@
+import type { Capacity } from '../engine/engine.js';
+import type { Queryable } from './store.js';
+
+export type InstanceState = 'STARTING' | 'AVAILABLE' | 'STOPPED' | 'UPDATING' | 'DELETING' | 'FAILING_OVER';
+
+export interface CustomTag {
+  key: string;
+  value?: string;
+}
+
+/** What the user asked for. Only the API writes it. */
+export interface InstanceSpec {
+  capacity: Capacity;
+  stopped: boolean;
+  custom_tags: CustomTag[];
+  retention_window_in_days: number;
+  node_count: number;
+  enable_readable_secondaries: boolean;
+  enable_pg_native_login: boolean;
+  usage_policy_id?: string;
+  deleted: boolean;
+}
+
+/** What the reconciler observed and did. Only the reconciler writes it. */
+export interface InstanceStatus {
+  /** The capacity whose settings the running server was started with. */
+  applied_capacity?: Capacity;
+  /** The creator's login role exists. */
+  roles_ready?: boolean;
+  /** The last failure, shown to users until the next success. */
+  message?: string;
+}
+
+export interface InstanceRow {
+  uid: string;
+  name: string;
+  creator: string;
+  created_at: Date;
+  spec: InstanceSpec;
+  generation: number;
+  state: InstanceState;
+  status: InstanceStatus;
+  observed_generation: number;
+  address: string | null;
+}
+
+const COLUMNS =
+  'uid::text, name, creator, created_at, spec, generation::int, state, status, observed_generation::int, host(address) AS address';
+
+export async function insertInstance(
+  db: Queryable,
+  row: { uid: string; name: string; creator: string; spec: InstanceSpec; state: InstanceState; address: string | null },
+): Promise<InstanceRow> {
+  const { rows } = await db.query<InstanceRow>(
+    `INSERT INTO instances (uid, name, creator, spec, state, address) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+    [row.uid, row.name, row.creator, JSON.stringify(row.spec), row.state, row.address],
+  );
+  return rows[0];
+}
+
+export async function findInstanceByName(db: Queryable, name: string, lock = false): Promise<InstanceRow | undefined> {
+  const { rows } = await db.query<InstanceRow>(
+    `SELECT ${COLUMNS} FROM instances WHERE name = $1${lock ? ' FOR UPDATE' : ''}`,
+    [name],
+  );
+  return rows[0];
+}
+
+export async function findInstanceByUid(db: Queryable, uid: string): Promise<InstanceRow | undefined> {
+  if (!/^[0-9a-f-]{36}$/i.test(uid)) return undefined;
+  const { rows } = await db.query<InstanceRow>(`SELECT ${COLUMNS} FROM instances WHERE uid = $1`, [uid]);
+  return rows[0];
+}
+
+export async function listAllInstances(db: Queryable): Promise<InstanceRow[]> {
+  const { rows } = await db.query<InstanceRow>(`SELECT ${COLUMNS} FROM instances ORDER BY name`);
+  return rows;
+}
+
+/**
+ * One page of instances ordered by name, after `afterName`. With `visibleTo`,
+ * only instances that user holds a permission on.
+ */
+export async function listInstancesPage(
+  db: Queryable,
+  options: { afterName?: string; limit: number; visibleTo?: string },
+): Promise<InstanceRow[]> {
+  const { rows } = await db.query<InstanceRow>(
+    `SELECT ${COLUMNS} FROM instances i
+      WHERE ($1::text IS NULL OR name > $1)
+        AND ($3::text IS NULL OR EXISTS (
+              SELECT 1 FROM instance_permissions p WHERE p.instance_uid = i.uid AND lower(p.principal) = lower($3)))
+      ORDER BY name LIMIT $2`,
+    [options.afterName ?? null, options.limit, options.visibleTo ?? null],
+  );
+  return rows;
+}
+
+export async function countInstances(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM instances');
+  return rows[0].n;
+}
+
+/** The lowest free per-instance loopback address in 127.1.0.0/16. */
+export async function allocateLoopbackAddress(db: Queryable): Promise<string> {
+  const { rows } = await db.query<{ address: string }>(
+    `SELECT host('127.1.0.0'::inet + n) AS address
+       FROM generate_series(1, 65534) AS n
+      WHERE NOT EXISTS (SELECT 1 FROM instances WHERE address = '127.1.0.0'::inet + n)
+      ORDER BY n LIMIT 1`,
+  );
+  return rows[0].address;
+}
+
+/** A user's change: bumps the generation so the reconciler knows there is new work. */
+export async function updateInstanceSpec(
+  db: Queryable,
+  uid: string,
+  spec: InstanceSpec,
+  state: InstanceState,
+): Promise<InstanceRow> {
+  const { rows } = await db.query<InstanceRow>(
+    `UPDATE instances SET spec = $2, state = $3, generation = generation + 1, updated_at = now()
+      WHERE uid = $1 RETURNING ${COLUMNS}`,
+    [uid, JSON.stringify(spec), state],
+  );
+  return rows[0];
+}
+
+/**
+ * The reconciler's report. Written only if no user change came in since the
+ * reconciler read `generation`; returns false if one did (reconcile again).
+ */
+export async function updateInstanceStatus(
+  db: Queryable,
+  uid: string,
+  generation: number,
+  state: InstanceState,
+  status: InstanceStatus,
+  done: boolean,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE instances SET state = $3, status = $4, updated_at = now(),
+            observed_generation = CASE WHEN $5 THEN generation ELSE observed_generation END
+      WHERE uid = $1 AND generation = $2`,
+    [uid, generation, state, JSON.stringify(status), done],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+export async function deleteInstanceRow(db: Queryable, uid: string, generation: number): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM instances WHERE uid = $1 AND generation = $2', [uid, generation]);
+  return (rowCount ?? 0) > 0;
+}
