@@ -1,0 +1,227 @@
+import { PierError } from '../errors.js';
+import type { AddCDCFile, AddFile, Metadata, RemoveFile } from './actions.js';
+import { commitTimestamp, listLog, readCommitActions } from './log.js';
+import { changeDataFeedEnabled } from './protocol.js';
+import { type DataFile, deletedRows, readDataFile, type TableLayout } from './scan.js';
+import type { StructType } from './schema.js';
+import { storageFor, type TableStorage } from './storage.js';
+import { commitTimeline, type DeltaSnapshot, openDeltaTable, toMillis } from './table.js';
+import { type DeltaRow, formatTimestamp } from './values.js';
+
+/**
+ * Change Data Feed (PROTOCOL.md, "Add CDC File"): the row-level changes of
+ * a range of versions. A version with `cdc` actions is read only from its
+ * change data files; otherwise its `add`s are inserts and its `remove`s
+ * deletes, and a file re-added with a different deletion vector yields just
+ * the rows whose deletion state changed.
+ */
+
+export type ChangeType = 'insert' | 'delete' | 'update_preimage' | 'update_postimage';
+
+/** A version bound: a version number, or a time (first version at/after it for the start, last at/before it for the end). */
+export type VersionBound = number | { timestamp: Date | number | string };
+
+/** The three columns every change row has besides the table's own. */
+export const CHANGE_COLUMNS = [
+  { name: '_change_type', type: { type: 'string' as const }, nullable: false, metadata: {} },
+  { name: '_commit_version', type: { type: 'long' as const }, nullable: false, metadata: {} },
+  { name: '_commit_timestamp', type: { type: 'timestamp' as const }, nullable: false, metadata: {} },
+];
+
+/** The changes between two versions, inclusive; iterate it for batches of rows. */
+export interface ChangeFeed extends AsyncIterable<DeltaRow[]> {
+  /** The table's columns followed by `_change_type`, `_commit_version`, `_commit_timestamp`. */
+  schema: StructType;
+  startVersion: number;
+  endVersion: number;
+}
+
+/**
+ * Reads the Change Data Feed of a table from `fromVersion` to `toVersion`
+ * (latest when omitted), both inclusive.
+ *
+ * @example
+ * const changes = await readChanges('/lake/daily_revenue', 1);
+ * for await (const rows of changes) for (const row of rows) console.log(row._change_type, row._commit_version);
+ */
+export async function readChanges(
+  location: string,
+  fromVersion: VersionBound,
+  toVersion?: VersionBound,
+): Promise<ChangeFeed> {
+  const storage = storageFor(location);
+  const listing = await listLog(storage);
+  const available = [...listing.commits.keys()].sort((a, b) => a - b);
+  if (available.length === 0) {
+    throw new PierError(
+      'RESOURCE_DOES_NOT_EXIST',
+      `No Delta table at ${location}: _delta_log has no commits.`,
+    );
+  }
+  const latest = available[available.length - 1];
+  const startVersion = await resolveBound(storage, fromVersion, 'start');
+  const endVersion = toVersion === undefined ? latest : await resolveBound(storage, toVersion, 'end');
+  if (startVersion > endVersion) {
+    throw new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `Change data range is empty: start version ${startVersion} is after end version ${endVersion}.`,
+    );
+  }
+  if (endVersion > latest) {
+    throw new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `Delta table at ${location} has no version ${endVersion}; the latest is ${latest}.`,
+    );
+  }
+  for (let version = startVersion; version <= endVersion; version++) {
+    if (!listing.commits.has(version)) {
+      throw new PierError(
+        'INVALID_PARAMETER_VALUE',
+        `Delta table at ${location} no longer has the commit of version ${version} (its log was cleaned up); ` +
+          `read changes from version ${available.find((v) => v > version) ?? latest} or later.`,
+      );
+    }
+  }
+  const end = await openDeltaTable(location, { version: endVersion });
+  const start = startVersion === endVersion ? end : await openDeltaTable(location, { version: startVersion });
+  const schema: StructType = { type: 'struct', fields: [...end.schema.fields, ...CHANGE_COLUMNS] };
+  const commits = listing.commits;
+  return {
+    schema,
+    startVersion,
+    endVersion,
+    async *[Symbol.asyncIterator]() {
+      let metadata: Metadata = start.metadata;
+      for (let version = startVersion; version <= endVersion; version++) {
+        const commit = commits.get(version)!;
+        yield* changesOfCommit(
+          end,
+          commit.file,
+          version,
+          () => metadata,
+          (next) => {
+            metadata = next;
+          },
+        );
+      }
+    },
+  };
+}
+
+async function* changesOfCommit(
+  end: DeltaSnapshot,
+  file: { name: string; size: number; modificationTime: number },
+  version: number,
+  currentMetadata: () => Metadata,
+  setMetadata: (metadata: Metadata) => void,
+): AsyncGenerator<DeltaRow[]> {
+  const layout = end.layout;
+  const actions = await readCommitActions(layout.storage, file.name);
+  const cdcFiles: AddCDCFile[] = [];
+  const adds: AddFile[] = [];
+  const removes: RemoveFile[] = [];
+  for (const action of actions) {
+    if ('cdc' in action) cdcFiles.push(action.cdc);
+    else if ('add' in action && action.add.dataChange) adds.push(action.add);
+    else if ('remove' in action && action.remove.dataChange) removes.push(action.remove);
+    else if ('metaData' in action) setMetadata(action.metaData);
+  }
+  if (cdcFiles.length === 0 && adds.length === 0 && removes.length === 0) return;
+  if (!changeDataFeedEnabled(currentMetadata())) {
+    throw new PierError(
+      'INVALID_STATE',
+      `Change data feed is not enabled on the Delta table at ${layout.storage.location} at version ${version}; ` +
+        `set delta.enableChangeDataFeed = true and read changes from a later version.`,
+    );
+  }
+  const constants = {
+    _commit_version: BigInt(version),
+    _commit_timestamp: formatTimestamp(BigInt(commitTimestamp(actions, file)) * 1000n, true),
+  };
+  if (cdcFiles.length > 0) {
+    for (const cdc of cdcFiles) {
+      yield* readDataFile(layout, cdc, {
+        rows: { exclude: [] },
+        extraColumns: [{ name: '_change_type', type: { type: 'string' } }],
+        constants,
+      });
+    }
+    return;
+  }
+  const addsByPath = new Map(adds.map((add) => [add.path, add]));
+  const pairedAdds = new Set<AddFile>();
+  for (const remove of removes) {
+    const add = addsByPath.get(remove.path);
+    if (add) {
+      pairedAdds.add(add);
+      yield* deletionVectorChanges(layout, remove, add, constants);
+    } else {
+      yield* withChangeType(
+        layout,
+        { ...remove, partitionValues: remove.partitionValues ?? {} },
+        'delete',
+        constants,
+      );
+    }
+  }
+  for (const add of adds) {
+    if (!pairedAdds.has(add)) yield* withChangeType(layout, add, 'insert', constants);
+  }
+}
+
+/** A file removed and re-added with another deletion vector: rows newly deleted, and rows restored. */
+async function* deletionVectorChanges(
+  layout: TableLayout,
+  remove: RemoveFile,
+  add: AddFile,
+  constants: DeltaRow,
+): AsyncGenerator<DeltaRow[]> {
+  const before = await deletedRows(layout.storage, remove.deletionVector);
+  const after = await deletedRows(layout.storage, add.deletionVector);
+  const beforeSet = new Set(before);
+  const afterSet = new Set(after);
+  const newlyDeleted = after.filter((row) => !beforeSet.has(row));
+  const restored = before.filter((row) => !afterSet.has(row));
+  const file: DataFile = { path: add.path, partitionValues: add.partitionValues };
+  yield* readDataFile(layout, file, {
+    rows: { only: newlyDeleted },
+    constants: { _change_type: 'delete', ...constants },
+  });
+  yield* readDataFile(layout, file, {
+    rows: { only: restored },
+    constants: { _change_type: 'insert', ...constants },
+  });
+}
+
+function withChangeType(layout: TableLayout, file: DataFile, changeType: ChangeType, constants: DeltaRow) {
+  return readDataFile(layout, file, { constants: { _change_type: changeType, ...constants } });
+}
+
+async function resolveBound(
+  storage: TableStorage,
+  bound: VersionBound,
+  side: 'start' | 'end',
+): Promise<number> {
+  if (typeof bound === 'number') {
+    if (!Number.isInteger(bound) || bound < 0) {
+      throw new PierError(
+        'INVALID_PARAMETER_VALUE',
+        `Delta version must be a non-negative integer, got ${bound}.`,
+      );
+    }
+    return bound;
+  }
+  const millis = toMillis(bound.timestamp);
+  const timeline = await commitTimeline(storage);
+  const match =
+    side === 'start'
+      ? timeline.find((commit) => commit.timestamp >= millis)
+      : timeline.filter((commit) => commit.timestamp <= millis).at(-1);
+  if (!match) {
+    throw new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `Delta table at ${storage.location} has no commit ${side === 'start' ? 'at or after' : 'at or before'} ${new Date(millis).toISOString()}.`,
+    );
+  }
+  return match.version;
+}
