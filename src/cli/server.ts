@@ -1,0 +1,203 @@
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Command, Option } from 'commander';
+import { processAlive, stopCluster } from '../engine/local/cluster.js';
+import { PierError } from '../errors.js';
+import {
+  dataDirLayout,
+  type PierState,
+  readAdminToken,
+  readPid,
+  readState,
+  resolveDataDir,
+} from '../server/data-dir.js';
+import { type ComponentFactory, startPier } from '../server/pier.js';
+import { printJson } from './output.js';
+
+export interface UpOptions {
+  dataDir?: string;
+  apiPort: number;
+  proxyPort: number;
+  host: string;
+  detach?: boolean;
+  storeUrl?: string;
+  maxInstances: number;
+  dnsSuffix?: string;
+  credentialTtl: number;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new PierError('INVALID_PARAMETER_VALUE', `"${value}" is not a port number.`);
+  return n;
+}
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new PierError('INVALID_PARAMETER_VALUE', `"${value}" must be a positive integer.`);
+  return n;
+}
+
+const timestamp = () => new Date().toISOString();
+
+/** `pier up`, `pier down`, `pier status`. */
+export function registerServerCommands(program: Command, components: ComponentFactory[]): void {
+  program
+    .command('up')
+    .description('Run Pier (API, reconciler, proxy) in the foreground, or in the background with --detach.')
+    .addOption(new Option('--api-port <port>', 'REST API port.').default(7070).argParser(port))
+    .addOption(new Option('--proxy-port <port>', 'Postgres (TLS) proxy port.').default(5432).argParser(port))
+    .option('--host <address>', 'Address to listen on.', '127.0.0.1')
+    .option('--detach', 'Start in the background and return once ready.')
+    .addOption(new Option('--store-url <url>', 'External Postgres for control-plane state.').env('PIER_STORE_URL'))
+    .addOption(new Option('--max-instances <n>', 'Instance limit per workspace.').default(10).argParser(positive))
+    .option('--dns-suffix <suffix>', 'Give instances read_write_dns <name>.<suffix> instead of a loopback address.')
+    .addOption(new Option('--credential-ttl <seconds>', 'Lifetime of database credentials.').default(3600).argParser(positive))
+    .option('--tls-cert <file>', 'PEM certificate for the proxy (default: one Pier creates).')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert.')
+    .action(async (options: UpOptions, command: Command) => {
+      const dataDir = resolveDataDir((command.optsWithGlobals() as { dataDir?: string }).dataDir);
+      if (options.detach) return detach(dataDir);
+      await runForeground(dataDir, options, components);
+    });
+
+  program
+    .command('down')
+    .description('Stop Pier and every Postgres it started.')
+    .action(async (_options: unknown, command: Command) => {
+      const dataDir = resolveDataDir((command.optsWithGlobals() as { dataDir?: string }).dataDir);
+      await down(dataDir);
+    });
+
+  program
+    .command('status')
+    .description('Show endpoints and the admin credentials of the local Pier.')
+    .addOption(new Option('-o, --output <format>', 'text, env or json').choices(['text', 'env', 'json']).default('text'))
+    .action(async (options: { output: string }, command: Command) => {
+      const dataDir = resolveDataDir((command.optsWithGlobals() as { dataDir?: string }).dataDir);
+      await status(dataDir, options.output);
+    });
+}
+
+async function runForeground(dataDir: string, options: UpOptions, components: ComponentFactory[]): Promise<void> {
+  const log = (message: string) => process.stdout.write(`${timestamp()} ${message}\n`);
+  log(`starting Pier on ${dataDir}`);
+  const pier = await startPier(
+    {
+      dataDir,
+      host: options.host,
+      apiPort: options.apiPort,
+      proxyPort: options.proxyPort,
+      storeUrl: options.storeUrl,
+      maxInstances: options.maxInstances,
+      dnsSuffix: options.dnsSuffix,
+      credentialTtlSeconds: options.credentialTtl,
+      tlsCert: options.tlsCert,
+      tlsKey: options.tlsKey,
+      log,
+    },
+    components,
+  );
+  log(`API      ${pier.state.apiUrl}`);
+  log(`Postgres ${pier.state.host}:${pier.state.proxyPort} (TLS required)`);
+  log('ready. In another shell: eval "$(npx pier status -o env)"');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: stopping every instance and the store`);
+    await pier.close({ stopInstances: true });
+    log('stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/** Re-runs `pier up` without --detach in the background; returns once it serves requests. */
+async function detach(dataDir: string): Promise<void> {
+  const layout = dataDirLayout(dataDir);
+  await mkdir(layout.logsDir, { recursive: true });
+  const logFile = join(layout.logsDir, 'pier.log');
+  const out = openSync(logFile, 'a');
+  const args = process.argv.slice(1).filter((arg) => arg !== '--detach');
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], env: process.env });
+  child.unref();
+  let exited: number | null = null;
+  child.once('exit', (code) => {
+    exited = code ?? 1;
+  });
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (exited !== null) {
+      const tail = (await readFile(logFile, 'utf8')).trim().split('\n').slice(-5).join('\n');
+      throw new PierError('INTERNAL_ERROR', `Pier exited while starting (see ${logFile}):\n${tail}`);
+    }
+    const state = await readState(layout);
+    if (state && state.pid === child.pid && (await healthy(state))) {
+      await status(dataDir, 'text');
+      process.exit(0);
+    }
+    await sleep(100);
+  }
+  throw new PierError('INTERNAL_ERROR', `Pier did not become ready within 120 s; see ${logFile}.`);
+}
+
+async function healthy(state: PierState): Promise<boolean> {
+  try {
+    return (await fetch(`${state.apiUrl}/health`)).ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops the running Pier; if it was killed, stops the Postgres servers it left behind. */
+export async function down(dataDir: string): Promise<void> {
+  const layout = dataDirLayout(dataDir);
+  const pid = await readPid(layout.pidFile);
+  if (pid && processAlive(pid)) {
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 60_000;
+    while (processAlive(pid) && Date.now() < deadline) await sleep(50);
+    if (processAlive(pid)) throw new PierError('INTERNAL_ERROR', `Pier (pid ${pid}) did not stop within 60 s.`);
+  }
+  // Whatever a killed Pier left running: every instance, the template, the store.
+  const instanceDirs = await readdir(layout.instancesDir).catch(() => [] as string[]);
+  await Promise.all(instanceDirs.map((uid) => stopCluster(join(layout.instancesDir, uid))));
+  await stopCluster(`${layout.templateDir}.partial`);
+  await stopCluster(layout.storeDir);
+  process.stdout.write(`Pier on ${dataDir} is stopped.\n`);
+}
+
+async function status(dataDir: string, format: string): Promise<void> {
+  const layout = dataDirLayout(dataDir);
+  const state = await readState(layout);
+  if (!state || !processAlive(state.pid)) {
+    throw new PierError('INVALID_STATE', `Pier is not running on ${dataDir}. Start it with \`npx pier up\`.`);
+  }
+  const token = await readAdminToken(layout);
+  if (format === 'env') {
+    process.stdout.write(`export DATABRICKS_HOST=${state.apiUrl}\nexport DATABRICKS_TOKEN=${token ?? ''}\n`);
+    if (state.caCertPath) process.stdout.write(`export PGSSLROOTCERT=${state.caCertPath}\n`);
+    return;
+  }
+  if (format === 'json') {
+    printJson({ ...state, databricks_host: state.apiUrl, databricks_token: token });
+    return;
+  }
+  const lines = [
+    `Pier is running (pid ${state.pid}) on ${state.dataDir}`,
+    `  API          ${state.apiUrl}`,
+    `  Postgres     ${state.host}:${state.proxyPort} (TLS required)`,
+    ...(state.caCertPath ? [`  CA cert      ${state.caCertPath}`] : []),
+    `  admin        ${state.adminUserName}`,
+    `  DATABRICKS_HOST=${state.apiUrl}`,
+    `  DATABRICKS_TOKEN=${token ?? '(missing)'}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

@@ -1,0 +1,105 @@
+import { constants } from 'node:fs';
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { processAlive } from '../engine/local/cluster.js';
+import { PierError } from '../errors.js';
+
+/** `--data-dir`, else `$PIER_HOME`, else `~/.pier`. */
+export function resolveDataDir(flag?: string): string {
+  return resolve(flag ?? process.env.PIER_HOME ?? join(homedir(), '.pier'));
+}
+
+/** Where everything lives under the data dir (see docs/operations.md). */
+export function dataDirLayout(dataDir: string) {
+  return {
+    dataDir,
+    runtimeDir: join(dataDir, 'runtime'),
+    storeDir: join(dataDir, 'store'),
+    instancesDir: join(dataDir, 'instances'),
+    templateDir: join(dataDir, 'template'),
+    runDir: join(dataDir, 'run'),
+    logsDir: join(dataDir, 'logs'),
+    tlsDir: join(dataDir, 'tls'),
+    keysDir: join(dataDir, 'keys'),
+    lakehouseDir: join(dataDir, 'lakehouse'),
+    pidFile: join(dataDir, 'pier.pid'),
+    stateFile: join(dataDir, 'pier.json'),
+    adminTokenFile: join(dataDir, 'admin-token'),
+  };
+}
+
+export type DataDirLayout = ReturnType<typeof dataDirLayout>;
+
+/** What a running Pier publishes for `pier status` and `pier down`. */
+export interface PierState {
+  pid: number;
+  dataDir: string;
+  apiUrl: string;
+  host: string;
+  apiPort: number;
+  proxyPort: number;
+  caCertPath?: string;
+  adminUserName: string;
+  startedAt: string;
+}
+
+export async function ensureWritableDataDir(dataDir: string): Promise<void> {
+  try {
+    await mkdir(dataDir, { recursive: true, mode: 0o755 });
+    await access(dataDir, constants.W_OK);
+  } catch (cause) {
+    throw new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `The data dir ${dataDir} is not writable (${(cause as NodeJS.ErrnoException).code}). Pass --data-dir with a directory you own, or set PIER_HOME.`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * Claims the data dir for this process. A pid file whose process is gone
+ * (Pier was killed) is taken over; a live one is a clear error.
+ */
+export async function lockDataDir(layout: DataDirLayout): Promise<void> {
+  const holder = await readPid(layout.pidFile);
+  if (holder && holder !== process.pid && processAlive(holder)) {
+    throw new PierError(
+      'INVALID_STATE',
+      `Pier is already running on ${layout.dataDir} (pid ${holder}). Stop it with \`pier down --data-dir ${layout.dataDir}\`, or use another --data-dir.`,
+    );
+  }
+  await writeFile(layout.pidFile, `${process.pid}\n`);
+}
+
+export async function unlockDataDir(layout: DataDirLayout): Promise<void> {
+  if ((await readPid(layout.pidFile)) === process.pid) {
+    await rm(layout.pidFile, { force: true });
+    await rm(layout.stateFile, { force: true });
+  }
+}
+
+export async function readPid(pidFile: string): Promise<number | undefined> {
+  try {
+    const pid = Number.parseInt(await readFile(pidFile, 'utf8'), 10);
+    return Number.isFinite(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readState(layout: DataDirLayout): Promise<PierState | undefined> {
+  try {
+    return JSON.parse(await readFile(layout.stateFile, 'utf8')) as PierState;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readAdminToken(layout: Pick<DataDirLayout, 'adminTokenFile'>): Promise<string | undefined> {
+  try {
+    return (await readFile(layout.adminTokenFile, 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,161 @@
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import { createApi, type RouteGroup } from '../api/app.js';
+import type { ControlConfig, ControlContext } from '../control/context.js';
+import { LocalEngine } from '../engine/local/local-engine.js';
+import { assertReachableByPostgres, preparePostgresRuntime } from '../engine/local/runtime.js';
+import { PierError } from '../errors.js';
+import { Reconciler } from '../reconcile/reconciler.js';
+import { openStore, type Store } from '../store/store.js';
+import { bootstrapAdmin } from './bootstrap.js';
+import {
+  dataDirLayout,
+  ensureWritableDataDir,
+  lockDataDir,
+  type PierState,
+  unlockDataDir,
+} from './data-dir.js';
+import { startSystemStore, stopSystemStore } from './system-store.js';
+
+export interface PierOptions {
+  dataDir: string;
+  host: string;
+  apiPort: number;
+  proxyPort: number;
+  /** An external Postgres for the control-plane state instead of the embedded one. */
+  storeUrl?: string;
+  maxInstances: number;
+  dnsSuffix?: string;
+  credentialTtlSeconds: number;
+  /** The proxy's certificate and key (PEM files); Pier makes its own CA and certificate without them. */
+  tlsCert?: string;
+  tlsKey?: string;
+  log: (message: string) => void;
+}
+
+/** A started component that `pier up` wires in (the proxy, sync workers, …). */
+export interface PierComponent {
+  routes?: RouteGroup;
+  close(): Promise<void>;
+  /** Facts for `pier status` (e.g. the proxy's CA path). */
+  state?: Partial<PierState>;
+}
+
+export type ComponentFactory = (ctx: ControlContext, options: PierOptions) => Promise<PierComponent>;
+
+export interface RunningPier {
+  state: PierState;
+  ctx: ControlContext;
+  /** Stops API, reconciler and components; with `stopInstances`, every Postgres too. */
+  close(options?: { stopInstances?: boolean }): Promise<void>;
+}
+
+/**
+ * Starts the whole stack in this process: store, engine, reconciler, API and
+ * the given components. Converges from whatever a previous (possibly killed)
+ * Pier left behind in the data dir.
+ */
+export async function startPier(options: PierOptions, components: ComponentFactory[] = []): Promise<RunningPier> {
+  const layout = dataDirLayout(options.dataDir);
+  await ensureWritableDataDir(layout.dataDir);
+  await lockDataDir(layout);
+  const cleanups: (() => Promise<void>)[] = [() => unlockDataDir(layout)];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse()) await step().catch((e) => options.log(`shutdown: ${(e as Error).message}`));
+  };
+  try {
+    const runtime = await preparePostgresRuntime(layout.runtimeDir);
+    await assertReachableByPostgres(runtime, layout.dataDir);
+    // Without stopInstances, Postgres servers (store included) keep running and the next Pier adopts them.
+    let stopInstances = false;
+    let store: Store;
+    if (options.storeUrl) {
+      store = await openStore(options.storeUrl);
+    } else {
+      const url = await startSystemStore(runtime, layout);
+      cleanups.push(async () => {
+        if (stopInstances) await stopSystemStore(layout);
+      });
+      store = await openStore(url);
+    }
+    cleanups.push(() => store.close());
+    const admin = await bootstrapAdmin(store, layout);
+    const engine = await LocalEngine.open(runtime, layout);
+    const reconciler = new Reconciler(store, engine, { log: options.log });
+    const config: ControlConfig = {
+      maxInstances: options.maxInstances,
+      dnsSuffix: options.dnsSuffix,
+      credentialTtlSeconds: options.credentialTtlSeconds,
+    };
+    const ctx: ControlContext = { store, engine, reconciler, config };
+
+    cleanups.push(async () => {
+      await reconciler.stop();
+      if (stopInstances) await Promise.all((await engine.listInstances()).map((uid) => engine.stop(uid)));
+    });
+    await reconciler.start();
+
+    const started: PierComponent[] = [];
+    for (const factory of components) {
+      const component = await factory(ctx, options);
+      started.push(component);
+      cleanups.push(() => component.close());
+    }
+
+    const app = createApi(ctx, {
+      log: options.log,
+      routes: started.flatMap((component) => (component.routes ? [component.routes] : [])),
+    });
+    const server = serve({ fetch: app.fetch, port: options.apiPort, hostname: options.host });
+    await Promise.race([
+      once(server, 'listening'),
+      once(server, 'error').then(([error]) => {
+        throw portError(error as NodeJS.ErrnoException, options.host, options.apiPort, '--api-port');
+      }),
+    ]);
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+        }),
+    );
+    const port = (server.address() as AddressInfo).port;
+    const displayHost = options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
+    const state: PierState = {
+      pid: process.pid,
+      dataDir: layout.dataDir,
+      apiUrl: `http://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${port}`,
+      host: options.host,
+      apiPort: port,
+      proxyPort: options.proxyPort,
+      adminUserName: admin.userName,
+      startedAt: new Date().toISOString(),
+      ...Object.assign({}, ...started.map((component) => component.state ?? {})),
+    };
+    await writeFile(layout.stateFile, `${JSON.stringify(state, null, 2)}\n`);
+    return {
+      state,
+      ctx,
+      close: async (closeOptions = {}) => {
+        stopInstances = closeOptions.stopInstances ?? false;
+        await cleanup();
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+export function portError(error: NodeJS.ErrnoException, host: string, port: number, flag: string): Error {
+  if (error.code === 'EADDRINUSE') {
+    return new PierError('INVALID_PARAMETER_VALUE', `Port ${port} on ${host} is already in use. Free it, or pass ${flag} with another port.`);
+  }
+  if (error.code === 'EACCES') {
+    return new PierError('INVALID_PARAMETER_VALUE', `Not allowed to listen on ${host}:${port}. Use a port above 1024 with ${flag}.`);
+  }
+  return error;
+}
