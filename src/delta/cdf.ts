@@ -1,11 +1,11 @@
 import { PierError } from '../errors.js';
-import type { AddCDCFile, AddFile, Metadata, RemoveFile } from './actions.js';
+import type { Action, AddCDCFile, AddFile, Metadata, RemoveFile } from './actions.js';
 import { commitTimestamp, listLog, readCommitActions } from './log.js';
 import { changeDataFeedEnabled } from './protocol.js';
 import { type DataFile, deletedRows, readDataFile, type TableLayout } from './scan.js';
 import type { StructType } from './schema.js';
-import { storageFor, type TableStorage } from './storage.js';
-import { commitTimeline, type DeltaSnapshot, openDeltaTable, toMillis } from './table.js';
+import { type FileStatus, storageFor, type TableStorage } from './storage.js';
+import { commitTimeline, openDeltaTable, toMillis } from './table.js';
 import { type DeltaRow, formatTimestamp } from './values.js';
 
 /**
@@ -83,63 +83,70 @@ export async function readChanges(
     }
   }
   const end = await openDeltaTable(location, { version: endVersion });
-  const start = startVersion === endVersion ? end : await openDeltaTable(location, { version: startVersion });
+  let metadata = (
+    startVersion === endVersion ? end : await openDeltaTable(location, { version: startVersion })
+  ).metadata;
+  // Read and check every commit before the first row: a range that cannot be read fails up front.
+  const commits: CommitChanges[] = [];
+  for (let version = startVersion; version <= endVersion; version++) {
+    const file = listing.commits.get(version)!.file;
+    const changes = classify(await readCommitActions(storage, file.name), version, file);
+    metadata = changes.metadata ?? metadata;
+    const hasChanges = changes.cdcFiles.length + changes.adds.length + changes.removes.length > 0;
+    if (hasChanges && !changeDataFeedEnabled(metadata)) {
+      throw new PierError(
+        'INVALID_STATE',
+        `Change data feed is not enabled on the Delta table at ${location} at version ${version}; ` +
+          'set delta.enableChangeDataFeed = true and read changes from a later version.',
+      );
+    }
+    if (hasChanges) commits.push(changes);
+  }
   const schema: StructType = { type: 'struct', fields: [...end.schema.fields, ...CHANGE_COLUMNS] };
-  const commits = listing.commits;
+  const layout = end.layout;
   return {
     schema,
     startVersion,
     endVersion,
     async *[Symbol.asyncIterator]() {
-      let metadata: Metadata = start.metadata;
-      for (let version = startVersion; version <= endVersion; version++) {
-        const commit = commits.get(version)!;
-        yield* changesOfCommit(
-          end,
-          commit.file,
-          version,
-          () => metadata,
-          (next) => {
-            metadata = next;
-          },
-        );
-      }
+      for (const commit of commits) yield* changesOfCommit(layout, commit);
     },
   };
 }
 
-async function* changesOfCommit(
-  end: DeltaSnapshot,
-  file: { name: string; size: number; modificationTime: number },
-  version: number,
-  currentMetadata: () => Metadata,
-  setMetadata: (metadata: Metadata) => void,
-): AsyncGenerator<DeltaRow[]> {
-  const layout = end.layout;
-  const actions = await readCommitActions(layout.storage, file.name);
-  const cdcFiles: AddCDCFile[] = [];
-  const adds: AddFile[] = [];
-  const removes: RemoveFile[] = [];
-  for (const action of actions) {
-    if ('cdc' in action) cdcFiles.push(action.cdc);
-    else if ('add' in action && action.add.dataChange) adds.push(action.add);
-    else if ('remove' in action && action.remove.dataChange) removes.push(action.remove);
-    else if ('metaData' in action) setMetadata(action.metaData);
-  }
-  if (cdcFiles.length === 0 && adds.length === 0 && removes.length === 0) return;
-  if (!changeDataFeedEnabled(currentMetadata())) {
-    throw new PierError(
-      'INVALID_STATE',
-      `Change data feed is not enabled on the Delta table at ${layout.storage.location} at version ${version}; ` +
-        `set delta.enableChangeDataFeed = true and read changes from a later version.`,
-    );
-  }
-  const constants = {
-    _commit_version: BigInt(version),
-    _commit_timestamp: formatTimestamp(BigInt(commitTimestamp(actions, file)) * 1000n, true),
+/** The data-changing actions of one commit. */
+interface CommitChanges {
+  cdcFiles: AddCDCFile[];
+  adds: AddFile[];
+  removes: RemoveFile[];
+  metadata?: Metadata;
+  constants: DeltaRow;
+}
+
+function classify(actions: Action[], version: number, file: FileStatus): CommitChanges {
+  const changes: CommitChanges = {
+    cdcFiles: [],
+    adds: [],
+    removes: [],
+    constants: {
+      _commit_version: BigInt(version),
+      _commit_timestamp: formatTimestamp(BigInt(commitTimestamp(actions, file)) * 1000n, true),
+    },
   };
-  if (cdcFiles.length > 0) {
-    for (const cdc of cdcFiles) {
+  for (const action of actions) {
+    if ('cdc' in action) changes.cdcFiles.push(action.cdc);
+    // dataChange=false marks rearrangements (OPTIMIZE and the like), not changes.
+    else if ('add' in action && action.add.dataChange) changes.adds.push(action.add);
+    else if ('remove' in action && action.remove.dataChange) changes.removes.push(action.remove);
+    else if ('metaData' in action) changes.metadata = action.metaData;
+  }
+  return changes;
+}
+
+async function* changesOfCommit(layout: TableLayout, commit: CommitChanges): AsyncGenerator<DeltaRow[]> {
+  const { constants } = commit;
+  if (commit.cdcFiles.length > 0) {
+    for (const cdc of commit.cdcFiles) {
       yield* readDataFile(layout, cdc, {
         rows: { exclude: [] },
         extraColumns: [{ name: '_change_type', type: { type: 'string' } }],
@@ -148,9 +155,9 @@ async function* changesOfCommit(
     }
     return;
   }
-  const addsByPath = new Map(adds.map((add) => [add.path, add]));
+  const addsByPath = new Map(commit.adds.map((add) => [add.path, add]));
   const pairedAdds = new Set<AddFile>();
-  for (const remove of removes) {
+  for (const remove of commit.removes) {
     const add = addsByPath.get(remove.path);
     if (add) {
       pairedAdds.add(add);
@@ -164,7 +171,7 @@ async function* changesOfCommit(
       );
     }
   }
-  for (const add of adds) {
+  for (const add of commit.adds) {
     if (!pairedAdds.has(add)) yield* withChangeType(layout, add, 'insert', constants);
   }
 }

@@ -15,21 +15,33 @@ const Z85_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV
 const Z85_VALUES = new Int16Array(128).fill(-1);
 for (let i = 0; i < Z85_ALPHABET.length; i++) Z85_VALUES[Z85_ALPHABET.charCodeAt(i)] = i;
 
-/** Decodes Z85 (ZeroMQ base85): every 5 characters → 4 bytes, big endian. */
+/**
+ * Decodes Z85 (ZeroMQ base85): every 5 characters → 4 bytes, big endian.
+ * Also accepts the padded tail of the Rust `z85` crate (used by
+ * delta-kernel-rs writers): a chunk starting with `#` (never valid Z85, as
+ * it would exceed 2^32) drops one byte per leading `#`.
+ */
 export function decodeZ85(text: string): Uint8Array {
   if (text.length % 5 !== 0) throw new PierError('INVALID_STATE', 'Z85 text length is not a multiple of 5.');
   const out = new Uint8Array((text.length / 5) * 4);
   const view = new DataView(out.buffer);
-  for (let i = 0, o = 0; i < text.length; i += 5, o += 4) {
+  let length = 0;
+  for (let i = 0; i < text.length; i += 5) {
+    let missing = 0;
+    while (missing < 4 && text[i + missing] === '#') missing++;
     let value = 0;
-    for (let j = 0; j < 5; j++) {
+    for (let j = missing; j < 5; j++) {
       const digit = Z85_VALUES[text.charCodeAt(i + j)] ?? -1;
       if (digit < 0) throw new PierError('INVALID_STATE', `'${text[i + j]}' is not a Z85 character.`);
       value = value * 85 + digit;
     }
-    view.setUint32(o, value);
+    if (value > 0xffffffff) throw new PierError('INVALID_STATE', 'Z85 chunk exceeds 32 bits.');
+    view.setUint32(length, value);
+    // A padded tail keeps only its low-order bytes.
+    if (missing > 0) out.copyWithin(length, length + missing, length + 4);
+    length += 4 - missing;
   }
-  return out;
+  return out.subarray(0, length);
 }
 
 /** The `uniqueId` derived field: tells apart the same file with different DVs in log replay. */

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type DeltaRow, openDeltaTable, type StructType } from '../../src/delta/index.js';
 import {
@@ -120,6 +123,50 @@ describe('Delta corpus: broken tables fail with a clear error', () => {
     await assert.rejects(openDeltaTable(tableRoot('versions-not-contiguous')), {
       name: 'PierError',
       message: /is missing version 1 \(needed to read version 2\); versions must be contiguous/,
+    });
+  });
+
+  it('a reader feature Pier lacks is named', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'pier-delta-'));
+    await mkdir(join(root, '_delta_log'));
+    const schemaString = JSON.stringify({
+      type: 'struct',
+      fields: [{ name: 'v', type: 'variant', nullable: true, metadata: {} }],
+    });
+    const commit = [
+      {
+        protocol: {
+          minReaderVersion: 3,
+          minWriterVersion: 7,
+          readerFeatures: ['variantType'],
+          writerFeatures: ['variantType'],
+        },
+      },
+      {
+        metaData: {
+          id: 'x',
+          format: { provider: 'parquet' },
+          schemaString,
+          partitionColumns: [],
+          configuration: {},
+        },
+      },
+    ];
+    await writeFile(
+      join(root, '_delta_log', '00000000000000000000.json'),
+      commit.map((a) => JSON.stringify(a)).join('\n'),
+    );
+    await assert.rejects(openDeltaTable(root), {
+      name: 'PierError',
+      message: `Delta table at ${root} needs reader feature 'variantType', which Pier does not support.`,
+    });
+  });
+
+  it('a directory without a log is not a table', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'pier-delta-'));
+    await assert.rejects(openDeltaTable(root), {
+      name: 'PierError',
+      message: /No Delta table at .*_delta_log has no commits/,
     });
   });
 
