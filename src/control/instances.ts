@@ -227,6 +227,12 @@ export async function updateInstance(
     if (!UPDATABLE.has(field)) {
       throw invalidParameter(`update_mask names '${field}', which cannot be updated. Updatable: ${[...UPDATABLE].join(', ')}.`);
     }
+    // Clearing these makes no sense; a missing value is a mistake (or a client that sent no body).
+    if ((field === 'capacity' || field === 'stopped') && (body[field] === undefined || body[field] === null)) {
+      throw invalidParameter(
+        `update_mask names '${field}' but the request body does not set it. Send the new value in the body, e.g. {"${field}": ${field === 'capacity' ? '"CU_2"' : 'true'}}.`,
+      );
+    }
   }
   if (body.name !== undefined && body.name !== name) {
     throw invalidParameter(`An instance cannot be renamed: the body names '${String(body.name)}' but the path '${name}'.`);

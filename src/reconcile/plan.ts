@@ -37,7 +37,8 @@ export function planInstance(spec: InstanceSpec, status: InstanceStatus, observe
     const steps: Step[] = [];
     if (observed.running) steps.push('stop');
     if (resized) steps.push('configure');
-    return { steps, progress: 'STOPPED', done: 'STOPPED' };
+    // Until the server is gone the instance is not STOPPED: clients may still be connected.
+    return { steps, progress: observed.running ? 'UPDATING' : 'STOPPED', done: 'STOPPED' };
   }
   const steps: Step[] = [];
   let progress: InstanceState = 'AVAILABLE';

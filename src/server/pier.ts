@@ -1,11 +1,11 @@
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApi, type RouteGroup } from '../api/app.js';
 import type { ControlConfig, ControlContext } from '../control/context.js';
 import { LocalEngine } from '../engine/local/local-engine.js';
-import { assertReachableByPostgres, preparePostgresRuntime } from '../engine/local/runtime.js';
+import { assertReachableByPostgres, handToPostgres, preparePostgresRuntime } from '../engine/local/runtime.js';
 import { PierError } from '../errors.js';
 import { Reconciler } from '../reconcile/reconciler.js';
 import { openStore, type Store } from '../store/store.js';
@@ -68,6 +68,10 @@ export async function startPier(options: PierOptions, components: ComponentFacto
   try {
     const runtime = await preparePostgresRuntime(layout.runtimeDir);
     await assertReachableByPostgres(runtime, layout.dataDir);
+    for (const dir of [layout.logsDir, layout.runDir]) {
+      await mkdir(dir, { recursive: true });
+      await handToPostgres(runtime, dir, 0o755);
+    }
     // Without stopInstances, Postgres servers (store included) keep running and the next Pier adopts them.
     let stopInstances = false;
     let store: Store;

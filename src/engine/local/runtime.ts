@@ -140,6 +140,9 @@ export async function assertReachableByPostgres(runtime: PostgresRuntime, dir: s
     return;
   }
   const { user } = runtime;
+  // The data dir itself is Pier's: let the Postgres account pass through it.
+  const own = await lstat(dir);
+  if (!(own.mode & 0o001)) await chmod(dir, (own.mode & 0o777) | 0o711);
   let current = dir;
   for (;;) {
     const parent = dirname(current);

@@ -1,0 +1,71 @@
+/**
+ * What the proxy needs to know from the control plane, as two small
+ * interfaces. The proxy never imports the store: the lead's implementation
+ * answers from its cached routing table (rebuilt on NOTIFY), tests answer
+ * from a Map. Calls are synchronous because they run on every connection and
+ * must not wait on the store.
+ */
+
+/** Instance states as the Databricks API names them. Only AVAILABLE accepts connections. */
+export type InstanceState = 'AVAILABLE' | 'STARTING' | 'STOPPED' | 'STOPPING' | 'UPDATING' | 'DELETING' | 'FAILING' | string;
+
+export interface InstanceRoute {
+  name: string;
+  uid: string;
+  state: InstanceState;
+  /** `read_write_dns`: the name clients connect to and send as TLS SNI. */
+  dnsName: string;
+  /** This instance's own loopback address (e.g. 127.1.0.7), if it has one. */
+  address?: string;
+  /** Private directory holding the instance's `.s.PGSQL.5432` socket. */
+  socketDir: string;
+}
+
+export interface ProxyDirectory {
+  byName(name: string): InstanceRoute | undefined;
+  byUid(uid: string): InstanceRoute | undefined;
+  /** Case-insensitive match on `dnsName`. */
+  byDnsName(host: string): InstanceRoute | undefined;
+  byAddress(ip: string): InstanceRoute | undefined;
+  /**
+   * Optional: the command that creates `role` on `instance`, shown as a hint
+   * when the backend says the role does not exist (e.g. the Databricks
+   * `create-database-instance-role` call). Without it a generic hint is given.
+   */
+  createRoleHint?(instance: InstanceRoute, role: string): string;
+}
+
+export type PasswordVerdict =
+  | { ok: true; /** Instance uids the credential opens. */ audience: string[] }
+  | {
+      ok: false;
+      /** Which check failed; decides the SQLSTATE and log label. */
+      reason: 'malformed' | 'expired' | 'bad_signature' | 'unknown_kid' | 'wrong_issuer' | 'wrong_user' | 'not_yet_valid';
+      /** Shown to the client as is: say what failed and what to do. */
+      message: string;
+    };
+
+/**
+ * Checks a password presented for `user`: signature, expiry, issuer, and that
+ * the token's subject is `user`. The audience is checked by the proxy once it
+ * knows which instance the client wants.
+ */
+export interface PasswordCheck {
+  verify(password: string, user: string): Promise<PasswordVerdict>;
+}
+
+/**
+ * A directory over a fixed list, for tests and single-instance setups.
+ *
+ * @example
+ * const directory = staticDirectory([{ name: 'db1', uid, state: 'AVAILABLE', dnsName: 'db1.pier.localhost', socketDir }]);
+ */
+export function staticDirectory(routes: InstanceRoute[]): ProxyDirectory & { routes: InstanceRoute[] } {
+  return {
+    routes,
+    byName: (name) => routes.find((route) => route.name === name),
+    byUid: (uid) => routes.find((route) => route.uid === uid),
+    byDnsName: (host) => routes.find((route) => route.dnsName.toLowerCase() === host.toLowerCase()),
+    byAddress: (ip) => routes.find((route) => route.address === ip),
+  };
+}

@@ -1,0 +1,120 @@
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { ProxyDirectory } from './directory.js';
+import { ProxyError } from './errors.js';
+import {
+  CANCEL_REQUEST_CODE,
+  GSSENC_REQUEST_CODE,
+  PacketReader,
+  PROTOCOL_3_0,
+  ProtocolViolation,
+  SSL_REQUEST_CODE,
+} from './protocol.js';
+import type { TlsMaterial } from './tls.js';
+
+/**
+ * The first phase: agree on encryption. Clients either send SSLRequest and
+ * start TLS after our 'S' (every libpq), or start TLS at once with ALPN
+ * `postgresql` (PostgreSQL 17 `sslnegotiation=direct`). GSSAPI encryption is
+ * declined with 'N'. A plaintext StartupMessage is refused: TLS is mandatory.
+ * A CancelRequest may come in the clear (older libpq) and is returned as is.
+ */
+
+export const PG_ALPN = 'postgresql';
+const TLS_HANDSHAKE_RECORD = 0x16;
+
+export type HandshakeResult =
+  | { kind: 'tls'; stream: TLSSocket; reader: PacketReader; servername: string | undefined }
+  | { kind: 'cancel'; processId: number; secretKey: number };
+
+export async function handshake(
+  socket: Socket,
+  options: {
+    tls: TlsMaterial;
+    directory: ProxyDirectory;
+    maxPacketBytes: number;
+    /** Called as soon as the socket is handed to TLS: errors must then go through the TLS stream. */
+    onTlsStarted?: (stream: TLSSocket) => void;
+  },
+): Promise<HandshakeResult> {
+  const reader = new PacketReader(socket);
+  let declinedGss = false;
+  for (;;) {
+    if ((await reader.peekByte()) === TLS_HANDSHAKE_RECORD) {
+      // Direct TLS: give the ClientHello bytes back to the socket, TLS reads them from there.
+      socket.unshift(reader.detach());
+      return startTls(socket, options, true);
+    }
+    const packet = await reader.readStartupPacket(options.maxPacketBytes);
+    const code = packet.readInt32BE(4);
+    if (code === SSL_REQUEST_CODE && packet.length === 8) {
+      // Bytes sent before our answer would be read as TLS by nobody: refuse them (CVE-2021-23214).
+      if (reader.bufferedLength > 0) {
+        throw new ProxyError('PROTOCOL_VIOLATION', 'Data was sent before the server answered the SSLRequest.');
+      }
+      reader.detach();
+      socket.write('S');
+      return startTls(socket, options, false);
+    }
+    if (code === GSSENC_REQUEST_CODE && packet.length === 8 && !declinedGss) {
+      declinedGss = true;
+      socket.write('N');
+      continue;
+    }
+    if (code === CANCEL_REQUEST_CODE && packet.length === 16) {
+      reader.detach();
+      return { kind: 'cancel', processId: packet.readInt32BE(8), secretKey: packet.readInt32BE(12) };
+    }
+    if (code >>> 16 === PROTOCOL_3_0 >>> 16) {
+      throw new ProxyError('SSL_REQUIRED', 'SSL is required: Pier accepts only encrypted connections.', {
+        hint: 'Connect with sslmode=require (or verify-full with sslrootcert=<Pier CA>).',
+      });
+    }
+    throw new ProxyError('PROTOCOL_VIOLATION', `Unsupported protocol request code ${code}.`);
+  }
+}
+
+async function startTls(
+  socket: Socket,
+  options: { tls: TlsMaterial; directory: ProxyDirectory; onTlsStarted?: (stream: TLSSocket) => void },
+  direct: boolean,
+): Promise<HandshakeResult> {
+  const { tls, directory } = options;
+  // Before SNI is known, the address the client dialled picks the certificate.
+  const byAddress = socket.localAddress ? directory.byAddress(normalizeAddress(socket.localAddress)) : undefined;
+  const secureContext = byAddress ? await tls.contextFor(byAddress) : tls.defaultContext;
+  const stream = new TLSSocket(socket, {
+    isServer: true,
+    secureContext,
+    ALPNProtocols: [PG_ALPN],
+    SNICallback(servername, done) {
+      const route = directory.byDnsName(servername);
+      if (!route) return done(null, undefined);
+      tls.contextFor(route).then(
+        (context) => done(null, context),
+        (error: Error) => done(error, undefined),
+      );
+    },
+  });
+  options.onTlsStarted?.(stream);
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error) => reject(new ProtocolViolation('CLOSED', `TLS handshake failed: ${error.message}`));
+    stream.once('error', onError);
+    stream.once('close', () => reject(new ProtocolViolation('CLOSED', 'closed during the TLS handshake')));
+    stream.once('secure', () => {
+      stream.off('error', onError);
+      resolve();
+    });
+  });
+  if (direct && stream.alpnProtocol !== PG_ALPN) {
+    // As Postgres does: direct TLS without the ALPN is some other protocol talking to us.
+    throw new ProxyError('PROTOCOL_VIOLATION', 'Direct TLS connections must use ALPN "postgresql".');
+  }
+  const servername = (stream as TLSSocket & { servername?: string | false }).servername || undefined;
+  return { kind: 'tls', stream, reader: new PacketReader(stream), servername };
+}
+
+/** `::ffff:127.1.0.7` → `127.1.0.7` (listeners on IPv4 report plain addresses; dual-stack ones do not). */
+export function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}

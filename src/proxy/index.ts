@@ -1,0 +1,15 @@
+/**
+ * Pier's Postgres proxy: mandatory TLS, database credentials (JWTs) as
+ * passwords, routing to instances, query cancellation, then a raw splice.
+ * See docs/proxy.md.
+ */
+export { GENERATE_CREDENTIAL_COMMAND } from './auth.js';
+export type { ProxyEvent, ProxyLimits } from './connection.js';
+export { credentialPasswordCheck } from './credential-check.js';
+export type { InstanceRoute, InstanceState, PasswordCheck, PasswordVerdict, ProxyDirectory } from './directory.js';
+export { staticDirectory } from './directory.js';
+export type { ProxyErrorKind } from './errors.js';
+export { sqlstateOf } from './errors.js';
+export type { WarmPoolOptions } from './pool.js';
+export { DEFAULT_LIMITS, type PierProxy, type ProxyOptions, startProxy } from './server.js';
+export { loadTlsMaterial, type TlsMaterial, type TlsSource } from './tls.js';

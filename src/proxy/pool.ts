@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import type { BackendSession } from './connect.js';
+import { PacketReader, Query } from './protocol.js';
+
+/**
+ * Warm backend sessions. Starting a Postgres backend costs more than the
+ * whole TLS handshake, so a session whose client left cleanly (Terminate
+ * while the backend was idle) is reset with DISCARD ALL and kept for the
+ * next client with the same instance, role, database and parameters.
+ *
+ * A session is pooled only when the reset provably ran in a clean state:
+ * DISCARD ALL completed outside a transaction, then a SELECT of a random
+ * nonce came back, then ReadyForQuery 'I'. Anything else — an error, an
+ * unexpected message, a timeout, data while idle — and it is closed.
+ */
+export interface WarmPoolOptions {
+  /** Idle sessions kept per key. 0 disables pooling. */
+  maxIdlePerKey: number;
+  idleTimeoutMs: number;
+  resetTimeoutMs: number;
+}
+
+export const DEFAULT_WARM_POOL: WarmPoolOptions = { maxIdlePerKey: 16, idleTimeoutMs: 10_000, resetTimeoutMs: 2_000 };
+
+interface IdleSession {
+  session: BackendSession;
+  timer: NodeJS.Timeout;
+  onIdleEvent: () => void;
+}
+
+export class WarmPool {
+  private readonly idle = new Map<string, IdleSession[]>();
+
+  constructor(readonly options: WarmPoolOptions = DEFAULT_WARM_POOL) {}
+
+  get enabled(): boolean {
+    return this.options.maxIdlePerKey > 0;
+  }
+
+  /** A reset, idle session for `poolKey`, if one is waiting. */
+  take(poolKey: string): BackendSession | undefined {
+    const list = this.idle.get(poolKey);
+    const entry = list?.pop();
+    if (!entry) return undefined;
+    if (list?.length === 0) this.idle.delete(poolKey);
+    this.unwatch(entry);
+    return entry.session;
+  }
+
+  /** Resets the session and keeps it, or closes it if it cannot be proven clean. */
+  async release(session: BackendSession): Promise<void> {
+    const list = this.idle.get(session.poolKey) ?? [];
+    if (!this.enabled || list.length >= this.options.maxIdlePerKey || !(await reset(session, this.options))) {
+      session.socket.destroy();
+      return;
+    }
+    session.notices = [];
+    const entry: IdleSession = {
+      session,
+      timer: setTimeout(() => this.evict(entry), this.options.idleTimeoutMs),
+      onIdleEvent: () => this.evict(entry),
+    };
+    entry.timer.unref();
+    // An idle backend has nothing to say; if it speaks (shutdown notice) or closes, drop it.
+    session.socket.on('data', entry.onIdleEvent);
+    session.socket.on('close', entry.onIdleEvent);
+    session.socket.on('error', entry.onIdleEvent);
+    session.socket.resume();
+    const current = this.idle.get(session.poolKey) ?? [];
+    current.push(entry);
+    this.idle.set(session.poolKey, current);
+  }
+
+  /** Closes idle sessions (all, or those `filter` selects), e.g. before dropping a database or role. */
+  closeIdle(filter: (session: BackendSession) => boolean = () => true): number {
+    let closed = 0;
+    for (const list of [...this.idle.values()]) {
+      for (const entry of [...list]) {
+        if (filter(entry.session)) {
+          this.evict(entry);
+          closed++;
+        }
+      }
+    }
+    return closed;
+  }
+
+  get idleCount(): number {
+    let count = 0;
+    for (const list of this.idle.values()) count += list.length;
+    return count;
+  }
+
+  private evict(entry: IdleSession): void {
+    const list = this.idle.get(entry.session.poolKey);
+    const index = list?.indexOf(entry) ?? -1;
+    if (list && index >= 0) {
+      list.splice(index, 1);
+      if (list.length === 0) this.idle.delete(entry.session.poolKey);
+    }
+    this.unwatch(entry);
+    entry.session.socket.destroy();
+  }
+
+  private unwatch(entry: IdleSession): void {
+    clearTimeout(entry.timer);
+    entry.session.socket.pause();
+    entry.session.socket.off('data', entry.onIdleEvent);
+    entry.session.socket.off('close', entry.onIdleEvent);
+    entry.session.socket.off('error', entry.onIdleEvent);
+  }
+}
+
+const COMMAND_COMPLETE = 0x43;
+const DATA_ROW = 0x44;
+const ROW_DESCRIPTION = 0x54;
+const READY_FOR_QUERY = 0x5a;
+const PARAMETER_STATUS = 0x53;
+
+async function reset(session: BackendSession, options: WarmPoolOptions): Promise<boolean> {
+  const nonce = `pier-reset-${randomBytes(12).toString('hex')}`;
+  const { socket } = session;
+  if (socket.destroyed) return false;
+  const reader = new PacketReader(socket);
+  const timer = setTimeout(() => socket.destroy(), options.resetTimeoutMs);
+  try {
+    socket.write(Buffer.concat([Query('DISCARD ALL'), Query(`SELECT '${nonce}'`)]));
+    socket.resume();
+    // The last messages seen, newest last: the clean ending is fixed.
+    const recent: string[] = [];
+    let budget = 64 << 20; // stale output of the previous client may precede ours; bounded
+    for (;;) {
+      const { type, body } = await reader.readMessage(16 << 20);
+      budget -= body.length + 5;
+      if (budget < 0) return false;
+      if (type === PARAMETER_STATUS) {
+        const [name, value] = body.toString('utf8').split('\0');
+        session.parameters.set(name, value);
+        continue;
+      }
+      let label = String.fromCharCode(type);
+      if (type === COMMAND_COMPLETE) label = `C:${body.toString('utf8', 0, body.length - 1)}`;
+      else if (type === READY_FOR_QUERY) label = `Z:${String.fromCharCode(body[0])}`;
+      else if (type === DATA_ROW) label = body.includes(nonce) ? 'D:nonce' : 'D';
+      else if (type === ROW_DESCRIPTION) label = 'T';
+      recent.push(label);
+      if (recent.length > 6) recent.shift();
+      if (label === 'Z:I' && recent.join(',') === 'C:DISCARD ALL,Z:I,T,D:nonce,C:SELECT 1,Z:I') {
+        return reader.detach().length === 0;
+      }
+    }
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    reader.detach();
+  }
+}

@@ -1,0 +1,73 @@
+import type { InstanceRoute, ProxyDirectory } from './directory.js';
+import { ProxyError } from './errors.js';
+import { normalizeAddress } from './handshake.js';
+import type { Startup } from './startup.js';
+
+/**
+ * Which instance a client wants, in this order (docs/proxy.md):
+ * 1. TLS SNI equal to an instance's DNS name (`host=<read_write_dns>`);
+ * 2. the per-instance loopback address the client connected to;
+ * 3. `options=-c instance=<name>` in the startup packet;
+ * 4. the credential's audience, when it names exactly one instance.
+ * Then the instance must be AVAILABLE.
+ */
+export function routeConnection(
+  directory: ProxyDirectory,
+  client: { servername: string | undefined; localAddress: string | undefined; startup: Startup; audience: string[] },
+): InstanceRoute {
+  const route = chooseInstance(directory, client);
+  if (route.state !== 'AVAILABLE') throw notAvailable(route);
+  return route;
+}
+
+function chooseInstance(
+  directory: ProxyDirectory,
+  client: { servername: string | undefined; localAddress: string | undefined; startup: Startup; audience: string[] },
+): InstanceRoute {
+  const bySni = client.servername ? directory.byDnsName(client.servername) : undefined;
+  if (bySni) return bySni;
+  const byAddress = client.localAddress ? directory.byAddress(normalizeAddress(client.localAddress)) : undefined;
+  if (byAddress) return byAddress;
+  const { instanceName } = client.startup;
+  if (instanceName !== undefined) {
+    const byName = directory.byName(instanceName);
+    if (byName) return byName;
+    throw new ProxyError('INSTANCE_NOT_FOUND', `Database instance '${instanceName}' does not exist.`, {
+      hint: 'List instances with: pier database list-database-instances',
+    });
+  }
+  if (client.audience.length === 1) {
+    const byToken = directory.byUid(client.audience[0]);
+    if (byToken) return byToken;
+    throw new ProxyError(
+      'INSTANCE_NOT_FOUND',
+      'The database instance this credential was issued for no longer exists.',
+      { hint: 'List instances with: pier database list-database-instances' },
+    );
+  }
+  throw new ProxyError(
+    'INSTANCE_NOT_CHOSEN',
+    `The credential opens ${client.audience.length} instances and the connection does not say which one.`,
+    { hint: "Connect to the instance's read_write_dns, or add options='-c instance=<name>'." },
+  );
+}
+
+function notAvailable(route: InstanceRoute): ProxyError {
+  const name = route.name;
+  const state = route.state;
+  const wait = `Wait until it is AVAILABLE (pier database get-database-instance ${name}) and reconnect.`;
+  const hints: Record<string, string> = {
+    STOPPED: `Start it with: pier database start-database-instance ${name}`,
+    STOPPING: `It is stopping. Start it again with: pier database start-database-instance ${name}`,
+    STARTING: wait,
+    UPDATING: wait,
+    DELETING: 'It is being deleted; create a new instance with: pier database create-database-instance',
+    FAILING: `See its status with: pier database get-database-instance ${name}`,
+  };
+  if (state === 'DELETING' || state === 'DELETED') {
+    return new ProxyError('INSTANCE_NOT_FOUND', `Database instance '${name}' is being deleted.`, { hint: hints.DELETING });
+  }
+  return new ProxyError('INSTANCE_NOT_AVAILABLE', `Database instance '${name}' is ${state}, not AVAILABLE.`, {
+    hint: hints[state] ?? wait,
+  });
+}
