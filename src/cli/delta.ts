@@ -28,7 +28,10 @@ type Format = 'table' | 'jsonl';
 const TABLE_CHUNK = 1000;
 
 /**
- * Adds `delta show` and `delta changes` to a program.
+ * Adds `delta show` and `delta changes` to a program. The program must
+ * call `enablePositionalOptions()`: otherwise Commander matches root options
+ * after subcommands too, and the root's `--version` takes `delta show
+ * --version N`.
  *
  * @example
  * const program = new Command('pier');
@@ -36,52 +39,85 @@ const TABLE_CHUNK = 1000;
  * await program.parseAsync(['node', 'pier', 'delta', 'show', './lake/daily_revenue', '--limit', '5']);
  */
 export function registerDeltaCommands(program: Command, output: DeltaOutput = processOutput()): void {
-  const delta = program.command('delta').description('Read Delta Lake tables: snapshots, time travel and the change data feed.');
+  const delta = program
+    .command('delta')
+    .description('Read Delta Lake tables: snapshots, time travel and the change data feed.');
 
   delta
     .command('show')
     .description('Print the schema, version, file count and rows of a Delta table.')
     .argument('<path>', 'table location: a directory or file:// URI')
     .option('--version <n>', 'read this table version', parseVersion)
-    .option('--timestamp <time>', 'read the version current at this time (ISO-8601; UTC unless a zone is given)')
+    .option(
+      '--timestamp <time>',
+      'read the version current at this time (ISO-8601; UTC unless a zone is given)',
+    )
     .option('--limit <n>', 'rows to print; 0 prints all', parseCount, 20)
-    .option('--format <format>', 'table or jsonl (one JSON object per row, as Spark to_json)', parseFormat, 'table')
-    .action(async (path: string, options: { version?: number; timestamp?: string; limit: number; format: Format }, command: Command) => {
-      await reportingErrors(command, async () => {
-        if (options.version !== undefined && options.timestamp !== undefined) {
-          throw new InvalidArgumentError('give --version or --timestamp, not both');
-        }
-        const snapshot = await openDeltaTable(path, { version: options.version, timestamp: options.timestamp });
-        const header = [
-          `Table: ${path}`,
-          `Version: ${snapshot.version}`,
-          `Files: ${snapshot.files.length}`,
-          `Partition columns: ${snapshot.partitionColumns.join(', ') || '(none)'}`,
-          'Schema:',
-          ...describeSchema(snapshot.schema),
-        ].join('\n');
-        // jsonl keeps stdout machine-readable: the header goes to stderr.
-        await (options.format === 'jsonl' ? output.stderr : output.stdout)(`${header}\n`);
-        const limit = options.limit === 0 ? undefined : options.limit;
-        await printRows(output, snapshot.schema, snapshot.scan({ limit }), options.format);
-      });
-    });
+    .option(
+      '--format <format>',
+      'table or jsonl (one JSON object per row, as Spark to_json)',
+      parseFormat,
+      'table',
+    )
+    .action(
+      async (
+        path: string,
+        options: { version?: number; timestamp?: string; limit: number; format: Format },
+        command: Command,
+      ) => {
+        await reportingErrors(command, async () => {
+          if (options.version !== undefined && options.timestamp !== undefined) {
+            throw new InvalidArgumentError('give --version or --timestamp, not both');
+          }
+          const snapshot = await openDeltaTable(path, {
+            version: options.version,
+            timestamp: options.timestamp,
+          });
+          const header = [
+            `Table: ${path}`,
+            `Version: ${snapshot.version}`,
+            `Files: ${snapshot.files.length}`,
+            `Partition columns: ${snapshot.partitionColumns.join(', ') || '(none)'}`,
+            'Schema:',
+            ...describeSchema(snapshot.schema),
+          ].join('\n');
+          // jsonl keeps stdout machine-readable: the header goes to stderr.
+          await (options.format === 'jsonl' ? output.stderr : output.stdout)(`${header}\n`);
+          const limit = options.limit === 0 ? undefined : options.limit;
+          await printRows(output, snapshot.schema, snapshot.scan({ limit }), options.format);
+        });
+      },
+    );
 
   delta
     .command('changes')
     .description('Print the change data feed of a Delta table between two versions (inclusive).')
     .argument('<path>', 'table location: a directory or file:// URI')
-    .requiredOption('--from <version|time>', 'first version, or a time (first version committed at or after it)', parseBound)
-    .option('--to <version|time>', 'last version (default: latest), or a time (last version at or before it)', parseBound)
+    .requiredOption(
+      '--from <version|time>',
+      'first version, or a time (first version committed at or after it)',
+      parseBound,
+    )
+    .option(
+      '--to <version|time>',
+      'last version (default: latest), or a time (last version at or before it)',
+      parseBound,
+    )
     .option('--format <format>', 'table or jsonl', parseFormat, 'table')
-    .action(async (path: string, options: { from: VersionBound; to?: VersionBound; format: Format }, command: Command) => {
-      await reportingErrors(command, async () => {
-        const changes = await readChanges(path, options.from, options.to);
-        const header = `Table: ${path}\nChanges: versions ${changes.startVersion} to ${changes.endVersion}\n`;
-        await (options.format === 'jsonl' ? output.stderr : output.stdout)(header);
-        await printRows(output, changes.schema, changes, options.format);
-      });
-    });
+    .action(
+      async (
+        path: string,
+        options: { from: VersionBound; to?: VersionBound; format: Format },
+        command: Command,
+      ) => {
+        await reportingErrors(command, async () => {
+          const changes = await readChanges(path, options.from, options.to);
+          const header = `Table: ${path}\nChanges: versions ${changes.startVersion} to ${changes.endVersion}\n`;
+          await (options.format === 'jsonl' ? output.stderr : output.stdout)(header);
+          await printRows(output, changes.schema, changes, options.format);
+        });
+      },
+    );
 }
 
 /** One line per column: `  name: type` (with `not null` where the schema says so). */
@@ -89,7 +125,12 @@ function describeSchema(schema: StructType): string[] {
   return schema.fields.map((f) => `  ${f.name}: ${typeName(f.type)}${f.nullable ? '' : ' not null'}`);
 }
 
-async function printRows(output: DeltaOutput, schema: StructType, batches: AsyncIterable<DeltaRow[]>, format: Format) {
+async function printRows(
+  output: DeltaOutput,
+  schema: StructType,
+  batches: AsyncIterable<DeltaRow[]>,
+  format: Format,
+) {
   let count = 0;
   if (format === 'jsonl') {
     for await (const rows of batches) {
@@ -134,7 +175,9 @@ function cellText(type: DeltaType, value: DeltaValue): string {
     case 'decimal':
       return String(value);
     case 'binary':
-      return `[${Buffer.from(value as Uint8Array).toString('hex').replace(/(..)(?!$)/g, '$1 ')}]`;
+      return `[${Buffer.from(value as Uint8Array)
+        .toString('hex')
+        .replace(/(..)(?!$)/g, '$1 ')}]`;
     case 'struct':
     case 'array':
     case 'map':
