@@ -8,6 +8,12 @@ import { tableRoot } from './expected.js';
 async function pier(...args: string[]): Promise<{ stdout: string; stderr: string; exitCode: number }> {
   let stdout = '';
   let stderr = '';
+  const out = (text: string) => {
+    stdout += text;
+  };
+  const err = (text: string) => {
+    stderr += text;
+  };
   // Root options would otherwise be matched after the subcommand too, and the
   // root's --version would swallow `delta show --version N`.
   const program = new Command('pier')
@@ -19,7 +25,7 @@ async function pier(...args: string[]): Promise<{ stdout: string; stderr: string
       writeErr: (t) => void (stderr += t),
       outputError: (t, w) => w(t),
     });
-  registerDeltaCommands(program, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
+  registerDeltaCommands(program, { stdout: out, stderr: err });
   try {
     await program.parseAsync(['node', 'pier', ...args]);
     return { stdout, stderr, exitCode: 0 };
