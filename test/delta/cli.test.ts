@@ -20,11 +20,7 @@ async function pier(...args: string[]): Promise<{ stdout: string; stderr: string
     .version('0.0.0')
     .enablePositionalOptions()
     .exitOverride()
-    .configureOutput({
-      writeOut: (t) => void (stdout += t),
-      writeErr: (t) => void (stderr += t),
-      outputError: (t, w) => w(t),
-    });
+    .configureOutput({ writeOut: out, writeErr: err, outputError: (text, write) => write(text) });
   registerDeltaCommands(program, { stdout: out, stderr: err });
   try {
     await program.parseAsync(['node', 'pier', ...args]);
