@@ -141,3 +141,36 @@ export function typeName(type: DeltaType): string {
       return type.type;
   }
 }
+
+/** The inverse of {@link parseSchema}: a `schemaString` in Delta's JSON form. */
+export function serializeSchema(schema: StructType): string {
+  return JSON.stringify(typeToJson(schema));
+}
+
+function typeToJson(type: DeltaType): unknown {
+  switch (type.type) {
+    case 'decimal':
+      return `decimal(${type.precision},${type.scale})`;
+    case 'struct':
+      return {
+        type: 'struct',
+        fields: type.fields.map((f) => ({
+          name: f.name,
+          type: typeToJson(f.type),
+          nullable: f.nullable,
+          metadata: f.metadata,
+        })),
+      };
+    case 'array':
+      return { type: 'array', elementType: typeToJson(type.elementType), containsNull: type.containsNull };
+    case 'map':
+      return {
+        type: 'map',
+        keyType: typeToJson(type.keyType),
+        valueType: typeToJson(type.valueType),
+        valueContainsNull: type.valueContainsNull,
+      };
+    default:
+      return type.type;
+  }
+}

@@ -63,6 +63,11 @@ export class DeltaSnapshot {
     };
   }
 
+  /** Streams the rows of one of this version's files, deletion vector applied. */
+  scanFile(file: AddFile): AsyncGenerator<DeltaRow[]> {
+    return readDataFile(this.layout, file);
+  }
+
   /**
    * Streams the rows of this version in batches (one per parquet row group),
    * deletion vectors applied, partition values filled in.
