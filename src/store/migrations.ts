@@ -61,4 +61,83 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'catalogs, schemas, tables, grants, lineage',
+    sql: `
+      -- Unity Catalog objects. Names are stored lower-case (UC names are case-insensitive).
+      -- A database catalog (MANAGED_ONLINE_CATALOG) points at a Postgres database of an
+      -- instance; its schemas and tables are read live from that database, never stored here.
+      CREATE TABLE catalogs (
+        id uuid PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        catalog_type text NOT NULL,
+        comment text,
+        properties jsonb NOT NULL DEFAULT '{}',
+        storage_root text,
+        owner text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        created_by text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        updated_by text NOT NULL,
+        instance_uid uuid REFERENCES instances ON DELETE CASCADE,
+        database_name text,
+        CHECK ((instance_uid IS NULL) = (database_name IS NULL))
+      );
+
+      CREATE TABLE catalog_schemas (
+        id uuid PRIMARY KEY,
+        catalog_id uuid NOT NULL REFERENCES catalogs ON DELETE CASCADE,
+        name text NOT NULL,
+        comment text,
+        properties jsonb NOT NULL DEFAULT '{}',
+        owner text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        created_by text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        updated_by text NOT NULL,
+        UNIQUE (catalog_id, name)
+      );
+
+      CREATE TABLE catalog_tables (
+        id uuid PRIMARY KEY,
+        schema_id uuid NOT NULL REFERENCES catalog_schemas ON DELETE CASCADE,
+        name text NOT NULL,
+        table_type text NOT NULL,
+        data_source_format text NOT NULL,
+        storage_location text NOT NULL,
+        columns jsonb NOT NULL,
+        comment text,
+        properties jsonb NOT NULL DEFAULT '{}',
+        owner text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        created_by text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        updated_by text NOT NULL,
+        UNIQUE (schema_id, name)
+      );
+
+      -- One row per (securable, principal, privilege); exactly one securable column is set,
+      -- so deleting the object deletes its grants.
+      CREATE TABLE catalog_grants (
+        catalog_id uuid REFERENCES catalogs ON DELETE CASCADE,
+        schema_id uuid REFERENCES catalog_schemas ON DELETE CASCADE,
+        table_id uuid REFERENCES catalog_tables ON DELETE CASCADE,
+        securable_id uuid GENERATED ALWAYS AS (coalesce(catalog_id, schema_id, table_id)) STORED,
+        principal text NOT NULL,
+        privilege text NOT NULL,
+        CHECK (num_nonnulls(catalog_id, schema_id, table_id) = 1),
+        UNIQUE (securable_id, principal, privilege)
+      );
+
+      -- Table-level lineage by three-part name: the edge outlives either end, as in Databricks.
+      CREATE TABLE table_lineage (
+        source_name text NOT NULL,
+        target_name text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (source_name, target_name)
+      );
+      CREATE INDEX table_lineage_target ON table_lineage (target_name);
+    `,
+  },
 ];

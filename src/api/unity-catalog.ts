@@ -1,0 +1,146 @@
+import type { Hono } from 'hono';
+import {
+  createCatalog,
+  deleteCatalog,
+  getCatalog,
+  listCatalogs,
+  updateCatalog,
+} from '../catalog/catalogs.js';
+import { getEffectivePermissions, getPermissions, updatePermissions } from '../catalog/grants.js';
+import { getTableLineage } from '../catalog/lineage.js';
+import {
+  createSchema,
+  deleteSchema,
+  getSchema,
+  listSchemas,
+  type SchemaResult,
+  updateSchema,
+} from '../catalog/schemas.js';
+import {
+  createTable,
+  deleteTable,
+  getTable,
+  listTables,
+  type TableResult,
+  tableExists,
+  updateTable,
+} from '../catalog/tables.js';
+import { catalogView, getMetastoreId, schemaView, tableView } from '../catalog/views.js';
+import type { ControlContext } from '../control/context.js';
+import type { ApiEnv, RouteGroup } from './app.js';
+import { readJson } from './app.js';
+
+const UC = '/api/2.1/unity-catalog';
+
+/**
+ * Unity Catalog's REST API for catalogs, schemas, tables and grants
+ * (`/api/2.1/unity-catalog/…`), and table lineage
+ * (`/api/2.0/lineage-tracking/table-lineage`).
+ */
+export const unityCatalogRoutes: RouteGroup = (app: Hono<ApiEnv>, ctx: ControlContext) => {
+  const metastore = () => getMetastoreId(ctx.store);
+  const schemaJson = async ({ catalog, schema }: SchemaResult) =>
+    schemaView(catalog, schema, await metastore());
+  const tableJson = async ({ catalog, schemaName, table }: TableResult) =>
+    tableView(catalog, schemaName, table, await metastore());
+
+  // ---- catalogs
+  app.post(`${UC}/catalogs`, async (c) => {
+    return c.json(catalogView(await createCatalog(ctx, c.var.caller, await readJson(c)), await metastore()));
+  });
+  app.get(`${UC}/catalogs`, async (c) => {
+    const page = await listCatalogs(ctx, c.var.caller, c.req.query());
+    const id = await metastore();
+    return c.json({
+      catalogs: page.items.map((row) => catalogView(row, id)),
+      ...(page.nextPageToken ? { next_page_token: page.nextPageToken } : {}),
+    });
+  });
+  app.get(`${UC}/catalogs/:name`, async (c) => {
+    return c.json(catalogView(await getCatalog(ctx, c.var.caller, c.req.param('name')), await metastore()));
+  });
+  app.patch(`${UC}/catalogs/:name`, async (c) => {
+    const row = await updateCatalog(ctx, c.var.caller, c.req.param('name'), await readJson(c));
+    return c.json(catalogView(row, await metastore()));
+  });
+  app.delete(`${UC}/catalogs/:name`, async (c) => {
+    await deleteCatalog(ctx, c.var.caller, c.req.param('name'), c.req.query());
+    return c.json({});
+  });
+
+  // ---- schemas
+  app.post(`${UC}/schemas`, async (c) => {
+    return c.json(await schemaJson(await createSchema(ctx, c.var.caller, await readJson(c))));
+  });
+  app.get(`${UC}/schemas`, async (c) => {
+    const { catalog, page } = await listSchemas(ctx, c.var.caller, c.req.query());
+    const id = await metastore();
+    return c.json({
+      schemas: page.items.map((schema) => schemaView(catalog, schema, id)),
+      ...(page.nextPageToken ? { next_page_token: page.nextPageToken } : {}),
+    });
+  });
+  app.get(`${UC}/schemas/:full_name`, async (c) => {
+    return c.json(await schemaJson(await getSchema(ctx, c.var.caller, c.req.param('full_name'))));
+  });
+  app.patch(`${UC}/schemas/:full_name`, async (c) => {
+    return c.json(
+      await schemaJson(await updateSchema(ctx, c.var.caller, c.req.param('full_name'), await readJson(c))),
+    );
+  });
+  app.delete(`${UC}/schemas/:full_name`, async (c) => {
+    await deleteSchema(ctx, c.var.caller, c.req.param('full_name'), c.req.query());
+    return c.json({});
+  });
+
+  // ---- tables
+  app.post(`${UC}/tables`, async (c) => {
+    return c.json(await tableJson(await createTable(ctx, c.var.caller, await readJson(c))));
+  });
+  app.get(`${UC}/tables`, async (c) => {
+    const query = c.req.query();
+    const { catalog, schemaName, page } = await listTables(ctx, c.var.caller, query);
+    const id = await metastore();
+    const omitColumns = query.omit_columns === 'true';
+    return c.json({
+      tables: page.items.map((table) => tableView(catalog, schemaName, table, id, { omitColumns })),
+      ...(page.nextPageToken ? { next_page_token: page.nextPageToken } : {}),
+    });
+  });
+  app.get(`${UC}/tables/:full_name/exists`, async (c) => {
+    return c.json({ table_exists: await tableExists(ctx, c.var.caller, c.req.param('full_name')) });
+  });
+  app.get(`${UC}/tables/:full_name`, async (c) => {
+    return c.json(await tableJson(await getTable(ctx, c.var.caller, c.req.param('full_name'))));
+  });
+  app.patch(`${UC}/tables/:full_name`, async (c) => {
+    return c.json(
+      await tableJson(await updateTable(ctx, c.var.caller, c.req.param('full_name'), await readJson(c))),
+    );
+  });
+  app.delete(`${UC}/tables/:full_name`, async (c) => {
+    await deleteTable(ctx, c.var.caller, c.req.param('full_name'));
+    return c.json({});
+  });
+
+  // ---- grants
+  app.get(`${UC}/permissions/:type/:full_name`, async (c) => {
+    const { type, full_name } = c.req.param();
+    return c.json(await getPermissions(ctx, c.var.caller, type, full_name, c.req.query('principal')));
+  });
+  app.patch(`${UC}/permissions/:type/:full_name`, async (c) => {
+    const { type, full_name } = c.req.param();
+    return c.json(await updatePermissions(ctx, c.var.caller, type, full_name, await readJson(c)));
+  });
+  app.get(`${UC}/effective-permissions/:type/:full_name`, async (c) => {
+    const { type, full_name } = c.req.param();
+    return c.json(
+      await getEffectivePermissions(ctx, c.var.caller, type, full_name, c.req.query('principal')),
+    );
+  });
+
+  // ---- lineage
+  app.get('/api/2.0/lineage-tracking/table-lineage', async (c) => {
+    return c.json(await getTableLineage(ctx, c.var.caller, c.req.query('table_name')));
+  });
+};

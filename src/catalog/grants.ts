@@ -1,0 +1,195 @@
+import type { ControlContext } from '../control/context.js';
+import { asObject, describe } from '../control/validate.js';
+import { invalidParameter } from '../errors.js';
+import { deleteGrant, type GrantSecurableKind, insertGrant, listGrants } from '../store/catalog-grants.js';
+import type { IdentityRow } from '../store/identities.js';
+import type { Queryable } from '../store/store.js';
+import { validatePrincipal } from './fields.js';
+import { parseSchemaFullName, parseTableFullName, validateName } from './names.js';
+import {
+  Access,
+  APPLICABLE,
+  PRIVILEGES,
+  type Privilege,
+  type Securable,
+  type SecurableType,
+} from './privileges.js';
+import {
+  catalogSecurable,
+  isDatabaseCatalog,
+  loadCatalog,
+  loadStoredSchema,
+  loadStoredTable,
+  schemaSecurable,
+  tableSecurable,
+} from './resolve.js';
+
+/**
+ * `/unity-catalog/permissions/{securable_type}/{full_name}` (direct grants,
+ * GET and PATCH) and `/unity-catalog/effective-permissions/…` (grants on the
+ * object and inherited from its parents).
+ */
+
+const KINDS: Record<SecurableType, GrantSecurableKind> = {
+  CATALOG: 'catalog',
+  SCHEMA: 'schema',
+  TABLE: 'table',
+};
+
+function parseSecurableType(value: string): SecurableType {
+  const type = value.toUpperCase();
+  if (type === 'CATALOG' || type === 'SCHEMA' || type === 'TABLE') return type;
+  throw invalidParameter(`Securable type ${describe(value)} is not supported; use catalog, schema or table.`);
+}
+
+/** The path from the catalog down to the securable (the securable last). */
+async function securablePath(db: Queryable, type: SecurableType, fullName: string): Promise<Securable[]> {
+  const names: { catalog: string; schema?: string; table?: string } =
+    type === 'CATALOG'
+      ? { catalog: validateName(fullName, 'catalog') }
+      : type === 'SCHEMA'
+        ? parseSchemaFullName(fullName)
+        : parseTableFullName(fullName);
+  const catalog = await loadCatalog(db, names.catalog);
+  if (type === 'CATALOG') return [catalogSecurable(catalog)];
+  if (isDatabaseCatalog(catalog)) {
+    throw invalidParameter(
+      `'${fullName}' is in database catalog '${catalog.name}', whose schemas and tables are read live from Postgres; grant privileges on the catalog instead.`,
+    );
+  }
+  const schema = await loadStoredSchema(db, catalog, names.schema!);
+  if (type === 'SCHEMA') return [catalogSecurable(catalog), schemaSecurable(catalog, schema)];
+  const table = await loadStoredTable(db, catalog, schema, names.table!);
+  return [
+    catalogSecurable(catalog),
+    schemaSecurable(catalog, schema),
+    tableSecurable(catalog, schema, table),
+  ];
+}
+
+/** Reading grants needs the object to be visible to the caller. */
+async function readablePath(db: Queryable, caller: IdentityRow, type: string, fullName: string) {
+  const path = await securablePath(db, parseSecurableType(type), fullName);
+  const access = await Access.load(db, caller, path);
+  if (!access.ownsUpTo(path.length - 1)) access.requireVisible();
+  return path;
+}
+
+async function assignmentsView(db: Queryable, securable: Securable, principal?: string) {
+  const grants = await listGrants(db, [securable.id], principal);
+  const byPrincipal = new Map<string, string[]>();
+  for (const grant of grants) {
+    byPrincipal.set(grant.principal, [...(byPrincipal.get(grant.principal) ?? []), grant.privilege]);
+  }
+  return {
+    privilege_assignments: [...byPrincipal].map(([name, privileges]) => ({ principal: name, privileges })),
+  };
+}
+
+export async function getPermissions(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  type: string,
+  fullName: string,
+  principal?: string,
+) {
+  const path = await readablePath(ctx.store, caller, type, fullName);
+  return assignmentsView(ctx.store, path[path.length - 1], principal);
+}
+
+interface Change {
+  principal: string;
+  add: Privilege[];
+  remove: Privilege[];
+}
+
+function parsePrivileges(value: unknown, field: string, type: SecurableType): Privilege[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw invalidParameter(`Field '${field}' must be an array of privileges.`);
+  return value.map((item) => {
+    const privilege = typeof item === 'string' ? item.toUpperCase().replace(/ /g, '_') : item;
+    if (!PRIVILEGES.includes(privilege as Privilege)) {
+      throw invalidParameter(
+        `Privilege ${describe(item)} is not supported; use one of ${PRIVILEGES.join(', ')}.`,
+      );
+    }
+    if (!APPLICABLE[type].includes(privilege as Privilege)) {
+      throw invalidParameter(
+        `Privilege ${privilege} cannot be granted on a ${type.toLowerCase()}; use one of ${APPLICABLE[type].join(', ')}.`,
+      );
+    }
+    return privilege as Privilege;
+  });
+}
+
+/**
+ * `PATCH /permissions/{type}/{full_name}` with `changes: [{principal, add, remove}]`.
+ * Only owners (of the object or a parent) and admins. All changes apply in
+ * one transaction, or none does.
+ */
+export async function updatePermissions(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  rawType: string,
+  fullName: string,
+  input: unknown,
+) {
+  const type = parseSecurableType(rawType);
+  const body = asObject(input, 'The request body');
+  if (!Array.isArray(body.changes)) {
+    throw invalidParameter(
+      `Field 'changes' must be an array of {"principal": …, "add": […], "remove": […]}.`,
+    );
+  }
+  return ctx.store.transaction(async (tx) => {
+    const path = await securablePath(tx, type, fullName);
+    const securable = path[path.length - 1];
+    (await Access.load(tx, caller, path)).requireOwnership(path.length - 1, 'change the permissions of');
+    const changes: Change[] = [];
+    for (const item of body.changes as unknown[]) {
+      const change = asObject(item, 'Each change');
+      changes.push({
+        principal: await validatePrincipal(tx, change.principal, 'principal'),
+        add: parsePrivileges(change.add, 'add', type),
+        remove: parsePrivileges(change.remove, 'remove', type),
+      });
+    }
+    for (const change of changes) {
+      for (const privilege of change.remove) await deleteGrant(tx, securable.id, change.principal, privilege);
+      for (const privilege of change.add) {
+        await insertGrant(tx, KINDS[type], securable.id, change.principal, privilege);
+      }
+    }
+    return assignmentsView(tx, securable);
+  });
+}
+
+/** Effective privileges: direct grants plus those inherited from the catalog and schema. */
+export async function getEffectivePermissions(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  rawType: string,
+  fullName: string,
+  principal?: string,
+) {
+  const path = await readablePath(ctx.store, caller, rawType, fullName);
+  const target = path[path.length - 1];
+  const byId = new Map(path.map((s) => [s.id, s]));
+  const grants = await listGrants(
+    ctx.store,
+    path.map((s) => s.id),
+    principal,
+  );
+  const byPrincipal = new Map<string, Record<string, string>[]>();
+  for (const grant of grants) {
+    if (!APPLICABLE[target.type].includes(grant.privilege as Privilege)) continue;
+    const from = byId.get(grant.securable_id)!;
+    const privilege: Record<string, string> = { privilege: grant.privilege };
+    if (from !== target)
+      Object.assign(privilege, { inherited_from_type: from.type, inherited_from_name: from.fullName });
+    byPrincipal.set(grant.principal, [...(byPrincipal.get(grant.principal) ?? []), privilege]);
+  }
+  return {
+    privilege_assignments: [...byPrincipal].map(([name, privileges]) => ({ principal: name, privileges })),
+  };
+}

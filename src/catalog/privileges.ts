@@ -1,0 +1,152 @@
+import { PierError } from '../errors.js';
+import { type GrantRow, listGrants } from '../store/catalog-grants.js';
+import type { IdentityRow } from '../store/identities.js';
+import type { Queryable } from '../store/store.js';
+
+/**
+ * Unity Catalog's privilege model, for the privileges Pier enforces.
+ *
+ * - A workspace admin is the metastore admin: every check passes.
+ * - The owner of an object holds every privilege on it and on everything
+ *   below it (a catalog owner may do anything in the catalog).
+ * - A privilege granted on a catalog or schema is inherited by every object
+ *   below it; ALL_PRIVILEGES stands for each privilege.
+ * - To reach anything inside a catalog you need USE_CATALOG on it; inside a
+ *   schema, USE_SCHEMA too: the privileges do not imply each other.
+ */
+export const PRIVILEGES = [
+  'ALL_PRIVILEGES',
+  'CREATE_SCHEMA',
+  'CREATE_TABLE',
+  'MODIFY',
+  'SELECT',
+  'USE_CATALOG',
+  'USE_SCHEMA',
+] as const;
+export type Privilege = (typeof PRIVILEGES)[number];
+
+export type SecurableType = 'CATALOG' | 'SCHEMA' | 'TABLE';
+
+/** Which privileges mean something on (or below) each securable type. */
+export const APPLICABLE: Record<SecurableType, readonly Privilege[]> = {
+  CATALOG: PRIVILEGES,
+  SCHEMA: ['ALL_PRIVILEGES', 'CREATE_TABLE', 'MODIFY', 'SELECT', 'USE_SCHEMA'],
+  TABLE: ['ALL_PRIVILEGES', 'MODIFY', 'SELECT'],
+};
+
+/** Principals that stand for everyone: grants to them apply to every user. */
+export const EVERYONE = ['account users', 'users'];
+
+/** One object on the way from a catalog down to the object acted on. */
+export interface Securable {
+  type: SecurableType;
+  id: string;
+  fullName: string;
+  owner: string;
+}
+
+/** Privilege names as UC's messages spell them ("USE CATALOG"). */
+function spoken(privilege: Privilege): string {
+  return privilege.replace('_', ' ');
+}
+
+function samePrincipal(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+/** Whether a grant to `principal` reaches `caller`. */
+export function grantReaches(principal: string, caller: IdentityRow): boolean {
+  if (samePrincipal(principal, caller.user_name)) return true;
+  if (EVERYONE.includes(principal.toLowerCase())) return true;
+  return caller.is_admin && principal.toLowerCase() === 'admins';
+}
+
+/**
+ * What one caller may do along one path (catalog first). Built once per
+ * request from the grants on the path.
+ */
+export class Access {
+  private constructor(
+    readonly caller: IdentityRow,
+    readonly path: Securable[],
+    private readonly grants: GrantRow[],
+  ) {}
+
+  /** Loads the caller's grants on every object of `path`. */
+  static async load(db: Queryable, caller: IdentityRow, path: Securable[]): Promise<Access> {
+    if (caller.is_admin) return new Access(caller, path, []);
+    // Objects read live from a database catalog have no id and no grants of their own.
+    const grants = await listGrants(
+      db,
+      path.map((s) => s.id).filter((id) => id !== ''),
+    );
+    return new Access(
+      caller,
+      path,
+      grants.filter((g) => grantReaches(g.principal, caller)),
+    );
+  }
+
+  /** Owner of the object at `level`, or of one above it. */
+  ownsUpTo(level: number): boolean {
+    if (this.caller.is_admin) return true;
+    return this.path.slice(0, level + 1).some((s) => samePrincipal(s.owner, this.caller.user_name));
+  }
+
+  /** Holds `privilege` on the object at `level`: admin, owner above or at it, or granted at or above it. */
+  has(privilege: Privilege, level: number): boolean {
+    if (this.ownsUpTo(level)) return true;
+    const ids = new Set(this.path.slice(0, level + 1).map((s) => s.id));
+    return this.grants.some(
+      (g) => ids.has(g.securable_id) && (g.privilege === privilege || g.privilege === 'ALL_PRIVILEGES'),
+    );
+  }
+
+  /** Throws PERMISSION_DENIED unless the caller holds `privilege` on the object at `level`. */
+  require(privilege: Privilege, level: number): void {
+    if (this.has(privilege, level)) return;
+    const target = this.path[level];
+    throw new PierError(
+      'PERMISSION_DENIED',
+      `User ${this.caller.user_name} does not have ${spoken(privilege)} on ${label(target.type)} '${target.fullName}'. Ask its owner or an admin to grant it.`,
+    );
+  }
+
+  /** Throws PERMISSION_DENIED unless the caller owns the object at `level` or one above it. */
+  requireOwnership(level: number, what: string): void {
+    if (this.ownsUpTo(level)) return;
+    const target = this.path[level];
+    throw new PierError(
+      'PERMISSION_DENIED',
+      `User ${this.caller.user_name} cannot ${what} ${label(target.type)} '${target.fullName}': only its owner, the owner of its parent, or an admin can.`,
+    );
+  }
+
+  /** The path down to a catalog object is usable: USE_CATALOG, plus USE_SCHEMA when there is a schema. */
+  requireUsage(): void {
+    this.require('USE_CATALOG', 0);
+    if (this.path.length > 1) this.require('USE_SCHEMA', 1);
+  }
+
+  /** May see the object at the end of the path (UC's rule for get/list). */
+  canSee(): boolean {
+    const last = this.path.length - 1;
+    if (!this.has('USE_CATALOG', 0)) return false;
+    if (this.path.length === 1) return true;
+    if (!this.has('USE_SCHEMA', 1) && !this.ownsUpTo(1)) return false;
+    if (this.path.length === 2) return true;
+    return this.has('SELECT', last) || this.has('MODIFY', last);
+  }
+
+  /** Like canSee, with an error naming the missing privilege. */
+  requireVisible(): void {
+    this.require('USE_CATALOG', 0);
+    if (this.path.length === 1) return;
+    if (!this.ownsUpTo(1)) this.require('USE_SCHEMA', 1);
+    if (this.path.length === 3 && !this.has('MODIFY', 2)) this.require('SELECT', 2);
+  }
+}
+
+export function label(type: SecurableType): string {
+  return type === 'CATALOG' ? 'Catalog' : type === 'SCHEMA' ? 'Schema' : 'Table';
+}

@@ -1,0 +1,102 @@
+import { randomUUID } from 'node:crypto';
+import type { CatalogRow, ColumnInfo, SchemaRow, TableRow } from '../store/catalog.js';
+import type { Queryable } from '../store/store.js';
+
+/**
+ * Unity Catalog's JSON shapes (CatalogInfo, SchemaInfo, TableInfo) from
+ * store rows and from objects read live from a database catalog's Postgres.
+ */
+
+/** A schema of a database catalog, as Postgres has it. */
+export interface LiveSchema {
+  name: string;
+  owner: string;
+}
+
+/** A table of a database catalog, as Postgres has it. */
+export interface LiveTable {
+  name: string;
+  owner: string;
+  table_type: 'FOREIGN' | 'VIEW';
+  columns: ColumnInfo[];
+}
+
+let metastoreId: string | undefined;
+
+/** This Pier's metastore id: made once, kept in the store's settings. */
+export async function getMetastoreId(db: Queryable): Promise<string> {
+  if (metastoreId) return metastoreId;
+  await db.query(
+    `INSERT INTO settings (key, value) VALUES ('metastore_id', $1) ON CONFLICT (key) DO NOTHING`,
+    [JSON.stringify(randomUUID())],
+  );
+  const { rows } = await db.query<{ value: string }>(`SELECT value FROM settings WHERE key = 'metastore_id'`);
+  metastoreId = rows[0].value;
+  return metastoreId;
+}
+
+const millis = (date: Date) => date.getTime();
+
+function audited(row: CatalogRow | SchemaRow | TableRow) {
+  return {
+    owner: row.owner,
+    ...(row.comment !== null ? { comment: row.comment } : {}),
+    properties: row.properties,
+    created_at: millis(row.created_at),
+    created_by: row.created_by,
+    updated_at: millis(row.updated_at),
+    updated_by: row.updated_by,
+  };
+}
+
+export function catalogView(row: CatalogRow, metastore: string) {
+  return {
+    name: row.name,
+    full_name: row.name,
+    catalog_type: row.catalog_type,
+    securable_type: 'CATALOG',
+    isolation_mode: 'OPEN',
+    browse_only: false,
+    metastore_id: metastore,
+    id: row.id,
+    ...(row.storage_root ? { storage_root: row.storage_root } : {}),
+    ...(row.catalog_type === 'MANAGED_ONLINE_CATALOG' ? { provisioning_info: { state: 'ACTIVE' } } : {}),
+    ...audited(row),
+  };
+}
+
+export function schemaView(catalog: CatalogRow, row: SchemaRow | LiveSchema, metastore: string) {
+  const stored = 'id' in row;
+  return {
+    name: row.name,
+    catalog_name: catalog.name,
+    catalog_type: catalog.catalog_type,
+    full_name: `${catalog.name}.${row.name}`,
+    browse_only: false,
+    metastore_id: metastore,
+    ...(stored ? { schema_id: row.id, ...audited(row) } : { owner: row.owner, properties: {} }),
+  };
+}
+
+export function tableView(
+  catalog: CatalogRow,
+  schemaName: string,
+  row: TableRow | LiveTable,
+  metastore: string,
+  options: { omitColumns?: boolean } = {},
+) {
+  const stored = 'id' in row;
+  return {
+    name: row.name,
+    catalog_name: catalog.name,
+    schema_name: schemaName,
+    full_name: `${catalog.name}.${schemaName}.${row.name}`,
+    table_type: row.table_type,
+    data_source_format: stored ? row.data_source_format : 'POSTGRESQL_FORMAT',
+    ...(stored ? { storage_location: row.storage_location } : {}),
+    ...(options.omitColumns ? {} : { columns: row.columns }),
+    browse_only: false,
+    metastore_id: metastore,
+    ...(stored ? { table_id: row.id, ...audited(row) } : { owner: row.owner, properties: {} }),
+  };
+}
