@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import type { ComponentFactory } from '../server/pier.js';
+import { registerCatalogCommands } from './catalog.js';
 import { describeCliError, registerDatabaseCommands } from './database.js';
 import { registerServerCommands } from './server.js';
 
@@ -20,6 +21,7 @@ const program = new Command('pier')
 
 registerServerCommands(program, components);
 registerDatabaseCommands(program);
+registerCatalogCommands(program);
 
 try {
   await program.parseAsync(process.argv);
