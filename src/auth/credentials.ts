@@ -163,10 +163,14 @@ export async function verifyDatabaseCredential(
       return { ...failure('expired', `The credential expired at ${expiredAt}.`), expiredAt };
     }
     if (error instanceof errors.JWSSignatureVerificationFailed) {
-      return failure('bad_signature', 'The credential signature is invalid (the token was altered or forged).');
+      return failure(
+        'bad_signature',
+        'The credential signature is invalid (the token was altered or forged).',
+      );
     }
     if (error instanceof errors.JWTClaimValidationFailed) {
-      if (error.claim === 'iss') return failure('wrong_issuer', 'The credential was issued by another server.');
+      if (error.claim === 'iss')
+        return failure('wrong_issuer', 'The credential was issued by another server.');
       if (error.claim === 'nbf' || error.claim === 'iat') {
         return failure('not_yet_valid', 'The credential is not valid yet (check the clock).');
       }

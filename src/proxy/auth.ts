@@ -30,7 +30,12 @@ export async function authenticate(
   stream: TLSSocket,
   reader: PacketReader,
   startup: Startup,
-  options: { passwords: PasswordCheck; failures: AuthFailureLimiter; clientAddress: string; maxPacketBytes: number },
+  options: {
+    passwords: PasswordCheck;
+    failures: AuthFailureLimiter;
+    clientAddress: string;
+    maxPacketBytes: number;
+  },
 ): Promise<{ audience: string[] }> {
   const { failures, clientAddress } = options;
   const delayMs = failures.delayFor(clientAddress);
@@ -54,7 +59,11 @@ export async function authenticate(
   const verdict = await options.passwords.verify(password, startup.user);
   if (!verdict.ok) {
     failures.recordFailure(clientAddress);
-    throw new ProxyError(VERDICT_KIND[verdict.reason] ?? 'TOKEN_MALFORMED', `password authentication failed for user "${startup.user}": ${verdict.message}`, { hint });
+    throw new ProxyError(
+      VERDICT_KIND[verdict.reason] ?? 'TOKEN_MALFORMED',
+      `password authentication failed for user "${startup.user}": ${verdict.message}`,
+      { hint },
+    );
   }
   failures.recordSuccess(clientAddress);
   return { audience: verdict.audience };
@@ -80,7 +89,12 @@ export class AuthFailureLimiter {
   private readonly entries = new Map<string, { failures: number; lastAt: number }>();
 
   constructor(
-    private readonly options: { threshold: number; maxDelayMs: number; maxEntries: number; forgetAfterMs: number } = {
+    private readonly options: {
+      threshold: number;
+      maxDelayMs: number;
+      maxEntries: number;
+      forgetAfterMs: number;
+    } = {
       threshold: 5,
       maxDelayMs: 3000,
       maxEntries: 10_000,
@@ -103,7 +117,8 @@ export class AuthFailureLimiter {
 
   recordFailure(address: string): void {
     const entry = this.entries.get(address);
-    const failures = entry && this.now() - entry.lastAt <= this.options.forgetAfterMs ? entry.failures + 1 : 1;
+    const failures =
+      entry && this.now() - entry.lastAt <= this.options.forgetAfterMs ? entry.failures + 1 : 1;
     this.entries.delete(address); // re-insert: Map order is our LRU order
     this.entries.set(address, { failures, lastAt: this.now() });
     if (this.entries.size > this.options.maxEntries) {

@@ -1,10 +1,16 @@
 import { connect, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceRoute, ProxyDirectory } from './directory.js';
 import { BackendErrorResponse, ProxyError } from './errors.js';
-import { PacketReader, ParameterStatus, parseErrorFields, ProtocolViolation, StartupMessage } from './protocol.js';
 import type { WarmPool } from './pool.js';
+import {
+  PacketReader,
+  ParameterStatus,
+  ProtocolViolation,
+  parseErrorFields,
+  StartupMessage,
+} from './protocol.js';
 import type { Startup } from './startup.js';
 
 /**
@@ -67,9 +73,13 @@ export async function connectBackend(
       if (type === 0x52 /* Authentication */) {
         const code = body.readInt32BE(0);
         if (code !== 0) {
-          throw new ProxyError('BACKEND_REFUSED', `Database instance '${route.name}' asked for authentication.`, {
-            hint: 'Its pg_hba.conf must trust the private socket; see the server log.',
-          });
+          throw new ProxyError(
+            'BACKEND_REFUSED',
+            `Database instance '${route.name}' asked for authentication.`,
+            {
+              hint: 'Its pg_hba.conf must trust the private socket; see the server log.',
+            },
+          );
         }
       } else if (type === 0x53 /* ParameterStatus */) {
         const [name, value] = body.toString('utf8').split('\0');
@@ -84,7 +94,8 @@ export async function connectBackend(
         throw backendError(parseErrorFields(body), route, startup, options.directory);
       } else if (type === 0x5a /* ReadyForQuery */) {
         const rest = reader.detach();
-        if (rest.length > 0) throw new ProxyError('PROTOCOL_VIOLATION', 'The backend sent data after ReadyForQuery.');
+        if (rest.length > 0)
+          throw new ProxyError('PROTOCOL_VIOLATION', 'The backend sent data after ReadyForQuery.');
         return session;
       }
     }
@@ -96,7 +107,10 @@ export async function connectBackend(
     throw new ProxyError(
       'BACKEND_UNREACHABLE',
       `Database instance '${route.name}' did not accept the connection.`,
-      { hint: `Check its state with: pier database get-database-instance ${route.name}`, cause: new Error(String(reason)) },
+      {
+        hint: `Check its state with: pier database get-database-instance ${route.name}`,
+        cause: new Error(String(reason)),
+      },
     );
   } finally {
     clearTimeout(timer);
@@ -119,7 +133,10 @@ function backendError(
         `Create the role with: pier database create-database-instance-role ${route.name} --json '{"name": "${startup.user}", "identity_type": "USER"}'`,
     );
   } else if (code === '3D000' && !fields.has('H')) {
-    fields.set('H', `Create the database first, e.g. connect to database "postgres" and run: CREATE DATABASE "${startup.database}"`);
+    fields.set(
+      'H',
+      `Create the database first, e.g. connect to database "postgres" and run: CREATE DATABASE "${startup.database}"`,
+    );
   }
   return new BackendErrorResponse(fields);
 }
@@ -145,7 +162,10 @@ export async function acquireBackend(
     return await connectBackend(route, startup, options);
   } catch (error) {
     const outOfSlots = error instanceof BackendErrorResponse && error.sqlstate === '53300';
-    if (!outOfSlots || options.pool.closeIdle((session) => session.socketPath.startsWith(route.socketDir)) === 0) {
+    if (
+      !outOfSlots ||
+      options.pool.closeIdle((session) => session.socketPath.startsWith(route.socketDir)) === 0
+    ) {
       throw error;
     }
     await sleep(50); // the closed backends' slots free once their processes exit

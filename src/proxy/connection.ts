@@ -67,7 +67,15 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
   function fail(error: unknown): void {
     const { kind, packet } = errorResponseFor(error);
     const closedByPeer = error instanceof ProtocolViolation && error.kind === 'CLOSED';
-    if (!closedByPeer) ctx.log({ event: 'refused', kind, message: (error as Error).message, client: clientAddress, user, instance });
+    if (!closedByPeer)
+      ctx.log({
+        event: 'refused',
+        kind,
+        message: (error as Error).message,
+        client: clientAddress,
+        user,
+        instance,
+      });
     // Mid-TLS-handshake there is no channel to speak on: just close.
     const canSpeak = tlsReady || !tlsStarted;
     if (canSpeak && !closedByPeer && stream.writable) stream.end(packet);

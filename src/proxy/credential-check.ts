@@ -31,7 +31,8 @@ export function credentialPasswordCheck(options: {
     const cached = verified.get(token);
     if (cached) {
       const keyStillPublished = list.some((key: JWK) => key.kid === cached.kid);
-      if (keyStillPublished && cached.claims.exp * 1000 > now().getTime()) return { ok: true as const, claims: cached.claims };
+      if (keyStillPublished && cached.claims.exp * 1000 > now().getTime())
+        return { ok: true as const, claims: cached.claims };
       verified.delete(token);
     }
     const result = await verifyDatabaseCredential(token, list, { now: now(), issuer: options.issuer });
@@ -60,7 +61,9 @@ export function credentialPasswordCheck(options: {
 
 function kidOf(token: string): string | undefined {
   try {
-    const header = JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString('utf8')) as { kid?: string };
+    const header = JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString('utf8')) as {
+      kid?: string;
+    };
     return header.kid;
   } catch {
     return undefined;

@@ -7,7 +7,15 @@
  */
 
 /** Instance states as the Databricks API names them. Only AVAILABLE accepts connections. */
-export type InstanceState = 'AVAILABLE' | 'STARTING' | 'STOPPED' | 'STOPPING' | 'UPDATING' | 'DELETING' | 'FAILING' | string;
+export type InstanceState =
+  | 'AVAILABLE'
+  | 'STARTING'
+  | 'STOPPED'
+  | 'STOPPING'
+  | 'UPDATING'
+  | 'DELETING'
+  | 'FAILING'
+  | string;
 
 export interface InstanceRoute {
   name: string;
@@ -36,11 +44,18 @@ export interface ProxyDirectory {
 }
 
 export type PasswordVerdict =
-  | { ok: true; /** Instance uids the credential opens. */ audience: string[] }
+  | { ok: true /** Instance uids the credential opens. */; audience: string[] }
   | {
       ok: false;
       /** Which check failed; decides the SQLSTATE and log label. */
-      reason: 'malformed' | 'expired' | 'bad_signature' | 'unknown_kid' | 'wrong_issuer' | 'wrong_user' | 'not_yet_valid';
+      reason:
+        | 'malformed'
+        | 'expired'
+        | 'bad_signature'
+        | 'unknown_kid'
+        | 'wrong_issuer'
+        | 'wrong_user'
+        | 'not_yet_valid';
       /** Shown to the client as is: say what failed and what to do. */
       message: string;
     };

@@ -104,15 +104,25 @@ export function errorResponseFor(error: unknown): { kind: ProxyErrorKind; packet
   if (error instanceof ProxyError) {
     return {
       kind: error.kind,
-      packet: ErrorResponse({ severity: 'FATAL', code: SQLSTATE[error.kind], message: error.message, hint: error.hint }),
+      packet: ErrorResponse({
+        severity: 'FATAL',
+        code: SQLSTATE[error.kind],
+        message: error.message,
+        hint: error.hint,
+      }),
     };
   }
   if (error instanceof BackendErrorResponse) {
     return { kind: error.kind, packet: encodeErrorFields(0x45, error.fields) };
   }
-  const pierKind = (error as { name?: string; kind?: ErrorKind }).name === 'PierError' ? (error as { kind: ErrorKind }).kind : undefined;
+  const pierKind =
+    (error as { name?: string; kind?: ErrorKind }).name === 'PierError'
+      ? (error as { kind: ErrorKind }).kind
+      : undefined;
   const kind = (pierKind && FROM_PIER_KIND[pierKind]) || 'INTERNAL';
   const message =
-    kind === 'INTERNAL' ? 'The Pier proxy hit an internal error; see the server log.' : (error as Error).message;
+    kind === 'INTERNAL'
+      ? 'The Pier proxy hit an internal error; see the server log.'
+      : (error as Error).message;
   return { kind, packet: ErrorResponse({ severity: 'FATAL', code: SQLSTATE[kind], message }) };
 }

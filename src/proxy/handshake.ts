@@ -50,7 +50,10 @@ export async function handshake(
     if (code === SSL_REQUEST_CODE && packet.length === 8) {
       // Bytes sent before our answer would be read as TLS by nobody: refuse them (CVE-2021-23214).
       if (reader.bufferedLength > 0) {
-        throw new ProxyError('PROTOCOL_VIOLATION', 'Data was sent before the server answered the SSLRequest.');
+        throw new ProxyError(
+          'PROTOCOL_VIOLATION',
+          'Data was sent before the server answered the SSLRequest.',
+        );
       }
       reader.detach();
       socket.write('S');
@@ -81,7 +84,9 @@ async function startTls(
 ): Promise<HandshakeResult> {
   const { tls, directory } = options;
   // Before SNI is known, the address the client dialled picks the certificate.
-  const byAddress = socket.localAddress ? directory.byAddress(normalizeAddress(socket.localAddress)) : undefined;
+  const byAddress = socket.localAddress
+    ? directory.byAddress(normalizeAddress(socket.localAddress))
+    : undefined;
   const secureContext = byAddress ? await tls.contextFor(byAddress) : tls.defaultContext;
   const stream = new TLSSocket(socket, {
     isServer: true,
@@ -98,7 +103,8 @@ async function startTls(
   });
   options.onTlsStarted?.(stream);
   await new Promise<void>((resolve, reject) => {
-    const onError = (error: Error) => reject(new ProtocolViolation('CLOSED', `TLS handshake failed: ${error.message}`));
+    const onError = (error: Error) =>
+      reject(new ProtocolViolation('CLOSED', `TLS handshake failed: ${error.message}`));
     stream.once('error', onError);
     stream.once('close', () => reject(new ProtocolViolation('CLOSED', 'closed during the TLS handshake')));
     stream.once('secure', () => {

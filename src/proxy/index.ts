@@ -6,7 +6,13 @@
 export { GENERATE_CREDENTIAL_COMMAND } from './auth.js';
 export type { ProxyEvent, ProxyLimits } from './connection.js';
 export { credentialPasswordCheck } from './credential-check.js';
-export type { InstanceRoute, InstanceState, PasswordCheck, PasswordVerdict, ProxyDirectory } from './directory.js';
+export type {
+  InstanceRoute,
+  InstanceState,
+  PasswordCheck,
+  PasswordVerdict,
+  ProxyDirectory,
+} from './directory.js';
 export { staticDirectory } from './directory.js';
 export type { ProxyErrorKind } from './errors.js';
 export { sqlstateOf } from './errors.js';

@@ -13,7 +13,11 @@ import type { TLSSocket } from 'node:tls';
  *
  * Resolves when both sides are done, with whether the backend is reusable.
  */
-export function passthrough(client: TLSSocket, backend: Socket, clientLeftover: Buffer): Promise<{ reusable: boolean }> {
+export function passthrough(
+  client: TLSSocket,
+  backend: Socket,
+  clientLeftover: Buffer,
+): Promise<{ reusable: boolean }> {
   return new Promise((resolve) => {
     let backendIdle = true; // the backend just sent ReadyForQuery 'I' at startup
     let heldTerminate = false;

@@ -20,7 +20,11 @@ export interface WarmPoolOptions {
   resetTimeoutMs: number;
 }
 
-export const DEFAULT_WARM_POOL: WarmPoolOptions = { maxIdlePerKey: 16, idleTimeoutMs: 10_000, resetTimeoutMs: 2_000 };
+export const DEFAULT_WARM_POOL: WarmPoolOptions = {
+  maxIdlePerKey: 16,
+  idleTimeoutMs: 10_000,
+  resetTimeoutMs: 2_000,
+};
 
 interface IdleSession {
   session: BackendSession;

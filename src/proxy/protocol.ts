@@ -78,7 +78,7 @@ export function encodeErrorFields(type: number, fields: Map<string, string>): Bu
 
 /** StartupMessage for protocol 3.0 with the given parameters. */
 export function StartupMessage(parameters: Record<string, string>): Buffer {
-  const pairs = Object.entries(parameters).flatMap(([key, value]) => [key, value]);
+  const pairs = Object.entries(parameters).flat();
   const body = Buffer.from(`${pairs.join('\0')}\0\0`);
   const packet = Buffer.alloc(8 + body.length);
   packet.writeInt32BE(packet.length, 0);
@@ -158,9 +158,13 @@ export class PacketReader {
   async readStartupPacket(maxLength: number): Promise<Buffer> {
     await this.fill(4);
     const length = this.buffered.readInt32BE(0);
-    if (length < 8) throw new ProtocolViolation('PROTOCOL_VIOLATION', `invalid startup packet length ${length}`);
+    if (length < 8)
+      throw new ProtocolViolation('PROTOCOL_VIOLATION', `invalid startup packet length ${length}`);
     if (length > maxLength) {
-      throw new ProtocolViolation('PACKET_TOO_LARGE', `startup packet of ${length} bytes exceeds ${maxLength}`);
+      throw new ProtocolViolation(
+        'PACKET_TOO_LARGE',
+        `startup packet of ${length} bytes exceeds ${maxLength}`,
+      );
     }
     await this.fill(length);
     return this.take(length);

@@ -13,7 +13,12 @@ import type { Startup } from './startup.js';
  */
 export function routeConnection(
   directory: ProxyDirectory,
-  client: { servername: string | undefined; localAddress: string | undefined; startup: Startup; audience: string[] },
+  client: {
+    servername: string | undefined;
+    localAddress: string | undefined;
+    startup: Startup;
+    audience: string[];
+  },
 ): InstanceRoute {
   const route = chooseInstance(directory, client);
   if (route.state !== 'AVAILABLE') throw notAvailable(route);
@@ -22,11 +27,18 @@ export function routeConnection(
 
 function chooseInstance(
   directory: ProxyDirectory,
-  client: { servername: string | undefined; localAddress: string | undefined; startup: Startup; audience: string[] },
+  client: {
+    servername: string | undefined;
+    localAddress: string | undefined;
+    startup: Startup;
+    audience: string[];
+  },
 ): InstanceRoute {
   const bySni = client.servername ? directory.byDnsName(client.servername) : undefined;
   if (bySni) return bySni;
-  const byAddress = client.localAddress ? directory.byAddress(normalizeAddress(client.localAddress)) : undefined;
+  const byAddress = client.localAddress
+    ? directory.byAddress(normalizeAddress(client.localAddress))
+    : undefined;
   if (byAddress) return byAddress;
   const { instanceName } = client.startup;
   if (instanceName !== undefined) {
@@ -65,7 +77,9 @@ function notAvailable(route: InstanceRoute): ProxyError {
     FAILING: `See its status with: pier database get-database-instance ${name}`,
   };
   if (state === 'DELETING' || state === 'DELETED') {
-    return new ProxyError('INSTANCE_NOT_FOUND', `Database instance '${name}' is being deleted.`, { hint: hints.DELETING });
+    return new ProxyError('INSTANCE_NOT_FOUND', `Database instance '${name}' is being deleted.`, {
+      hint: hints.DELETING,
+    });
   }
   return new ProxyError('INSTANCE_NOT_AVAILABLE', `Database instance '${name}' is ${state}, not AVAILABLE.`, {
     hint: hints[state] ?? wait,

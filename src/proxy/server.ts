@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { AuthFailureLimiter } from './auth.js';
 import { CancelMap } from './cancel.js';
-import { type ProxyContext, type ProxyEvent, type ProxyLimits, handleClient } from './connection.js';
+import { handleClient, type ProxyContext, type ProxyEvent, type ProxyLimits } from './connection.js';
 import type { PasswordCheck, ProxyDirectory } from './directory.js';
 import { DEFAULT_WARM_POOL, WarmPool, type WarmPoolOptions } from './pool.js';
 import { loadTlsMaterial, type TlsSource } from './tls.js';
@@ -58,7 +58,9 @@ export async function startProxy(options: ProxyOptions): Promise<PierProxy> {
   const host = options.host ?? '127.0.0.1';
   const tls = await loadTlsMaterial(options.tls);
   const pool = new WarmPool(
-    options.warmPool === false ? { ...DEFAULT_WARM_POOL, maxIdlePerKey: 0 } : { ...DEFAULT_WARM_POOL, ...options.warmPool },
+    options.warmPool === false
+      ? { ...DEFAULT_WARM_POOL, maxIdlePerKey: 0 }
+      : { ...DEFAULT_WARM_POOL, ...options.warmPool },
   );
   const ctx: ProxyContext = {
     tls,
@@ -85,7 +87,9 @@ export async function startProxy(options: ProxyOptions): Promise<PierProxy> {
   const main = createServer({ pauseOnConnect: false }, onConnection);
   const port = await listen(main, host, options.port ?? 5432);
   // After listening, an accept error (e.g. out of file descriptors) must not crash the process.
-  main.on('error', (error) => ctx.log({ event: 'refused', kind: 'INTERNAL', message: error.message, client: '' }));
+  main.on('error', (error) =>
+    ctx.log({ event: 'refused', kind: 'INTERNAL', message: error.message, client: '' }),
+  );
   const wildcard = host === '0.0.0.0' || host === '::';
   const perInstance = new Map<string, Server>();
 
@@ -128,11 +132,15 @@ export async function startProxy(options: ProxyOptions): Promise<PierProxy> {
     async close() {
       const servers = [main, ...perInstance.values()];
       perInstance.clear();
-      await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))).concat(
-        [...clients].map(async (socket) => {
-          socket.destroy();
-        }),
-      ));
+      await Promise.all(
+        servers
+          .map((server) => new Promise<void>((resolve) => server.close(() => resolve())))
+          .concat(
+            [...clients].map(async (socket) => {
+              socket.destroy();
+            }),
+          ),
+      );
       pool.closeIdle();
     },
   };

@@ -29,7 +29,10 @@ export async function readStartup(reader: PacketReader, maxPacketBytes: number):
     return { kind: 'cancel', processId: packet.readInt32BE(8), secretKey: packet.readInt32BE(12) };
   }
   if (code >>> 16 !== PROTOCOL_3_0 >>> 16) {
-    throw new ProxyError('PROTOCOL_VIOLATION', `Unsupported frontend protocol ${code >>> 16}.${code & 0xffff}.`);
+    throw new ProxyError(
+      'PROTOCOL_VIOLATION',
+      `Unsupported frontend protocol ${code >>> 16}.${code & 0xffff}.`,
+    );
   }
   const pairs = parseNulTerminatedPairs(packet.subarray(8));
   const parameters: Record<string, string> = {};

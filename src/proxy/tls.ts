@@ -87,7 +87,9 @@ export async function loadTlsMaterial(source: TlsSource): Promise<TlsMaterial> {
       let context = perInstance.get(cacheKey);
       if (!context) {
         if (perInstance.size > 10_000) perInstance.clear();
-        context = issueServerCertificate(ca, names).then((issued) => secureContext(issued.certPem, issued.keyPem));
+        context = issueServerCertificate(ca, names).then((issued) =>
+          secureContext(issued.certPem, issued.keyPem),
+        );
         perInstance.set(cacheKey, context);
         context.catch(() => perInstance.delete(cacheKey));
       }
@@ -111,7 +113,10 @@ async function loadOrCreateCa(dir: string): Promise<CertificateAuthority> {
     const key = await webcrypto.subtle.importKey('pkcs8', der, EC_KEY, false, ['sign']);
     return { cert, key: key as unknown as CryptoKey };
   }
-  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, [
+    'sign',
+    'verify',
+  ])) as unknown as CryptoKeyPair;
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
@@ -135,7 +140,10 @@ async function issueServerCertificate(
   ca: CertificateAuthority,
   names: string[],
 ): Promise<{ certPem: string; keyPem: string }> {
-  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(EC_KEY, true, [
+    'sign',
+    'verify',
+  ])) as unknown as CryptoKeyPair;
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
@@ -158,7 +166,10 @@ async function issueServerCertificate(
     ],
   });
   // The chain lets clients that trust only the CA verify the leaf.
-  return { certPem: `${cert.toString('pem')}\n${ca.cert.toString('pem')}\n`, keyPem: await pkcs8Pem(keys.privateKey) };
+  return {
+    certPem: `${cert.toString('pem')}\n${ca.cert.toString('pem')}\n`,
+    keyPem: await pkcs8Pem(keys.privateKey),
+  };
 }
 
 function isIpAddress(name: string): boolean {
