@@ -18,7 +18,7 @@ import { alreadyExists } from './catalogs.js';
 import { withInstanceDatabase } from './database-live.js';
 import { alreadyExistsOnConflict } from './fields.js';
 import { validateName } from './names.js';
-import { pageOf } from './pagination.js';
+import { decodePageToken, pageOf } from './pagination.js';
 import { catalogAccess, isDatabaseCatalog, loadCatalog } from './resolve.js';
 
 /**
@@ -134,13 +134,7 @@ export async function listDatabaseCatalogs(
   const instance = await instanceForCaller(ctx.store, caller, instanceName, 'CAN_USE');
   const size = optionalInteger(query, 'page_size') ?? 0;
   if (size < 0) throw invalidParameter(`page_size must be 0 or more, got ${size}.`);
-  let afterName = '';
-  if (query.page_token) {
-    const decoded = Buffer.from(query.page_token, 'base64url').toString('utf8');
-    if (!decoded.startsWith('n:'))
-      throw invalidParameter('page_token is invalid; pass the next_page_token of the previous page.');
-    afterName = decoded.slice(2);
-  }
+  const afterName = decodePageToken(query.page_token);
   const all = await listDatabaseCatalogsOfInstance(ctx.store, instance.uid);
   const usable: CatalogRow[] = [];
   for (const catalog of all) {

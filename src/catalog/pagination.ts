@@ -22,15 +22,17 @@ export function parsePageRequest(query: Record<string, string | undefined>): Pag
   const max = optionalInteger(query, 'max_results');
   if (max !== undefined && max < 0) throw invalidParameter(`max_results must be 0 or more, got ${max}.`);
   const limit = max === undefined ? undefined : max === 0 ? DEFAULT_PAGE_SIZE : Math.min(max, MAX_PAGE_SIZE);
-  let afterName = '';
-  if (query.page_token) {
-    afterName = Buffer.from(query.page_token, 'base64url').toString('utf8');
-    if (!afterName.startsWith('n:')) {
-      throw invalidParameter('page_token is invalid; pass the next_page_token of the previous page.');
-    }
-    afterName = afterName.slice(2);
+  return { afterName: decodePageToken(query.page_token), limit };
+}
+
+/** The name a page token continues after ('' without a token). */
+export function decodePageToken(token: string | undefined): string {
+  if (!token) return '';
+  const decoded = Buffer.from(token, 'base64url').toString('utf8');
+  if (!decoded.startsWith('n:')) {
+    throw invalidParameter('page_token is invalid; pass the next_page_token of the previous page.');
   }
-  return { afterName, limit };
+  return decoded.slice(2);
 }
 
 function tokenAfter(name: string): string {

@@ -21,18 +21,19 @@ export interface LiveTable {
   columns: ColumnInfo[];
 }
 
-let metastoreId: string | undefined;
+const metastoreIds = new WeakMap<Queryable, string>();
 
 /** This Pier's metastore id: made once, kept in the store's settings. */
 export async function getMetastoreId(db: Queryable): Promise<string> {
-  if (metastoreId) return metastoreId;
+  const cached = metastoreIds.get(db);
+  if (cached) return cached;
   await db.query(
     `INSERT INTO settings (key, value) VALUES ('metastore_id', $1) ON CONFLICT (key) DO NOTHING`,
     [JSON.stringify(randomUUID())],
   );
   const { rows } = await db.query<{ value: string }>(`SELECT value FROM settings WHERE key = 'metastore_id'`);
-  metastoreId = rows[0].value;
-  return metastoreId;
+  metastoreIds.set(db, rows[0].value);
+  return rows[0].value;
 }
 
 const millis = (date: Date) => date.getTime();

@@ -160,6 +160,52 @@ test('a missing database is a clear error, and nothing is recorded', async () =>
   assert.equal(taken.body.error_code, 'RESOURCE_ALREADY_EXISTS');
 });
 
+test('creating a database catalog needs CAN_USE on the instance; its creator owns it', async () => {
+  const userName = 'dev@example.com';
+  assert.equal(
+    (await api(pier, pier.adminToken, 'POST', '/api/2.0/preview/scim/v2/Users', { userName })).status,
+    201,
+  );
+  const token = (
+    await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
+      application_id: userName,
+    })
+  ).body.token_value as string;
+  const body = { name: 'devcat', database_instance_name: 'orders-db', database_name: 'databricks_postgres' };
+
+  const denied = await api(pier, token, 'POST', '/api/2.0/database/catalogs', body);
+  assert.equal(denied.status, 404, 'an instance without permissions is invisible');
+  assert.equal(
+    (await api(pier, pier.adminToken, 'GET', '/api/2.1/unity-catalog/catalogs/devcat')).status,
+    404,
+  );
+
+  const granted = await api(
+    pier,
+    pier.adminToken,
+    'PATCH',
+    '/api/2.0/permissions/database-instances/orders-db',
+    {
+      access_control_list: [{ user_name: userName, permission_level: 'CAN_USE' }],
+    },
+  );
+  assert.equal(granted.status, 200, JSON.stringify(granted.body));
+  const created = await api(pier, token, 'POST', '/api/2.0/database/catalogs', body);
+  assert.equal(created.status, 200, JSON.stringify(created.body));
+  const catalog = await api(pier, token, 'GET', '/api/2.1/unity-catalog/catalogs/devcat');
+  assert.equal(catalog.body.owner, userName);
+  const tables = await api(
+    pier,
+    token,
+    'GET',
+    '/api/2.1/unity-catalog/tables?catalog_name=devcat&schema_name=public',
+  );
+  assert.equal(tables.status, 200, JSON.stringify(tables.body));
+  // Another user's catalog is not hers to see.
+  assert.equal((await api(pier, token, 'GET', '/api/2.1/unity-catalog/catalogs/orders')).status, 403);
+  assert.equal((await api(pier, token, 'DELETE', '/api/2.0/database/catalogs/devcat')).status, 200);
+});
+
 test('pier database register-database-instance creates the catalog and schema as needed', async () => {
   const first = await runPier(
     ['database', 'register-database-instance', 'orders-db', '--catalog', 'ops', '--schema', 'operational'],
