@@ -89,6 +89,9 @@ export function passthrough(
     backend.once('end', onBackendGone);
     backend.once('close', onBackendGone);
     backend.on('error', onBackendGone);
+    // Either side may have gone while the session was being set up; its events are past.
+    if (client.destroyed || client.readableEnded) return onClientGone();
+    if (backend.destroyed || backend.readableEnded) return onBackendGone();
     if (clientLeftover.length > 0) onClientData(clientLeftover);
     client.resume();
     backend.resume();

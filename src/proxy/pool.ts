@@ -34,6 +34,8 @@ interface IdleSession {
 
 export class WarmPool {
   private readonly idle = new Map<string, IdleSession[]>();
+  /** Sessions being reset per key: they count against the idle limit already. */
+  private readonly resetting = new Map<string, number>();
 
   constructor(readonly options: WarmPoolOptions = DEFAULT_WARM_POOL) {}
 
@@ -53,8 +55,22 @@ export class WarmPool {
 
   /** Resets the session and keeps it, or closes it if it cannot be proven clean. */
   async release(session: BackendSession): Promise<void> {
-    const list = this.idle.get(session.poolKey) ?? [];
-    if (!this.enabled || list.length >= this.options.maxIdlePerKey || !(await reset(session, this.options))) {
+    const key = session.poolKey;
+    const resetting = this.resetting.get(key) ?? 0;
+    if (!this.enabled || (this.idle.get(key)?.length ?? 0) + resetting >= this.options.maxIdlePerKey) {
+      session.socket.destroy();
+      return;
+    }
+    this.resetting.set(key, resetting + 1);
+    let clean: boolean;
+    try {
+      clean = await reset(session, this.options);
+    } finally {
+      const left = (this.resetting.get(key) ?? 1) - 1;
+      if (left > 0) this.resetting.set(key, left);
+      else this.resetting.delete(key);
+    }
+    if (!clean) {
       session.socket.destroy();
       return;
     }
