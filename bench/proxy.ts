@@ -1,0 +1,258 @@
+/**
+ * Proxy benchmark: pgbench against one Postgres cluster (a) directly over TCP,
+ * (b) through Pier's TLS proxy with a database credential as the password,
+ * (c) through PgBouncer (Debian package) terminating TLS in session mode.
+ * Same certificate type (ECDSA P-256) for (b) and (c); both reach Postgres
+ * over its unix socket. Prints a markdown table of medians with ratios to
+ * (a) and writes it to bench/results/proxy-<date>.md.
+ *
+ *   npm run bench:proxy            # BENCH_ROUNDS=3 BENCH_SECONDS=6 by default
+ */
+import { execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { generateSigningKey, issueDatabaseCredential, publicJwks } from '../src/auth/credentials.js';
+import { initCluster, stopCluster, writeClusterSettings } from '../src/engine/local/cluster.js';
+import { handToPostgres, type PostgresRuntime, preparePostgresRuntime } from '../src/engine/local/runtime.js';
+import { credentialPasswordCheck, staticDirectory, startProxy } from '../src/proxy/index.js';
+
+const run = promisify(execFile);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const TCP_HOST = '127.0.0.55'; // Postgres' own TCP listener, away from anything on 127.0.0.1:5432
+const PGBOUNCER_PORT = 16432;
+
+interface Row {
+  label: string;
+  args: string[];
+}
+
+const ROWS: Row[] = [
+  { label: 'select-only (-S), 8 clients', args: ['-S', '-M', 'prepared', '-c', '8', '-j', '2'] },
+  { label: 'select-only (-S), 64 clients', args: ['-S', '-M', 'prepared', '-c', '64', '-j', '2'] },
+  { label: 'TPC-B-like, 8 clients', args: ['-M', 'prepared', '-c', '8', '-j', '2'] },
+  { label: 'TPC-B-like, 64 clients', args: ['-M', 'prepared', '-c', '64', '-j', '2'] },
+  { label: 'new connections/s (-C -S), 8 clients', args: ['-C', '-S', '-c', '8', '-j', '2'] },
+];
+
+interface Target {
+  name: string;
+  env: Record<string, string>;
+}
+
+async function main(): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'pier-bench-proxy-'));
+  const runtime = await preparePostgresRuntime(join(tmpdir(), 'pier-test-runtime'));
+  await handToPostgres(runtime, root, 0o755);
+  const dataDir = join(root, 'data');
+  const socketDir = join(root, 'socket');
+  await mkdir(dataDir);
+  await handToPostgres(runtime, dataDir, 0o700);
+  await initCluster(runtime, dataDir);
+  await writeClusterSettings(runtime, dataDir, {
+    max_connections: 250,
+    shared_buffers: '128MB',
+    fsync: false,
+    synchronous_commit: false,
+  });
+  // TCP for the direct baseline: trust on loopback for this throwaway cluster only.
+  await writeFile(join(dataDir, 'pg_hba.conf'), 'local all all trust\nhost all all 127.0.0.0/8 trust\n');
+  const postgres = await startPostgresWithTcp(runtime, dataDir, socketDir, join(root, 'postgres.log'));
+  let stopBouncer: (() => void) | undefined;
+  let closeProxy: (() => Promise<void>) | undefined;
+  try {
+    await psql(socketDir, 'postgres', 'CREATE ROLE bench LOGIN');
+    await psql(socketDir, 'postgres', 'CREATE DATABASE bench OWNER bench');
+    await run('/usr/bin/pgbench', ['-i', '-q', '-s', '4', '-h', socketDir, '-p', '5432', '-U', 'bench', 'bench']);
+
+    const key = await generateSigningKey();
+    const uid = randomUUID();
+    const proxy = await startProxy({
+      port: 0,
+      tls: { dir: join(root, 'tls') },
+      directory: staticDirectory([{ name: 'bench', uid, state: 'AVAILABLE', dnsName: 'bench.pier.test', socketDir }]),
+      passwords: credentialPasswordCheck({ publicKeys: () => publicJwks([key]) }),
+      warmPool: { maxIdlePerKey: 64 },
+    });
+    closeProxy = () => proxy.close();
+    const { token } = await issueDatabaseCredential(key, { subject: 'bench', instanceUids: [uid], ttlSeconds: 3600 });
+    stopBouncer = await startPgBouncer(runtime, root, socketDir);
+
+    const base = { PGUSER: 'bench', PGDATABASE: 'bench' };
+    const targets: Target[] = [
+      { name: 'direct', env: { ...base, PGHOST: TCP_HOST, PGPORT: '5432', PGSSLMODE: 'disable' } },
+      { name: 'pier', env: { ...base, PGHOST: '127.0.0.1', PGPORT: String(proxy.port), PGSSLMODE: 'require', PGPASSWORD: token } },
+      { name: 'pgbouncer', env: { ...base, PGHOST: '127.0.0.1', PGPORT: String(PGBOUNCER_PORT), PGSSLMODE: 'require', PGPASSWORD: 'bench-secret' } },
+    ];
+    const results = new Map<string, number[]>();
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const row of ROWS) {
+        for (const target of targets) {
+          const tps = await pgbench(row.args, target.env);
+          const id = `${row.label}|${target.name}`;
+          results.set(id, [...(results.get(id) ?? []), tps]);
+          process.stderr.write(`round ${round} ${row.label} ${target.name}: ${tps.toFixed(0)}\n`);
+        }
+      }
+    }
+    const report = renderReport(results, runtime);
+    process.stdout.write(report);
+    const resultsDir = join(process.cwd(), 'bench', 'results');
+    await mkdir(resultsDir, { recursive: true });
+    const file = join(resultsDir, `proxy-${new Date().toISOString().slice(0, 10)}.md`);
+    await writeFile(file, report);
+    process.stderr.write(`written to ${file}\n`);
+  } finally {
+    stopBouncer?.();
+    await closeProxy?.();
+    postgres.kill('SIGINT');
+    await stopCluster(dataDir);
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function renderReport(results: Map<string, number[]>, runtime: PostgresRuntime): string {
+  const lines = [
+    `# Proxy benchmark, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+    '',
+    `pgbench 15 (Debian), scale 4, ${SECONDS} s per run, -j 2, median of ${ROUNDS} rounds (runs interleaved);`,
+    `PostgreSQL ${runtime.version} (embedded), fsync off; ${cpus().length} cores shared by everything.`,
+    '(a) direct: Postgres over TCP 127.0.0.x, no TLS. (b) Pier proxy: TLS (ECDSA P-256), JWT password,',
+    'backend over the unix socket, warm sessions on. (c) PgBouncer: TLS (same ECDSA cert), plain password,',
+    'session mode, backend over the unix socket. Values are TPS; for -C rows, new connections per second.',
+    '',
+    '| workload | (a) direct | (b) Pier | (c) PgBouncer | (b)/(a) | (c)/(a) | (b)/(c) |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const row of ROWS) {
+    const [a, b, c] = ['direct', 'pier', 'pgbouncer'].map((name) => median(results.get(`${row.label}|${name}`) ?? [0]));
+    lines.push(
+      `| ${row.label} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${c.toFixed(0)} | ${(b / a).toFixed(2)} | ${(c / a).toFixed(2)} | ${(b / c).toFixed(2)} |`,
+    );
+  }
+  lines.push('', 'All rounds (TPS):', '');
+  for (const [id, values] of results) lines.push(`- ${id.replace('|', ' — ')}: ${values.map((v) => v.toFixed(0)).join(', ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function pgbench(args: string[], env: Record<string, string>): Promise<number> {
+  const { stdout } = await run('/usr/bin/pgbench', [...args, '-T', String(SECONDS), '-n'], {
+    env: { ...process.env, ...env },
+    maxBuffer: 16 << 20,
+  }).catch((error: Error & { stdout?: string; stderr?: string }) => {
+    throw new Error(`pgbench ${args.join(' ')} failed: ${error.stderr ?? error.message}`);
+  });
+  const match = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(stdout) ??
+    /tps = ([\d.]+)/.exec(stdout);
+  if (!match) throw new Error(`cannot read tps from pgbench output:\n${stdout}`);
+  return Number(match[1]);
+}
+
+async function psql(socketDir: string, database: string, sql: string): Promise<void> {
+  const client = new pg.Client({ host: socketDir, port: 5432, user: 'postgres', database });
+  await client.connect();
+  await client.query(sql);
+  await client.end();
+}
+
+/** Like startCluster, plus a TCP listener for the direct baseline. */
+async function startPostgresWithTcp(runtime: PostgresRuntime, dataDir: string, socketDir: string, logFile: string) {
+  await mkdir(socketDir, { recursive: true });
+  await handToPostgres(runtime, socketDir, 0o700);
+  const child = spawn(
+    join(runtime.binDir, 'postgres'),
+    ['-D', dataDir, '-k', socketDir, '-p', '5432', '-c', `listen_addresses=${TCP_HOST}`],
+    {
+      stdio: ['ignore', 'ignore', 'ignore'],
+      uid: runtime.user?.uid,
+      gid: runtime.user?.gid,
+      env: { ...process.env, LC_ALL: 'C', TZ: 'UTC' },
+      cwd: '/',
+    },
+  );
+  void logFile;
+  for (let i = 0; i < 300; i++) {
+    try {
+      const client = new pg.Client({ host: TCP_HOST, port: 5432, user: 'postgres', database: 'postgres' });
+      await client.connect();
+      await client.end();
+      return child;
+    } catch {
+      await sleep(50);
+    }
+  }
+  child.kill('SIGKILL');
+  throw new Error('Postgres did not start');
+}
+
+async function startPgBouncer(runtime: PostgresRuntime, root: string, socketDir: string): Promise<() => void> {
+  const dir = join(root, 'pgbouncer');
+  await mkdir(dir);
+  await copyFile(join(root, 'tls', 'server.crt'), join(dir, 'server.crt'));
+  await copyFile(join(root, 'tls', 'server.key'), join(dir, 'server.key'));
+  await writeFile(join(dir, 'userlist.txt'), '"bench" "bench-secret"\n');
+  await writeFile(
+    join(dir, 'pgbouncer.ini'),
+    [
+      '[databases]',
+      `bench = host=${socketDir} port=5432 dbname=bench user=bench`,
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      `listen_port = ${PGBOUNCER_PORT}`,
+      'unix_socket_dir =',
+      'auth_type = plain',
+      `auth_file = ${join(dir, 'userlist.txt')}`,
+      'pool_mode = session',
+      'max_client_conn = 1000',
+      'default_pool_size = 100',
+      'client_tls_sslmode = require',
+      `client_tls_cert_file = ${join(dir, 'server.crt')}`,
+      `client_tls_key_file = ${join(dir, 'server.key')}`,
+      'server_tls_sslmode = disable',
+      `logfile = ${join(dir, 'pgbouncer.log')}`,
+      'log_connections = 0',
+      'log_disconnections = 0',
+      '',
+    ].join('\n'),
+  );
+  for (const file of ['server.crt', 'server.key', 'userlist.txt', 'pgbouncer.ini']) await handToPostgres(runtime, join(dir, file), 0o600);
+  await handToPostgres(runtime, dir, 0o700);
+  const child = spawn('/usr/sbin/pgbouncer', [join(dir, 'pgbouncer.ini')], {
+    stdio: ['ignore', 'ignore', 'ignore'],
+    uid: runtime.user?.uid,
+    gid: runtime.user?.gid,
+    cwd: dir,
+  });
+  for (let i = 0; i < 100; i++) {
+    try {
+      const client = new pg.Client({
+        host: '127.0.0.1',
+        port: PGBOUNCER_PORT,
+        user: 'bench',
+        password: 'bench-secret',
+        database: 'bench',
+        ssl: { rejectUnauthorized: false },
+      });
+      await client.connect();
+      await client.end();
+      return () => child.kill('SIGINT');
+    } catch {
+      await sleep(50);
+    }
+  }
+  child.kill('SIGKILL');
+  throw new Error(`PgBouncer did not start; see ${join(dir, 'pgbouncer.log')}`);
+}
+
+await main();
