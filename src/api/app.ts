@@ -5,9 +5,11 @@ import { authenticateBearer } from '../auth/personal-access-tokens.js';
 import type { ControlContext } from '../control/context.js';
 import { PierError } from '../errors.js';
 import type { IdentityRow } from '../store/identities.js';
+import { databaseCatalogRoutes } from './database-catalogs.js';
 import { databaseInstanceRoutes } from './database-instances.js';
 import { errorEnvelope } from './errors.js';
 import { identityRoutes } from './identity.js';
+import { unityCatalogRoutes } from './unity-catalog.js';
 
 export type ApiEnv = { Variables: { caller: IdentityRow } };
 
@@ -28,6 +30,8 @@ export function createApi(
 
   app.onError((error, c) => {
     const { status, body } = errorEnvelope(error, options.log);
+    // The rest of an oversize body is never read: close rather than reuse the connection.
+    if (status === 413) c.header('Connection', 'close');
     return c.json(body, status as ContentfulStatusCode);
   });
   app.notFound((c) =>
@@ -55,6 +59,8 @@ export function createApi(
 
   identityRoutes(app, ctx);
   databaseInstanceRoutes(app, ctx);
+  unityCatalogRoutes(app, ctx);
+  databaseCatalogRoutes(app, ctx);
   for (const routes of options.routes ?? []) routes(app, ctx);
   return app;
 }

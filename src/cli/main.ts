@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import type { ComponentFactory } from '../server/pier.js';
 import { registerCatalogCommands } from './catalog.js';
 import { describeCliError, registerDatabaseCommands } from './database.js';
+import { registerDeltaCommands } from './delta.js';
+import { registerDemoCommands } from './demo.js';
 import { registerServerCommands } from './server.js';
 
 /** What `pier up` runs besides the API and the reconciler. */
@@ -16,12 +18,28 @@ const program = new Command('pier')
   .version(pkg.version)
   .option('--data-dir <dir>', 'Pier data directory (default $PIER_HOME or ~/.pier).')
   .option('-p, --profile <name>', '~/.databrickscfg profile to use.')
+  // Subcommands own their options (`pier delta show --version 3` is the table's version, not Pier's).
+  .enablePositionalOptions()
   .showHelpAfterError()
   .configureOutput({ outputError: (text, write) => write(text) });
 
 registerServerCommands(program, components);
 registerDatabaseCommands(program);
 registerCatalogCommands(program);
+registerDeltaCommands(program);
+registerDemoCommands(program);
+addGlobalOptionsEverywhere(program);
+
+/** `--data-dir` and `--profile` work before or after any subcommand, as in the Databricks CLI. */
+function addGlobalOptionsEverywhere(command: Command): void {
+  for (const sub of command.commands) {
+    if (!sub.options.some((o) => o.long === '--data-dir')) {
+      sub.option('--data-dir <dir>', 'Pier data directory (default $PIER_HOME or ~/.pier).');
+    }
+    if (!sub.options.some((o) => o.long === '--profile')) sub.option('-p, --profile <name>', '~/.databrickscfg profile to use.');
+    addGlobalOptionsEverywhere(sub);
+  }
+}
 
 try {
   await program.parseAsync(process.argv);

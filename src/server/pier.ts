@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
@@ -113,12 +112,10 @@ export async function startPier(options: PierOptions, components: ComponentFacto
       routes: started.flatMap((component) => (component.routes ? [component.routes] : [])),
     });
     const server = serve({ fetch: app.fetch, port: options.apiPort, hostname: options.host });
-    await Promise.race([
-      once(server, 'listening'),
-      once(server, 'error').then(([error]) => {
-        throw portError(error as NodeJS.ErrnoException, options.host, options.apiPort, '--api-port');
-      }),
-    ]);
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', (error) => reject(portError(error, options.host, options.apiPort, '--api-port')));
+    });
     cleanups.push(
       () =>
         new Promise<void>((resolve) => {

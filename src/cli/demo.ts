@@ -1,0 +1,69 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { advanceDemoTable, createDemoTable } from '../lakehouse/demo.js';
+import { dataDirLayout, resolveDataDir } from '../server/data-dir.js';
+import { ApiError, call } from './api-client.js';
+import { resolveCredentials } from './config.js';
+import { printJson } from './output.js';
+
+export const DEMO_TABLE = 'analytics.gold.daily_revenue';
+
+function demoLocation(command: Command): string {
+  const { dataDir } = command.optsWithGlobals() as { dataDir?: string };
+  return join(dataDirLayout(resolveDataDir(dataDir)).lakehouseDir, 'analytics', 'gold', 'daily_revenue');
+}
+
+/** Creates a catalog object, treating "already exists" as done, so `pier demo` can run again. */
+async function ensure(creds: ReturnType<typeof resolveCredentials>, path: string, body: unknown): Promise<void> {
+  try {
+    await call(creds, 'POST', path, { body });
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 409)) throw error;
+  }
+}
+
+/**
+ * `pier demo`: a real Delta table `analytics.gold.daily_revenue` (Change Data
+ * Feed on) under the data dir, registered in the catalog; `pier demo advance`
+ * commits a new version (inserts, updates, a delete) to it.
+ */
+export function registerDemoCommands(program: Command): void {
+  const demo = program
+    .command('demo')
+    .description(`Create and register the demo Delta table ${DEMO_TABLE}.`)
+    .action(async (_options: unknown, command: Command) => {
+      const location = demoLocation(command);
+      let version: number | undefined;
+      if (!existsSync(join(location, '_delta_log'))) {
+        await mkdir(location, { recursive: true });
+        version = await createDemoTable(location);
+      }
+      const globals = command.optsWithGlobals() as { profile?: string; dataDir?: string };
+      const creds = resolveCredentials(globals);
+      await ensure(creds, '/api/2.1/unity-catalog/catalogs', { name: 'analytics', comment: 'Pier demo lakehouse' });
+      await ensure(creds, '/api/2.1/unity-catalog/schemas', { name: 'gold', catalog_name: 'analytics' });
+      await ensure(creds, '/api/2.1/unity-catalog/tables', {
+        name: 'daily_revenue',
+        catalog_name: 'analytics',
+        schema_name: 'gold',
+        table_type: 'EXTERNAL',
+        data_source_format: 'DELTA',
+        storage_location: location,
+      });
+      printJson({ table: DEMO_TABLE, storage_location: location, ...(version !== undefined ? { version } : {}) });
+    });
+
+  demo
+    .command('advance')
+    .description(`Commit a new version to ${DEMO_TABLE}: inserts, updates and a delete, with change data.`)
+    .action(async (_options: unknown, command: Command) => {
+      const location = demoLocation(command);
+      if (!existsSync(join(location, '_delta_log'))) {
+        throw new Error(`There is no demo table at ${location} yet. Create it with \`pier demo\`.`);
+      }
+      const version = await advanceDemoTable(location);
+      printJson({ table: DEMO_TABLE, storage_location: location, version });
+    });
+}
