@@ -10,7 +10,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -19,7 +19,7 @@ import pg from 'pg';
 import { generateSigningKey, issueDatabaseCredential, publicJwks } from '../src/auth/credentials.js';
 import { initCluster, stopCluster, writeClusterSettings } from '../src/engine/local/cluster.js';
 import { handToPostgres, type PostgresRuntime, preparePostgresRuntime } from '../src/engine/local/runtime.js';
-import { credentialPasswordCheck, staticDirectory, startProxy } from '../src/proxy/index.js';
+import { credentialPasswordCheck, startProxy, staticDirectory } from '../src/proxy/index.js';
 
 const run = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -43,6 +43,8 @@ const ROWS: Row[] = [
 interface Target {
   name: string;
   env: Record<string, string>;
+  /** CPU seconds the proxy process has used so far (user + system). */
+  cpuSeconds?: () => Promise<number>;
 }
 
 async function main(): Promise<void> {
@@ -68,39 +70,92 @@ async function main(): Promise<void> {
   try {
     await psql(socketDir, 'postgres', 'CREATE ROLE bench LOGIN');
     await psql(socketDir, 'postgres', 'CREATE DATABASE bench OWNER bench');
-    await run('/usr/bin/pgbench', ['-i', '-q', '-s', '4', '-h', socketDir, '-p', '5432', '-U', 'bench', 'bench']);
+    await run('/usr/bin/pgbench', [
+      '-i',
+      '-q',
+      '-s',
+      '4',
+      '-h',
+      socketDir,
+      '-p',
+      '5432',
+      '-U',
+      'bench',
+      'bench',
+    ]);
 
     const key = await generateSigningKey();
     const uid = randomUUID();
     const proxy = await startProxy({
       port: 0,
       tls: { dir: join(root, 'tls') },
-      directory: staticDirectory([{ name: 'bench', uid, state: 'AVAILABLE', dnsName: 'bench.pier.test', socketDir }]),
+      directory: staticDirectory([
+        { name: 'bench', uid, state: 'AVAILABLE', dnsName: 'bench.pier.test', socketDir },
+      ]),
       passwords: credentialPasswordCheck({ publicKeys: () => publicJwks([key]) }),
       warmPool: { maxIdlePerKey: 64 },
     });
     closeProxy = () => proxy.close();
-    const { token } = await issueDatabaseCredential(key, { subject: 'bench', instanceUids: [uid], ttlSeconds: 3600 });
-    stopBouncer = await startPgBouncer(runtime, root, socketDir);
+    const { token } = await issueDatabaseCredential(key, {
+      subject: 'bench',
+      instanceUids: [uid],
+      ttlSeconds: 3600,
+    });
+    const bouncer = await startPgBouncer(runtime, root, socketDir);
+    stopBouncer = bouncer.stop;
 
     const base = { PGUSER: 'bench', PGDATABASE: 'bench' };
     const targets: Target[] = [
       { name: 'direct', env: { ...base, PGHOST: TCP_HOST, PGPORT: '5432', PGSSLMODE: 'disable' } },
-      { name: 'pier', env: { ...base, PGHOST: '127.0.0.1', PGPORT: String(proxy.port), PGSSLMODE: 'require', PGPASSWORD: token } },
-      { name: 'pgbouncer', env: { ...base, PGHOST: '127.0.0.1', PGPORT: String(PGBOUNCER_PORT), PGSSLMODE: 'require', PGPASSWORD: 'bench-secret' } },
+      {
+        name: 'pier',
+        env: {
+          ...base,
+          PGHOST: '127.0.0.1',
+          PGPORT: String(proxy.port),
+          PGSSLMODE: 'require',
+          PGPASSWORD: token,
+        },
+        cpuSeconds: async () => {
+          const usage = process.cpuUsage();
+          return (usage.user + usage.system) / 1e6;
+        },
+      },
+      {
+        name: 'pgbouncer',
+        env: {
+          ...base,
+          PGHOST: '127.0.0.1',
+          PGPORT: String(PGBOUNCER_PORT),
+          PGSSLMODE: 'require',
+          PGPASSWORD: 'bench-secret',
+        },
+        cpuSeconds: () => processCpuSeconds(bouncer.pid),
+      },
     ];
     const results = new Map<string, number[]>();
+    const cpu = new Map<string, number[]>();
+    // BENCH_ROWS=0,4 and BENCH_TARGETS=pier,pgbouncer narrow a run while tuning.
+    const rowFilter = process.env.BENCH_ROWS?.split(',').map(Number);
+    const targetFilter = process.env.BENCH_TARGETS?.split(',');
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const row of ROWS) {
-        for (const target of targets) {
+      for (const row of ROWS.filter((_, i) => !rowFilter || rowFilter.includes(i))) {
+        for (const target of targets.filter((t) => !targetFilter || targetFilter.includes(t.name))) {
+          const cpuBefore = await target.cpuSeconds?.();
           const tps = await pgbench(row.args, target.env);
           const id = `${row.label}|${target.name}`;
           results.set(id, [...(results.get(id) ?? []), tps]);
-          process.stderr.write(`round ${round} ${row.label} ${target.name}: ${tps.toFixed(0)}\n`);
+          let cpuNote = '';
+          if (target.cpuSeconds && cpuBefore !== undefined) {
+            const microsPerTx = (((await target.cpuSeconds()) - cpuBefore) / (tps * SECONDS)) * 1e6;
+            cpu.set(id, [...(cpu.get(id) ?? []), microsPerTx]);
+            cpuNote = ` (proxy CPU ${microsPerTx.toFixed(1)} µs/tx)`;
+          }
+          process.stderr.write(`round ${round} ${row.label} ${target.name}: ${tps.toFixed(0)}${cpuNote}\n`);
         }
       }
     }
-    const report = renderReport(results, runtime);
+    const report = renderReport(results, cpu, runtime);
     process.stdout.write(report);
     const resultsDir = join(process.cwd(), 'bench', 'results');
     await mkdir(resultsDir, { recursive: true });
@@ -122,7 +177,11 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-function renderReport(results: Map<string, number[]>, runtime: PostgresRuntime): string {
+function renderReport(
+  results: Map<string, number[]>,
+  cpu: Map<string, number[]>,
+  runtime: PostgresRuntime,
+): string {
   const lines = [
     `# Proxy benchmark, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
@@ -132,18 +191,33 @@ function renderReport(results: Map<string, number[]>, runtime: PostgresRuntime):
     'backend over the unix socket, warm sessions on. (c) PgBouncer: TLS (same ECDSA cert), plain password,',
     'session mode, backend over the unix socket. Values are TPS; for -C rows, new connections per second.',
     '',
-    '| workload | (a) direct | (b) Pier | (c) PgBouncer | (b)/(a) | (c)/(a) | (b)/(c) |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| workload | (a) direct | (b) Pier | (c) PgBouncer | (b)/(a) | (c)/(a) | (b)/(c) | proxy CPU µs/tx (b) / (c) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const row of ROWS) {
-    const [a, b, c] = ['direct', 'pier', 'pgbouncer'].map((name) => median(results.get(`${row.label}|${name}`) ?? [0]));
+    const [a, b, c] = ['direct', 'pier', 'pgbouncer'].map((name) =>
+      median(results.get(`${row.label}|${name}`) ?? [0]),
+    );
     lines.push(
-      `| ${row.label} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${c.toFixed(0)} | ${(b / a).toFixed(2)} | ${(c / a).toFixed(2)} | ${(b / c).toFixed(2)} |`,
+      `| ${row.label} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${c.toFixed(0)} | ${(b / a).toFixed(2)} | ${(c / a).toFixed(2)} | ${(b / c).toFixed(2)} | ${cpuCell(cpu, row.label)} |`,
     );
   }
   lines.push('', 'All rounds (TPS):', '');
-  for (const [id, values] of results) lines.push(`- ${id.replace('|', ' — ')}: ${values.map((v) => v.toFixed(0)).join(', ')}`);
+  for (const [id, values] of results)
+    lines.push(`- ${id.replace('|', ' — ')}: ${values.map((v) => v.toFixed(0)).join(', ')}`);
   return `${lines.join('\n')}\n`;
+}
+
+function cpuCell(cpu: Map<string, number[]>, label: string): string {
+  const of = (name: string) => cpu.get(`${label}|${name}`);
+  const [pier, bouncer] = [of('pier'), of('pgbouncer')];
+  return pier && bouncer ? `${median(pier).toFixed(1)} / ${median(bouncer).toFixed(1)}` : '';
+}
+
+async function processCpuSeconds(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+  // utime and stime are fields 14 and 15 of /proc/<pid>/stat (12 and 13 after the command name)
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function pgbench(args: string[], env: Record<string, string>): Promise<number> {
@@ -153,8 +227,10 @@ async function pgbench(args: string[], env: Record<string, string>): Promise<num
   }).catch((error: Error & { stdout?: string; stderr?: string }) => {
     throw new Error(`pgbench ${args.join(' ')} failed: ${error.stderr ?? error.message}`);
   });
-  const match = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(stdout) ??
-    /tps = ([\d.]+)/.exec(stdout);
+  const match =
+    /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(
+      stdout,
+    ) ?? /tps = ([\d.]+)/.exec(stdout);
   if (!match) throw new Error(`cannot read tps from pgbench output:\n${stdout}`);
   return Number(match[1]);
 }
@@ -167,7 +243,12 @@ async function psql(socketDir: string, database: string, sql: string): Promise<v
 }
 
 /** Like startCluster, plus a TCP listener for the direct baseline. */
-async function startPostgresWithTcp(runtime: PostgresRuntime, dataDir: string, socketDir: string, logFile: string) {
+async function startPostgresWithTcp(
+  runtime: PostgresRuntime,
+  dataDir: string,
+  socketDir: string,
+  logFile: string,
+) {
   await mkdir(socketDir, { recursive: true });
   await handToPostgres(runtime, socketDir, 0o700);
   const child = spawn(
@@ -196,7 +277,11 @@ async function startPostgresWithTcp(runtime: PostgresRuntime, dataDir: string, s
   throw new Error('Postgres did not start');
 }
 
-async function startPgBouncer(runtime: PostgresRuntime, root: string, socketDir: string): Promise<() => void> {
+async function startPgBouncer(
+  runtime: PostgresRuntime,
+  root: string,
+  socketDir: string,
+): Promise<{ pid: number; stop: () => void }> {
   const dir = join(root, 'pgbouncer');
   await mkdir(dir);
   await copyFile(join(root, 'tls', 'server.crt'), join(dir, 'server.crt'));
@@ -226,7 +311,8 @@ async function startPgBouncer(runtime: PostgresRuntime, root: string, socketDir:
       '',
     ].join('\n'),
   );
-  for (const file of ['server.crt', 'server.key', 'userlist.txt', 'pgbouncer.ini']) await handToPostgres(runtime, join(dir, file), 0o600);
+  for (const file of ['server.crt', 'server.key', 'userlist.txt', 'pgbouncer.ini'])
+    await handToPostgres(runtime, join(dir, file), 0o600);
   await handToPostgres(runtime, dir, 0o700);
   const child = spawn('/usr/sbin/pgbouncer', [join(dir, 'pgbouncer.ini')], {
     stdio: ['ignore', 'ignore', 'ignore'],
@@ -246,7 +332,7 @@ async function startPgBouncer(runtime: PostgresRuntime, root: string, socketDir:
       });
       await client.connect();
       await client.end();
-      return () => child.kill('SIGINT');
+      return { pid: child.pid ?? 0, stop: () => child.kill('SIGINT') };
     } catch {
       await sleep(50);
     }

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AuthFailureLimiter, authenticate, checkAudience } from './auth.js';
+import { type AuthFailureLimiter, authenticate, checkAudience } from './auth.js';
 import type { CancelMap } from './cancel.js';
 import { acquireBackend, type BackendSession, parameterStatusMessages } from './connect.js';
 import type { PasswordCheck, ProxyDirectory } from './directory.js';
@@ -169,5 +169,3 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
     fail(error);
   }
 }
-
-export { AuthFailureLimiter };

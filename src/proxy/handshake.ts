@@ -22,6 +22,8 @@ import type { TlsMaterial } from './tls.js';
 
 export const PG_ALPN = 'postgresql';
 const TLS_HANDSHAKE_RECORD = 0x16;
+const SSL_ACCEPTED = Buffer.from('S');
+const GSSENC_DECLINED = Buffer.from('N');
 
 export type HandshakeResult =
   | { kind: 'tls'; stream: TLSSocket; reader: PacketReader; servername: string | undefined }
@@ -56,12 +58,12 @@ export async function handshake(
         );
       }
       reader.detach();
-      socket.write('S');
+      socket.write(SSL_ACCEPTED);
       return startTls(socket, options, false);
     }
     if (code === GSSENC_REQUEST_CODE && packet.length === 8 && !declinedGss) {
       declinedGss = true;
-      socket.write('N');
+      socket.write(GSSENC_DECLINED);
       continue;
     }
     if (code === CANCEL_REQUEST_CODE && packet.length === 16) {
