@@ -20,7 +20,6 @@ export type ProxyErrorKind =
   | 'TOKEN_WRONG_INSTANCE'
   | 'TOKEN_WRONG_USER'
   | 'PAT_AS_PASSWORD'
-  | 'TOO_MANY_AUTH_FAILURES'
   | 'INSTANCE_NOT_CHOSEN'
   | 'INSTANCE_NOT_FOUND'
   | 'INSTANCE_NOT_AVAILABLE'
@@ -41,7 +40,6 @@ const SQLSTATE: Record<ProxyErrorKind, string> = {
   TOKEN_WRONG_INSTANCE: '28P01',
   TOKEN_WRONG_USER: '28P01',
   PAT_AS_PASSWORD: '28P01',
-  TOO_MANY_AUTH_FAILURES: '53400', // configuration_limit_exceeded
   INSTANCE_NOT_CHOSEN: '08004', // sqlserver_rejected_establishment_of_sqlconnection
   INSTANCE_NOT_FOUND: '3D000', // invalid_catalog_name
   INSTANCE_NOT_AVAILABLE: '57P03', // cannot_connect_now

@@ -123,6 +123,24 @@ describe('sessions through the proxy', () => {
     await second.end();
   });
 
+  it('closes idle warm sessions on request, so a database can be dropped', async () => {
+    const admin = await h.superuser();
+    await admin.query('CREATE DATABASE scratch OWNER alice');
+    const client = new pg.Client(h.clientConfig('alice', await h.token('alice'), { database: 'scratch' }));
+    await client.connect();
+    await client.end();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const sessionsOnScratch = async () =>
+      (await admin.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = 'scratch'")).rows[0]
+        .n;
+    assert.equal(await sessionsOnScratch(), 1, 'the warm session keeps the database open');
+    assert.ok(h.proxy.closeIdleBackends((socketDir) => socketDir === h.db1.socketDir) >= 1);
+    for (let i = 0; i < 50 && (await sessionsOnScratch()) > 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    await admin.query('DROP DATABASE scratch');
+    await admin.end();
+  });
+
   it('serves 500 concurrent connections', async () => {
     const token = await h.token('bob');
     await new Promise((resolve) => setTimeout(resolve, 200)); // earlier sessions finish their reset
