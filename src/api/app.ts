@@ -36,7 +36,10 @@ export function createApi(
   });
   app.notFound((c) =>
     c.json(
-      { error_code: 'ENDPOINT_NOT_FOUND', message: `No API found for '${c.req.method} ${new URL(c.req.url).pathname}'.` },
+      {
+        error_code: 'ENDPOINT_NOT_FOUND',
+        message: `No API found for '${c.req.method} ${new URL(c.req.url).pathname}'.`,
+      },
       404,
     ),
   );
@@ -72,13 +75,19 @@ export async function readJson(c: { req: { text(): Promise<string> } }): Promise
   try {
     return JSON.parse(text);
   } catch (cause) {
-    throw new PierError('MALFORMED_REQUEST', `The request body is not valid JSON: ${(cause as Error).message}`);
+    throw new PierError(
+      'MALFORMED_REQUEST',
+      `The request body is not valid JSON: ${(cause as Error).message}`,
+    );
   }
 }
 
 /** Admin-only operations. */
 export function requireAdmin(caller: IdentityRow, what: string): void {
   if (!caller.is_admin) {
-    throw new PierError('PERMISSION_DENIED', `Only workspace admins can ${what}; ${caller.user_name} is not an admin.`);
+    throw new PierError(
+      'PERMISSION_DENIED',
+      `Only workspace admins can ${what}; ${caller.user_name} is not an admin.`,
+    );
   }
 }

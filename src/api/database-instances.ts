@@ -46,7 +46,13 @@ export function databaseInstanceRoutes(app: Hono<ApiEnv>, ctx: ControlContext): 
   });
 
   app.patch('/api/2.0/database/instances/:name', async (c) => {
-    const row = await updateInstance(ctx, c.var.caller, c.req.param('name'), c.req.query('update_mask'), await readJson(c));
+    const row = await updateInstance(
+      ctx,
+      c.var.caller,
+      c.req.param('name'),
+      c.req.query('update_mask'),
+      await readJson(c),
+    );
     return c.json(view(row, true));
   });
 
@@ -65,10 +71,14 @@ export function databaseInstanceRoutes(app: Hono<ApiEnv>, ctx: ControlContext): 
   });
 
   app.put('/api/2.0/permissions/database-instances/:name', async (c) => {
-    return c.json(await changeInstancePermissions(ctx, c.var.caller, c.req.param('name'), await readJson(c), 'replace'));
+    return c.json(
+      await changeInstancePermissions(ctx, c.var.caller, c.req.param('name'), await readJson(c), 'replace'),
+    );
   });
 
   app.patch('/api/2.0/permissions/database-instances/:name', async (c) => {
-    return c.json(await changeInstancePermissions(ctx, c.var.caller, c.req.param('name'), await readJson(c), 'add'));
+    return c.json(
+      await changeInstancePermissions(ctx, c.var.caller, c.req.param('name'), await readJson(c), 'add'),
+    );
   });
 }

@@ -46,7 +46,9 @@ export function identityRoutes(app: Hono<ApiEnv>, ctx: ControlContext): void {
     return c.body(null, 204);
   });
 
-  app.post('/api/2.0/token/create', async (c) => c.json(await createToken(ctx, c.var.caller, await readJson(c))));
+  app.post('/api/2.0/token/create', async (c) =>
+    c.json(await createToken(ctx, c.var.caller, await readJson(c))),
+  );
   app.get('/api/2.0/token/list', async (c) => c.json(await listTokenInfos(ctx, c.var.caller)));
   app.post('/api/2.0/token/delete', async (c) => {
     await revokeToken(ctx, c.var.caller, await readJson(c));

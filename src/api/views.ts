@@ -60,6 +60,8 @@ export function userView(row: IdentityRow) {
     active: row.active,
     emails: [{ value: row.user_name, type: 'work', primary: true }],
     groups: row.is_admin ? [{ display: 'admins', value: 'admins' }] : [],
-    entitlements: row.is_admin ? [{ value: 'workspace-access' }, { value: 'allow-cluster-create' }] : [{ value: 'workspace-access' }],
+    entitlements: row.is_admin
+      ? [{ value: 'workspace-access' }, { value: 'allow-cluster-create' }]
+      : [{ value: 'workspace-access' }],
   };
 }

@@ -19,13 +19,24 @@ export async function createPersonalAccessToken(
   const token = `${PAT_PREFIX}${randomBytes(16).toString('hex')}`;
   const tokenId = randomUUID().replaceAll('-', '');
   const expiresAt =
-    options.lifetimeSeconds && options.lifetimeSeconds > 0 ? new Date(Date.now() + options.lifetimeSeconds * 1000) : undefined;
-  const row = await insertToken(db, { tokenId, identityId, hash: hashToken(token), comment: options.comment, expiresAt });
+    options.lifetimeSeconds && options.lifetimeSeconds > 0
+      ? new Date(Date.now() + options.lifetimeSeconds * 1000)
+      : undefined;
+  const row = await insertToken(db, {
+    tokenId,
+    identityId,
+    hash: hashToken(token),
+    comment: options.comment,
+    expiresAt,
+  });
   return { token, tokenId, createdAt: row.created_at, expiresAt: row.expires_at };
 }
 
 /** The identity behind an `Authorization: Bearer …` header, or an UNAUTHENTICATED error. */
-export async function authenticateBearer(db: Queryable, authorization: string | undefined): Promise<IdentityRow> {
+export async function authenticateBearer(
+  db: Queryable,
+  authorization: string | undefined,
+): Promise<IdentityRow> {
   if (!authorization) {
     throw new PierError(
       'UNAUTHENTICATED',
@@ -37,7 +48,7 @@ export async function authenticateBearer(db: Queryable, authorization: string | 
     throw new PierError('UNAUTHENTICATED', 'The Authorization header must be "Bearer <token>".');
   }
   const identity = await findIdentityByTokenHash(db, hashToken(match[1]));
-  if (!identity || !identity.active) {
+  if (!identity?.active) {
     throw new PierError(
       'UNAUTHENTICATED',
       'Invalid access token: it is unknown, revoked or expired. Create a new one with `pier status -o env` (admin) or POST /api/2.0/token/create.',

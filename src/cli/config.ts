@@ -22,7 +22,8 @@ export function resolveCredentials(options: { profile?: string; dataDir?: string
   const profileName = options.profile ?? process.env.DATABRICKS_CONFIG_PROFILE;
   const envHost = process.env.DATABRICKS_HOST;
   const envToken = process.env.DATABRICKS_TOKEN;
-  if (!profileName && envHost && envToken) return { host: normaliseHost(envHost), token: envToken, source: 'environment' };
+  if (!profileName && envHost && envToken)
+    return { host: normaliseHost(envHost), token: envToken, source: 'environment' };
 
   const configFile = process.env.DATABRICKS_CONFIG_FILE ?? join(homedir(), '.databrickscfg');
   let profiles: Record<string, Record<string, string>> = {};
@@ -42,14 +43,22 @@ export function resolveCredentials(options: { profile?: string; dataDir?: string
     throw new PierError('INVALID_PARAMETER_VALUE', `Profile '${profileName}' is not in ${configFile}.`);
   }
   if (profile?.host && profile.token) {
-    return { host: normaliseHost(envHost ?? profile.host), token: envToken ?? profile.token, source: `profile ${name}` };
+    return {
+      host: normaliseHost(envHost ?? profile.host),
+      token: envToken ?? profile.token,
+      source: `profile ${name}`,
+    };
   }
 
   const layout = dataDirLayout(resolveDataDir(options.dataDir));
   try {
     const state = JSON.parse(readFileSync(layout.stateFile, 'utf8')) as { apiUrl: string };
     const token = readFileSync(layout.adminTokenFile, 'utf8').trim();
-    return { host: envHost ? normaliseHost(envHost) : state.apiUrl, token: envToken ?? token, source: `local Pier at ${layout.dataDir}` };
+    return {
+      host: envHost ? normaliseHost(envHost) : state.apiUrl,
+      token: envToken ?? token,
+      source: `local Pier at ${layout.dataDir}`,
+    };
   } catch {
     throw new PierError(
       'UNAUTHENTICATED',

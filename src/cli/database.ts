@@ -14,10 +14,14 @@ export function parseJsonFlag(value: string | undefined): Record<string, unknown
   const text = value.startsWith('@') ? readFileSync(value.slice(1), 'utf8') : value;
   try {
     const parsed = JSON.parse(text) as unknown;
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new Error('not an object');
     return parsed as Record<string, unknown>;
   } catch (error) {
-    throw new PierError('INVALID_PARAMETER_VALUE', `--json must be a JSON object or @file: ${(error as Error).message}`);
+    throw new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `--json must be a JSON object or @file: ${(error as Error).message}`,
+    );
   }
 }
 
@@ -39,7 +43,12 @@ function credentials(command: Command): Credentials {
 const path = (name: string) => `/api/2.0/database/instances/${encodeURIComponent(name)}`;
 
 /** Polls until the instance reaches `target`, printing state changes as progress. */
-export async function waitForState(creds: Credentials, name: string, target: string, timeoutMs: number): Promise<Instance> {
+export async function waitForState(
+  creds: Credentials,
+  name: string,
+  target: string,
+  timeoutMs: number,
+): Promise<Instance> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
@@ -50,7 +59,10 @@ export async function waitForState(creds: Credentials, name: string, target: str
     }
     if (instance.state === target) return instance;
     if (Date.now() > deadline) {
-      throw new PierError('INTERNAL_ERROR', `Timed out after ${timeoutMs} ms waiting for ${name} to reach ${target} (state ${instance.state}).`);
+      throw new PierError(
+        'INTERNAL_ERROR',
+        `Timed out after ${timeoutMs} ms waiting for ${name} to reach ${target} (state ${instance.state}).`,
+      );
     }
     await sleep(100);
   }
@@ -139,7 +151,9 @@ export function registerDatabaseCommands(program: Command): void {
       .description('Update the fields named by UPDATE_MASK (comma-separated, e.g. "capacity").'),
   ).action(async (name: string, updateMask: string, options: Record<string, unknown>, command: Command) => {
     const body = { ...instanceFields(options), name };
-    printJson(await call(credentials(command), 'PATCH', path(name), { query: { update_mask: updateMask }, body }));
+    printJson(
+      await call(credentials(command), 'PATCH', path(name), { query: { update_mask: updateMask }, body }),
+    );
   });
 
   database
@@ -148,7 +162,9 @@ export function registerDatabaseCommands(program: Command): void {
     .option('--force', 'Also delete descendant instances.')
     .option('--purge', 'Hard-delete (the only mode).')
     .action(async (name: string, options: { force?: boolean; purge?: boolean }, command: Command) => {
-      await call(credentials(command), 'DELETE', path(name), { query: { force: options.force, purge: options.purge } });
+      await call(credentials(command), 'DELETE', path(name), {
+        query: { force: options.force, purge: options.purge },
+      });
     });
 
   database
@@ -156,7 +172,11 @@ export function registerDatabaseCommands(program: Command): void {
     .description('Find a database instance by uid.')
     .option('--uid <uid>', 'UID of the instance.')
     .action(async (options: { uid?: string }, command: Command) => {
-      printJson(await call(credentials(command), 'GET', '/api/2.0/database/instances:findByUid', { query: { uid: options.uid } }));
+      printJson(
+        await call(credentials(command), 'GET', '/api/2.0/database/instances:findByUid', {
+          query: { uid: options.uid },
+        }),
+      );
     });
 
   for (const [verb, stopped, target] of [

@@ -16,7 +16,11 @@ function demoLocation(command: Command): string {
 }
 
 /** Creates a catalog object, treating "already exists" as done, so `pier demo` can run again. */
-async function ensure(creds: ReturnType<typeof resolveCredentials>, path: string, body: unknown): Promise<void> {
+async function ensure(
+  creds: ReturnType<typeof resolveCredentials>,
+  path: string,
+  body: unknown,
+): Promise<void> {
   try {
     await call(creds, 'POST', path, { body });
   } catch (error) {
@@ -42,7 +46,10 @@ export function registerDemoCommands(program: Command): void {
       }
       const globals = command.optsWithGlobals() as { profile?: string; dataDir?: string };
       const creds = resolveCredentials(globals);
-      await ensure(creds, '/api/2.1/unity-catalog/catalogs', { name: 'analytics', comment: 'Pier demo lakehouse' });
+      await ensure(creds, '/api/2.1/unity-catalog/catalogs', {
+        name: 'analytics',
+        comment: 'Pier demo lakehouse',
+      });
       await ensure(creds, '/api/2.1/unity-catalog/schemas', { name: 'gold', catalog_name: 'analytics' });
       await ensure(creds, '/api/2.1/unity-catalog/tables', {
         name: 'daily_revenue',
@@ -52,7 +59,11 @@ export function registerDemoCommands(program: Command): void {
         data_source_format: 'DELTA',
         storage_location: location,
       });
-      printJson({ table: DEMO_TABLE, storage_location: location, ...(version !== undefined ? { version } : {}) });
+      printJson({
+        table: DEMO_TABLE,
+        storage_location: location,
+        ...(version !== undefined ? { version } : {}),
+      });
     });
 
   demo

@@ -11,10 +11,14 @@ import { registerServerCommands } from './server.js';
 /** What `pier up` runs besides the API and the reconciler. */
 const components: ComponentFactory[] = [];
 
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 const program = new Command('pier')
-  .description('Self-hostable Lakebase Provisioned: Postgres instances, OAuth credentials over TLS, catalog and reverse ETL.')
+  .description(
+    'Self-hostable Lakebase Provisioned: Postgres instances, OAuth credentials over TLS, catalog and reverse ETL.',
+  )
   .version(pkg.version)
   .option('--data-dir <dir>', 'Pier data directory (default $PIER_HOME or ~/.pier).')
   .option('-p, --profile <name>', '~/.databrickscfg profile to use.')
@@ -36,7 +40,8 @@ function addGlobalOptionsEverywhere(command: Command): void {
     if (!sub.options.some((o) => o.long === '--data-dir')) {
       sub.option('--data-dir <dir>', 'Pier data directory (default $PIER_HOME or ~/.pier).');
     }
-    if (!sub.options.some((o) => o.long === '--profile')) sub.option('-p, --profile <name>', '~/.databrickscfg profile to use.');
+    if (!sub.options.some((o) => o.long === '--profile'))
+      sub.option('-p, --profile <name>', '~/.databrickscfg profile to use.');
     addGlobalOptionsEverywhere(sub);
   }
 }

@@ -33,13 +33,15 @@ export interface UpOptions {
 
 function port(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new PierError('INVALID_PARAMETER_VALUE', `"${value}" is not a port number.`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new PierError('INVALID_PARAMETER_VALUE', `"${value}" is not a port number.`);
   return n;
 }
 
 function positive(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new PierError('INVALID_PARAMETER_VALUE', `"${value}" must be a positive integer.`);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new PierError('INVALID_PARAMETER_VALUE', `"${value}" must be a positive integer.`);
   return n;
 }
 
@@ -54,10 +56,21 @@ export function registerServerCommands(program: Command, components: ComponentFa
     .addOption(new Option('--proxy-port <port>', 'Postgres (TLS) proxy port.').default(5432).argParser(port))
     .option('--host <address>', 'Address to listen on.', '127.0.0.1')
     .option('--detach', 'Start in the background and return once ready.')
-    .addOption(new Option('--store-url <url>', 'External Postgres for control-plane state.').env('PIER_STORE_URL'))
-    .addOption(new Option('--max-instances <n>', 'Instance limit per workspace.').default(10).argParser(positive))
-    .option('--dns-suffix <suffix>', 'Give instances read_write_dns <name>.<suffix> instead of a loopback address.')
-    .addOption(new Option('--credential-ttl <seconds>', 'Lifetime of database credentials.').default(3600).argParser(positive))
+    .addOption(
+      new Option('--store-url <url>', 'External Postgres for control-plane state.').env('PIER_STORE_URL'),
+    )
+    .addOption(
+      new Option('--max-instances <n>', 'Instance limit per workspace.').default(10).argParser(positive),
+    )
+    .option(
+      '--dns-suffix <suffix>',
+      'Give instances read_write_dns <name>.<suffix> instead of a loopback address.',
+    )
+    .addOption(
+      new Option('--credential-ttl <seconds>', 'Lifetime of database credentials.')
+        .default(3600)
+        .argParser(positive),
+    )
     .option('--tls-cert <file>', 'PEM certificate for the proxy (default: one Pier creates).')
     .option('--tls-key <file>', 'PEM private key for --tls-cert.')
     .action(async (options: UpOptions, command: Command) => {
@@ -77,14 +90,22 @@ export function registerServerCommands(program: Command, components: ComponentFa
   program
     .command('status')
     .description('Show endpoints and the admin credentials of the local Pier.')
-    .addOption(new Option('-o, --output <format>', 'text, env or json').choices(['text', 'env', 'json']).default('text'))
+    .addOption(
+      new Option('-o, --output <format>', 'text, env or json')
+        .choices(['text', 'env', 'json'])
+        .default('text'),
+    )
     .action(async (options: { output: string }, command: Command) => {
       const dataDir = resolveDataDir((command.optsWithGlobals() as { dataDir?: string }).dataDir);
       await status(dataDir, options.output);
     });
 }
 
-async function runForeground(dataDir: string, options: UpOptions, components: ComponentFactory[]): Promise<void> {
+async function runForeground(
+  dataDir: string,
+  options: UpOptions,
+  components: ComponentFactory[],
+): Promise<void> {
   const log = (message: string) => process.stdout.write(`${timestamp()} ${message}\n`);
   log(`starting Pier on ${dataDir}`);
   const pier = await startPier(
@@ -126,7 +147,11 @@ async function detach(dataDir: string): Promise<void> {
   const logFile = join(layout.logsDir, 'pier.log');
   const out = openSync(logFile, 'a');
   const args = process.argv.slice(1).filter((arg) => arg !== '--detach');
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], env: process.env });
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: process.env,
+  });
   child.unref();
   let exited: number | null = null;
   child.once('exit', (code) => {
@@ -164,7 +189,8 @@ export async function down(dataDir: string): Promise<void> {
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + 60_000;
     while (processAlive(pid) && Date.now() < deadline) await sleep(50);
-    if (processAlive(pid)) throw new PierError('INTERNAL_ERROR', `Pier (pid ${pid}) did not stop within 60 s.`);
+    if (processAlive(pid))
+      throw new PierError('INTERNAL_ERROR', `Pier (pid ${pid}) did not stop within 60 s.`);
   }
   // Whatever a killed Pier left running: every instance, the template, the store.
   const instanceDirs = await readdir(layout.instancesDir).catch(() => [] as string[]);

@@ -22,7 +22,14 @@ export async function createUser(ctx: ControlContext, input: unknown): Promise<I
     throw invalidParameter('userName is required: an e-mail address such as "jane@example.com".');
   }
   const groups = Array.isArray(body.groups) ? body.groups : [];
-  const isAdmin = groups.some((g) => typeof g === 'object' && g !== null && ['admins'].includes(String((g as Record<string, unknown>).display ?? (g as Record<string, unknown>).value)));
+  const isAdmin = groups.some(
+    (g) =>
+      typeof g === 'object' &&
+      g !== null &&
+      ['admins'].includes(
+        String((g as Record<string, unknown>).display ?? (g as Record<string, unknown>).value),
+      ),
+  );
   return ctx.store.transaction(async (tx) => {
     if (await findIdentityByUserName(tx, userName)) {
       throw new PierError('RESOURCE_ALREADY_EXISTS', `User with username ${userName} already exists.`);
@@ -44,7 +51,8 @@ export async function removeUser(ctx: ControlContext, caller: IdentityRow, id: s
 
 /** Resolves a user by SCIM id or user name (token-management's `application_id`). */
 export async function findUser(ctx: ControlContext, idOrName: string): Promise<IdentityRow> {
-  const row = (await findIdentityById(ctx.store, idOrName)) ?? (await findIdentityByUserName(ctx.store, idOrName));
+  const row =
+    (await findIdentityById(ctx.store, idOrName)) ?? (await findIdentityByUserName(ctx.store, idOrName));
   if (!row) throw notFound(`User '${idOrName}' does not exist.`);
   return row;
 }
@@ -54,7 +62,9 @@ export async function createToken(ctx: ControlContext, owner: IdentityRow, input
   const body = asObject(input, 'The request body');
   const lifetime = optionalInteger(body, 'lifetime_seconds');
   if (lifetime !== undefined && lifetime < 0 && lifetime !== -1) {
-    throw invalidParameter('lifetime_seconds must be positive, or -1 / omitted for a token that does not expire.');
+    throw invalidParameter(
+      'lifetime_seconds must be positive, or -1 / omitted for a token that does not expire.',
+    );
   }
   optionalBoolean(body, 'is_admin');
   const created = await createPersonalAccessToken(ctx.store, owner.id, {

@@ -62,7 +62,13 @@ export async function instancePermissionsView(db: Queryable, instance: InstanceR
       })),
       {
         group_name: 'admins',
-        all_permissions: [{ permission_level: 'CAN_MANAGE', inherited: true, inherited_from_object: ['/database-instances/'] }],
+        all_permissions: [
+          {
+            permission_level: 'CAN_MANAGE',
+            inherited: true,
+            inherited_from_object: ['/database-instances/'],
+          },
+        ],
       },
     ],
   };
@@ -85,7 +91,9 @@ async function parseAccessControlList(db: Queryable, body: unknown): Promise<Acc
     const entry = asObject(item, 'Each access_control_list entry');
     const principal = entry.user_name ?? entry.service_principal_name ?? entry.group_name;
     if (typeof principal !== 'string' || principal === '') {
-      throw invalidParameter('Each access_control_list entry needs user_name, service_principal_name or group_name.');
+      throw invalidParameter(
+        'Each access_control_list entry needs user_name, service_principal_name or group_name.',
+      );
     }
     const level = entry.permission_level;
     if (typeof level !== 'string' || !LEVELS.includes(level as InstancePermissionLevel)) {
@@ -94,7 +102,9 @@ async function parseAccessControlList(db: Queryable, body: unknown): Promise<Acc
       );
     }
     if (entry.user_name !== undefined && !(await findIdentityByUserName(db, principal))) {
-      throw invalidParameter(`User '${principal}' does not exist in this workspace. Create it first (SCIM Users).`);
+      throw invalidParameter(
+        `User '${principal}' does not exist in this workspace. Create it first (SCIM Users).`,
+      );
     }
     entries.push({ principal, level: level as InstancePermissionLevel });
   }
@@ -129,8 +139,14 @@ export async function getInstancePermissions(ctx: ControlContext, caller: Identi
 export function permissionLevelsView() {
   return {
     permission_levels: [
-      { permission_level: 'CAN_USE', description: 'Can connect to the instance and generate database credentials.' },
-      { permission_level: 'CAN_MANAGE', description: 'Can change, stop, start, resize and delete the instance.' },
+      {
+        permission_level: 'CAN_USE',
+        description: 'Can connect to the instance and generate database credentials.',
+      },
+      {
+        permission_level: 'CAN_MANAGE',
+        description: 'Can change, stop, start, resize and delete the instance.',
+      },
     ],
   };
 }

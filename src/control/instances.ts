@@ -4,8 +4,8 @@ import { invalidParameter, notFound, PierError } from '../errors.js';
 import type { IdentityRow } from '../store/identities.js';
 import {
   allocateLoopbackAddress,
-  countInstances,
   type CustomTag,
+  countInstances,
   findInstanceByName,
   findInstanceByUid,
   type InstanceRow,
@@ -56,10 +56,12 @@ function parseCapacity(value: unknown): Capacity {
 }
 
 function parseCustomTags(value: unknown): CustomTag[] {
-  if (!Array.isArray(value)) throw invalidParameter('custom_tags must be an array of {"key": …, "value": …}.');
+  if (!Array.isArray(value))
+    throw invalidParameter('custom_tags must be an array of {"key": …, "value": …}.');
   return value.map((item) => {
     const tag = asObject(item, 'Each custom tag');
-    if (typeof tag.key !== 'string' || tag.key === '') throw invalidParameter('Each custom tag needs a non-empty "key".');
+    if (typeof tag.key !== 'string' || tag.key === '')
+      throw invalidParameter('Each custom tag needs a non-empty "key".');
     if (tag.value !== undefined && typeof tag.value !== 'string') {
       throw invalidParameter(`The value of custom tag '${tag.key}' must be a string.`);
     }
@@ -68,7 +70,11 @@ function parseCustomTags(value: unknown): CustomTag[] {
 }
 
 /** Reads the fields of a DatabaseInstance body onto a spec; only `fields` are taken. */
-function applyFields(spec: InstanceSpec, body: Record<string, unknown>, fields: Iterable<string>): InstanceSpec {
+function applyFields(
+  spec: InstanceSpec,
+  body: Record<string, unknown>,
+  fields: Iterable<string>,
+): InstanceSpec {
   const next = { ...spec };
   for (const field of fields) {
     switch (field) {
@@ -83,7 +89,8 @@ function applyFields(spec: InstanceSpec, body: Record<string, unknown>, fields: 
         break;
       case 'retention_window_in_days': {
         const days = optionalInteger(body, field) ?? 7;
-        if (days < 2 || days > 35) throw invalidParameter(`retention_window_in_days must be between 2 and 35, got ${days}.`);
+        if (days < 2 || days > 35)
+          throw invalidParameter(`retention_window_in_days must be between 2 and 35, got ${days}.`);
         next.retention_window_in_days = days;
         break;
       }
@@ -120,11 +127,17 @@ function applyFields(spec: InstanceSpec, body: Record<string, unknown>, fields: 
  * Records a new instance (state STARTING) and returns at once; the reconciler
  * brings it up. The creator gets CAN_MANAGE.
  */
-export async function createInstance(ctx: ControlContext, caller: IdentityRow, input: unknown): Promise<InstanceRow> {
+export async function createInstance(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  input: unknown,
+): Promise<InstanceRow> {
   const body = asObject(input, 'The database instance');
   const name = validateInstanceName(body.name);
   if (body.parent_instance_ref !== undefined) {
-    throw invalidParameter('parent_instance_ref (child instances from a point in time) is not supported yet.');
+    throw invalidParameter(
+      'parent_instance_ref (child instances from a point in time) is not supported yet.',
+    );
   }
   const defaults: InstanceSpec = {
     capacity: 'CU_1',
@@ -142,7 +155,10 @@ export async function createInstance(ctx: ControlContext, caller: IdentityRow, i
     // Serialise creates so the quota and the address allocation see each other.
     await tx.query('LOCK TABLE instances IN SHARE ROW EXCLUSIVE MODE');
     if (await findInstanceByName(tx, name)) {
-      throw new PierError('RESOURCE_ALREADY_EXISTS', `Database instance '${name}' already exists. Pick another name.`);
+      throw new PierError(
+        'RESOURCE_ALREADY_EXISTS',
+        `Database instance '${name}' already exists. Pick another name.`,
+      );
     }
     if ((await countInstances(tx)) >= ctx.config.maxInstances) {
       throw new PierError(
@@ -166,7 +182,11 @@ export async function createInstance(ctx: ControlContext, caller: IdentityRow, i
   return row;
 }
 
-export async function getInstance(ctx: ControlContext, caller: IdentityRow, name: string): Promise<InstanceRow> {
+export async function getInstance(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  name: string,
+): Promise<InstanceRow> {
   return instanceForCaller(ctx.store, caller, name, 'CAN_USE');
 }
 
@@ -195,7 +215,8 @@ export async function listInstances(
   let afterName: string | undefined;
   if (query.page_token) {
     afterName = Buffer.from(query.page_token, 'base64url').toString('utf8');
-    if (!NAME_PATTERN.test(afterName)) throw invalidParameter('page_token is invalid; pass the next_page_token of the previous page.');
+    if (!NAME_PATTERN.test(afterName))
+      throw invalidParameter('page_token is invalid; pass the next_page_token of the previous page.');
   }
   const rows = await listInstancesPage(ctx.store, {
     afterName,
@@ -203,7 +224,8 @@ export async function listInstances(
     visibleTo: caller.is_admin ? undefined : caller.user_name,
   });
   const page = rows.slice(0, limit);
-  const nextPageToken = rows.length > limit ? Buffer.from(page[page.length - 1].name).toString('base64url') : undefined;
+  const nextPageToken =
+    rows.length > limit ? Buffer.from(page[page.length - 1].name).toString('base64url') : undefined;
   return { rows: page, nextPageToken };
 }
 
@@ -220,26 +242,37 @@ export async function updateInstance(
 ): Promise<InstanceRow> {
   const body = asObject(input ?? {}, 'The database instance');
   if (!updateMask) {
-    throw invalidParameter(`update_mask is required: the comma-separated fields to change, e.g. "capacity" or "stopped".`);
+    throw invalidParameter(
+      `update_mask is required: the comma-separated fields to change, e.g. "capacity" or "stopped".`,
+    );
   }
-  const fields = updateMask === '*' ? [...UPDATABLE].filter((f) => f in body) : updateMask.split(',').map((f) => f.trim());
+  const fields =
+    updateMask === '*' ? [...UPDATABLE].filter((f) => f in body) : updateMask.split(',').map((f) => f.trim());
   for (const field of fields) {
     if (!UPDATABLE.has(field)) {
-      throw invalidParameter(`update_mask names '${field}', which cannot be updated. Updatable: ${[...UPDATABLE].join(', ')}.`);
+      throw invalidParameter(
+        `update_mask names '${field}', which cannot be updated. Updatable: ${[...UPDATABLE].join(', ')}.`,
+      );
     }
     // Clearing these makes no sense; a missing value is a mistake (or a client that sent no body).
-    if ((field === 'capacity' || field === 'stopped') && (body[field] === undefined || body[field] === null)) {
+    if (
+      (field === 'capacity' || field === 'stopped') &&
+      (body[field] === undefined || body[field] === null)
+    ) {
       throw invalidParameter(
         `update_mask names '${field}' but the request body does not set it. Send the new value in the body, e.g. {"${field}": ${field === 'capacity' ? '"CU_2"' : 'true'}}.`,
       );
     }
   }
   if (body.name !== undefined && body.name !== name) {
-    throw invalidParameter(`An instance cannot be renamed: the body names '${String(body.name)}' but the path '${name}'.`);
+    throw invalidParameter(
+      `An instance cannot be renamed: the body names '${String(body.name)}' but the path '${name}'.`,
+    );
   }
   const row = await ctx.store.transaction(async (tx) => {
     const current = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
-    if (current.spec.deleted) throw new PierError('INVALID_STATE', `Database instance '${name}' is being deleted.`);
+    if (current.spec.deleted)
+      throw new PierError('INVALID_STATE', `Database instance '${name}' is being deleted.`);
     const spec = applyFields(current.spec, body, fields);
     return updateInstanceSpec(tx, current.uid, spec, transitionalState(current, spec));
   });

@@ -7,7 +7,8 @@ import { invalidParameter } from '../errors.js';
 export function optionalString(body: Record<string, unknown>, field: string): string | undefined {
   const value = body[field];
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw invalidParameter(`Field '${field}' must be a string, got ${describe(value)}.`);
+  if (typeof value !== 'string')
+    throw invalidParameter(`Field '${field}' must be a string, got ${describe(value)}.`);
   return value;
 }
 
@@ -20,7 +21,8 @@ export function requiredString(body: Record<string, unknown>, field: string): st
 export function optionalBoolean(body: Record<string, unknown>, field: string): boolean | undefined {
   const value = body[field];
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'boolean') throw invalidParameter(`Field '${field}' must be true or false, got ${describe(value)}.`);
+  if (typeof value !== 'boolean')
+    throw invalidParameter(`Field '${field}' must be true or false, got ${describe(value)}.`);
   return value;
 }
 

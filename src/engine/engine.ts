@@ -40,4 +40,6 @@ export interface Engine {
   socketDir(uid: string): string;
   /** Uids of every instance the engine holds storage or processes for. */
   listInstances(): Promise<string[]>;
+  /** Finishes background work (e.g. preparing spare storage); instances keep running. */
+  close(): Promise<void>;
 }

@@ -2,7 +2,15 @@ import type { EngineObservation } from '../engine/engine.js';
 import type { InstanceSpec, InstanceState, InstanceStatus } from '../store/instances.js';
 
 /** One engine action. The reconciler runs a plan's steps in order. */
-export type Step = 'provision' | 'configure' | 'start' | 'restart' | 'stop' | 'bootstrap-roles' | 'destroy' | 'forget';
+export type Step =
+  | 'provision'
+  | 'configure'
+  | 'start'
+  | 'restart'
+  | 'stop'
+  | 'bootstrap-roles'
+  | 'destroy'
+  | 'forget';
 
 export interface Plan {
   steps: Step[];
@@ -25,12 +33,20 @@ export interface Plan {
  */
 export function planInstance(spec: InstanceSpec, status: InstanceStatus, observed: EngineObservation): Plan {
   if (spec.deleted) {
-    return { steps: observed.provisioned || observed.running ? ['destroy', 'forget'] : ['forget'], progress: 'DELETING', done: 'DELETING' };
+    return {
+      steps: observed.provisioned || observed.running ? ['destroy', 'forget'] : ['forget'],
+      progress: 'DELETING',
+      done: 'DELETING',
+    };
   }
   if (!observed.provisioned) {
     return spec.stopped
       ? { steps: ['provision', 'configure'], progress: 'STARTING', done: 'STOPPED' }
-      : { steps: ['provision', 'configure', 'start', 'bootstrap-roles'], progress: 'STARTING', done: 'AVAILABLE' };
+      : {
+          steps: ['provision', 'configure', 'start', 'bootstrap-roles'],
+          progress: 'STARTING',
+          done: 'AVAILABLE',
+        };
   }
   const resized = status.applied_capacity !== spec.capacity;
   if (spec.stopped) {

@@ -141,13 +141,21 @@ export class Reconciler extends EventEmitter {
         if (forgotten) this.emit('changed', uid);
         return forgotten ? 'done' : 'again';
       }
+      const started = performance.now();
       await this.apply(step, instance, row, status);
+      if (process.env.PIER_TRACE)
+        this.log(`${row.name}: ${step} ${(performance.now() - started).toFixed(1)} ms`);
     }
     if (!(await this.report(row, plan.done, status, true))) return 'again';
     return 'done';
   }
 
-  private async apply(step: Step, instance: EngineInstance, row: InstanceRow, status: InstanceStatus): Promise<void> {
+  private async apply(
+    step: Step,
+    instance: EngineInstance,
+    row: InstanceRow,
+    status: InstanceStatus,
+  ): Promise<void> {
     switch (step) {
       case 'provision':
         await this.engine.provision(instance);
@@ -193,9 +201,14 @@ export class Reconciler extends EventEmitter {
   private async recordFailure(uid: string, message: string): Promise<void> {
     const row = await findInstanceByUid(this.store, uid).catch(() => undefined);
     if (!row) return;
-    await updateInstanceStatus(this.store, uid, row.generation, row.state, { ...row.status, message }, false).catch(
-      () => {},
-    );
+    await updateInstanceStatus(
+      this.store,
+      uid,
+      row.generation,
+      row.state,
+      { ...row.status, message },
+      false,
+    ).catch(() => {});
   }
 
   private log(message: string): void {

@@ -16,7 +16,12 @@ export async function bootstrapAdmin(
   layout: { adminTokenFile: string; dataDir: string },
 ): Promise<{ userName: string }> {
   let admin = await findIdentityByUserName(store, BOOTSTRAP_ADMIN);
-  if (!admin) admin = await insertIdentity(store, { userName: BOOTSTRAP_ADMIN, displayName: 'Pier admin', isAdmin: true });
+  if (!admin)
+    admin = await insertIdentity(store, {
+      userName: BOOTSTRAP_ADMIN,
+      displayName: 'Pier admin',
+      isAdmin: true,
+    });
   const saved = await readAdminToken(layout);
   if (!saved || !(await findIdentityByTokenHash(store, hashToken(saved)))) {
     const { token } = await createPersonalAccessToken(store, admin.id, { comment: 'pier bootstrap admin' });

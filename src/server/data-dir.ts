@@ -96,7 +96,9 @@ export async function readState(layout: DataDirLayout): Promise<PierState | unde
   }
 }
 
-export async function readAdminToken(layout: Pick<DataDirLayout, 'adminTokenFile'>): Promise<string | undefined> {
+export async function readAdminToken(
+  layout: Pick<DataDirLayout, 'adminTokenFile'>,
+): Promise<string | undefined> {
   try {
     return (await readFile(layout.adminTokenFile, 'utf8')).trim();
   } catch {

@@ -4,7 +4,11 @@ import { serve } from '@hono/node-server';
 import { createApi, type RouteGroup } from '../api/app.js';
 import type { ControlConfig, ControlContext } from '../control/context.js';
 import { LocalEngine } from '../engine/local/local-engine.js';
-import { assertReachableByPostgres, handToPostgres, preparePostgresRuntime } from '../engine/local/runtime.js';
+import {
+  assertReachableByPostgres,
+  handToPostgres,
+  preparePostgresRuntime,
+} from '../engine/local/runtime.js';
 import { PierError } from '../errors.js';
 import { Reconciler } from '../reconcile/reconciler.js';
 import { openStore, type Store } from '../store/store.js';
@@ -56,13 +60,17 @@ export interface RunningPier {
  * the given components. Converges from whatever a previous (possibly killed)
  * Pier left behind in the data dir.
  */
-export async function startPier(options: PierOptions, components: ComponentFactory[] = []): Promise<RunningPier> {
+export async function startPier(
+  options: PierOptions,
+  components: ComponentFactory[] = [],
+): Promise<RunningPier> {
   const layout = dataDirLayout(options.dataDir);
   await ensureWritableDataDir(layout.dataDir);
   await lockDataDir(layout);
   const cleanups: (() => Promise<void>)[] = [() => unlockDataDir(layout)];
   const cleanup = async () => {
-    for (const step of cleanups.reverse()) await step().catch((e) => options.log(`shutdown: ${(e as Error).message}`));
+    for (const step of cleanups.reverse())
+      await step().catch((e) => options.log(`shutdown: ${(e as Error).message}`));
   };
   try {
     const runtime = await preparePostgresRuntime(layout.runtimeDir);
@@ -85,7 +93,8 @@ export async function startPier(options: PierOptions, components: ComponentFacto
     }
     cleanups.push(() => store.close());
     const admin = await bootstrapAdmin(store, layout);
-    const engine = await LocalEngine.open(runtime, layout);
+    const engine = await LocalEngine.open(runtime, layout, { log: options.log });
+    cleanups.push(() => engine.close());
     const reconciler = new Reconciler(store, engine, { log: options.log });
     const config: ControlConfig = {
       maxInstances: options.maxInstances,
@@ -153,10 +162,16 @@ export async function startPier(options: PierOptions, components: ComponentFacto
 
 export function portError(error: NodeJS.ErrnoException, host: string, port: number, flag: string): Error {
   if (error.code === 'EADDRINUSE') {
-    return new PierError('INVALID_PARAMETER_VALUE', `Port ${port} on ${host} is already in use. Free it, or pass ${flag} with another port.`);
+    return new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `Port ${port} on ${host} is already in use. Free it, or pass ${flag} with another port.`,
+    );
   }
   if (error.code === 'EACCES') {
-    return new PierError('INVALID_PARAMETER_VALUE', `Not allowed to listen on ${host}:${port}. Use a port above 1024 with ${flag}.`);
+    return new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `Not allowed to listen on ${host}:${port}. Use a port above 1024 with ${flag}.`,
+    );
   }
   return error;
 }

@@ -2,7 +2,13 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { initCluster, SOCKET_PORT, startCluster, stopCluster, writeClusterSettings } from '../engine/local/cluster.js';
+import {
+  initCluster,
+  SOCKET_PORT,
+  startCluster,
+  stopCluster,
+  writeClusterSettings,
+} from '../engine/local/cluster.js';
 import { handToPostgres, type PostgresRuntime } from '../engine/local/runtime.js';
 
 const STORE_DATABASE = 'pier';
@@ -29,7 +35,11 @@ export async function startSystemStore(
     fsync: true,
     synchronous_commit: 'on',
   });
-  await startCluster(runtime, { dataDir: layout.storeDir, socketDir, logFile: join(layout.logsDir, 'store.log') });
+  await startCluster(runtime, {
+    dataDir: layout.storeDir,
+    socketDir,
+    logFile: join(layout.logsDir, 'store.log'),
+  });
   const admin = new pg.Client({ host: socketDir, port: SOCKET_PORT, user: 'postgres', database: 'postgres' });
   await admin.connect();
   try {

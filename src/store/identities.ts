@@ -33,11 +33,16 @@ export async function insertIdentity(
 
 export async function findIdentityById(db: Queryable, id: string): Promise<IdentityRow | undefined> {
   if (!/^\d+$/.test(id)) return undefined;
-  const { rows } = await db.query<IdentityRow>(`SELECT ${IDENTITY_COLUMNS} FROM identities WHERE id = $1`, [id]);
+  const { rows } = await db.query<IdentityRow>(`SELECT ${IDENTITY_COLUMNS} FROM identities WHERE id = $1`, [
+    id,
+  ]);
   return rows[0];
 }
 
-export async function findIdentityByUserName(db: Queryable, userName: string): Promise<IdentityRow | undefined> {
+export async function findIdentityByUserName(
+  db: Queryable,
+  userName: string,
+): Promise<IdentityRow | undefined> {
   const { rows } = await db.query<IdentityRow>(
     `SELECT ${IDENTITY_COLUMNS} FROM identities WHERE lower(user_name) = lower($1)`,
     [userName],
@@ -45,7 +50,10 @@ export async function findIdentityByUserName(db: Queryable, userName: string): P
   return rows[0];
 }
 
-export async function listIdentities(db: Queryable, options: { offset: number; limit: number }): Promise<IdentityRow[]> {
+export async function listIdentities(
+  db: Queryable,
+  options: { offset: number; limit: number },
+): Promise<IdentityRow[]> {
   const { rows } = await db.query<IdentityRow>(
     `SELECT ${IDENTITY_COLUMNS} FROM identities ORDER BY id OFFSET $1 LIMIT $2`,
     [options.offset, options.limit],
@@ -95,9 +103,9 @@ export async function listTokens(db: Queryable, identityId: string): Promise<Tok
 }
 
 export async function deleteToken(db: Queryable, identityId: string, tokenId: string): Promise<boolean> {
-  const { rowCount } = await db.query('DELETE FROM personal_access_tokens WHERE identity_id = $1 AND token_id = $2', [
-    identityId,
-    tokenId,
-  ]);
+  const { rowCount } = await db.query(
+    'DELETE FROM personal_access_tokens WHERE identity_id = $1 AND token_id = $2',
+    [identityId, tokenId],
+  );
   return (rowCount ?? 0) > 0;
 }

@@ -49,7 +49,14 @@ const COLUMNS =
 
 export async function insertInstance(
   db: Queryable,
-  row: { uid: string; name: string; creator: string; spec: InstanceSpec; state: InstanceState; address: string | null },
+  row: {
+    uid: string;
+    name: string;
+    creator: string;
+    spec: InstanceSpec;
+    state: InstanceState;
+    address: string | null;
+  },
 ): Promise<InstanceRow> {
   const { rows } = await db.query<InstanceRow>(
     `INSERT INTO instances (uid, name, creator, spec, state, address) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
@@ -58,7 +65,11 @@ export async function insertInstance(
   return rows[0];
 }
 
-export async function findInstanceByName(db: Queryable, name: string, lock = false): Promise<InstanceRow | undefined> {
+export async function findInstanceByName(
+  db: Queryable,
+  name: string,
+  lock = false,
+): Promise<InstanceRow | undefined> {
   const { rows } = await db.query<InstanceRow>(
     `SELECT ${COLUMNS} FROM instances WHERE name = $1${lock ? ' FOR UPDATE' : ''}`,
     [name],
@@ -149,6 +160,9 @@ export async function updateInstanceStatus(
 }
 
 export async function deleteInstanceRow(db: Queryable, uid: string, generation: number): Promise<boolean> {
-  const { rowCount } = await db.query('DELETE FROM instances WHERE uid = $1 AND generation = $2', [uid, generation]);
+  const { rowCount } = await db.query('DELETE FROM instances WHERE uid = $1 AND generation = $2', [
+    uid,
+    generation,
+  ]);
   return (rowCount ?? 0) > 0;
 }

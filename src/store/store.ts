@@ -4,7 +4,10 @@ import { migrations } from './migrations.js';
 
 /** Anything that runs a query: the pool, or a client inside a transaction. */
 export interface Queryable {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
 }
 
 /**
@@ -21,7 +24,10 @@ export class Store implements Queryable {
     this.pool.on('error', () => {});
   }
 
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
     return this.pool.query<R>(text, values);
   }
 
@@ -57,9 +63,13 @@ export async function openStore(url: string): Promise<Store> {
     await migrate(store);
   } catch (cause) {
     await store.close();
-    throw new PierError('INTERNAL_ERROR', `Cannot prepare the control-plane store: ${(cause as Error).message}`, {
-      cause,
-    });
+    throw new PierError(
+      'INTERNAL_ERROR',
+      `Cannot prepare the control-plane store: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
   }
   return store;
 }
@@ -77,7 +87,10 @@ async function migrate(store: Store): Promise<void> {
     for (const migration of migrations) {
       if (applied.has(migration.version)) continue;
       await tx.query(migration.sql);
-      await tx.query('INSERT INTO pier_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
+      await tx.query('INSERT INTO pier_migrations (version, name) VALUES ($1, $2)', [
+        migration.version,
+        migration.name,
+      ]);
     }
   });
 }

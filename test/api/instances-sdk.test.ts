@@ -18,28 +18,44 @@ after(async () => removePier(pier));
 
 /** The instance's Postgres, reached the way the engine does: its private unix socket. */
 function superuserClient(uid: string): pg.Client {
-  return new pg.Client({ host: join(pier.dataDir, 'run', uid), port: 5432, user: 'postgres', database: 'postgres' });
+  return new pg.Client({
+    host: join(pier.dataDir, 'run', uid),
+    port: 5432,
+    user: 'postgres',
+    database: 'postgres',
+  });
 }
 
 /**
  * PATCH through plain HTTP: the JS SDK (through 0.17) sends no body with
  * PATCH requests, so its updateDatabaseInstance cannot carry the new values.
  */
-async function patchInstance(name: string, updateMask: string, body: Record<string, unknown>): Promise<DatabaseInstance> {
-  const response = await fetch(`${pier.apiUrl}/api/2.0/database/instances/${name}?update_mask=${updateMask}`, {
-    method: 'PATCH',
-    headers: { authorization: `Bearer ${pier.adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name, ...body }),
-  });
+async function patchInstance(
+  name: string,
+  updateMask: string,
+  body: Record<string, unknown>,
+): Promise<DatabaseInstance> {
+  const response = await fetch(
+    `${pier.apiUrl}/api/2.0/database/instances/${name}?update_mask=${updateMask}`,
+    {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${pier.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name, ...body }),
+    },
+  );
   assert.equal(response.status, 200, await response.clone().text());
   return (await response.json()) as DatabaseInstance;
 }
 
 async function waitForState(name: string, state: string): Promise<DatabaseInstance> {
-  return eventually(async () => {
-    const instance = await w.database.getDatabaseInstance({ name });
-    return instance.state === state ? instance : undefined;
-  }, 30_000, `${name} to be ${state}`);
+  return eventually(
+    async () => {
+      const instance = await w.database.getDatabaseInstance({ name });
+      return instance.state === state ? instance : undefined;
+    },
+    30_000,
+    `${name} to be ${state}`,
+  );
 }
 
 /** Whether a postmaster runs for the instance: its pid file names a live process. */
@@ -83,9 +99,17 @@ test('the SDK drives an instance through its whole life', async () => {
     `SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member
       WHERE m.roleid = 'databricks_superuser'::regrole`,
   );
-  assert.deepEqual(roles.rows.map((row) => row.rolname), ['admin@pier.local']);
-  const databases = await client.query(`SELECT datname FROM pg_database WHERE datname IN ('postgres', 'databricks_postgres') ORDER BY 1`);
-  assert.deepEqual(databases.rows.map((row) => row.datname), ['databricks_postgres', 'postgres']);
+  assert.deepEqual(
+    roles.rows.map((row) => row.rolname),
+    ['admin@pier.local'],
+  );
+  const databases = await client.query(
+    `SELECT datname FROM pg_database WHERE datname IN ('postgres', 'databricks_postgres') ORDER BY 1`,
+  );
+  assert.deepEqual(
+    databases.rows.map((row) => row.datname),
+    ['databricks_postgres', 'postgres'],
+  );
   const sharedBuffers = await client.query('SHOW max_connections');
   assert.equal(sharedBuffers.rows[0].max_connections, '500');
   await client.end();
@@ -106,14 +130,18 @@ test('the SDK drives an instance through its whole life', async () => {
 
   // Delete: the data directory goes, then the record.
   await w.database.deleteDatabaseInstance({ name: 'order-mgmt-db', purge: true });
-  await eventually(async () => {
-    try {
-      await w.database.getDatabaseInstance({ name: 'order-mgmt-db' });
-      return undefined;
-    } catch (error) {
-      return (error as { errorCode?: string }).errorCode === 'RESOURCE_DOES_NOT_EXIST' ? true : undefined;
-    }
-  }, 30_000, 'the instance to be gone');
+  await eventually(
+    async () => {
+      try {
+        await w.database.getDatabaseInstance({ name: 'order-mgmt-db' });
+        return undefined;
+      } catch (error) {
+        return (error as { errorCode?: string }).errorCode === 'RESOURCE_DOES_NOT_EXIST' ? true : undefined;
+      }
+    },
+    30_000,
+    'the instance to be gone',
+  );
   assert.equal(existsSync(join(pier.dataDir, 'instances', uid)), false, 'data directory removed');
 });
 
@@ -143,7 +171,8 @@ test('resizing keeps every row and applies the new settings', async () => {
 
 test('listing pages through every instance with page_size and page_token', async () => {
   const names = ['page-a', 'page-b', 'page-c', 'page-d', 'page-e'];
-  for (const name of names) await w.database.createDatabaseInstance({ database_instance: { name, capacity: 'CU_1', stopped: true } });
+  for (const name of names)
+    await w.database.createDatabaseInstance({ database_instance: { name, capacity: 'CU_1', stopped: true } });
   const firstPage = await fetch(`${pier.apiUrl}/api/2.0/database/instances?page_size=2`, {
     headers: { authorization: `Bearer ${pier.adminToken}` },
   }).then((r) => r.json() as Promise<{ database_instances: DatabaseInstance[]; next_page_token?: string }>);

@@ -35,7 +35,9 @@ test('SCIM Me tells each caller who they are', async () => {
 });
 
 test('only admins create users', async () => {
-  const response = await api(pier, aliceToken, 'POST', '/api/2.0/preview/scim/v2/Users', { userName: 'eve@example.com' });
+  const response = await api(pier, aliceToken, 'POST', '/api/2.0/preview/scim/v2/Users', {
+    userName: 'eve@example.com',
+  });
   assert.equal(response.status, 403);
   assert.equal(response.body.error_code, 'PERMISSION_DENIED');
 });
@@ -48,7 +50,10 @@ test('an instance is invisible to users without permission, usable with CAN_USE,
   // The creator holds CAN_MANAGE.
   const acl = await api(pier, aliceToken, 'GET', '/api/2.0/permissions/database-instances/alice-db');
   assert.equal(acl.status, 200);
-  const entries = acl.body.access_control_list as { user_name?: string; all_permissions: { permission_level: string }[] }[];
+  const entries = acl.body.access_control_list as {
+    user_name?: string;
+    all_permissions: { permission_level: string }[];
+  }[];
   assert.deepEqual(
     entries.filter((e) => e.user_name).map((e) => [e.user_name, e.all_permissions[0].permission_level]),
     [['alice@example.com', 'CAN_MANAGE']],
@@ -69,7 +74,9 @@ test('an instance is invisible to users without permission, usable with CAN_USE,
   assert.equal(granted.status, 200, JSON.stringify(granted.body));
   assert.equal((await api(pier, bobToken, 'GET', `${INSTANCES}/alice-db`)).status, 200);
   assert.deepEqual(
-    ((await api(pier, bobToken, 'GET', INSTANCES)).body.database_instances as { name: string }[]).map((i) => i.name),
+    ((await api(pier, bobToken, 'GET', INSTANCES)).body.database_instances as { name: string }[]).map(
+      (i) => i.name,
+    ),
     ['alice-db'],
   );
   for (const [method, path, body] of [
@@ -91,7 +98,9 @@ test('an instance is invisible to users without permission, usable with CAN_USE,
     access_control_list: [{ user_name: 'bob@example.com', permission_level: 'CAN_MANAGE' }],
   });
   assert.equal(promoted.status, 200);
-  const resized = await api(pier, bobToken, 'PATCH', `${INSTANCES}/alice-db?update_mask=capacity`, { capacity: 'CU_2' });
+  const resized = await api(pier, bobToken, 'PATCH', `${INSTANCES}/alice-db?update_mask=capacity`, {
+    capacity: 'CU_2',
+  });
   assert.equal(resized.status, 200);
   await eventually(async () => {
     const { body } = await api(pier, aliceToken, 'GET', `${INSTANCES}/alice-db`);
@@ -122,7 +131,10 @@ test('granting an unknown level or user is refused', async () => {
 });
 
 test('personal access tokens can be listed and revoked', async () => {
-  const created = await api(pier, bobToken, 'POST', '/api/2.0/token/create', { comment: 'ci', lifetime_seconds: 600 });
+  const created = await api(pier, bobToken, 'POST', '/api/2.0/token/create', {
+    comment: 'ci',
+    lifetime_seconds: 600,
+  });
   assert.equal(created.status, 200);
   const value = created.body.token_value as string;
   assert.match(value, /^dapi[0-9a-f]{32}$/);
@@ -131,7 +143,10 @@ test('personal access tokens can be listed and revoked', async () => {
   const list = await api(pier, bobToken, 'GET', '/api/2.0/token/list');
   assert.ok((list.body.token_infos as { token_id: string }[]).some((t) => t.token_id === info.token_id));
   assert.equal((await api(pier, value, 'GET', '/api/2.0/preview/scim/v2/Me')).status, 200);
-  assert.equal((await api(pier, bobToken, 'POST', '/api/2.0/token/delete', { token_id: info.token_id })).status, 200);
+  assert.equal(
+    (await api(pier, bobToken, 'POST', '/api/2.0/token/delete', { token_id: info.token_id })).status,
+    200,
+  );
   const revoked = await api(pier, value, 'GET', '/api/2.0/preview/scim/v2/Me');
   assert.equal(revoked.status, 401);
   assert.equal(revoked.body.error_code, 'UNAUTHENTICATED');

@@ -31,10 +31,25 @@ export async function tempDataDir(prefix = 'pier-test-'): Promise<string> {
  * Starts `pier up` in a child process on free ports and waits until its API
  * answers. Extra flags go to `pier up`.
  */
-export async function startPier(options: { dataDir?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<PierProcess> {
+export async function startPier(
+  options: { dataDir?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<PierProcess> {
   const dataDir = options.dataDir ?? (await tempDataDir());
-  const args = [PIER_BIN, 'up', '--data-dir', dataDir, '--api-port', '0', '--proxy-port', '0', ...(options.args ?? [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  const args = [
+    PIER_BIN,
+    'up',
+    '--data-dir',
+    dataDir,
+    '--api-port',
+    '0',
+    '--proxy-port',
+    '0',
+    ...(options.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+  });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => {
     output += chunk.toString();
@@ -144,7 +159,11 @@ export async function api(
 }
 
 /** Polls until `check` returns a value (not undefined) or the time is up. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

@@ -16,7 +16,8 @@ function postmastersUnder(dataDir: string): number[] {
     try {
       const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
       const d = args.indexOf('-D');
-      if (args[0].endsWith('/postgres') && d >= 0 && args[d + 1]?.startsWith(dataDir)) pids.push(Number(entry));
+      if (args[0].endsWith('/postgres') && d >= 0 && args[d + 1]?.startsWith(dataDir))
+        pids.push(Number(entry));
     } catch {
       // the process ended while we looked
     }
@@ -38,7 +39,11 @@ test('kill -9 of Pier at any point of a create converges after restart, losing n
     const s = await instanceState(pier, 'keeper');
     return s.state === 'AVAILABLE' ? s : undefined;
   });
-  const client = new pg.Client({ host: join(dataDir, 'run', keeper.uid!), user: 'postgres', database: 'postgres' });
+  const client = new pg.Client({
+    host: join(dataDir, 'run', keeper.uid!),
+    user: 'postgres',
+    database: 'postgres',
+  });
   await client.connect();
   await client.query('CREATE TABLE t AS SELECT generate_series(1, 500) AS n');
   await client.end();
@@ -51,13 +56,26 @@ test('kill -9 of Pier at any point of a create converges after restart, losing n
     await sleep(delay);
     await pier.kill();
     pier = await startPier({ dataDir });
-    await eventually(async () => ((await instanceState(pier, name)).state === 'AVAILABLE' ? true : undefined), 30_000, `${name} AVAILABLE`);
+    await eventually(
+      async () => ((await instanceState(pier, name)).state === 'AVAILABLE' ? true : undefined),
+      30_000,
+      `${name} AVAILABLE`,
+    );
   }
   // Every instance up, one postmaster each (plus the store), no half-made copies.
-  for (let i = 0; i < delays.length; i++) assert.equal((await instanceState(pier, `crash-${i}`)).state, 'AVAILABLE');
+  for (let i = 0; i < delays.length; i++)
+    assert.equal((await instanceState(pier, `crash-${i}`)).state, 'AVAILABLE');
   assert.equal(postmastersUnder(join(dataDir, 'instances')).length, delays.length + 1);
-  assert.deepEqual(readdirSync(join(dataDir, 'instances')).filter((d) => d.includes('partial')), []);
-  const after = new pg.Client({ host: join(dataDir, 'run', keeper.uid!), user: 'postgres', database: 'postgres' });
+  // Half-made copies of a killed Pier are gone (spare clones being refilled right now aside).
+  const leftovers = readdirSync(join(dataDir, 'instances')).filter(
+    (d) => d.includes('partial') && !d.startsWith('.spare-'),
+  );
+  assert.deepEqual(leftovers, []);
+  const after = new pg.Client({
+    host: join(dataDir, 'run', keeper.uid!),
+    user: 'postgres',
+    database: 'postgres',
+  });
   await after.connect();
   assert.equal((await after.query('SELECT count(*)::int AS n FROM t')).rows[0].n, 500);
   await after.end();
@@ -79,12 +97,18 @@ test('a Postgres that dies is restarted by the reconciler', async () => {
   const [pid] = postmastersUnder(join(pier.dataDir, 'instances', instance.uid!));
   assert.ok(pid);
   process.kill(pid, 'SIGKILL');
-  const restarted = await eventually(async () => {
-    const [next] = postmastersUnder(join(pier.dataDir, 'instances', instance.uid!));
-    return next && next !== pid ? next : undefined;
-  }, 30_000, 'a new postmaster');
+  const restarted = await eventually(
+    async () => {
+      const [next] = postmastersUnder(join(pier.dataDir, 'instances', instance.uid!));
+      return next && next !== pid ? next : undefined;
+    },
+    30_000,
+    'a new postmaster',
+  );
   assert.notEqual(restarted, pid);
-  await eventually(async () => ((await instanceState(pier, 'fragile')).state === 'AVAILABLE' ? true : undefined));
+  await eventually(async () =>
+    (await instanceState(pier, 'fragile')).state === 'AVAILABLE' ? true : undefined,
+  );
   await removePier(pier);
 });
 
@@ -99,7 +123,15 @@ test('a second pier up on the same data dir, a busy port and an unusable data di
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
   const port = (busy.address() as { port: number }).port;
   const other = await tempDataDir();
-  const portInUse = await runPier(['up', '--data-dir', other, '--api-port', String(port), '--proxy-port', '0']);
+  const portInUse = await runPier([
+    'up',
+    '--data-dir',
+    other,
+    '--api-port',
+    String(port),
+    '--proxy-port',
+    '0',
+  ]);
   busy.close();
   assert.equal(portInUse.code, 1);
   assert.match(portInUse.stderr, new RegExp(`Port ${port} on 127\\.0\\.0\\.1 is already in use.*--api-port`));
@@ -108,7 +140,15 @@ test('a second pier up on the same data dir, a busy port and an unusable data di
 
   const file = join(pier.dataDir, 'not-a-dir');
   writeFileSync(file, 'x');
-  const unusable = await runPier(['up', '--data-dir', join(file, 'pier'), '--api-port', '0', '--proxy-port', '0']);
+  const unusable = await runPier([
+    'up',
+    '--data-dir',
+    join(file, 'pier'),
+    '--api-port',
+    '0',
+    '--proxy-port',
+    '0',
+  ]);
   assert.equal(unusable.code, 1);
   assert.match(unusable.stderr, /data dir .* is not writable .*--data-dir/);
   await removePier(pier);
@@ -124,12 +164,18 @@ test('pier up --detach returns when ready; status and down work on it', async ()
   const health = await fetch(`${state.apiUrl}/health`);
   assert.equal(health.status, 200);
   const env = await runPier(['status', '--data-dir', dataDir, '-o', 'env']);
-  assert.match(env.stdout, new RegExp(`^export DATABRICKS_HOST=${state.apiUrl.replaceAll('.', '\\.')}$`, 'm'));
+  assert.match(
+    env.stdout,
+    new RegExp(`^export DATABRICKS_HOST=${state.apiUrl.replaceAll('.', '\\.')}$`, 'm'),
+  );
   assert.match(env.stdout, /^export DATABRICKS_TOKEN=dapi[0-9a-f]{32}$/m);
-  const created = await runPier(['database', 'create-database-instance', 'detached-db', '--capacity', 'CU_1', '--data-dir', dataDir], {
-    DATABRICKS_HOST: state.apiUrl,
-    DATABRICKS_TOKEN: state.databricks_token,
-  });
+  const created = await runPier(
+    ['database', 'create-database-instance', 'detached-db', '--capacity', 'CU_1', '--data-dir', dataDir],
+    {
+      DATABRICKS_HOST: state.apiUrl,
+      DATABRICKS_TOKEN: state.databricks_token,
+    },
+  );
   assert.equal(created.code, 0, created.stderr);
   assert.equal(JSON.parse(created.stdout).state, 'AVAILABLE');
   const down = await runPier(['down', '--data-dir', dataDir]);

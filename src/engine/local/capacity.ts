@@ -15,7 +15,10 @@ export const COMPUTE_UNITS: Record<Capacity, number> = { CU_1: 1, CU_2: 2, CU_4:
  * @example
  * capacitySettings('CU_2', 24 * 1024 ** 3).shared_buffers // '1536MB'
  */
-export function capacitySettings(capacity: Capacity, hostMemoryBytes = totalmem()): Record<string, string | number> {
+export function capacitySettings(
+  capacity: Capacity,
+  hostMemoryBytes = totalmem(),
+): Record<string, string | number> {
   const units = COMPUTE_UNITS[capacity];
   const memory = Math.min(units * 16 * GiB, (hostMemoryBytes / 8) * units, hostMemoryBytes / 2);
   const maxConnections = 250 * units;

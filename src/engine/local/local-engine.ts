@@ -1,16 +1,17 @@
-import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Engine, EngineInstance, EngineObservation } from '../engine.js';
 import { capacitySettings } from './capacity.js';
+import { cloneDataDir } from './clone.js';
 import { observeCluster, SOCKET_PORT, startCluster, stopCluster, writeClusterSettings } from './cluster.js';
 import { handToPostgres, type PostgresRuntime } from './runtime.js';
 import { prepareTemplate } from './template.js';
 
-const execFileAsync = promisify(execFile);
+/** Ready-made clones of the template wait in `instances/.spare-<id>`. */
+const SPARE_PREFIX = '.spare-';
 
 export interface LocalEngineLayout {
   /** `<data-dir>/instances`: one Postgres data directory per instance uid. */
@@ -28,26 +29,77 @@ export interface LocalEngineLayout {
  * path), so create → AVAILABLE is a file copy plus a server start.
  */
 export class LocalEngine implements Engine {
+  /** The background refill of spare clones, if one runs. */
+  private refilling?: Promise<void>;
+  private closed = false;
+
   private constructor(
     private readonly runtime: PostgresRuntime,
     private readonly layout: LocalEngineLayout,
+    private readonly spareTarget: number,
+    private readonly log: (message: string) => void,
   ) {}
 
   get pgMajorVersion(): number {
     return this.runtime.majorVersion;
   }
 
-  static async open(runtime: PostgresRuntime, layout: LocalEngineLayout): Promise<LocalEngine> {
+  /**
+   * @param options.spares how many ready-made clones of the template to keep,
+   *   so a create only renames one into place (refilled in the background).
+   */
+  static async open(
+    runtime: PostgresRuntime,
+    layout: LocalEngineLayout,
+    options: { spares?: number; log?: (message: string) => void } = {},
+  ): Promise<LocalEngine> {
     for (const dir of [layout.instancesDir, layout.runDir, layout.logsDir]) {
       await mkdir(dir, { recursive: true });
       await handToPostgres(runtime, dir, 0o755);
     }
-    await prepareTemplate(runtime, layout.templateDir, join(layout.runDir, 'template'), join(layout.logsDir, 'template.log'));
+    await prepareTemplate(
+      runtime,
+      layout.templateDir,
+      join(layout.runDir, 'template'),
+      join(layout.logsDir, 'template.log'),
+    );
     // A copy interrupted by a crash is never an instance: drop it.
     for (const entry of await readdir(layout.instancesDir)) {
-      if (entry.includes('.partial')) await rm(join(layout.instancesDir, entry), { recursive: true, force: true });
+      if (entry.includes('.partial'))
+        await rm(join(layout.instancesDir, entry), { recursive: true, force: true });
     }
-    return new LocalEngine(runtime, layout);
+    const engine = new LocalEngine(runtime, layout, options.spares ?? 2, options.log ?? (() => {}));
+    engine.refillSpares();
+    return engine;
+  }
+
+  /** Stops refilling spares and waits for a copy in flight. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.refilling;
+  }
+
+  private async spares(): Promise<string[]> {
+    const entries = await readdir(this.layout.instancesDir);
+    return entries.filter((entry) => entry.startsWith(SPARE_PREFIX) && !entry.includes('.partial'));
+  }
+
+  /** Tops the spare clones up to the target, one copy at a time, in the background. */
+  private refillSpares(): void {
+    if (this.refilling || this.closed) return;
+    this.refilling = (async () => {
+      try {
+        while (!this.closed && (await this.spares()).length < this.spareTarget) {
+          const spare = join(this.layout.instancesDir, `${SPARE_PREFIX}${randomUUID()}`);
+          await cloneDataDir(this.layout.templateDir, `${spare}.partial`);
+          await rename(`${spare}.partial`, spare);
+        }
+      } catch (error) {
+        this.log(`refilling spare instance clones failed: ${(error as Error).message}`);
+      } finally {
+        this.refilling = undefined;
+      }
+    })();
   }
 
   private dataDir(uid: string): string {
@@ -72,12 +124,23 @@ export class LocalEngine implements Engine {
   async provision(instance: EngineInstance): Promise<void> {
     const target = this.dataDir(instance.uid);
     if (existsSync(join(target, 'PG_VERSION'))) return;
-    const partial = `${target}.partial`;
-    await rm(partial, { recursive: true, force: true });
-    // cp -a keeps ownership and modes; the rename makes the clone appear whole or not at all.
-    await execFileAsync('cp', ['-a', this.layout.templateDir, partial]);
-    await rm(join(partial, 'postmaster.pid'), { force: true });
-    await rename(partial, target);
+    // A spare clone becomes the instance by one rename; without one, clone now.
+    const [spare] = await this.spares();
+    let claimed = false;
+    if (spare) {
+      claimed = await rename(join(this.layout.instancesDir, spare), target).then(
+        () => true,
+        () => false, // another provision took it first
+      );
+    }
+    if (!claimed) {
+      const partial = `${target}.partial`;
+      await rm(partial, { recursive: true, force: true });
+      // The rename makes the clone appear whole or not at all.
+      await cloneDataDir(this.layout.templateDir, partial);
+      await rename(partial, target);
+    }
+    this.refillSpares();
   }
 
   async configure(instance: EngineInstance): Promise<void> {
@@ -127,6 +190,6 @@ export class LocalEngine implements Engine {
 
   async listInstances(): Promise<string[]> {
     const entries = await readdir(this.layout.instancesDir);
-    return entries.filter((entry) => !entry.includes('.partial'));
+    return entries.filter((entry) => !entry.includes('.partial') && !entry.startsWith(SPARE_PREFIX));
   }
 }

@@ -79,7 +79,8 @@ async function hydrateLibrarySymlinks(nativeDir: string): Promise<void> {
 async function postgresVersion(binDir: string): Promise<string> {
   const { stdout } = await execFileAsync(join(binDir, 'postgres'), ['--version']);
   const match = /(\d+(?:\.\d+)?)/.exec(stdout);
-  if (!match) throw new PierError('INTERNAL_ERROR', `Cannot read the Postgres version from: ${stdout.trim()}`);
+  if (!match)
+    throw new PierError('INTERNAL_ERROR', `Cannot read the Postgres version from: ${stdout.trim()}`);
   return match[1];
 }
 
@@ -120,7 +121,8 @@ async function ensurePostgresOsUser(): Promise<OsUser> {
     );
   }
   const created = await lookupOsUser(POSTGRES_OS_USER);
-  if (!created) throw new PierError('INTERNAL_ERROR', `useradd reported success but '${POSTGRES_OS_USER}' is missing`);
+  if (!created)
+    throw new PierError('INTERNAL_ERROR', `useradd reported success but '${POSTGRES_OS_USER}' is missing`);
   return created;
 }
 
