@@ -19,13 +19,13 @@ export interface Credentials {
  * admin of the Pier running on the local data dir.
  */
 export function resolveCredentials(options: { profile?: string; dataDir?: string }): Credentials {
-  const profileName = options.profile ?? process.env.DATABRICKS_CONFIG_PROFILE;
-  const envHost = process.env.DATABRICKS_HOST;
-  const envToken = process.env.DATABRICKS_TOKEN;
+  const profileName = options.profile || process.env.DATABRICKS_CONFIG_PROFILE || undefined;
+  const envHost = process.env.DATABRICKS_HOST || undefined;
+  const envToken = process.env.DATABRICKS_TOKEN || undefined;
   if (!profileName && envHost && envToken)
     return { host: normaliseHost(envHost), token: envToken, source: 'environment' };
 
-  const configFile = process.env.DATABRICKS_CONFIG_FILE ?? join(homedir(), '.databrickscfg');
+  const configFile = process.env.DATABRICKS_CONFIG_FILE || join(homedir(), '.databrickscfg');
   let profiles: Record<string, Record<string, string>> = {};
   try {
     profiles = ini.parse(readFileSync(configFile, 'utf8')) as typeof profiles;
