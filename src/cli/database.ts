@@ -99,6 +99,7 @@ function addInstanceFlags(command: Command): Command {
 /** `pier database …`: the Databricks CLI's `database` verbs, plus start/stop. */
 export function registerDatabaseCommands(program: Command): void {
   const database = program.command('database').description('Database instances (Lakebase Provisioned).');
+  registerAccessCommands(database);
 
   addInstanceFlags(
     database
@@ -198,6 +199,77 @@ export function registerDatabaseCommands(program: Command): void {
         printJson(await waitForState(creds, name, target, parseDuration(options.timeout)));
       });
   }
+}
+
+/** `generate-database-credential` and the instance-role verbs. */
+function registerAccessCommands(database: Command): void {
+  database
+    .command('generate-database-credential')
+    .description('Generate a short-lived token to log in to instances as yourself (Postgres password).')
+    .option('--request-id <id>', 'Idempotency key: the same id returns the same token while it is valid.')
+    .option('--instance-names <names...>', 'Instances the token is for (also accepted in --json).')
+    .option('--json <json>', 'Request body as inline JSON or @path/to/file.json.')
+    .action(
+      async (options: { requestId?: string; instanceNames?: string[]; json?: string }, command: Command) => {
+        const body = parseJsonFlag(options.json);
+        if (options.requestId) body.request_id = options.requestId;
+        if (options.instanceNames) body.instance_names = options.instanceNames.flatMap((n) => n.split(','));
+        printJson(await call(credentials(command), 'POST', '/api/2.0/database/credentials', { body }));
+      },
+    );
+
+  const roles = (instance: string) => `${path(instance)}/roles`;
+  database
+    .command('create-database-instance-role <INSTANCE_NAME>')
+    .description('Create a Postgres role in an instance.')
+    .option('--name <name>', 'Role name (default: from --json).')
+    .option('--identity-type <type>', 'USER, SERVICE_PRINCIPAL, GROUP or PG_ONLY.')
+    .option(
+      '--membership-role <role>',
+      'DATABRICKS_SUPERUSER to make the role a member of databricks_superuser.',
+    )
+    .option('--json <json>', 'Request body as inline JSON or @path/to/file.json.')
+    .action(async (instance: string, options: Record<string, string | undefined>, command: Command) => {
+      const body = parseJsonFlag(options.json);
+      if (options.name) body.name = options.name;
+      if (options.identityType) body.identity_type = options.identityType;
+      if (options.membershipRole) body.membership_role = options.membershipRole;
+      printJson(await call(credentials(command), 'POST', roles(instance), { body }));
+    });
+  database
+    .command('get-database-instance-role <INSTANCE_NAME> <NAME>')
+    .description('Get a role of an instance.')
+    .action(async (instance: string, name: string, _o: unknown, command: Command) => {
+      printJson(await call(credentials(command), 'GET', `${roles(instance)}/${encodeURIComponent(name)}`));
+    });
+  database
+    .command('list-database-instance-roles <INSTANCE_NAME>')
+    .description('List the roles of an instance.')
+    .action(async (instance: string, _o: unknown, command: Command) => {
+      const page = await call<{ database_instance_roles?: unknown[] }>(
+        credentials(command),
+        'GET',
+        roles(instance),
+      );
+      printJson(page.database_instance_roles ?? []);
+    });
+  database
+    .command('delete-database-instance-role <INSTANCE_NAME> <NAME>')
+    .description('Drop a role from an instance.')
+    .option('--allow-missing', 'Succeed if the role does not exist.')
+    .option('--reassign-owned-to <role>', 'Hand the objects the role owns to this role first.')
+    .action(
+      async (
+        instance: string,
+        name: string,
+        options: { allowMissing?: boolean; reassignOwnedTo?: string },
+        command: Command,
+      ) => {
+        await call(credentials(command), 'DELETE', `${roles(instance)}/${encodeURIComponent(name)}`, {
+          query: { allow_missing: options.allowMissing, reassign_owned_to: options.reassignOwnedTo },
+        });
+      },
+    );
 }
 
 /** One line for humans: what the API said, with its error code. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { databaseAccess } from '../server/database-access.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { registerCatalogCommands } from './catalog.js';
 import { describeCliError, registerDatabaseCommands } from './database.js';
@@ -9,7 +10,7 @@ import { registerDemoCommands } from './demo.js';
 import { registerServerCommands } from './server.js';
 
 /** What `pier up` runs besides the API and the reconciler. */
-const components: ComponentFactory[] = [];
+const components: ComponentFactory[] = [databaseAccess];
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;

@@ -16,6 +16,12 @@ export interface ReconcilerOptions {
   /** How often every instance is looked at even without a change (a server that died is restarted). */
   resyncIntervalMs?: number;
   log?: (message: string) => void;
+  /**
+   * Told of every state the reconciler is about to report, before it is
+   * written: caches that route clients (the proxy) are up to date by the time
+   * a client can read the new state.
+   */
+  beforeReport?: (uid: string, state: InstanceRow['state']) => Promise<void> | void;
 }
 
 /**
@@ -24,7 +30,8 @@ export interface ReconcilerOptions {
  * another pass. Each pass re-observes, so a crash at any step is finished by
  * the next pass (or the next Pier).
  *
- * Emits `changed` (uid) after any state it wrote.
+ * Emits `kick` (uid) when work is asked for and `changed` (uid) after any
+ * state it wrote.
  */
 export class Reconciler extends EventEmitter {
   private readonly running = new Map<string, Promise<void>>();
@@ -64,9 +71,15 @@ export class Reconciler extends EventEmitter {
     await Promise.allSettled([...this.running.values()]);
   }
 
+  /** Installs the hook told of each state before it is written (see ReconcilerOptions.beforeReport). */
+  setBeforeReport(hook: ReconcilerOptions['beforeReport']): void {
+    this.options.beforeReport = hook;
+  }
+
   /** Asks for a pass over one instance soon. */
   kick(uid: string): void {
     if (this.stopped) return;
+    this.emit('kick', uid);
     if (this.running.has(uid)) {
       this.again.add(uid);
       return;
@@ -190,6 +203,7 @@ export class Reconciler extends EventEmitter {
   }
 
   private async report(row: InstanceRow, state: InstanceRow['state'], status: InstanceStatus, done: boolean) {
+    await this.options.beforeReport?.(row.uid, state);
     const written = await updateInstanceStatus(this.store, row.uid, row.generation, state, status, done);
     if (written) {
       row.state = state;

@@ -140,4 +140,40 @@ export const migrations: Migration[] = [
       CREATE INDEX table_lineage_target ON table_lineage (target_name);
     `,
   },
+  {
+    version: 3,
+    name: 'signing keys, database credential requests, instance roles',
+    sql: `
+      -- Keys that sign database credentials. Retired keys still verify the
+      -- tokens they signed until those expire.
+      CREATE TABLE signing_keys (
+        kid text PRIMARY KEY,
+        private_jwk jsonb NOT NULL,
+        public_jwk jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        retired_at timestamptz
+      );
+
+      -- request_id idempotency: the same caller and id get the same token while it is valid.
+      CREATE TABLE credential_requests (
+        request_id text PRIMARY KEY,
+        identity_id bigint NOT NULL REFERENCES identities ON DELETE CASCADE,
+        instance_uids uuid[] NOT NULL,
+        token text NOT NULL,
+        expires_at timestamptz NOT NULL
+      );
+      CREATE INDEX credential_requests_expiry ON credential_requests (expires_at);
+
+      -- What the Roles API recorded about a Postgres role (the role itself lives in the instance).
+      CREATE TABLE instance_roles (
+        instance_uid uuid NOT NULL REFERENCES instances ON DELETE CASCADE,
+        name text NOT NULL,
+        identity_type text NOT NULL,
+        membership_role text,
+        attributes jsonb NOT NULL DEFAULT '{}',
+        created_by text NOT NULL,
+        PRIMARY KEY (instance_uid, name)
+      );
+    `,
+  },
 ];

@@ -1,0 +1,32 @@
+import { generateDatabaseCredential } from '../control/credentials.js';
+import { createRole, deleteRole, getRole, listRoles } from '../control/roles.js';
+import type { SigningKeys } from '../control/signing-keys.js';
+import type { RouteGroup } from './app.js';
+import { readJson } from './app.js';
+
+/**
+ * Database credentials, instance roles and the JWKS that verifies
+ * credentials (`/oidc/v1/keys`, also at `/.well-known/jwks.json`, no token needed).
+ */
+export function databaseAccessRoutes(keys: SigningKeys): RouteGroup {
+  return (app, ctx) => {
+    app.post('/api/2.0/database/credentials', async (c) =>
+      c.json(await generateDatabaseCredential(ctx, keys, c.var.caller, await readJson(c))),
+    );
+
+    const roles = '/api/2.0/database/instances/:instance/roles';
+    app.post(roles, async (c) =>
+      c.json(await createRole(ctx, c.var.caller, c.req.param('instance'), await readJson(c))),
+    );
+    app.get(roles, async (c) => c.json(await listRoles(ctx, c.var.caller, c.req.param('instance'))));
+    app.get(`${roles}/:name`, async (c) =>
+      c.json(await getRole(ctx, c.var.caller, c.req.param('instance'), c.req.param('name'))),
+    );
+    app.delete(`${roles}/:name`, async (c) => {
+      await deleteRole(ctx, c.var.caller, c.req.param('instance'), c.req.param('name'), c.req.query());
+      return c.json({});
+    });
+
+    for (const path of ['/oidc/v1/keys', '/.well-known/jwks.json']) app.get(path, (c) => c.json(keys.jwks()));
+  };
+}

@@ -1,0 +1,281 @@
+import pg from 'pg';
+import { invalidParameter, notFound, PierError } from '../errors.js';
+import type { IdentityRow } from '../store/identities.js';
+import type { InstanceRow } from '../store/instances.js';
+import type { Queryable } from '../store/store.js';
+import type { ControlContext } from './context.js';
+import { instanceForCaller, permissionOn } from './instance-permissions.js';
+import { asObject, optionalBoolean, optionalString } from './validate.js';
+
+const IDENTITY_TYPES = ['USER', 'SERVICE_PRINCIPAL', 'GROUP', 'PG_ONLY'] as const;
+type IdentityType = (typeof IDENTITY_TYPES)[number];
+const ATTRIBUTES = ['createdb', 'createrole', 'bypassrls'] as const;
+type Attributes = Partial<Record<(typeof ATTRIBUTES)[number], boolean>>;
+
+interface RoleRecord {
+  identity_type: IdentityType;
+  membership_role: string | null;
+  attributes: Attributes;
+}
+
+/** What Postgres says about a role. */
+interface PgRole {
+  rolname: string;
+  rolcanlogin: boolean;
+  rolcreatedb: boolean;
+  rolcreaterole: boolean;
+  rolbypassrls: boolean;
+  superuser_member: boolean;
+}
+
+/** Runs `work` as the instance's superuser over its private socket. */
+async function withInstance<T>(
+  ctx: ControlContext,
+  instance: InstanceRow,
+  work: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  if (instance.state !== 'AVAILABLE') {
+    throw new PierError(
+      'INVALID_STATE',
+      `Database instance '${instance.name}' is ${instance.state}; roles can be changed only while it is AVAILABLE.${instance.state === 'STOPPED' ? ` Start it with: pier database start-database-instance ${instance.name}` : ''}`,
+    );
+  }
+  const client = new pg.Client({
+    host: ctx.engine.socketDir(instance.uid),
+    port: 5432,
+    user: 'postgres',
+    database: 'postgres',
+  });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function readPgRoles(client: pg.Client, name?: string): Promise<PgRole[]> {
+  const { rows } = await client.query<PgRole>(
+    `SELECT r.rolname, r.rolcanlogin, r.rolcreatedb, r.rolcreaterole, r.rolbypassrls,
+            pg_has_role(r.oid, 'databricks_superuser', 'MEMBER') AND r.rolname <> 'databricks_superuser' AS superuser_member
+       FROM pg_roles r
+      WHERE r.rolname !~ '^pg_' AND r.rolname NOT IN ('postgres', 'databricks_superuser')
+        AND ($1::text IS NULL OR r.rolname = $1)
+      ORDER BY r.rolname`,
+    [name ?? null],
+  );
+  return rows;
+}
+
+async function roleRecords(db: Queryable, instanceUid: string): Promise<Map<string, RoleRecord>> {
+  const { rows } = await db.query<RoleRecord & { name: string }>(
+    'SELECT name, identity_type, membership_role, attributes FROM instance_roles WHERE instance_uid = $1',
+    [instanceUid],
+  );
+  return new Map(rows.map((row) => [row.name, row]));
+}
+
+/** The SDK's DatabaseInstanceRole for a Postgres role. */
+function roleView(instance: InstanceRow, role: PgRole, record: RoleRecord | undefined) {
+  const effective = {
+    createdb: role.rolcreatedb,
+    createrole: role.rolcreaterole,
+    bypassrls: role.rolbypassrls,
+  };
+  return {
+    name: role.rolname,
+    instance_name: instance.name,
+    identity_type:
+      record?.identity_type ??
+      (role.rolname === instance.creator || role.rolname.includes('@') ? 'USER' : 'PG_ONLY'),
+    ...(role.superuser_member ? { membership_role: 'DATABRICKS_SUPERUSER' } : {}),
+    attributes: record?.attributes ?? effective,
+    effective_attributes: effective,
+  };
+}
+
+function parseRole(input: unknown) {
+  const body = asObject(input, 'The database instance role');
+  const name = optionalString(body, 'name');
+  if (!name)
+    throw invalidParameter(
+      `Field 'name' is required: the Postgres role name (a user name, e.g. "jane@example.com").`,
+    );
+  if (name.length > 63) throw invalidParameter(`Role name '${name}' is longer than Postgres' 63-byte limit.`);
+  if (/^pg_/i.test(name) || ['postgres', 'databricks_superuser', 'public'].includes(name.toLowerCase())) {
+    throw invalidParameter(`Role name '${name}' is reserved.`);
+  }
+  const identityType = (optionalString(body, 'identity_type') ?? 'USER') as IdentityType;
+  if (!IDENTITY_TYPES.includes(identityType)) {
+    throw invalidParameter(
+      `identity_type '${identityType}' is not valid; use one of ${IDENTITY_TYPES.join(', ')}.`,
+    );
+  }
+  const membership = optionalString(body, 'membership_role');
+  if (membership !== undefined && membership !== 'DATABRICKS_SUPERUSER') {
+    throw invalidParameter(
+      `membership_role '${membership}' is not valid; the only one is DATABRICKS_SUPERUSER.`,
+    );
+  }
+  const attributes: Attributes = {};
+  if (body.attributes !== undefined) {
+    const given = asObject(body.attributes, 'attributes');
+    for (const key of Object.keys(given)) {
+      if (!ATTRIBUTES.includes(key as (typeof ATTRIBUTES)[number])) {
+        throw invalidParameter(`Role attribute '${key}' is not supported; use ${ATTRIBUTES.join(', ')}.`);
+      }
+      attributes[key as keyof Attributes] = optionalBoolean(given, key);
+    }
+  }
+  return { name, identityType, membership, attributes };
+}
+
+/**
+ * Creates a Postgres role in the instance and records how it was asked for.
+ * CAN_USE holders may create only their own role; CAN_MANAGE any.
+ */
+export async function createRole(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  instanceName: string,
+  input: unknown,
+) {
+  const instance = await instanceForCaller(ctx.store, caller, instanceName, 'CAN_USE');
+  const role = parseRole(input);
+  const level = await permissionOn(ctx.store, caller, instance);
+  if (level !== 'CAN_MANAGE' && role.name !== caller.user_name) {
+    throw new PierError(
+      'PERMISSION_DENIED',
+      `With CAN_USE on '${instanceName}' you can create only your own role (${caller.user_name}); creating '${role.name}' needs CAN_MANAGE.`,
+    );
+  }
+  if (role.identityType === 'PG_ONLY' && !instance.spec.enable_pg_native_login) {
+    throw invalidParameter(
+      `PG_ONLY roles log in with a Postgres password, which is off on '${instanceName}'. Turn it on with: pier database update-database-instance ${instanceName} enable_pg_native_login --enable-pg-native-login`,
+    );
+  }
+  const view = await withInstance(ctx, instance, async (client) => {
+    if ((await readPgRoles(client, role.name)).length > 0) {
+      throw new PierError(
+        'RESOURCE_ALREADY_EXISTS',
+        `Role '${role.name}' already exists in instance '${instanceName}'.`,
+      );
+    }
+    const quoted = client.escapeIdentifier(role.name);
+    const flags = [
+      role.identityType === 'GROUP' ? 'NOLOGIN' : 'LOGIN',
+      role.attributes.createdb ? 'CREATEDB' : '',
+      role.attributes.createrole ? 'CREATEROLE' : '',
+      role.attributes.bypassrls ? 'BYPASSRLS' : '',
+    ].filter(Boolean);
+    await client.query('BEGIN');
+    await client.query(`CREATE ROLE ${quoted} ${flags.join(' ')}`);
+    if (role.membership) await client.query(`GRANT databricks_superuser TO ${quoted}`);
+    await ctx.store.query(
+      `INSERT INTO instance_roles (instance_uid, name, identity_type, membership_role, attributes, created_by)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (instance_uid, name) DO UPDATE SET identity_type = excluded.identity_type,
+         membership_role = excluded.membership_role, attributes = excluded.attributes`,
+      [
+        instance.uid,
+        role.name,
+        role.identityType,
+        role.membership ?? null,
+        JSON.stringify(role.attributes),
+        caller.user_name,
+      ],
+    );
+    await client.query('COMMIT');
+    const [created] = await readPgRoles(client, role.name);
+    return roleView(instance, created, {
+      identity_type: role.identityType,
+      membership_role: role.membership ?? null,
+      attributes: role.attributes,
+    });
+  });
+  return view;
+}
+
+export async function getRole(ctx: ControlContext, caller: IdentityRow, instanceName: string, name: string) {
+  const instance = await instanceForCaller(ctx.store, caller, instanceName, 'CAN_USE');
+  const records = await roleRecords(ctx.store, instance.uid);
+  return withInstance(ctx, instance, async (client) => {
+    const [role] = await readPgRoles(client, name);
+    if (!role) throw notFound(`Role '${name}' does not exist in instance '${instanceName}'.`);
+    return roleView(instance, role, records.get(name));
+  });
+}
+
+export async function listRoles(ctx: ControlContext, caller: IdentityRow, instanceName: string) {
+  const instance = await instanceForCaller(ctx.store, caller, instanceName, 'CAN_USE');
+  const records = await roleRecords(ctx.store, instance.uid);
+  return withInstance(ctx, instance, async (client) => ({
+    database_instance_roles: (await readPgRoles(client)).map((role) =>
+      roleView(instance, role, records.get(role.rolname)),
+    ),
+  }));
+}
+
+/** Drops a role; `reassign_owned_to` hands its objects to another role first. Needs CAN_MANAGE. */
+export async function deleteRole(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  instanceName: string,
+  name: string,
+  query: { allow_missing?: string; reassign_owned_to?: string },
+): Promise<void> {
+  const instance = await instanceForCaller(ctx.store, caller, instanceName, 'CAN_MANAGE');
+  await withInstance(ctx, instance, async (client) => {
+    if ((await readPgRoles(client, name)).length === 0) {
+      if (query.allow_missing === 'true') return;
+      throw notFound(`Role '${name}' does not exist in instance '${instanceName}'.`);
+    }
+    const quoted = client.escapeIdentifier(name);
+    const databases = await client.query<{ datname: string }>(
+      'SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname',
+    );
+    if (query.reassign_owned_to) {
+      if (
+        (await readPgRoles(client, query.reassign_owned_to)).length === 0 &&
+        query.reassign_owned_to !== 'databricks_superuser'
+      ) {
+        throw invalidParameter(
+          `reassign_owned_to names '${query.reassign_owned_to}', which is not a role in '${instanceName}'.`,
+        );
+      }
+      // Ownership is per database: reassign in each.
+      for (const { datname } of databases.rows) {
+        const perDb = new pg.Client({
+          host: ctx.engine.socketDir(instance.uid),
+          port: 5432,
+          user: 'postgres',
+          database: datname,
+        });
+        await perDb.connect();
+        try {
+          await perDb.query(
+            `REASSIGN OWNED BY ${quoted} TO ${perDb.escapeIdentifier(query.reassign_owned_to)}`,
+          );
+          await perDb.query(`DROP OWNED BY ${quoted}`);
+        } finally {
+          await perDb.end();
+        }
+      }
+    }
+    try {
+      await client.query(`DROP ROLE ${quoted}`);
+    } catch (error) {
+      if ((error as { code?: string }).code === '2BP01') {
+        throw new PierError(
+          'INVALID_STATE',
+          `Role '${name}' still owns objects or holds privileges in '${instanceName}'. Pass reassign_owned_to (e.g. databricks_superuser) to hand them over first.`,
+        );
+      }
+      throw error;
+    }
+  });
+  await ctx.store.query('DELETE FROM instance_roles WHERE instance_uid = $1 AND name = $2', [
+    instance.uid,
+    name,
+  ]);
+}

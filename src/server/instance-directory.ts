@@ -1,0 +1,87 @@
+import { instanceDnsName } from '../api/views.js';
+import type { ControlConfig } from '../control/context.js';
+import type { Engine } from '../engine/engine.js';
+import type { InstanceRoute, ProxyDirectory } from '../proxy/index.js';
+import { listAllInstances } from '../store/instances.js';
+import type { Store } from '../store/store.js';
+
+/**
+ * The proxy's view of the instances: an in-memory routing table rebuilt from
+ * the store (the source of truth) whenever the reconciler acts, and every
+ * few seconds for changes made by other processes. Lookups never wait.
+ */
+export class InstanceDirectory implements ProxyDirectory {
+  private byNameMap = new Map<string, InstanceRoute>();
+  private byUidMap = new Map<string, InstanceRoute>();
+  private byDnsMap = new Map<string, InstanceRoute>();
+  private byAddressMap = new Map<string, InstanceRoute>();
+  private refreshing: Promise<void> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly engine: Engine,
+    private readonly config: ControlConfig,
+    /** Called with every instance address after each refresh (the proxy binds them). */
+    private readonly onAddresses: (addresses: string[]) => Promise<void>,
+  ) {}
+
+  byName(name: string) {
+    return this.byNameMap.get(name);
+  }
+  byUid(uid: string) {
+    return this.byUidMap.get(uid);
+  }
+  byDnsName(host: string) {
+    return this.byDnsMap.get(host.toLowerCase());
+  }
+  byAddress(ip: string) {
+    return this.byAddressMap.get(ip);
+  }
+
+  createRoleHint(instance: InstanceRoute, role: string): string {
+    return `Create it with: pier database create-database-instance-role ${instance.name} --json '{"name": "${role}", "identity_type": "USER"}'`;
+  }
+
+  /** Sets a state ahead of the store (the reconciler is about to write it). */
+  setState(uid: string, state: string): void {
+    const route = this.byUidMap.get(uid);
+    if (route) route.state = state;
+  }
+
+  /** Rebuilds the table from the store; concurrent calls coalesce. */
+  async refresh(): Promise<void> {
+    if (this.refreshing) {
+      this.again = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.again = false;
+        await this.load();
+      } while (this.again);
+    })().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async load(): Promise<void> {
+    const rows = await listAllInstances(this.store);
+    const routes = rows.map(
+      (row): InstanceRoute => ({
+        name: row.name,
+        uid: row.uid,
+        state: row.state,
+        dnsName: instanceDnsName(row, this.config),
+        ...(row.address ? { address: row.address } : {}),
+        socketDir: this.engine.socketDir(row.uid),
+      }),
+    );
+    this.byNameMap = new Map(routes.map((r) => [r.name, r]));
+    this.byUidMap = new Map(routes.map((r) => [r.uid, r]));
+    this.byDnsMap = new Map(routes.map((r) => [r.dnsName.toLowerCase(), r]));
+    this.byAddressMap = new Map(routes.flatMap((r) => (r.address ? [[r.address, r] as const] : [])));
+    await this.onAddresses(routes.flatMap((r) => (r.address ? [r.address] : [])));
+  }
+}
