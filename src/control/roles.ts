@@ -170,7 +170,15 @@ export async function createRole(
     ].filter(Boolean);
     await client.query('BEGIN');
     await client.query(`CREATE ROLE ${quoted} ${flags.join(' ')}`);
-    if (role.membership) await client.query(`GRANT databricks_superuser TO ${quoted}`);
+    if (role.membership) {
+      await client.query(`GRANT databricks_superuser TO ${quoted}`);
+      // Role attributes are never inherited through membership: give them directly too.
+      await client.query(`ALTER ROLE ${quoted} CREATEDB CREATEROLE BYPASSRLS`);
+    }
+    // Like roles made in SQL by a databricks_superuser member: its members administer it (e.g. set a PG_ONLY password).
+    if (!role.membership) {
+      await client.query(`GRANT ${quoted} TO databricks_superuser WITH ADMIN TRUE, INHERIT FALSE, SET FALSE`);
+    }
     await ctx.store.query(
       `INSERT INTO instance_roles (instance_uid, name, identity_type, membership_role, attributes, created_by)
        VALUES ($1, $2, $3, $4, $5, $6)

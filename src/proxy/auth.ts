@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
-import type { InstanceRoute, PasswordCheck, PasswordVerdict } from './directory.js';
+import type { InstanceRoute, PasswordCheck, PasswordVerdict, ProxyDirectory } from './directory.js';
 import { ProxyError, type ProxyErrorKind } from './errors.js';
 import { AuthenticationCleartextPassword, type PacketReader } from './protocol.js';
 import type { Startup } from './startup.js';
@@ -35,8 +35,10 @@ export async function authenticate(
     failures: AuthFailureLimiter;
     clientAddress: string;
     maxPacketBytes: number;
+    /** A password that is no token at all may be a role's own Postgres password (checked after routing). */
+    allowNativePassword?: boolean;
   },
-): Promise<{ audience: string[] }> {
+): Promise<{ audience: string[]; nativePassword?: string }> {
   const { failures, clientAddress } = options;
   const delayMs = failures.delayFor(clientAddress);
   if (delayMs > 0) await sleep(delayMs);
@@ -57,6 +59,9 @@ export async function authenticate(
     );
   }
   const verdict = await options.passwords.verify(password, startup.user);
+  if (!verdict.ok && verdict.reason === 'malformed' && options.allowNativePassword) {
+    return { audience: [], nativePassword: password };
+  }
   if (!verdict.ok) {
     failures.recordFailure(clientAddress);
     throw new ProxyError(
@@ -67,6 +72,36 @@ export async function authenticate(
   }
   failures.recordSuccess(clientAddress);
   return { audience: verdict.audience };
+}
+
+/**
+ * Native login: the instance must allow it and the password must be the
+ * role's own (its SCRAM verifier in the instance decides).
+ */
+export async function checkNativePassword(
+  route: InstanceRoute,
+  directory: ProxyDirectory,
+  user: string,
+  password: string,
+  failures: AuthFailureLimiter,
+  clientAddress: string,
+): Promise<void> {
+  const hint = `Generate a database credential with: ${GENERATE_CREDENTIAL_COMMAND} ${route.name}, and use its token as the password.`;
+  if (!route.nativeLogin) {
+    failures.recordFailure(clientAddress);
+    throw new ProxyError(
+      'TOKEN_MALFORMED',
+      `password authentication failed for user "${user}": the password is not a database credential, and Postgres password login is off on instance '${route.name}'.`,
+      { hint },
+    );
+  }
+  if (!(await directory.verifyNativePassword?.(route, user, password))) {
+    failures.recordFailure(clientAddress);
+    throw new ProxyError('TOKEN_MALFORMED', `password authentication failed for user "${user}"`, {
+      hint: `The password is neither a database credential nor ${user}'s Postgres password. ${hint}`,
+    });
+  }
+  failures.recordSuccess(clientAddress);
 }
 
 /** The token must name the instance the connection was routed to. */

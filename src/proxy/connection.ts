@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type AuthFailureLimiter, authenticate, checkAudience } from './auth.js';
+import { type AuthFailureLimiter, authenticate, checkAudience, checkNativePassword } from './auth.js';
 import type { CancelMap } from './cancel.js';
 import { acquireBackend, type BackendSession, parameterStatusMessages } from './connect.js';
 import type { PasswordCheck, ProxyDirectory } from './directory.js';
@@ -119,11 +119,12 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
       stream.write(NegotiateProtocolVersion(startup.negotiate.minor, startup.negotiate.unsupportedOptions));
     }
 
-    const { audience } = await authenticate(hello.stream, hello.reader, startup, {
+    const { audience, nativePassword } = await authenticate(hello.stream, hello.reader, startup, {
       passwords: ctx.passwords,
       failures: ctx.failures,
       clientAddress,
       maxPacketBytes: ctx.limits.maxPasswordBytes,
+      allowNativePassword: ctx.directory.verifyNativePassword !== undefined,
     });
     clearTimeout(preAuthDeadline);
 
@@ -134,7 +135,18 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
       audience,
     });
     instance = route.name;
-    checkAudience(route, audience, startup.user);
+    if (nativePassword !== undefined) {
+      await checkNativePassword(
+        route,
+        ctx.directory,
+        startup.user,
+        nativePassword,
+        ctx.failures,
+        clientAddress,
+      );
+    } else {
+      checkAudience(route, audience, startup.user);
+    }
 
     backend = await acquireBackend(route, startup, {
       directory: ctx.directory,

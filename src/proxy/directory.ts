@@ -27,6 +27,8 @@ export interface InstanceRoute {
   address?: string;
   /** Private directory holding the instance's `.s.PGSQL.5432` socket. */
   socketDir: string;
+  /** `enable_pg_native_login`: roles with a Postgres password may log in with it. */
+  nativeLogin?: boolean;
 }
 
 export interface ProxyDirectory {
@@ -41,6 +43,11 @@ export interface ProxyDirectory {
    * `create-database-instance-role` call). Without it a generic hint is given.
    */
   createRoleHint?(instance: InstanceRoute, role: string): string;
+  /**
+   * Optional: whether `password` is `user`'s own Postgres password on the
+   * instance (native login, for instances with `nativeLogin`).
+   */
+  verifyNativePassword?(instance: InstanceRoute, user: string, password: string): Promise<boolean>;
 }
 
 export type PasswordVerdict =

@@ -1,4 +1,6 @@
+import pg from 'pg';
 import { instanceDnsName } from '../api/views.js';
+import { scramPasswordMatches } from '../auth/scram.js';
 import type { ControlConfig } from '../control/context.js';
 import type { Engine } from '../engine/engine.js';
 import type { InstanceRoute, ProxyDirectory } from '../proxy/index.js';
@@ -43,6 +45,26 @@ export class InstanceDirectory implements ProxyDirectory {
     return `Create it with: pier database create-database-instance-role ${instance.name} --json '{"name": "${role}", "identity_type": "USER"}'`;
   }
 
+  /** Native login: the password must match the role's SCRAM verifier in the instance itself. */
+  async verifyNativePassword(instance: InstanceRoute, user: string, password: string): Promise<boolean> {
+    const client = new pg.Client({
+      host: instance.socketDir,
+      port: 5432,
+      user: 'postgres',
+      database: 'postgres',
+    });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ rolpassword: string | null }>(
+        'SELECT rolpassword FROM pg_authid WHERE rolname = $1 AND rolcanlogin AND (rolvaliduntil IS NULL OR rolvaliduntil > now())',
+        [user],
+      );
+      return rows.length === 1 && (await scramPasswordMatches(password, rows[0].rolpassword));
+    } finally {
+      await client.end();
+    }
+  }
+
   /** Sets a state ahead of the store (the reconciler is about to write it). */
   setState(uid: string, state: string): void {
     const route = this.byUidMap.get(uid);
@@ -76,6 +98,7 @@ export class InstanceDirectory implements ProxyDirectory {
         dnsName: instanceDnsName(row, this.config),
         ...(row.address ? { address: row.address } : {}),
         socketDir: this.engine.socketDir(row.uid),
+        nativeLogin: row.spec.enable_pg_native_login,
       }),
     );
     this.byNameMap = new Map(routes.map((r) => [r.name, r]));

@@ -25,11 +25,16 @@ after(async () => removePier(pier));
 
 /** The seed document's flow: create, credential, connect with sslmode=require, SELECT version(). */
 test('the seed flow: SDK creates an instance and a credential, node-postgres connects over TLS', async () => {
-  const instance = await (await w.database.createDatabaseInstance({
-    database_instance: { name: 'order-mgmt-db', capacity: 'CU_2', stopped: false },
-  })).wait();
+  const instance = await (
+    await w.database.createDatabaseInstance({
+      database_instance: { name: 'order-mgmt-db', capacity: 'CU_2', stopped: false },
+    })
+  ).wait();
   assert.equal(instance.state, 'AVAILABLE');
-  const cred = await w.database.generateDatabaseCredential({ request_id: randomUUID(), instance_names: ['order-mgmt-db'] });
+  const cred = await w.database.generateDatabaseCredential({
+    request_id: randomUUID(),
+    instance_names: ['order-mgmt-db'],
+  });
   assert.ok(Date.parse(cred.expiration_time!) > Date.now());
   const me = await w.currentUser.me();
   const client = new pg.Client({
@@ -52,9 +57,14 @@ test('the seed flow: SDK creates an instance and a credential, node-postgres con
 
 test('psql with sslmode=verify-full and Python psycopg connect the same way', async () => {
   const instance = await w.database.getDatabaseInstance({ name: 'order-mgmt-db' });
-  const { token } = await w.database.generateDatabaseCredential({ request_id: randomUUID(), instance_names: ['order-mgmt-db'] });
+  const { token } = await w.database.generateDatabaseCredential({
+    request_id: randomUUID(),
+    instance_names: ['order-mgmt-db'],
+  });
   const conninfo = `host=${instance.read_write_dns} port=${pier.proxyPort} dbname=postgres user=admin@pier.local sslmode=verify-full sslrootcert=${pier.caCertPath}`;
-  const psql = await execFileAsync('psql', [conninfo, '-tAc', 'SELECT name FROM feature_flags'], { env: { ...process.env, PGPASSWORD: token } });
+  const psql = await execFileAsync('psql', [conninfo, '-tAc', 'SELECT name FROM feature_flags'], {
+    env: { ...process.env, PGPASSWORD: token },
+  });
   assert.equal(psql.stdout.trim(), 'dark-mode');
 
   const script = `import psycopg, sys
@@ -62,52 +72,94 @@ with psycopg.connect(sys.argv[1], password=sys.argv[2]) as conn:
     with conn.cursor() as cur:
         cur.execute("SELECT version()")
         print(cur.fetchone()[0])`;
-  const python = await execFileAsync('/usr/bin/python3', ['-c', script, conninfo.replace('verify-full', 'require'), token!]);
+  const python = await execFileAsync('/usr/bin/python3', [
+    '-c',
+    script,
+    conninfo.replace('verify-full', 'require'),
+    token!,
+  ]);
   assert.match(python.stdout, /^PostgreSQL 18/);
 });
 
 test('request_id is idempotent per caller and private to it', async () => {
   const requestId = randomUUID();
-  const first = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/credentials', { request_id: requestId, instance_names: ['order-mgmt-db'] });
-  const second = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/credentials', { request_id: requestId, instance_names: ['order-mgmt-db'] });
+  const first = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/credentials', {
+    request_id: requestId,
+    instance_names: ['order-mgmt-db'],
+  });
+  const second = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/credentials', {
+    request_id: requestId,
+    instance_names: ['order-mgmt-db'],
+  });
   assert.equal(first.status, 200);
   assert.equal(second.body.token, first.body.token);
-  await api(pier, pier.adminToken, 'POST', '/api/2.0/preview/scim/v2/Users', { userName: 'carol@example.com' });
-  const carol = (await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', { application_id: 'carol@example.com' })).body.token_value as string;
+  await api(pier, pier.adminToken, 'POST', '/api/2.0/preview/scim/v2/Users', {
+    userName: 'carol@example.com',
+  });
+  const carol = (
+    await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
+      application_id: 'carol@example.com',
+    })
+  ).body.token_value as string;
   // Carol has no permission on the instance: she cannot get a credential for it at all…
-  const denied = await api(pier, carol, 'POST', '/api/2.0/database/credentials', { request_id: randomUUID(), instance_names: ['order-mgmt-db'] });
+  const denied = await api(pier, carol, 'POST', '/api/2.0/database/credentials', {
+    request_id: randomUUID(),
+    instance_names: ['order-mgmt-db'],
+  });
   assert.equal(denied.status, 404);
   await api(pier, pier.adminToken, 'PATCH', '/api/2.0/permissions/database-instances/order-mgmt-db', {
     access_control_list: [{ user_name: 'carol@example.com', permission_level: 'CAN_USE' }],
   });
   // …and with CAN_USE she still cannot replay the admin's request_id.
-  const replay = await api(pier, carol, 'POST', '/api/2.0/database/credentials', { request_id: requestId, instance_names: ['order-mgmt-db'] });
+  const replay = await api(pier, carol, 'POST', '/api/2.0/database/credentials', {
+    request_id: requestId,
+    instance_names: ['order-mgmt-db'],
+  });
   assert.equal(replay.status, 400);
   assert.match(String(replay.body.message), /already used by another user/);
-  const missing = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/credentials', { request_id: randomUUID() });
+  const missing = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/credentials', {
+    request_id: randomUUID(),
+  });
   assert.equal(missing.status, 400);
   assert.match(String(missing.body.message), /instance_names is required/);
 });
 
 test('the roles API creates roles that log in through the proxy', async () => {
   // Carol (CAN_USE) may create her own role only.
-  const carol = (await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', { application_id: 'carol@example.com' })).body.token_value as string;
-  const other = await api(pier, carol, 'POST', '/api/2.0/database/instances/order-mgmt-db/roles', { name: 'mallory@example.com', identity_type: 'USER' });
+  const carol = (
+    await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
+      application_id: 'carol@example.com',
+    })
+  ).body.token_value as string;
+  const other = await api(pier, carol, 'POST', '/api/2.0/database/instances/order-mgmt-db/roles', {
+    name: 'mallory@example.com',
+    identity_type: 'USER',
+  });
   assert.equal(other.status, 403);
-  const own = await api(pier, carol, 'POST', '/api/2.0/database/instances/order-mgmt-db/roles', { name: 'carol@example.com', identity_type: 'USER' });
+  const own = await api(pier, carol, 'POST', '/api/2.0/database/instances/order-mgmt-db/roles', {
+    name: 'carol@example.com',
+    identity_type: 'USER',
+  });
   assert.equal(own.status, 200, JSON.stringify(own.body));
   assert.equal(own.body.identity_type, 'USER');
-  const again = await api(pier, carol, 'POST', '/api/2.0/database/instances/order-mgmt-db/roles', { name: 'carol@example.com' });
+  const again = await api(pier, carol, 'POST', '/api/2.0/database/instances/order-mgmt-db/roles', {
+    name: 'carol@example.com',
+  });
   assert.equal(again.status, 409);
 
   const roles = await w.database.listDatabaseInstanceRoles({ instance_name: 'order-mgmt-db' });
   const names: string[] = [];
   for await (const role of roles) names.push(role.name);
   assert.ok(names.includes('carol@example.com') && names.includes('admin@pier.local'));
-  const admin = await w.database.getDatabaseInstanceRole({ instance_name: 'order-mgmt-db', name: 'admin@pier.local' });
+  const admin = await w.database.getDatabaseInstanceRole({
+    instance_name: 'order-mgmt-db',
+    name: 'admin@pier.local',
+  });
   assert.equal(admin.membership_role, 'DATABRICKS_SUPERUSER');
 
-  const { body } = await api(pier, carol, 'POST', '/api/2.0/database/credentials', { instance_names: ['order-mgmt-db'] });
+  const { body } = await api(pier, carol, 'POST', '/api/2.0/database/credentials', {
+    instance_names: ['order-mgmt-db'],
+  });
   const client = new pg.Client({
     host: '127.0.0.1',
     port: pier.proxyPort,
@@ -122,7 +174,12 @@ test('the roles API creates roles that log in through the proxy', async () => {
   await client.end();
 
   await w.database.deleteDatabaseInstanceRole({ instance_name: 'order-mgmt-db', name: 'carol@example.com' });
-  const gone = await api(pier, pier.adminToken, 'GET', '/api/2.0/database/instances/order-mgmt-db/roles/carol@example.com');
+  const gone = await api(
+    pier,
+    pier.adminToken,
+    'GET',
+    '/api/2.0/database/instances/order-mgmt-db/roles/carol@example.com',
+  );
   assert.equal(gone.status, 404);
 });
 
@@ -130,7 +187,12 @@ test('a pool that refreshes its token keeps working across three expiries (5 s T
   const instance = await w.database.getDatabaseInstance({ name: 'order-mgmt-db' });
   let token = '';
   const refresh = async () => {
-    token = (await w.database.generateDatabaseCredential({ request_id: randomUUID(), instance_names: ['order-mgmt-db'] })).token!;
+    token = (
+      await w.database.generateDatabaseCredential({
+        request_id: randomUUID(),
+        instance_names: ['order-mgmt-db'],
+      })
+    ).token!;
   };
   await refresh();
   const timer = setInterval(() => void refresh(), 3000);
@@ -162,25 +224,47 @@ test('a pool that refreshes its token keeps working across three expiries (5 s T
   // An old token is refused once it has expired.
   const stale = token;
   await sleep(5500);
-  const client = new pg.Client({ host: instance.read_write_dns, port: pier.proxyPort, database: 'postgres', user: 'admin@pier.local', password: stale, ssl: { ca } });
+  const client = new pg.Client({
+    host: instance.read_write_dns,
+    port: pier.proxyPort,
+    database: 'postgres',
+    user: 'admin@pier.local',
+    password: stale,
+    ssl: { ca },
+  });
   await assert.rejects(client.connect(), /expired at/);
 });
 
 test('a stopped instance refuses connections with the command that starts it', async () => {
-  const { token } = await w.database.generateDatabaseCredential({ request_id: randomUUID(), instance_names: ['order-mgmt-db'] });
+  const { token } = await w.database.generateDatabaseCredential({
+    request_id: randomUUID(),
+    instance_names: ['order-mgmt-db'],
+  });
   const instance = await w.database.getDatabaseInstance({ name: 'order-mgmt-db' });
-  await api(pier, pier.adminToken, 'PATCH', '/api/2.0/database/instances/order-mgmt-db?update_mask=stopped', { stopped: true });
+  await api(pier, pier.adminToken, 'PATCH', '/api/2.0/database/instances/order-mgmt-db?update_mask=stopped', {
+    stopped: true,
+  });
   for (;;) {
     if ((await w.database.getDatabaseInstance({ name: 'order-mgmt-db' })).state === 'STOPPED') break;
     await sleep(50);
   }
-  const client = new pg.Client({ host: instance.read_write_dns, port: pier.proxyPort, database: 'postgres', user: 'admin@pier.local', password: token, ssl: { ca } });
+  const client = new pg.Client({
+    host: instance.read_write_dns,
+    port: pier.proxyPort,
+    database: 'postgres',
+    user: 'admin@pier.local',
+    password: token,
+    ssl: { ca },
+  });
   const error = await client.connect().then(
     () => undefined,
     (e: { code?: string; message: string; hint?: string }) => e,
   );
   assert.equal(error?.code, '57P03');
-  assert.match(`${error?.message} ${error?.hint}`, /STOPPED.*pier database start-database-instance order-mgmt-db/s);
+  assert.match(
+    `${error?.message} ${error?.hint}`,
+    /STOPPED.*pier database start-database-instance order-mgmt-db/s,
+  );
 });
 
 test('the JWKS publishes the keys that verify credentials', async () => {
@@ -189,4 +273,75 @@ test('the JWKS publishes the keys that verify credentials', async () => {
   assert.ok(jwks.keys.length >= 1);
   assert.equal(jwks.keys[0].kty, 'EC');
   assert.equal(jwks.keys[0].d, undefined, 'no private key material');
+});
+
+test('with enable_pg_native_login, roles with a Postgres password log in with it; without, they cannot', async () => {
+  const created = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/instances', {
+    name: 'native-db',
+    enable_pg_native_login: true,
+  });
+  assert.equal(created.status, 200);
+  const native = await (
+    await w.database.createDatabaseInstance({ database_instance: { name: 'plain-db' } })
+  ).wait();
+  for (;;) {
+    if ((await w.database.getDatabaseInstance({ name: 'native-db' })).state === 'AVAILABLE') break;
+    await sleep(50);
+  }
+  const instance = await w.database.getDatabaseInstance({ name: 'native-db' });
+  assert.equal(instance.effective_enable_pg_native_login, true);
+
+  // PG_ONLY roles through the API: refused where native login is off.
+  const refused = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/instances/plain-db/roles', {
+    name: 'svc',
+    identity_type: 'PG_ONLY',
+  });
+  assert.equal(refused.status, 400);
+  assert.match(String(refused.body.message), /enable_pg_native_login/);
+  const made = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/instances/native-db/roles', {
+    name: 'svc',
+    identity_type: 'PG_ONLY',
+  });
+  assert.equal(made.status, 200, JSON.stringify(made.body));
+
+  async function asAdmin(name: string, host: string, sql: string) {
+    const { token } = await w.database.generateDatabaseCredential({
+      request_id: randomUUID(),
+      instance_names: [name],
+    });
+    const client = new pg.Client({
+      host,
+      port: pier.proxyPort,
+      database: 'postgres',
+      user: 'admin@pier.local',
+      password: token,
+      ssl: { ca },
+    });
+    await client.connect();
+    await client.query(sql);
+    await client.end();
+  }
+  // The SQL route and the API route both give a role a password its creator may set.
+  await asAdmin(
+    'native-db',
+    instance.read_write_dns!,
+    `CREATE ROLE app_user LOGIN PASSWORD 'correct horse'; ALTER ROLE svc PASSWORD 'svc pw'`,
+  );
+  await asAdmin('plain-db', native.read_write_dns!, `CREATE ROLE app_user LOGIN PASSWORD 'correct horse'`);
+
+  const connect = (host: string, user: string, password: string) =>
+    new pg.Client({ host, port: pier.proxyPort, database: 'postgres', user, password, ssl: { ca } });
+  for (const [user, password] of [
+    ['app_user', 'correct horse'],
+    ['svc', 'svc pw'],
+  ]) {
+    const client = connect(instance.read_write_dns!, user, password);
+    await client.connect();
+    assert.equal((await client.query('SELECT current_user AS u')).rows[0].u, user);
+    await client.end();
+  }
+  const wrong = connect(instance.read_write_dns!, 'app_user', 'wrong');
+  await assert.rejects(wrong.connect(), (e: { code?: string }) => e.code === '28P01');
+  const off = connect(native.read_write_dns!, 'app_user', 'correct horse');
+  await assert.rejects(off.connect(), /Postgres password login is off on instance 'plain-db'/);
 });

@@ -182,7 +182,11 @@ export class LocalEngine implements Engine {
       const quoted = client.escapeIdentifier(role);
       const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
       if (!rowCount) await client.query(`CREATE ROLE ${quoted} LOGIN`);
-      if (options.superuser) await client.query(`GRANT databricks_superuser TO ${quoted}`);
+      if (options.superuser) {
+        await client.query(`GRANT databricks_superuser TO ${quoted}`);
+        // Postgres never inherits role attributes through membership: give them directly too.
+        await client.query(`ALTER ROLE ${quoted} CREATEDB CREATEROLE BYPASSRLS`);
+      }
     } finally {
       await client.end();
     }
