@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import {
@@ -24,9 +24,14 @@ export async function startSystemStore(
 ): Promise<string> {
   const socketDir = join(layout.runDir, 'store');
   if (!existsSync(join(layout.storeDir, 'PG_VERSION'))) {
-    await mkdir(layout.storeDir, { recursive: true });
-    await handToPostgres(runtime, layout.storeDir, 0o700);
-    await initCluster(runtime, layout.storeDir);
+    // initdb into a side directory and rename: a crash mid-initdb leaves nothing half-made.
+    const partial = `${layout.storeDir}.partial`;
+    await rm(partial, { recursive: true, force: true });
+    await rm(layout.storeDir, { recursive: true, force: true });
+    await mkdir(partial, { recursive: true });
+    await handToPostgres(runtime, partial, 0o700);
+    await initCluster(runtime, partial);
+    await rename(partial, layout.storeDir);
   }
   await writeClusterSettings(runtime, layout.storeDir, {
     max_connections: 100,
