@@ -5,9 +5,13 @@ import { join, resolve } from 'node:path';
 import { processAlive } from '../engine/local/cluster.js';
 import { PierError } from '../errors.js';
 
-/** `--data-dir`, else `$PIER_HOME`, else `~/.pier`. */
+/**
+ * `--data-dir`, else `$PIER_HOME`, else `~/.pier` — or `/var/lib/pier` for
+ * root, whose home the unprivileged Postgres account cannot enter.
+ */
 export function resolveDataDir(flag?: string): string {
-  return resolve(flag ?? process.env.PIER_HOME ?? join(homedir(), '.pier'));
+  const fallback = process.getuid?.() === 0 ? '/var/lib/pier' : join(homedir(), '.pier');
+  return resolve(flag || process.env.PIER_HOME || fallback);
 }
 
 /** Where everything lives under the data dir (see docs/operations.md). */
