@@ -29,8 +29,10 @@ export interface LocalEngineLayout {
  * path), so create → AVAILABLE is a file copy plus a server start.
  */
 export class LocalEngine implements Engine {
-  /** The background refill of spare clones, if one runs. */
+  /** The background refill of spare clones, if one runs… */
   private refilling?: Promise<void>;
+  /** …and the one copy it is making right now. */
+  private copying?: Promise<void>;
   private closed = false;
 
   private constructor(
@@ -91,13 +93,16 @@ export class LocalEngine implements Engine {
       try {
         while (!this.closed && (await this.spares()).length < this.spareTarget) {
           const spare = join(this.layout.instancesDir, `${SPARE_PREFIX}${randomUUID()}`);
-          await cloneDataDir(this.layout.templateDir, `${spare}.partial`);
-          await rename(`${spare}.partial`, spare);
+          this.copying = cloneDataDir(this.layout.templateDir, `${spare}.partial`).then(() =>
+            rename(`${spare}.partial`, spare),
+          );
+          await this.copying;
         }
       } catch (error) {
         this.log(`refilling spare instance clones failed: ${(error as Error).message}`);
       } finally {
         this.refilling = undefined;
+        this.copying = undefined;
       }
     })();
   }
@@ -125,6 +130,8 @@ export class LocalEngine implements Engine {
     const target = this.dataDir(instance.uid);
     if (existsSync(join(target, 'PG_VERSION'))) return;
     // A spare clone becomes the instance by one rename; without one, clone now.
+    // A copy already in flight finishes sooner than a second one started beside it.
+    if ((await this.spares()).length === 0 && this.copying) await this.copying.catch(() => {});
     const [spare] = await this.spares();
     let claimed = false;
     if (spare) {
