@@ -35,7 +35,11 @@ test('a new instance created stopped is provisioned and configured, never starte
 });
 
 test('an instance that is as asked needs nothing', () => {
-  assert.deepEqual(planInstance(spec, applied, running), { steps: [], progress: 'AVAILABLE', done: 'AVAILABLE' });
+  assert.deepEqual(planInstance(spec, applied, running), {
+    steps: [],
+    progress: 'AVAILABLE',
+    done: 'AVAILABLE',
+  });
 });
 
 test('a server that died is started again', () => {
@@ -44,7 +48,10 @@ test('a server that died is started again', () => {
 });
 
 test('a server still starting is waited for, not started twice', () => {
-  assert.equal(planInstance(spec, applied, { provisioned: true, running: true, ready: false }).waitForReady, true);
+  assert.equal(
+    planInstance(spec, applied, { provisioned: true, running: true, ready: false }).waitForReady,
+    true,
+  );
 });
 
 test('stopping shows UPDATING until the server is gone', () => {
