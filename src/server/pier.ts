@@ -68,6 +68,8 @@ export async function startPier(
   await ensureWritableDataDir(layout.dataDir);
   await lockDataDir(layout);
   const cleanups: (() => Promise<void>)[] = [() => unlockDataDir(layout)];
+  // Without stopInstances, Postgres servers (store included) keep running and the next Pier adopts them.
+  let stopInstances = false;
   const cleanup = async () => {
     for (const step of cleanups.reverse())
       await step().catch((e) => options.log(`shutdown: ${(e as Error).message}`));
@@ -79,8 +81,6 @@ export async function startPier(
       await mkdir(dir, { recursive: true });
       await handToPostgres(runtime, dir, 0o755);
     }
-    // Without stopInstances, Postgres servers (store included) keep running and the next Pier adopts them.
-    let stopInstances = false;
     let store: Store;
     if (options.storeUrl) {
       store = await openStore(options.storeUrl);
@@ -155,6 +155,8 @@ export async function startPier(
       },
     };
   } catch (error) {
+    // A start that failed stops whatever it had started.
+    stopInstances = true;
     await cleanup();
     throw error;
   }
