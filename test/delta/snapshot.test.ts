@@ -1,10 +1,22 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { type DeltaRow, openDeltaTable, type StructType } from '../../src/delta/index.js';
 import {
+
+/** Temporary directories this file makes, removed when it ends. */
+const scratchDirs: string[] = [];
+async function scratchDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
+}
+after(async () => {
+  for (const dir of scratchDirs) await rm(dir, { recursive: true, force: true });
+});
+
   canonicalAscii,
   canonicalRows,
   collect,
@@ -127,7 +139,7 @@ describe('Delta corpus: broken tables fail with a clear error', () => {
   });
 
   it('a reader feature Pier lacks is named', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'pier-delta-'));
+    const root = await scratchDir('pier-delta-');
     await mkdir(join(root, '_delta_log'));
     const schemaString = JSON.stringify({
       type: 'struct',
@@ -163,7 +175,7 @@ describe('Delta corpus: broken tables fail with a clear error', () => {
   });
 
   it('a directory without a log is not a table', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'pier-delta-'));
+    const root = await scratchDir('pier-delta-');
     await assert.rejects(openDeltaTable(root), {
       name: 'PierError',
       message: /No Delta table at .*_delta_log has no commits/,

@@ -1,15 +1,26 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { openDeltaTable, readChanges } from '../../src/delta/index.js';
 import { advanceDemoTable, createDemoTable } from '../../src/lakehouse/demo.js';
 import { collect } from './expected.js';
 
+/** Temporary directories this file makes, removed when it ends. */
+const scratchDirs: string[] = [];
+async function scratchDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  scratchDirs.push(dir);
+  return dir;
+}
+after(async () => {
+  for (const dir of scratchDirs) await rm(dir, { recursive: true, force: true });
+});
+
 describe('Delta writer and the daily_revenue demo table', () => {
   it('creates a CDF-enabled table that reads back', async () => {
-    const dir = join(await mkdtemp(join(tmpdir(), 'pier-demo-')), 'daily_revenue');
+    const dir = join(await scratchDir('pier-demo-'), 'daily_revenue');
     assert.equal(await createDemoTable(dir), 1);
     const snapshot = await openDeltaTable(dir);
     assert.equal(snapshot.protocol.minReaderVersion, 1);
@@ -29,7 +40,7 @@ describe('Delta writer and the daily_revenue demo table', () => {
   });
 
   it('advances with inserts, updates and a delete, visible in the snapshot and the change data feed', async () => {
-    const dir = join(await mkdtemp(join(tmpdir(), 'pier-demo-')), 'daily_revenue');
+    const dir = join(await scratchDir('pier-demo-'), 'daily_revenue');
     await createDemoTable(dir);
     assert.equal(await advanceDemoTable(dir), 2);
     const rows = await collect((await openDeltaTable(dir)).scan());
