@@ -5,6 +5,13 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type DeltaRow, openDeltaTable, type StructType } from '../../src/delta/index.js';
 import {
+  canonicalAscii,
+  canonicalRows,
+  collect,
+  corpusTables,
+  expectedParquet,
+  tableRoot,
+} from './expected.js';
 
 /** Temporary directories this file makes, removed when it ends. */
 const scratchDirs: string[] = [];
@@ -16,14 +23,6 @@ async function scratchDir(prefix: string): Promise<string> {
 after(async () => {
   for (const dir of scratchDirs) await rm(dir, { recursive: true, force: true });
 });
-
-  canonicalAscii,
-  canonicalRows,
-  collect,
-  corpusTables,
-  expectedParquet,
-  tableRoot,
-} from './expected.js';
 
 /** Latest-snapshot conformance: every corpus table with an expected result. */
 
