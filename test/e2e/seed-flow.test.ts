@@ -345,3 +345,56 @@ test('with enable_pg_native_login, roles with a Postgres password log in with it
   const off = connect(native.read_write_dns!, 'app_user', 'correct horse');
   await assert.rejects(off.connect(), /Postgres password login is off on instance 'plain-db'/);
 });
+
+test('the SQL route: CREATE EXTENSION databricks_auth and databricks_create_role', async () => {
+  const instance = await w.database.getDatabaseInstance({ name: 'native-db' });
+  const { token } = await w.database.generateDatabaseCredential({
+    request_id: randomUUID(),
+    instance_names: ['native-db'],
+  });
+  const admin = new pg.Client({
+    host: instance.read_write_dns,
+    port: pier.proxyPort,
+    database: 'postgres',
+    user: 'admin@pier.local',
+    password: token,
+    ssl: { ca },
+  });
+  await admin.connect();
+  await admin.query('CREATE EXTENSION IF NOT EXISTS databricks_auth');
+  const created = await admin.query(`SELECT databricks_create_role('dave@example.com', 'USER') AS role`);
+  assert.equal(created.rows[0].role, 'dave@example.com');
+  await assert.rejects(
+    admin.query(`SELECT databricks_create_role('dave@example.com', 'USER')`),
+    /already exists/,
+  );
+  await assert.rejects(admin.query(`SELECT databricks_create_role('x', 'ROBOT')`), /identity_type must be/);
+  await admin.end();
+
+  // Dave's credential logs in as the role the SQL route made.
+  await api(pier, pier.adminToken, 'POST', '/api/2.0/preview/scim/v2/Users', {
+    userName: 'dave@example.com',
+  });
+  await api(pier, pier.adminToken, 'PATCH', '/api/2.0/permissions/database-instances/native-db', {
+    access_control_list: [{ user_name: 'dave@example.com', permission_level: 'CAN_USE' }],
+  });
+  const dave = (
+    await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
+      application_id: 'dave@example.com',
+    })
+  ).body.token_value as string;
+  const cred = await api(pier, dave, 'POST', '/api/2.0/database/credentials', {
+    instance_names: ['native-db'],
+  });
+  const client = new pg.Client({
+    host: instance.read_write_dns,
+    port: pier.proxyPort,
+    database: 'postgres',
+    user: 'dave@example.com',
+    password: cred.body.token as string,
+    ssl: { ca },
+  });
+  await client.connect();
+  assert.equal((await client.query('SELECT current_user AS u')).rows[0].u, 'dave@example.com');
+  await client.end();
+});

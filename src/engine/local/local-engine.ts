@@ -7,6 +7,7 @@ import type { Engine, EngineInstance, EngineObservation } from '../engine.js';
 import { capacitySettings } from './capacity.js';
 import { cloneDataDir } from './clone.js';
 import { observeCluster, SOCKET_PORT, startCluster, stopCluster, writeClusterSettings } from './cluster.js';
+import { installPierExtensions } from './extensions.js';
 import { handToPostgres, type PostgresRuntime } from './runtime.js';
 import { prepareTemplate } from './template.js';
 
@@ -59,6 +60,7 @@ export class LocalEngine implements Engine {
       await mkdir(dir, { recursive: true });
       await handToPostgres(runtime, dir, 0o755);
     }
+    await installPierExtensions(runtime);
     await prepareTemplate(
       runtime,
       layout.templateDir,

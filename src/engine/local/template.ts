@@ -13,6 +13,8 @@ const TEMPLATE_SQL = [
   'GRANT pg_read_all_data, pg_write_all_data, pg_monitor, pg_signal_backend TO databricks_superuser WITH ADMIN OPTION',
   'GRANT CREATE ON SCHEMA public TO databricks_superuser',
   'CREATE DATABASE databricks_postgres',
+  // Schemas and trusted extensions (e.g. databricks_auth) need CREATE on the database.
+  'GRANT CREATE ON DATABASE postgres, databricks_postgres TO databricks_superuser',
 ];
 
 const PER_DATABASE_SQL = ['GRANT CREATE ON SCHEMA public TO databricks_superuser'];
