@@ -10,6 +10,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,7 +48,19 @@ interface Target {
   cpuSeconds?: () => Promise<number>;
 }
 
+/** The bench drives Debian's pgbench and compares with Debian's PgBouncer: say how to get them. */
+function requireTools(): void {
+  const missing = ['/usr/bin/pgbench', '/usr/sbin/pgbouncer'].filter((tool) => !existsSync(tool));
+  if (missing.length > 0) {
+    process.stderr.write(
+      `bench:proxy needs ${missing.join(' and ')}: apt-get install -y postgresql-client pgbouncer\n`,
+    );
+    process.exit(1);
+  }
+}
+
 async function main(): Promise<void> {
+  requireTools();
   const root = await mkdtemp(join(tmpdir(), 'pier-bench-proxy-'));
   const runtime = await preparePostgresRuntime(join(tmpdir(), 'pier-test-runtime'));
   await handToPostgres(runtime, root, 0o755);
