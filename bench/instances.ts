@@ -76,6 +76,7 @@ async function referenceInitdbStart(runs: number): Promise<number[]> {
 async function main() {
   const pier = await startPier({ args: ['--max-instances', String(INSTANCES + 5)] });
   const token = pier.adminToken;
+  const ca = readFileSync(pier.caCertPath!, 'utf8');
   const createToAvailable: number[] = [];
   const createToQuery: number[] = [];
   const uids: string[] = [];
@@ -89,13 +90,20 @@ async function main() {
       });
       const uid = created.body.uid as string;
       uids.push(uid);
-      // First successful query: poll as a client would, independently of the state.
+      // First successful query, as a user makes it: a database credential, then
+      // TLS through the proxy to read_write_dns, polled independently of the state.
       const queried = (async () => {
+        const credential = await api(pier, token, 'POST', '/api/2.0/database/credentials', {
+          instance_names: [name],
+        });
         await until(async () => {
           const client = new pg.Client({
-            host: join(pier.dataDir, 'run', uid),
+            host: created.body.read_write_dns as string,
+            port: pier.proxyPort,
             user: 'admin@pier.local',
+            password: credential.body.token as string,
             database: 'postgres',
+            ssl: { ca },
           });
           try {
             await client.connect();
@@ -148,7 +156,7 @@ async function main() {
 
     const rows = [
       ['create → AVAILABLE (API state)', createToAvailable],
-      ['create → first successful query', createToQuery],
+      ['create → first query (credential + TLS through the proxy)', createToQuery],
       ['stop → STOPPED', stopTimes],
       ['start → AVAILABLE', startTimes],
       ['reference: initdb + start + first query (no template)', reference],
