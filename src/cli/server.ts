@@ -126,6 +126,7 @@ async function runForeground(
   );
   log(`API      ${pier.state.apiUrl}`);
   log(`Postgres ${pier.state.host}:${pier.state.proxyPort} (TLS required)`);
+  if (pier.state.caCertPath) log(`CA cert  ${pier.state.caCertPath} (for sslmode=verify-full)`);
   log('ready. In another shell: eval "$(npx pier status -o env)"');
   let stopping = false;
   const stop = async (signal: string) => {
