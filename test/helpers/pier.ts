@@ -83,7 +83,10 @@ export async function startPier(
         stop: async () => {
           if (exitCode === undefined) {
             child.kill('SIGTERM');
+            // A clean stop takes a second or two; never wait forever.
+            const force = setTimeout(() => child.kill('SIGKILL'), 60_000);
             await exited;
+            clearTimeout(force);
           }
         },
         kill: async () => {
@@ -134,7 +137,11 @@ export function runPier(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cl
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    const limit = setTimeout(() => child.kill('SIGKILL'), 180_000);
+    child.on('exit', (code) => {
+      clearTimeout(limit);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
