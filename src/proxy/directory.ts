@@ -1,6 +1,6 @@
 /**
  * What the proxy needs to know from the control plane, as two small
- * interfaces. The proxy never imports the store: the lead's implementation
+ * interfaces. The proxy never imports the store: the control plane's implementation (src/server/instance-directory.ts)
  * answers from its cached routing table (rebuilt on NOTIFY), tests answer
  * from a Map. Calls are synchronous because they run on every connection and
  * must not wait on the store.
