@@ -1,8 +1,9 @@
 /**
  * What the proxy needs to know from the control plane, as two small
- * interfaces. The proxy never imports the store: the control plane's implementation (src/server/instance-directory.ts)
- * answers from its cached routing table (rebuilt on NOTIFY), tests answer
- * from a Map. Calls are synchronous because they run on every connection and
+ * interfaces. The proxy never imports the store: the control plane's
+ * implementation (src/server/instance-directory.ts) answers from a cached
+ * routing table, rebuilt whenever the reconciler acts and every 2 s; tests
+ * answer from a Map. Calls are synchronous because they run on every connection and
  * must not wait on the store.
  */
 
