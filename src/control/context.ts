@@ -14,6 +14,8 @@ export interface ControlConfig {
   dnsSuffix?: string;
   /** Lifetime of database credentials, in seconds (1 hour by default). */
   credentialTtlSeconds: number;
+  /** This Pier node: instances created through it run here. */
+  nodeId: string;
 }
 
 /** Everything a control-plane service works with, passed in explicitly. */

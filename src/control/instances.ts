@@ -174,6 +174,7 @@ export async function createInstance(
       spec,
       state: 'STARTING',
       address,
+      nodeId: ctx.config.nodeId,
     });
     await setInstancePermission(tx, created.uid, caller.user_name, 'CAN_MANAGE');
     return created;

@@ -2,17 +2,21 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Engine, EngineInstance } from '../engine/engine.js';
 import {
+  claimUnownedInstances,
   deleteInstanceRow,
   findInstanceByUid,
   type InstanceRow,
   type InstanceStatus,
-  listAllInstances,
+  listAllInstanceUids,
+  listNodeInstances,
   updateInstanceStatus,
 } from '../store/instances.js';
 import type { Store } from '../store/store.js';
 import { planInstance, type Step } from './plan.js';
 
 export interface ReconcilerOptions {
+  /** This Pier node: only instances whose node_id is this one are driven here. */
+  nodeId: string;
   /** How often every instance is looked at even without a change (a server that died is restarted). */
   resyncIntervalMs?: number;
   log?: (message: string) => void;
@@ -43,15 +47,17 @@ export class Reconciler extends EventEmitter {
   constructor(
     private readonly store: Store,
     private readonly engine: Engine,
-    private readonly options: ReconcilerOptions = {},
+    private readonly options: ReconcilerOptions,
   ) {
     super();
   }
 
   /** Removes what no instance owns any more, then reconciles everything and keeps watching. */
   async start(): Promise<void> {
-    const rows = await listAllInstances(this.store);
-    const known = new Set(rows.map((row) => row.uid));
+    await claimUnownedInstances(this.store, this.options.nodeId);
+    // Storage no instance in the store owns (on any node) is an orphan.
+    const known = await listAllInstanceUids(this.store);
+    const rows = await listNodeInstances(this.store, this.options.nodeId);
     for (const uid of await this.engine.listInstances()) {
       if (!known.has(uid)) {
         this.log(`removing orphaned instance storage ${uid}`);
@@ -99,7 +105,7 @@ export class Reconciler extends EventEmitter {
   private async resync(): Promise<void> {
     if (this.stopped) return;
     try {
-      for (const row of await listAllInstances(this.store)) {
+      for (const row of await listNodeInstances(this.store, this.options.nodeId)) {
         if (this.running.has(row.uid)) continue;
         const needsWork = row.observed_generation !== row.generation || (await this.drifted(row));
         if (needsWork) this.kick(row.uid);
@@ -138,7 +144,8 @@ export class Reconciler extends EventEmitter {
 
   private async reconcileOnce(uid: string): Promise<'done' | 'again' | 'wait'> {
     const row = await findInstanceByUid(this.store, uid);
-    if (!row) return 'done';
+    // Gone, or run by another Pier node (which sees the change on its next resync).
+    if (!row || row.node_id !== this.options.nodeId) return 'done';
     const observed = await this.engine.observe(uid);
     const plan = planInstance(row.spec, row.status, observed);
     if (plan.waitForReady) return 'wait';

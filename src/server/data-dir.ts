@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -30,6 +31,7 @@ export function dataDirLayout(dataDir: string) {
     pidFile: join(dataDir, 'pier.pid'),
     stateFile: join(dataDir, 'pier.json'),
     adminTokenFile: join(dataDir, 'admin-token'),
+    nodeIdFile: join(dataDir, 'node-id'),
   };
 }
 
@@ -108,4 +110,20 @@ export async function readAdminToken(
   } catch {
     return undefined;
   }
+}
+
+/**
+ * This data dir's identity as a Pier node, made once. Instances created
+ * through this node run here, even when several nodes share one store.
+ */
+export async function readOrCreateNodeId(layout: Pick<DataDirLayout, 'nodeIdFile'>): Promise<string> {
+  try {
+    const existing = (await readFile(layout.nodeIdFile, 'utf8')).trim();
+    if (existing) return existing;
+  } catch {
+    // first start
+  }
+  const nodeId = randomUUID();
+  await writeFile(layout.nodeIdFile, `${nodeId}\n`);
+  return nodeId;
 }

@@ -4,7 +4,7 @@ import { scramPasswordMatches } from '../auth/scram.js';
 import type { ControlConfig } from '../control/context.js';
 import type { Engine } from '../engine/engine.js';
 import type { InstanceRoute, ProxyDirectory } from '../proxy/index.js';
-import { listAllInstances } from '../store/instances.js';
+import { listNodeInstances } from '../store/instances.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -89,7 +89,8 @@ export class InstanceDirectory implements ProxyDirectory {
   }
 
   private async load(): Promise<void> {
-    const rows = await listAllInstances(this.store);
+    // Only this node's instances: their sockets are on this host.
+    const rows = await listNodeInstances(this.store, this.config.nodeId);
     const routes = rows.map(
       (row): InstanceRoute => ({
         name: row.name,

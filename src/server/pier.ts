@@ -18,6 +18,7 @@ import {
   ensureWritableDataDir,
   lockDataDir,
   type PierState,
+  readOrCreateNodeId,
   unlockDataDir,
 } from './data-dir.js';
 import { startSystemStore, stopSystemStore } from './system-store.js';
@@ -95,8 +96,10 @@ export async function startPier(
     const admin = await bootstrapAdmin(store, layout);
     const engine = await LocalEngine.open(runtime, layout, { log: options.log });
     cleanups.push(() => engine.close());
-    const reconciler = new Reconciler(store, engine, { log: options.log });
+    const nodeId = await readOrCreateNodeId(layout);
+    const reconciler = new Reconciler(store, engine, { nodeId, log: options.log });
     const config: ControlConfig = {
+      nodeId,
       maxInstances: options.maxInstances,
       dnsSuffix: options.dnsSuffix,
       credentialTtlSeconds: options.credentialTtlSeconds,

@@ -42,10 +42,12 @@ export interface InstanceRow {
   status: InstanceStatus;
   observed_generation: number;
   address: string | null;
+  /** The Pier node that runs the instance. */
+  node_id: string | null;
 }
 
 const COLUMNS =
-  'uid::text, name, creator, created_at, spec, generation::int, state, status, observed_generation::int, host(address) AS address';
+  'uid::text, name, creator, created_at, spec, generation::int, state, status, observed_generation::int, host(address) AS address, node_id';
 
 export async function insertInstance(
   db: Queryable,
@@ -56,11 +58,13 @@ export async function insertInstance(
     spec: InstanceSpec;
     state: InstanceState;
     address: string | null;
+    nodeId: string;
   },
 ): Promise<InstanceRow> {
   const { rows } = await db.query<InstanceRow>(
-    `INSERT INTO instances (uid, name, creator, spec, state, address) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
-    [row.uid, row.name, row.creator, JSON.stringify(row.spec), row.state, row.address],
+    `INSERT INTO instances (uid, name, creator, spec, state, address, node_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
+     RETURNING ${COLUMNS}`,
+    [row.uid, row.name, row.creator, JSON.stringify(row.spec), row.state, row.address, row.nodeId],
   );
   return rows[0];
 }
@@ -86,6 +90,25 @@ export async function findInstanceByUid(db: Queryable, uid: string): Promise<Ins
 export async function listAllInstances(db: Queryable): Promise<InstanceRow[]> {
   const { rows } = await db.query<InstanceRow>(`SELECT ${COLUMNS} FROM instances ORDER BY name`);
   return rows;
+}
+
+/** The instances one Pier node runs. */
+export async function listNodeInstances(db: Queryable, nodeId: string): Promise<InstanceRow[]> {
+  const { rows } = await db.query<InstanceRow>(
+    `SELECT ${COLUMNS} FROM instances WHERE node_id = $1 ORDER BY name`,
+    [nodeId],
+  );
+  return rows;
+}
+
+/** Takes over instances no node runs yet (made before nodes existed). */
+export async function claimUnownedInstances(db: Queryable, nodeId: string): Promise<void> {
+  await db.query('UPDATE instances SET node_id = $1 WHERE node_id IS NULL', [nodeId]);
+}
+
+export async function listAllInstanceUids(db: Queryable): Promise<Set<string>> {
+  const { rows } = await db.query<{ uid: string }>('SELECT uid::text FROM instances');
+  return new Set(rows.map((row) => row.uid));
 }
 
 /**

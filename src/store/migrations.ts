@@ -176,4 +176,14 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'instances belong to the Pier node that runs them',
+    sql: `
+      -- Several Pier processes may share one store; each runs the instances
+      -- whose node_id is its own (NULL: not yet claimed, e.g. made before this column).
+      ALTER TABLE instances ADD COLUMN node_id text;
+      CREATE INDEX instances_node ON instances (node_id);
+    `,
+  },
 ];

@@ -48,6 +48,46 @@ test('--store-url keeps control-plane state in an external Postgres', async () =
   pier = await startPier({ dataDir: pierDir, args: ['--store-url', storeUrl] });
   const { body } = await api(pier, pier.adminToken, 'GET', '/api/2.0/database/instances/external-db');
   assert.equal(body.name, 'external-db');
+
+  // A second Pier node on the same store runs its own instances and leaves the first one's alone.
+  const second = await startPier({ args: ['--store-url', storeUrl] });
+  const token = pier.adminToken; // one workspace: the first node's admin token works on both
+  await api(second, token, 'POST', '/api/2.0/database/instances', { name: 'second-node-db' });
+  await eventually(async () => {
+    const { body: row } = await api(second, token, 'GET', '/api/2.0/database/instances/second-node-db');
+    return row.state === 'AVAILABLE' ? true : undefined;
+  });
+  const uidOf = async (name: string) =>
+    (await api(pier, token, 'GET', `/api/2.0/database/instances/${name}`)).body.uid as string;
+  assert.ok(existsSync(join(second.dataDir, 'instances', await uidOf('second-node-db'))));
+  assert.equal(
+    existsSync(join(second.dataDir, 'instances', await uidOf('external-db'))),
+    false,
+    'not copied to the second node',
+  );
+  assert.equal(
+    existsSync(join(pierDir, 'instances', await uidOf('second-node-db'))),
+    false,
+    'not copied to the first node',
+  );
+  const listed = await api(pier, token, 'GET', '/api/2.0/database/instances');
+  assert.deepEqual(
+    (listed.body.database_instances as { name: string }[]).map((i) => i.name),
+    ['external-db', 'second-node-db'],
+  );
+  // A change made through the first node's API is carried out by the node that runs the instance.
+  await api(pier, token, 'PATCH', '/api/2.0/database/instances/second-node-db?update_mask=stopped', {
+    stopped: true,
+  });
+  await eventually(
+    async () => {
+      const { body: row } = await api(pier, token, 'GET', '/api/2.0/database/instances/second-node-db');
+      return row.state === 'STOPPED' ? true : undefined;
+    },
+    20_000,
+    'the second node to stop its instance',
+  );
+  await removePier(second);
   await removePier(pier);
   await stopCluster(dataDir);
   await rm(root, { recursive: true, force: true });

@@ -11,13 +11,21 @@ test('--tls-cert/--tls-key make the proxy present your certificate; a lone flag 
   // Pier A's CA and server certificate stand in for "your own".
   const a = await startPier();
   const tlsDir = join(a.dataDir, 'tls');
-  const b = await startPier({ args: ['--tls-cert', join(tlsDir, 'server.crt'), '--tls-key', join(tlsDir, 'server.key')] });
+  const b = await startPier({
+    args: ['--tls-cert', join(tlsDir, 'server.crt'), '--tls-key', join(tlsDir, 'server.key')],
+  });
   const status = JSON.parse((await runPier(['status', '--data-dir', b.dataDir, '-o', 'json'])).stdout);
   assert.equal(status.caCertPath, undefined, 'no Pier-made CA when the certificate is yours');
 
   await api(b, b.adminToken, 'POST', '/api/2.0/database/instances', { name: 'own-cert' });
-  await eventually(async () => ((await api(b, b.adminToken, 'GET', '/api/2.0/database/instances/own-cert')).body.state === 'AVAILABLE' ? true : undefined));
-  const { body } = await api(b, b.adminToken, 'POST', '/api/2.0/database/credentials', { instance_names: ['own-cert'] });
+  await eventually(async () =>
+    (await api(b, b.adminToken, 'GET', '/api/2.0/database/instances/own-cert')).body.state === 'AVAILABLE'
+      ? true
+      : undefined,
+  );
+  const { body } = await api(b, b.adminToken, 'POST', '/api/2.0/database/credentials', {
+    instance_names: ['own-cert'],
+  });
   const client = new pg.Client({
     host: '127.0.0.1',
     port: b.proxyPort,
@@ -33,7 +41,17 @@ test('--tls-cert/--tls-key make the proxy present your certificate; a lone flag 
   await removePier(b);
 
   const loneDir = await tempDataDir();
-  const lone = await runPier(['up', '--data-dir', loneDir, '--api-port', '0', '--proxy-port', '0', '--tls-cert', join(tlsDir, 'server.crt')]);
+  const lone = await runPier([
+    'up',
+    '--data-dir',
+    loneDir,
+    '--api-port',
+    '0',
+    '--proxy-port',
+    '0',
+    '--tls-cert',
+    join(tlsDir, 'server.crt'),
+  ]);
   assert.equal(lone.code, 1);
   assert.match(lone.stderr, /--tls-cert and --tls-key go together/);
 
@@ -41,7 +59,15 @@ test('--tls-cert/--tls-key make the proxy present your certificate; a lone flag 
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
   const port = (busy.address() as { port: number }).port;
   const takenDir = await tempDataDir();
-  const taken = await runPier(['up', '--data-dir', takenDir, '--api-port', '0', '--proxy-port', String(port)]);
+  const taken = await runPier([
+    'up',
+    '--data-dir',
+    takenDir,
+    '--api-port',
+    '0',
+    '--proxy-port',
+    String(port),
+  ]);
   busy.close();
   assert.equal(taken.code, 1);
   assert.match(taken.stderr, new RegExp(`Port ${port} on 127\\.0\\.0\\.1 is already in use.*--proxy-port`));
