@@ -2,7 +2,7 @@ import { generateDatabaseCredential } from '../control/credentials.js';
 import { createRole, deleteRole, getRole, listRoles } from '../control/roles.js';
 import type { SigningKeys } from '../control/signing-keys.js';
 import type { RouteGroup } from './app.js';
-import { readJson } from './app.js';
+import { readJson, requireAdmin } from './app.js';
 
 /**
  * Database credentials, instance roles and the JWKS that verifies
@@ -28,5 +28,12 @@ export function databaseAccessRoutes(keys: SigningKeys): RouteGroup {
     });
 
     for (const path of ['/oidc/v1/keys', '/.well-known/jwks.json']) app.get(path, (c) => c.json(keys.jwks()));
+
+    // Pier's own (admins): sign new credentials with a fresh key now; tokens already issued keep working.
+    app.post('/api/2.0/pier/signing-keys/rotate', async (c) => {
+      requireAdmin(c.var.caller, 'rotate the credential signing key');
+      const key = await keys.rotate();
+      return c.json({ kid: key.kid, created_at: key.createdAt, keys: keys.jwks().keys.map((k) => k.kid) });
+    });
   };
 }

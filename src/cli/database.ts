@@ -272,6 +272,18 @@ function registerAccessCommands(database: Command): void {
     );
 }
 
+/** `pier keys rotate`: Pier's own, for admins. */
+export function registerKeyCommands(program: Command): void {
+  program
+    .command('keys')
+    .description('Credential signing keys.')
+    .command('rotate')
+    .description('Sign new database credentials with a fresh key; credentials already issued keep working.')
+    .action(async (_o: unknown, command: Command) => {
+      printJson(await call(credentials(command), 'POST', '/api/2.0/pier/signing-keys/rotate'));
+    });
+}
+
 /** One line for humans: what the API said, with its error code. */
 export function describeCliError(error: unknown): string {
   if (error instanceof ApiError) return `Error: ${error.message} (${error.errorCode})`;

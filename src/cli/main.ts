@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { databaseAccess } from '../server/database-access.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { registerCatalogCommands } from './catalog.js';
-import { describeCliError, registerDatabaseCommands } from './database.js';
+import { describeCliError, registerDatabaseCommands, registerKeyCommands } from './database.js';
 import { registerDeltaCommands } from './delta.js';
 import { registerDemoCommands } from './demo.js';
 import { registerServerCommands } from './server.js';
@@ -33,6 +33,7 @@ registerDatabaseCommands(program);
 registerCatalogCommands(program);
 registerDeltaCommands(program);
 registerDemoCommands(program);
+registerKeyCommands(program);
 addGlobalOptionsEverywhere(program);
 
 /** `--data-dir` and `--profile` work before or after any subcommand, as in the Databricks CLI. */

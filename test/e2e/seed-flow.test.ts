@@ -398,3 +398,47 @@ test('the SQL route: CREATE EXTENSION databricks_auth and databricks_create_role
   assert.equal((await client.query('SELECT current_user AS u')).rows[0].u, 'dave@example.com');
   await client.end();
 });
+
+test('rotating the signing key keeps credentials already issued working', async () => {
+  const instance = await w.database.getDatabaseInstance({ name: 'native-db' });
+  const before = await w.database.generateDatabaseCredential({
+    request_id: randomUUID(),
+    instance_names: ['native-db'],
+  });
+  const denied = await api(
+    pier,
+    (
+      await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
+        application_id: 'dave@example.com',
+      })
+    ).body.token_value as string,
+    'POST',
+    '/api/2.0/pier/signing-keys/rotate',
+  );
+  assert.equal(denied.status, 403);
+  const rotated = await api(pier, pier.adminToken, 'POST', '/api/2.0/pier/signing-keys/rotate');
+  assert.equal(rotated.status, 200);
+  const kid = rotated.body.kid as string;
+  assert.ok((rotated.body.keys as string[]).length >= 2, 'the old key still verifies');
+  const after = await w.database.generateDatabaseCredential({
+    request_id: randomUUID(),
+    instance_names: ['native-db'],
+  });
+  const header = (token: string) =>
+    JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString()) as { kid: string };
+  assert.equal(header(after.token!).kid, kid);
+  assert.notEqual(header(before.token!).kid, kid);
+  for (const token of [before.token!, after.token!]) {
+    const client = new pg.Client({
+      host: instance.read_write_dns,
+      port: pier.proxyPort,
+      database: 'postgres',
+      user: 'admin@pier.local',
+      password: token,
+      ssl: { ca },
+    });
+    await client.connect();
+    await client.query('SELECT 1');
+    await client.end();
+  }
+});
