@@ -3,6 +3,14 @@ import { ProxyError } from './errors.js';
 import { normalizeAddress } from './handshake.js';
 import type { Startup } from './startup.js';
 
+/** What a connection tells about the instance it wants. */
+interface ClientHints {
+  servername: string | undefined;
+  localAddress: string | undefined;
+  startup: Startup;
+  audience: string[];
+}
+
 /**
  * Which instance a client wants, in this order (docs/proxy.md):
  * 1. TLS SNI equal to an instance's DNS name (`host=<read_write_dns>`);
@@ -11,29 +19,13 @@ import type { Startup } from './startup.js';
  * 4. the credential's audience, when it names exactly one instance.
  * Then the instance must be AVAILABLE.
  */
-export function routeConnection(
-  directory: ProxyDirectory,
-  client: {
-    servername: string | undefined;
-    localAddress: string | undefined;
-    startup: Startup;
-    audience: string[];
-  },
-): InstanceRoute {
+export function routeConnection(directory: ProxyDirectory, client: ClientHints): InstanceRoute {
   const route = chooseInstance(directory, client);
   if (route.state !== 'AVAILABLE') throw notAvailable(route);
   return route;
 }
 
-function chooseInstance(
-  directory: ProxyDirectory,
-  client: {
-    servername: string | undefined;
-    localAddress: string | undefined;
-    startup: Startup;
-    audience: string[];
-  },
-): InstanceRoute {
+function chooseInstance(directory: ProxyDirectory, client: ClientHints): InstanceRoute {
   const bySni = client.servername ? directory.byDnsName(client.servername) : undefined;
   if (bySni) return bySni;
   const byAddress = client.localAddress

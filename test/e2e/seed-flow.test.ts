@@ -23,6 +23,11 @@ before(async () => {
 });
 after(async () => removePier(pier));
 
+/** A client of an instance through Pier's proxy, TLS verified against Pier's CA. */
+function proxyClient(host: string | undefined, user: string, password: string | undefined): pg.Client {
+  return new pg.Client({ host, port: pier.proxyPort, database: 'postgres', user, password, ssl: { ca } });
+}
+
 /** The seed document's flow: create, credential, connect with sslmode=require, SELECT version(). */
 test('the seed flow: SDK creates an instance and a credential, node-postgres connects over TLS', async () => {
   const instance = await (
@@ -224,14 +229,7 @@ test('a pool that refreshes its token keeps working across three expiries (5 s T
   // An old token is refused once it has expired.
   const stale = token;
   await sleep(5500);
-  const client = new pg.Client({
-    host: instance.read_write_dns,
-    port: pier.proxyPort,
-    database: 'postgres',
-    user: 'admin@pier.local',
-    password: stale,
-    ssl: { ca },
-  });
+  const client = proxyClient(instance.read_write_dns, 'admin@pier.local', stale);
   await assert.rejects(client.connect(), /expired at/);
 });
 
@@ -248,14 +246,7 @@ test('a stopped instance refuses connections with the command that starts it', a
     if ((await w.database.getDatabaseInstance({ name: 'order-mgmt-db' })).state === 'STOPPED') break;
     await sleep(50);
   }
-  const client = new pg.Client({
-    host: instance.read_write_dns,
-    port: pier.proxyPort,
-    database: 'postgres',
-    user: 'admin@pier.local',
-    password: token,
-    ssl: { ca },
-  });
+  const client = proxyClient(instance.read_write_dns, 'admin@pier.local', token);
   const error = await client.connect().then(
     () => undefined,
     (e: { code?: string; message: string; hint?: string }) => e,
@@ -309,14 +300,7 @@ test('with enable_pg_native_login, roles with a Postgres password log in with it
       request_id: randomUUID(),
       instance_names: [name],
     });
-    const client = new pg.Client({
-      host,
-      port: pier.proxyPort,
-      database: 'postgres',
-      user: 'admin@pier.local',
-      password: token,
-      ssl: { ca },
-    });
+    const client = proxyClient(host, 'admin@pier.local', token);
     await client.connect();
     await client.query(sql);
     await client.end();
@@ -329,8 +313,7 @@ test('with enable_pg_native_login, roles with a Postgres password log in with it
   );
   await asAdmin('plain-db', native.read_write_dns!, `CREATE ROLE app_user LOGIN PASSWORD 'correct horse'`);
 
-  const connect = (host: string, user: string, password: string) =>
-    new pg.Client({ host, port: pier.proxyPort, database: 'postgres', user, password, ssl: { ca } });
+  const connect = proxyClient;
   for (const [user, password] of [
     ['app_user', 'correct horse'],
     ['svc', 'svc pw'],
@@ -352,14 +335,7 @@ test('the SQL route: CREATE EXTENSION databricks_auth and databricks_create_role
     request_id: randomUUID(),
     instance_names: ['native-db'],
   });
-  const admin = new pg.Client({
-    host: instance.read_write_dns,
-    port: pier.proxyPort,
-    database: 'postgres',
-    user: 'admin@pier.local',
-    password: token,
-    ssl: { ca },
-  });
+  const admin = proxyClient(instance.read_write_dns, 'admin@pier.local', token);
   await admin.connect();
   await admin.query('CREATE EXTENSION IF NOT EXISTS databricks_auth');
   const created = await admin.query(`SELECT databricks_create_role('dave@example.com', 'USER') AS role`);
@@ -386,14 +362,7 @@ test('the SQL route: CREATE EXTENSION databricks_auth and databricks_create_role
   const cred = await api(pier, dave, 'POST', '/api/2.0/database/credentials', {
     instance_names: ['native-db'],
   });
-  const client = new pg.Client({
-    host: instance.read_write_dns,
-    port: pier.proxyPort,
-    database: 'postgres',
-    user: 'dave@example.com',
-    password: cred.body.token as string,
-    ssl: { ca },
-  });
+  const client = proxyClient(instance.read_write_dns, 'dave@example.com', cred.body.token as string);
   await client.connect();
   assert.equal((await client.query('SELECT current_user AS u')).rows[0].u, 'dave@example.com');
   await client.end();
@@ -429,14 +398,7 @@ test('rotating the signing key keeps credentials already issued working', async 
   assert.equal(header(after.token!).kid, kid);
   assert.notEqual(header(before.token!).kid, kid);
   for (const token of [before.token!, after.token!]) {
-    const client = new pg.Client({
-      host: instance.read_write_dns,
-      port: pier.proxyPort,
-      database: 'postgres',
-      user: 'admin@pier.local',
-      password: token,
-      ssl: { ca },
-    });
+    const client = proxyClient(instance.read_write_dns, 'admin@pier.local', token);
     await client.connect();
     await client.query('SELECT 1');
     await client.end();
