@@ -27,6 +27,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const TCP_HOST = '127.0.0.55'; // Postgres' own TCP listener, away from anything on 127.0.0.1:5432
 const PGBOUNCER_PORT = 16432;
+let tlsPath = 'javascript';
 
 interface Row {
   label: string;
@@ -44,8 +45,8 @@ const ROWS: Row[] = [
 interface Target {
   name: string;
   env: Record<string, string>;
-  /** CPU seconds the proxy process has used so far (user + system). */
-  cpuSeconds?: () => Promise<number>;
+  /** CPU seconds the proxy process has used so far, in user space and in the kernel. */
+  cpuSeconds?: () => Promise<CpuSeconds>;
 }
 
 /** The bench drives Debian's pgbench and compares with Debian's PgBouncer: say how to get them. */
@@ -107,7 +108,9 @@ async function main(): Promise<void> {
       ]),
       passwords: credentialPasswordCheck({ publicKeys: () => publicJwks([key]) }),
       warmPool: { maxIdlePerKey: 64 },
+      nativeTls: process.env.PIER_NATIVE_TLS !== '0',
     });
+    tlsPath = proxy.tlsPath.kind;
     closeProxy = () => proxy.close();
     const { token } = await issueDatabaseCredential(key, {
       subject: 'bench',
@@ -129,10 +132,7 @@ async function main(): Promise<void> {
           PGSSLMODE: 'require',
           PGPASSWORD: token,
         },
-        cpuSeconds: async () => {
-          const usage = process.cpuUsage();
-          return (usage.user + usage.system) / 1e6;
-        },
+        cpuSeconds: () => processCpuSeconds(process.pid),
       },
       {
         name: 'pgbouncer',
@@ -160,9 +160,12 @@ async function main(): Promise<void> {
           results.set(id, [...(results.get(id) ?? []), tps]);
           let cpuNote = '';
           if (target.cpuSeconds && cpuBefore !== undefined) {
-            const microsPerTx = (((await target.cpuSeconds()) - cpuBefore) / (tps * SECONDS)) * 1e6;
-            cpu.set(id, [...(cpu.get(id) ?? []), microsPerTx]);
-            cpuNote = ` (proxy CPU ${microsPerTx.toFixed(1)} µs/tx)`;
+            const cpuAfter = await target.cpuSeconds();
+            const perTx = (seconds: number) => (seconds / (tps * SECONDS)) * 1e6;
+            const user = perTx(cpuAfter.user - cpuBefore.user);
+            const sys = perTx(cpuAfter.sys - cpuBefore.sys);
+            cpu.set(id, [...(cpu.get(id) ?? []), user + sys]);
+            cpuNote = ` (proxy CPU ${(user + sys).toFixed(1)} µs/tx: user ${user.toFixed(1)}, kernel ${sys.toFixed(1)})`;
           }
           process.stderr.write(`round ${round} ${row.label} ${target.name}: ${tps.toFixed(0)}${cpuNote}\n`);
         }
@@ -200,7 +203,7 @@ function renderReport(
     '',
     `pgbench 15 (Debian), scale 4, ${SECONDS} s per run, -j 2, median of ${ROUNDS} rounds (runs interleaved);`,
     `PostgreSQL ${runtime.version} (embedded), fsync off; ${cpus().length} cores shared by everything.`,
-    '(a) direct: Postgres over TCP 127.0.0.x, no TLS. (b) Pier proxy: TLS (ECDSA P-256), JWT password,',
+    `(a) direct: Postgres over TCP 127.0.0.x, no TLS. (b) Pier proxy (${tlsPath} TLS path): TLS (ECDSA P-256), JWT password,`,
     'backend over the unix socket, warm sessions on. (c) PgBouncer: TLS (same ECDSA cert), plain password,',
     'session mode, backend over the unix socket. Values are TPS; for -C rows, new connections per second.',
     '',
@@ -227,10 +230,15 @@ function cpuCell(cpu: Map<string, number[]>, label: string): string {
   return pier && bouncer ? `${median(pier).toFixed(1)} / ${median(bouncer).toFixed(1)}` : '';
 }
 
-async function processCpuSeconds(pid: number): Promise<number> {
+interface CpuSeconds {
+  user: number;
+  sys: number;
+}
+
+async function processCpuSeconds(pid: number): Promise<CpuSeconds> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
   // utime and stime are fields 14 and 15 of /proc/<pid>/stat (12 and 13 after the command name)
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 };
 }
 
 async function pgbench(args: string[], env: Record<string, string>): Promise<number> {

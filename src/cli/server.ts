@@ -125,7 +125,9 @@ async function runForeground(
     components,
   );
   log(`API      ${pier.state.apiUrl}`);
-  log(`Postgres ${pier.state.host}:${pier.state.proxyPort} (TLS required)`);
+  log(
+    `Postgres ${pier.state.host}:${pier.state.proxyPort} (TLS required; ${pier.state.proxyTlsPath} TLS path)`,
+  );
   if (pier.state.caCertPath) log(`CA cert  ${pier.state.caCertPath} (for sslmode=verify-full)`);
   log('ready. In another shell: eval "$(npx pier status -o env)"');
   let stopping = false;
@@ -221,6 +223,7 @@ async function status(dataDir: string, format: string): Promise<void> {
     `Pier is running (pid ${state.pid}) on ${state.dataDir}`,
     `  API          ${state.apiUrl}`,
     `  Postgres     ${state.host}:${state.proxyPort} (TLS required)`,
+    ...(state.proxyTlsPath ? [`  TLS path     ${state.proxyTlsPath}`] : []),
     ...(state.caCertPath ? [`  CA cert      ${state.caCertPath}`] : []),
     `  admin        ${state.adminUserName}`,
     `  DATABRICKS_HOST=${state.apiUrl}`,

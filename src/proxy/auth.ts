@@ -1,5 +1,5 @@
+import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TLSSocket } from 'node:tls';
 import type { InstanceRoute, PasswordCheck, PasswordVerdict, ProxyDirectory } from './directory.js';
 import { ProxyError, type ProxyErrorKind } from './errors.js';
 import { AuthenticationCleartextPassword, type PacketReader } from './protocol.js';
@@ -27,7 +27,7 @@ const VERDICT_KIND: Record<Exclude<PasswordVerdict, { ok: true }>['reason'], Pro
 };
 
 export async function authenticate(
-  stream: TLSSocket,
+  stream: Duplex,
   reader: PacketReader,
   startup: Startup,
   options: {

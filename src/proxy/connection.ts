@@ -6,6 +6,7 @@ import { acquireBackend, type BackendSession, parameterStatusMessages } from './
 import type { PasswordCheck, ProxyDirectory } from './directory.js';
 import { errorResponseFor, ProxyError, type ProxyErrorKind } from './errors.js';
 import { handshake } from './handshake.js';
+import { NativeTlsStream } from './native-tls.js';
 import { passthrough } from './passthrough.js';
 import type { WarmPool } from './pool.js';
 import {
@@ -169,7 +170,12 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
     );
     ctx.log({ event: 'connected', client: clientAddress, user, instance });
 
-    const { reusable } = await passthrough(hello.stream, backend.socket, hello.reader.detach());
+    const leftover = hello.reader.detach();
+    const spliced =
+      hello.stream instanceof NativeTlsStream
+        ? await hello.stream.splice(backend.socket, leftover)
+        : undefined;
+    const { reusable } = spliced ?? (await passthrough(hello.stream, backend.socket, leftover));
     ctx.cancels.unregister(cancelKey);
     if (reusable) await ctx.pool.release(backend);
     else backend.socket.destroy();

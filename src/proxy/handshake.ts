@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { ProxyDirectory } from './directory.js';
 import { ProxyError } from './errors.js';
+import { type NativeTlsStream, startNativeTls } from './native-tls.js';
 import {
   CANCEL_REQUEST_CODE,
   GSSENC_REQUEST_CODE,
@@ -25,8 +26,11 @@ const TLS_HANDSHAKE_RECORD = 0x16;
 const SSL_ACCEPTED = Buffer.from('S');
 const GSSENC_DECLINED = Buffer.from('N');
 
+/** The encrypted client stream: Node's TLSSocket, or the native path's stream. */
+export type ClientStream = TLSSocket | NativeTlsStream;
+
 export type HandshakeResult =
-  | { kind: 'tls'; stream: TLSSocket; reader: PacketReader; servername: string | undefined }
+  | { kind: 'tls'; stream: ClientStream; reader: PacketReader; servername: string | undefined }
   | { kind: 'cancel'; processId: number; secretKey: number };
 
 export async function handshake(
@@ -36,7 +40,7 @@ export async function handshake(
     directory: ProxyDirectory;
     maxPacketBytes: number;
     /** Called as soon as the socket is handed to TLS: errors must then go through the TLS stream. */
-    onTlsStarted?: (stream: TLSSocket) => void;
+    onTlsStarted?: (stream: ClientStream) => void;
   },
 ): Promise<HandshakeResult> {
   const reader = new PacketReader(socket);
@@ -81,7 +85,7 @@ export async function handshake(
 
 async function startTls(
   socket: Socket,
-  options: { tls: TlsMaterial; directory: ProxyDirectory; onTlsStarted?: (stream: TLSSocket) => void },
+  options: { tls: TlsMaterial; directory: ProxyDirectory; onTlsStarted?: (stream: ClientStream) => void },
   direct: boolean,
 ): Promise<HandshakeResult> {
   const { tls, directory } = options;
@@ -89,6 +93,26 @@ async function startTls(
   const byAddress = socket.localAddress
     ? directory.byAddress(normalizeAddress(socket.localAddress))
     : undefined;
+  if (tls.native) {
+    const { native } = tls;
+    const initial = byAddress ? await native.contextFor(byAddress) : native.defaultContext;
+    let stream: NativeTlsStream;
+    try {
+      stream = await startNativeTls(
+        socket,
+        native.binding,
+        initial,
+        async (servername) => {
+          const route = directory.byDnsName(servername);
+          return route ? native.contextFor(route) : undefined;
+        },
+        options.onTlsStarted,
+      );
+    } catch (error) {
+      throw new ProtocolViolation('CLOSED', `TLS handshake failed: ${(error as Error).message}`);
+    }
+    return tlsEstablished(stream, direct);
+  }
   const secureContext = byAddress ? await tls.contextFor(byAddress) : tls.defaultContext;
   const stream = new TLSSocket(socket, {
     isServer: true,
@@ -114,11 +138,15 @@ async function startTls(
       resolve();
     });
   });
+  return tlsEstablished(stream, direct);
+}
+
+function tlsEstablished(stream: ClientStream, direct: boolean): HandshakeResult {
   if (direct && stream.alpnProtocol !== PG_ALPN) {
     // As Postgres does: direct TLS without the ALPN is some other protocol talking to us.
     throw new ProxyError('PROTOCOL_VIOLATION', 'Direct TLS connections must use ALPN "postgresql".');
   }
-  const servername = (stream as TLSSocket & { servername?: string | false }).servername || undefined;
+  const servername = (stream as { servername?: string | false }).servername || undefined;
   return { kind: 'tls', stream, reader: new PacketReader(stream), servername };
 }
 

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
 
 /**
  * The last phase: splice client and backend. No message is parsed; each
@@ -14,7 +14,7 @@ import type { TLSSocket } from 'node:tls';
  * Resolves when both sides are done, with whether the backend is reusable.
  */
 export function passthrough(
-  client: TLSSocket,
+  client: Duplex,
   backend: Socket,
   clientLeftover: Buffer,
 ): Promise<{ reusable: boolean }> {

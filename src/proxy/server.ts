@@ -3,6 +3,7 @@ import { AuthFailureLimiter } from './auth.js';
 import { CancelMap } from './cancel.js';
 import { handleClient, type ProxyContext, type ProxyEvent, type ProxyLimits } from './connection.js';
 import type { PasswordCheck, ProxyDirectory } from './directory.js';
+import { nativeTls } from './native-tls.js';
 import { DEFAULT_WARM_POOL, WarmPool, type WarmPoolOptions } from './pool.js';
 import { loadTlsMaterial, type TlsSource } from './tls.js';
 
@@ -23,6 +24,8 @@ export interface ProxyOptions {
   /** Backoff after repeated failed logins from one address. */
   authFailures?: ConstructorParameters<typeof AuthFailureLimiter>[0];
   logger?: (event: ProxyEvent) => void;
+  /** Use the native TLS path when it is built (default true); false keeps Node's TLS for every connection. */
+  nativeTls?: boolean;
 }
 
 export interface PierProxy {
@@ -30,6 +33,8 @@ export interface PierProxy {
   address: string;
   /** The CA clients pass as `sslrootcert`; undefined with user-supplied certificates. */
   caCertPath: string | undefined;
+  /** Which TLS implementation serves connections, and why when it is not the native one. */
+  tlsPath: { kind: 'native' | 'javascript'; why: string };
   /** Listens on exactly these per-instance addresses (same port) from now on; others are closed. */
   setInstanceAddresses(addresses: readonly string[]): Promise<void>;
   /** Closes idle warm backend sessions, e.g. of an instance about to stop or a database about to be dropped. */
@@ -56,7 +61,8 @@ export const DEFAULT_LIMITS: ProxyLimits = {
  */
 export async function startProxy(options: ProxyOptions): Promise<PierProxy> {
   const host = options.host ?? '127.0.0.1';
-  const tls = await loadTlsMaterial(options.tls);
+  const native = options.nativeTls === false ? { binding: undefined, why: 'turned off' } : nativeTls();
+  const tls = await loadTlsMaterial(options.tls, { native: native.binding });
   const pool = new WarmPool(
     options.warmPool === false
       ? { ...DEFAULT_WARM_POOL, maxIdlePerKey: 0 }
@@ -97,6 +103,7 @@ export async function startProxy(options: ProxyOptions): Promise<PierProxy> {
     port,
     address: host,
     caCertPath: tls.caCertPath,
+    tlsPath: tls.native ? { kind: 'native', why: native.why } : { kind: 'javascript', why: native.why },
     async setInstanceAddresses(addresses) {
       if (wildcard) return; // the wildcard listener already receives them; localAddress still routes
       const wanted = new Set(addresses.filter((address) => address !== host));

@@ -8,6 +8,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import type { InstanceRoute } from './directory.js';
+import type { NativeContext, NativeTlsBinding } from './native-tls.js';
 
 /**
  * Server certificates. By default Pier is its own small CA: on first start it
@@ -27,6 +28,12 @@ export interface TlsMaterial {
   defaultContext: SecureContext;
   /** The context whose certificate names this instance; cached. */
   contextFor(route: InstanceRoute): Promise<SecureContext>;
+  /** The same certificates for the native TLS path, when it is in use. */
+  native?: {
+    binding: NativeTlsBinding;
+    defaultContext: NativeContext;
+    contextFor(route: InstanceRoute): Promise<NativeContext>;
+  };
 }
 
 const EC_KEY: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
@@ -38,21 +45,58 @@ x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 // One ticket key for every context, so a session resumes whichever certificate served it.
 const ticketKeys = randomBytes(48);
 
+// AES-128-GCM first: as safe as AES-256 here and cheaper per record.
+const TLS13_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
+const TLS12_CIPHERS =
+  'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:' +
+  'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
+const GROUPS = 'X25519:P-256';
+
 function secureContext(cert: string | Buffer, key: string | Buffer): SecureContext {
   return createSecureContext({
     cert,
     key,
     minVersion: 'TLSv1.2',
-    // AES-128-GCM first: as safe as AES-256 here and cheaper per record.
-    ciphers:
-      'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:' +
-      'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:' +
-      'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305',
+    ciphers: `${TLS13_SUITES}:${TLS12_CIPHERS}`,
     honorCipherOrder: true,
-    ecdhCurve: 'X25519:P-256',
+    ecdhCurve: GROUPS,
     ticketKeys,
     sessionTimeout: 3600,
   });
+}
+
+/** Both paths' contexts for one certificate: Node's, and the native one when that path is on. */
+interface Identity {
+  context: SecureContext;
+  native: NativeContext | undefined;
+}
+
+function identity(
+  cert: string | Buffer,
+  key: string | Buffer,
+  native: NativeTlsBinding | undefined,
+): Identity {
+  return {
+    context: secureContext(cert, key),
+    native: native?.context(Buffer.from(cert), Buffer.from(key), TLS12_CIPHERS, TLS13_SUITES, GROUPS),
+  };
+}
+
+function withNative(
+  material: Omit<TlsMaterial, 'native'>,
+  binding: NativeTlsBinding | undefined,
+  defaultIdentity: Identity,
+  identityFor: (route: InstanceRoute) => Promise<Identity>,
+): TlsMaterial {
+  if (!binding || !defaultIdentity.native) return material;
+  return {
+    ...material,
+    native: {
+      binding,
+      defaultContext: defaultIdentity.native,
+      contextFor: async (route) => (await identityFor(route)).native as NativeContext,
+    },
+  };
 }
 
 /**
@@ -62,10 +106,18 @@ function secureContext(cert: string | Buffer, key: string | Buffer): SecureConte
  * const tls = await loadTlsMaterial({ dir: join(pierHome, 'tls') });
  * // psql "host=db1.pier.localhost sslmode=verify-full sslrootcert=${tls.caCertPath}"
  */
-export async function loadTlsMaterial(source: TlsSource): Promise<TlsMaterial> {
+export async function loadTlsMaterial(
+  source: TlsSource,
+  options: { native?: NativeTlsBinding } = {},
+): Promise<TlsMaterial> {
   if ('cert' in source) {
-    const context = secureContext(await readFile(source.cert), await readFile(source.key));
-    return { caCertPath: undefined, defaultContext: context, contextFor: async () => context };
+    const only = identity(await readFile(source.cert), await readFile(source.key), options.native);
+    return withNative(
+      { caCertPath: undefined, defaultContext: only.context, contextFor: async () => only.context },
+      options.native,
+      only,
+      async () => only,
+    );
   }
   const ca = await loadOrCreateCa(source.dir);
   const names = source.names ?? ['localhost', '127.0.0.1', '::1', hostname()];
@@ -76,26 +128,32 @@ export async function loadTlsMaterial(source: TlsSource): Promise<TlsMaterial> {
     await writeSecret(serverKey, issued.keyPem);
     await writeFile(serverCert, issued.certPem);
   }
-  const defaultContext = secureContext(await readFile(serverCert), await readFile(serverKey));
-  const perInstance = new Map<string, Promise<SecureContext>>();
-  return {
-    caCertPath: join(source.dir, 'ca.crt'),
-    defaultContext,
-    contextFor(route) {
-      const names = [route.dnsName, ...(route.address ? [route.address] : [])];
-      const cacheKey = names.join(',');
-      let context = perInstance.get(cacheKey);
-      if (!context) {
-        if (perInstance.size > 10_000) perInstance.clear();
-        context = issueServerCertificate(ca, names).then((issued) =>
-          secureContext(issued.certPem, issued.keyPem),
-        );
-        perInstance.set(cacheKey, context);
-        context.catch(() => perInstance.delete(cacheKey));
-      }
-      return context;
-    },
+  const defaultIdentity = identity(await readFile(serverCert), await readFile(serverKey), options.native);
+  const perInstance = new Map<string, Promise<Identity>>();
+  const identityFor = (route: InstanceRoute): Promise<Identity> => {
+    const names = [route.dnsName, ...(route.address ? [route.address] : [])];
+    const cacheKey = names.join(',');
+    let issued = perInstance.get(cacheKey);
+    if (!issued) {
+      if (perInstance.size > 10_000) perInstance.clear();
+      issued = issueServerCertificate(ca, names).then(({ certPem, keyPem }) =>
+        identity(certPem, keyPem, options.native),
+      );
+      perInstance.set(cacheKey, issued);
+      issued.catch(() => perInstance.delete(cacheKey));
+    }
+    return issued;
   };
+  return withNative(
+    {
+      caCertPath: join(source.dir, 'ca.crt'),
+      defaultContext: defaultIdentity.context,
+      contextFor: async (route) => (await identityFor(route)).context,
+    },
+    options.native,
+    defaultIdentity,
+    identityFor,
+  );
 }
 
 interface CertificateAuthority {

@@ -46,6 +46,8 @@ export interface PierState {
   apiPort: number;
   proxyPort: number;
   caCertPath?: string;
+  /** "native", or "javascript (<why the native path is not used>)". */
+  proxyTlsPath?: string;
   adminUserName: string;
   startedAt: string;
 }

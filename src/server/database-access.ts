@@ -68,7 +68,12 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
 
   return {
     routes: databaseAccessRoutes(keys),
-    state: { proxyPort: proxy.port, ...(proxy.caCertPath ? { caCertPath: proxy.caCertPath } : {}) },
+    state: {
+      proxyPort: proxy.port,
+      proxyTlsPath:
+        proxy.tlsPath.kind === 'native' ? 'native' : `javascript (native path ${proxy.tlsPath.why})`,
+      ...(proxy.caCertPath ? { caCertPath: proxy.caCertPath } : {}),
+    },
     close: async () => {
       clearInterval(timer);
       keys.stop();
