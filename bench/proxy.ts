@@ -111,7 +111,24 @@ async function main(): Promise<void> {
       nativeTls: process.env.PIER_NATIVE_TLS !== '0',
     });
     tlsPath = proxy.tlsPath.kind;
-    closeProxy = () => proxy.close();
+    // With the native path in use, the same run also measures Node's TLS path, on a second proxy.
+    const jsProxy =
+      tlsPath === 'native'
+        ? await startProxy({
+            port: 0,
+            tls: { dir: join(root, 'tls') },
+            directory: staticDirectory([
+              { name: 'bench', uid, state: 'AVAILABLE', dnsName: 'bench.pier.test', socketDir },
+            ]),
+            passwords: credentialPasswordCheck({ publicKeys: () => publicJwks([key]) }),
+            warmPool: { maxIdlePerKey: 64 },
+            nativeTls: false,
+          })
+        : undefined;
+    closeProxy = async () => {
+      await proxy.close();
+      await jsProxy?.close();
+    };
     const { token } = await issueDatabaseCredential(key, {
       subject: 'bench',
       instanceUids: [uid],
@@ -134,6 +151,21 @@ async function main(): Promise<void> {
         },
         cpuSeconds: () => processCpuSeconds(process.pid),
       },
+      ...(jsProxy
+        ? [
+            {
+              name: 'pier-js',
+              env: {
+                ...base,
+                PGHOST: '127.0.0.1',
+                PGPORT: String(jsProxy.port),
+                PGSSLMODE: 'require',
+                PGPASSWORD: token,
+              },
+              cpuSeconds: () => processCpuSeconds(process.pid),
+            },
+          ]
+        : []),
       {
         name: 'pgbouncer',
         env: {
@@ -206,16 +238,18 @@ function renderReport(
     `(a) direct: Postgres over TCP 127.0.0.x, no TLS. (b) Pier proxy (${tlsPath} TLS path): TLS (ECDSA P-256), JWT password,`,
     'backend over the unix socket, warm sessions on. (c) PgBouncer: TLS (same ECDSA cert), plain password,',
     'session mode, backend over the unix socket. Values are TPS; for -C rows, new connections per second.',
+    "(b') Pier with Node's TLS (the JavaScript path), same run, when (b) is the native path.",
     '',
-    '| workload | (a) direct | (b) Pier | (c) PgBouncer | (b)/(a) | (c)/(a) | (b)/(c) | proxy CPU µs/tx (b) / (c) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    "| workload | (a) direct | (b) Pier | (c) PgBouncer | (b)/(a) | (c)/(a) | (b)/(c) | (b') Pier, Node TLS | (b')/(c) | proxy CPU µs/tx (b) / (b') / (c) |",
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const row of ROWS) {
-    const [a, b, c] = ['direct', 'pier', 'pgbouncer'].map((name) =>
+    const [a, b, c, js] = ['direct', 'pier', 'pgbouncer', 'pier-js'].map((name) =>
       median(results.get(`${row.label}|${name}`) ?? [0]),
     );
+    const jsCells = js > 0 ? `${js.toFixed(0)} | ${(js / c).toFixed(2)}` : '– | –';
     lines.push(
-      `| ${row.label} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${c.toFixed(0)} | ${(b / a).toFixed(2)} | ${(c / a).toFixed(2)} | ${(b / c).toFixed(2)} | ${cpuCell(cpu, row.label)} |`,
+      `| ${row.label} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${c.toFixed(0)} | ${(b / a).toFixed(2)} | ${(c / a).toFixed(2)} | ${(b / c).toFixed(2)} | ${jsCells} | ${cpuCell(cpu, row.label)} |`,
     );
   }
   lines.push('', 'All rounds (TPS):', '');
@@ -226,8 +260,8 @@ function renderReport(
 
 function cpuCell(cpu: Map<string, number[]>, label: string): string {
   const of = (name: string) => cpu.get(`${label}|${name}`);
-  const [pier, bouncer] = [of('pier'), of('pgbouncer')];
-  return pier && bouncer ? `${median(pier).toFixed(1)} / ${median(bouncer).toFixed(1)}` : '';
+  const cell = (values: number[] | undefined) => (values ? median(values).toFixed(1) : '–');
+  return `${cell(of('pier'))} / ${cell(of('pier-js'))} / ${cell(of('pgbouncer'))}`;
 }
 
 interface CpuSeconds {

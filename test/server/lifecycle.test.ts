@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { nativeTls } from '../../src/proxy/native-tls.js';
 import { api, eventually, removePier, runPier, startPier, tempDataDir } from '../helpers/pier.js';
 
 /** Postgres server processes (postmasters) whose data directory lies under `dataDir`. */
@@ -160,9 +161,18 @@ test('pier up --detach returns when ready; status and down work on it', async ()
   assert.equal(up.code, 0, up.stderr);
   assert.match(up.stdout, /Pier is running/);
   const status = await runPier(['status', '--data-dir', dataDir, '-o', 'json']);
-  const state = JSON.parse(status.stdout) as { apiUrl: string; databricks_token: string };
+  const state = JSON.parse(status.stdout) as {
+    apiUrl: string;
+    databricks_token: string;
+    proxyTlsPath: string;
+  };
   const health = await fetch(`${state.apiUrl}/health`);
   assert.equal(health.status, 200);
+  // Which TLS implementation serves Postgres connections, and why when it is not the native one.
+  const native = nativeTls();
+  assert.equal(state.proxyTlsPath, native.binding ? 'native' : `javascript (native path ${native.why})`);
+  const text = await runPier(['status', '--data-dir', dataDir]);
+  assert.match(text.stdout, new RegExp(`^  TLS path     ${native.binding ? 'native' : 'javascript'}`, 'm'));
   const env = await runPier(['status', '--data-dir', dataDir, '-o', 'env']);
   assert.match(
     env.stdout,
