@@ -100,31 +100,21 @@ async function main(): Promise<void> {
 
     const key = await generateSigningKey();
     const uid = randomUUID();
-    const proxy = await startProxy({
-      port: 0,
-      tls: { dir: join(root, 'tls') },
-      directory: staticDirectory([
-        { name: 'bench', uid, state: 'AVAILABLE', dnsName: 'bench.pier.test', socketDir },
-      ]),
-      passwords: credentialPasswordCheck({ publicKeys: () => publicJwks([key]) }),
-      warmPool: { maxIdlePerKey: 64 },
-      nativeTls: process.env.PIER_NATIVE_TLS !== '0',
-    });
+    const launch = (nativeTls: boolean) =>
+      startProxy({
+        port: 0,
+        tls: { dir: join(root, 'tls') },
+        directory: staticDirectory([
+          { name: 'bench', uid, state: 'AVAILABLE', dnsName: 'bench.pier.test', socketDir },
+        ]),
+        passwords: credentialPasswordCheck({ publicKeys: () => publicJwks([key]) }),
+        warmPool: { maxIdlePerKey: 64 },
+        nativeTls,
+      });
+    const proxy = await launch(process.env.PIER_NATIVE_TLS !== '0');
     tlsPath = proxy.tlsPath.kind;
     // With the native path in use, the same run also measures Node's TLS path, on a second proxy.
-    const jsProxy =
-      tlsPath === 'native'
-        ? await startProxy({
-            port: 0,
-            tls: { dir: join(root, 'tls') },
-            directory: staticDirectory([
-              { name: 'bench', uid, state: 'AVAILABLE', dnsName: 'bench.pier.test', socketDir },
-            ]),
-            passwords: credentialPasswordCheck({ publicKeys: () => publicJwks([key]) }),
-            warmPool: { maxIdlePerKey: 64 },
-            nativeTls: false,
-          })
-        : undefined;
+    const jsProxy = tlsPath === 'native' ? await launch(false) : undefined;
     closeProxy = async () => {
       await proxy.close();
       await jsProxy?.close();

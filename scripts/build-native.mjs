@@ -42,7 +42,10 @@ if (process.platform !== 'linux') {
     );
     renameSync(partial, output);
   } catch (error) {
-    const detail = error.code === 'ENOENT' ? `no C compiler (${compiler})` : String(error.stderr ?? error.message).trim();
+    const detail =
+      error.code === 'ENOENT'
+        ? `no C compiler (${compiler})`
+        : String(error.stderr ?? '').trim() || `${compiler} exited with status ${error.status}`;
     say(`native TLS path: not built (${detail}); the proxy uses its JavaScript TLS path.`);
   }
 }
