@@ -652,8 +652,7 @@ static napi_value session_splice(napi_env env, napi_callback_info info) {
     s->cfd = s->bfd = -1;
     return throw_error(env, "splice: cannot duplicate the sockets");
   }
-  fcntl(s->cfd, F_SETFL, fcntl(s->cfd, F_GETFL) | O_NONBLOCK);
-  fcntl(s->bfd, F_SETFL, fcntl(s->bfd, F_GETFL) | O_NONBLOCK);
+  /* uv_poll_init makes the descriptors non-blocking (Node's already are: the flag is shared). */
   if (uv_poll_init(loop, &s->cpoll, s->cfd) != 0 || uv_poll_init(loop, &s->bpoll, s->bfd) != 0) {
     close(s->cfd);
     close(s->bfd);

@@ -49,6 +49,26 @@ for (const path of ['native', 'javascript'] as const) {
       await client.end();
     });
 
+    it('speaks TLS 1.2 and TLS 1.3, with the ciphers it prefers', async () => {
+      for (const [version, cipher] of [
+        ['TLSv1.2', 'ECDHE-ECDSA-AES128-GCM-SHA256'],
+        ['TLSv1.3', 'TLS_AES_128_GCM_SHA256'],
+      ] as const) {
+        const config = h.clientConfig('alice', await h.token('alice'));
+        const client = new pg.Client({
+          ...config,
+          ssl: { ...(config.ssl as object), minVersion: version, maxVersion: version },
+        });
+        await client.connect();
+        const socket = (client as unknown as { connection: { stream: import('node:tls').TLSSocket } })
+          .connection.stream;
+        assert.equal(socket.getProtocol(), version);
+        assert.equal(socket.getCipher().name, cipher);
+        assert.deepEqual((await client.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
+        await client.end();
+      }
+    });
+
     it('relays a 30 MB result to a client that stops reading for a while, and stays in step', async () => {
       const token = await h.token('alice');
       const psql = spawn(
