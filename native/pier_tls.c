@@ -360,7 +360,6 @@ static napi_value session_feed(napi_env env, napi_callback_info info) {
         alpn_text[alpn_len] = 0;
       }
       set_string(env, result, "alpn", alpn_text);
-      set_string(env, result, "version", SSL_get_version(s->ssl));
     } else {
       int e = SSL_get_error(s->ssl, r);
       if (e == SSL_ERROR_WANT_CLIENT_HELLO_CB) {

@@ -24,7 +24,6 @@ interface FeedResult {
   plaintext?: Buffer;
   secure?: boolean;
   alpn?: string;
-  version?: string;
   needContext: boolean;
   servername?: string;
   closed: boolean;
@@ -89,15 +88,24 @@ function handleOf(socket: Socket): StreamHandle | undefined {
   return (socket as unknown as { _handle?: StreamHandle })._handle ?? undefined;
 }
 
-/** Stops Node reading a socket at the kernel, not just at the stream; its descriptor, or undefined. */
-function takeDescriptor(socket: Socket): number | undefined {
+/** The socket's descriptor, if Node's handle exposes what a splice needs; undefined otherwise. */
+function descriptorOf(socket: Socket): number | undefined {
   const handle = handleOf(socket);
-  if (!handle || typeof handle.fd !== 'number' || handle.fd < 0 || typeof handle.readStop !== 'function')
-    return undefined;
+  const usable = typeof handle?.fd === 'number' && handle.fd >= 0 && typeof handle.readStop === 'function';
+  return usable ? handle.fd : undefined;
+}
+
+/** Stops Node reading the socket at the kernel, not just at the stream (pause alone keeps reading). */
+function stopReading(socket: Socket): void {
+  const handle = handleOf(socket) as StreamHandle;
   socket.pause();
   handle.reading = false;
-  handle.readStop();
-  return handle.fd;
+  handle.readStop?.();
+}
+
+/** What Node had already read into the (paused) stream. */
+function* buffered(socket: Socket): Generator<Buffer> {
+  for (let chunk = socket.read() as Buffer | null; chunk; chunk = socket.read() as Buffer | null) yield chunk;
 }
 
 /**
@@ -126,7 +134,6 @@ function flushed(socket: Socket): Promise<void> {
 export class NativeTlsStream extends Duplex {
   alpnProtocol: string | false = false;
   servername: string | undefined;
-  protocolVersion: string | undefined;
   private splicing = false;
   private readonly onSocketData = (chunk: Buffer) => this.process(chunk);
   private readonly onSocketEnd = () => this.push(null);
@@ -182,7 +189,6 @@ export class NativeTlsStream extends Duplex {
     }
     if (result.secure) {
       this.alpnProtocol = result.alpn || false;
-      this.protocolVersion = result.version;
       this.emit('secure');
     }
     if (result.plaintext) this.push(result.plaintext);
@@ -220,48 +226,34 @@ export class NativeTlsStream extends Duplex {
    * idle-time Terminate); undefined if the sockets cannot be handed over, in
    * which case nothing was changed and the caller splices in JavaScript.
    */
-  async splice(
-    backend: Socket,
-    leftover: Buffer,
-  ): Promise<{ reusable: boolean; reason?: string } | undefined> {
-    const clientHandle = handleOf(this.socket);
-    const backendHandle = handleOf(backend);
-    if (
-      typeof clientHandle?.fd !== 'number' ||
-      typeof backendHandle?.fd !== 'number' ||
-      typeof clientHandle.readStop !== 'function' ||
-      typeof backendHandle.readStop !== 'function'
-    )
-      return undefined;
-    await Promise.all([flushed(this.socket), flushed(backend)]);
-    if (this.destroyed || backend.destroyed) return { reusable: false };
-    const clientFd = takeDescriptor(this.socket) as number;
-    const backendFd = takeDescriptor(backend) as number;
+  async splice(backend: Socket, leftover: Buffer): Promise<{ reusable: boolean } | undefined> {
+    const clientFd = descriptorOf(this.socket);
+    const backendFd = descriptorOf(backend);
+    if (clientFd === undefined || backendFd === undefined) return undefined;
+    stopReading(this.socket);
+    stopReading(backend);
     this.socket.off('data', this.onSocketData);
-    // Bytes Node read before it stopped: decrypt them here, they go first.
+    // Bytes Node read before it stopped go first: the client's decrypted, the backend's encrypted.
     const pending = [leftover];
-    for (
-      let chunk = this.socket.read() as Buffer | null;
-      chunk;
-      chunk = this.socket.read() as Buffer | null
-    ) {
+    for (const chunk of buffered(this.socket)) {
       const result = this.binding.feed(this.session, chunk);
       if (result.output) this.socket.write(result.output);
       if (result.error || result.closed) return { reusable: false };
       if (result.plaintext) pending.push(result.plaintext);
     }
-    for (let chunk = backend.read() as Buffer | null; chunk; chunk = backend.read() as Buffer | null) {
+    for (const chunk of buffered(backend)) {
       const output = this.binding.encrypt(this.session, chunk);
       if (output) this.socket.write(output);
     }
+    // C writes to the same sockets next: what Node still holds must reach the kernel first.
     await Promise.all([flushed(this.socket), flushed(backend)]);
     if (this.destroyed || backend.destroyed) return { reusable: false };
     this.splicing = true;
     return new Promise((resolve) => {
-      this.binding.splice(this.session, clientFd, backendFd, Buffer.concat(pending), (reusable, reason) => {
+      this.binding.splice(this.session, clientFd, backendFd, Buffer.concat(pending), (reusable) => {
         this.splicing = false;
         if (reusable) resumeReading(backend);
-        resolve({ reusable, reason });
+        resolve({ reusable });
       });
     });
   }

@@ -82,20 +82,25 @@ function identity(
   };
 }
 
-function withNative(
-  material: Omit<TlsMaterial, 'native'>,
-  binding: NativeTlsBinding | undefined,
+/** The TLS material for one default certificate and per-instance ones, for both paths. */
+function material(
+  caCertPath: string | undefined,
   defaultIdentity: Identity,
   identityFor: (route: InstanceRoute) => Promise<Identity>,
+  binding: NativeTlsBinding | undefined,
 ): TlsMaterial {
-  if (!binding || !defaultIdentity.native) return material;
   return {
-    ...material,
-    native: {
-      binding,
-      defaultContext: defaultIdentity.native,
-      contextFor: async (route) => (await identityFor(route)).native as NativeContext,
-    },
+    caCertPath,
+    defaultContext: defaultIdentity.context,
+    contextFor: async (route) => (await identityFor(route)).context,
+    native:
+      binding && defaultIdentity.native
+        ? {
+            binding,
+            defaultContext: defaultIdentity.native,
+            contextFor: async (route) => (await identityFor(route)).native as NativeContext,
+          }
+        : undefined,
   };
 }
 
@@ -112,12 +117,7 @@ export async function loadTlsMaterial(
 ): Promise<TlsMaterial> {
   if ('cert' in source) {
     const only = identity(await readFile(source.cert), await readFile(source.key), options.native);
-    return withNative(
-      { caCertPath: undefined, defaultContext: only.context, contextFor: async () => only.context },
-      options.native,
-      only,
-      async () => only,
-    );
+    return material(undefined, only, async () => only, options.native);
   }
   const ca = await loadOrCreateCa(source.dir);
   const names = source.names ?? ['localhost', '127.0.0.1', '::1', hostname()];
@@ -144,16 +144,7 @@ export async function loadTlsMaterial(
     }
     return issued;
   };
-  return withNative(
-    {
-      caCertPath: join(source.dir, 'ca.crt'),
-      defaultContext: defaultIdentity.context,
-      contextFor: async (route) => (await identityFor(route)).context,
-    },
-    options.native,
-    defaultIdentity,
-    identityFor,
-  );
+  return material(join(source.dir, 'ca.crt'), defaultIdentity, identityFor, options.native);
 }
 
 interface CertificateAuthority {
