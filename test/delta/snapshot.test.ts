@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { type DeltaRow, openDeltaTable, type StructType } from '../../src/delta/index.js';
+import { scratchDirectories } from '../helpers/scratch.js';
 import {
   canonicalAscii,
   canonicalRows,
@@ -14,15 +14,7 @@ import {
 } from './expected.js';
 
 /** Temporary directories this file makes, removed when it ends. */
-const scratchDirs: string[] = [];
-async function scratchDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  scratchDirs.push(dir);
-  return dir;
-}
-after(async () => {
-  for (const dir of scratchDirs) await rm(dir, { recursive: true, force: true });
-});
+const scratchDir = scratchDirectories();
 
 /** Latest-snapshot conformance: every corpus table with an expected result. */
 

@@ -1,22 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { openDeltaTable, readChanges } from '../../src/delta/index.js';
 import { advanceDemoTable, createDemoTable } from '../../src/lakehouse/demo.js';
+import { scratchDirectories } from '../helpers/scratch.js';
 import { collect } from './expected.js';
 
 /** Temporary directories this file makes, removed when it ends. */
-const scratchDirs: string[] = [];
-async function scratchDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  scratchDirs.push(dir);
-  return dir;
-}
-after(async () => {
-  for (const dir of scratchDirs) await rm(dir, { recursive: true, force: true });
-});
+const scratchDir = scratchDirectories();
 
 describe('Delta writer and the daily_revenue demo table', () => {
   it('creates a CDF-enabled table that reads back', async () => {
