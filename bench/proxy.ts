@@ -177,7 +177,7 @@ async function main(): Promise<void> {
       for (const row of ROWS.filter((_, i) => !rowFilter || rowFilter.includes(i))) {
         for (const target of targets.filter((t) => !targetFilter || targetFilter.includes(t.name))) {
           const cpuBefore = await target.cpuSeconds?.();
-          const tps = await pgbench(row.args, target.env);
+          const { tps, connectMs } = await pgbench(row.args, target.env);
           const id = `${row.label}|${target.name}`;
           results.set(id, [...(results.get(id) ?? []), tps]);
           let cpuNote = '';
@@ -189,7 +189,10 @@ async function main(): Promise<void> {
             cpu.set(id, [...(cpu.get(id) ?? []), user + sys]);
             cpuNote = ` (proxy CPU ${(user + sys).toFixed(1)} µs/tx: user ${user.toFixed(1)}, kernel ${sys.toFixed(1)})`;
           }
-          process.stderr.write(`round ${round} ${row.label} ${target.name}: ${tps.toFixed(0)}${cpuNote}\n`);
+          const connectNote = row.args.includes('-C') && connectMs ? `, ${connectMs} ms per connection` : '';
+          process.stderr.write(
+            `round ${round} ${row.label} ${target.name}: ${tps.toFixed(0)}${connectNote}${cpuNote}\n`,
+          );
         }
       }
     }
@@ -265,7 +268,13 @@ async function processCpuSeconds(pid: number): Promise<CpuSeconds> {
   return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 };
 }
 
-async function pgbench(args: string[], env: Record<string, string>): Promise<number> {
+interface PgbenchResult {
+  tps: number;
+  /** pgbench's "average connection time", ms: with -C, the latency of one connection setup. */
+  connectMs?: number;
+}
+
+async function pgbench(args: string[], env: Record<string, string>): Promise<PgbenchResult> {
   const { stdout } = await run('/usr/bin/pgbench', [...args, '-T', String(SECONDS), '-n'], {
     env: { ...process.env, ...env },
     maxBuffer: 16 << 20,
@@ -277,7 +286,8 @@ async function pgbench(args: string[], env: Record<string, string>): Promise<num
       stdout,
     ) ?? /tps = ([\d.]+)/.exec(stdout);
   if (!match) throw new Error(`cannot read tps from pgbench output:\n${stdout}`);
-  return Number(match[1]);
+  const connect = /average connection time = ([\d.]+) ms/.exec(stdout);
+  return { tps: Number(match[1]), connectMs: connect ? Number(connect[1]) : undefined };
 }
 
 async function psql(socketDir: string, database: string, sql: string): Promise<void> {
