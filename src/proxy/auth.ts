@@ -26,24 +26,42 @@ const VERDICT_KIND: Record<Exclude<PasswordVerdict, { ok: true }>['reason'], Pro
   wrong_user: 'TOKEN_WRONG_USER',
 };
 
+export interface PasswordOptions {
+  passwords: PasswordCheck;
+  failures: AuthFailureLimiter;
+  clientAddress: string;
+  /** A password that is no token at all may be a role's own Postgres password (checked after routing). */
+  allowNativePassword?: boolean;
+}
+
+/** What a good password says: the instances its credential opens, or a role's own password to check. */
+export interface PasswordResult {
+  audience: string[];
+  nativePassword?: string;
+}
+
 export async function authenticate(
   stream: Duplex,
   reader: PacketReader,
   startup: Startup,
-  options: {
-    passwords: PasswordCheck;
-    failures: AuthFailureLimiter;
-    clientAddress: string;
-    maxPacketBytes: number;
-    /** A password that is no token at all may be a role's own Postgres password (checked after routing). */
-    allowNativePassword?: boolean;
-  },
-): Promise<{ audience: string[]; nativePassword?: string }> {
+  options: PasswordOptions & { maxPacketBytes: number },
+): Promise<PasswordResult> {
   const { failures, clientAddress } = options;
   const delayMs = failures.delayFor(clientAddress);
   if (delayMs > 0) await sleep(delayMs);
   stream.write(AuthenticationCleartextPassword());
   const { type, body } = await reader.readMessage(options.maxPacketBytes);
+  return verifyPasswordMessage(type, body, startup, options);
+}
+
+/** Checks the client's answer to AuthenticationCleartextPassword: a message of `type` with `body`. */
+export async function verifyPasswordMessage(
+  type: number,
+  body: Buffer,
+  startup: Startup,
+  options: PasswordOptions,
+): Promise<PasswordResult> {
+  const { failures, clientAddress } = options;
   if (type !== PASSWORD_MESSAGE) {
     throw new ProxyError('PROTOCOL_VIOLATION', `Expected a password message, got message type ${type}.`);
   }

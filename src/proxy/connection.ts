@@ -1,12 +1,17 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type AuthFailureLimiter, authenticate, checkAudience, checkNativePassword } from './auth.js';
-import type { CancelMap } from './cancel.js';
+import {
+  type AuthFailureLimiter,
+  authenticate,
+  checkAudience,
+  checkNativePassword,
+  type PasswordResult,
+} from './auth.js';
+import type { CancelKey, CancelMap } from './cancel.js';
 import { acquireBackend, type BackendSession, parameterStatusMessages } from './connect.js';
 import type { PasswordCheck, ProxyDirectory } from './directory.js';
 import { errorResponseFor, ProxyError, type ProxyErrorKind } from './errors.js';
 import { handshake } from './handshake.js';
-import { NativeTlsStream } from './native-tls.js';
 import { passthrough } from './passthrough.js';
 import type { WarmPool } from './pool.js';
 import {
@@ -17,7 +22,7 @@ import {
   ReadyForQuery,
 } from './protocol.js';
 import { routeConnection } from './route.js';
-import { readStartup } from './startup.js';
+import { readStartup, type Startup } from './startup.js';
 import type { TlsMaterial } from './tls.js';
 
 export interface ProxyLimits {
@@ -66,17 +71,7 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
   let instance: string | undefined;
 
   function fail(error: unknown): void {
-    const { kind, packet } = errorResponseFor(error);
-    const closedByPeer = error instanceof ProtocolViolation && error.kind === 'CLOSED';
-    if (!closedByPeer)
-      ctx.log({
-        event: 'refused',
-        kind,
-        message: (error as Error).message,
-        client: clientAddress,
-        user,
-        instance,
-      });
+    const { packet, closedByPeer } = refusal(ctx, error, { client: clientAddress, user, instance });
     // Mid-TLS-handshake there is no channel to speak on: just close.
     const canSpeak = tlsReady || !tlsStarted;
     if (canSpeak && !closedByPeer && stream.writable) stream.end(packet);
@@ -129,54 +124,17 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
     });
     clearTimeout(preAuthDeadline);
 
-    const route = routeConnection(ctx.directory, {
-      servername: hello.servername,
-      localAddress: socket.localAddress,
-      startup,
-      audience,
+    const client = { servername: hello.servername, localAddress: socket.localAddress, clientAddress };
+    const admitted = await admit(ctx, client, startup, { audience, nativePassword }, (name) => {
+      instance = name;
     });
-    instance = route.name;
-    if (nativePassword !== undefined) {
-      await checkNativePassword(
-        route,
-        ctx.directory,
-        startup.user,
-        nativePassword,
-        ctx.failures,
-        clientAddress,
-      );
-    } else {
-      checkAudience(route, audience, startup.user);
-    }
-
-    backend = await acquireBackend(route, startup, {
-      directory: ctx.directory,
-      timeoutMs: ctx.limits.backendConnectTimeoutMs,
-      pool: ctx.pool,
-    });
-    const cancelKey = ctx.cancels.register({
-      socketPath: backend.socketPath,
-      processId: backend.processId,
-      secretKey: backend.secretKey,
-    });
-    stream.write(
-      Buffer.concat([
-        AuthenticationOk(),
-        ...parameterStatusMessages(backend),
-        BackendKeyData(cancelKey.processId, cancelKey.secretKey),
-        ...backend.notices,
-        ReadyForQuery('I'),
-      ]),
-    );
+    backend = admitted.backend;
+    stream.write(admitted.greeting);
     ctx.log({ event: 'connected', client: clientAddress, user, instance });
 
     const leftover = hello.reader.detach();
-    const spliced =
-      hello.stream instanceof NativeTlsStream
-        ? await hello.stream.splice(backend.socket, leftover)
-        : undefined;
-    const { reusable } = spliced ?? (await passthrough(hello.stream, backend.socket, leftover));
-    ctx.cancels.unregister(cancelKey);
+    const { reusable } = await passthrough(hello.stream, backend.socket, leftover);
+    ctx.cancels.unregister(admitted.cancelKey);
     if (reusable) await ctx.pool.release(backend);
     else backend.socket.destroy();
     hello.stream.destroy();
@@ -186,4 +144,78 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
     backend?.socket.destroy();
     fail(error);
   }
+}
+
+/**
+ * A failed connection: the ErrorResponse to send (unless the client already
+ * left) and the 'refused' log event.
+ */
+export function refusal(
+  ctx: ProxyContext,
+  error: unknown,
+  who: { client: string; user?: string; instance?: string },
+): { packet: Buffer; closedByPeer: boolean } {
+  const { kind, packet } = errorResponseFor(error);
+  const closedByPeer = error instanceof ProtocolViolation && error.kind === 'CLOSED';
+  if (!closedByPeer) ctx.log({ event: 'refused', kind, message: (error as Error).message, ...who });
+  return { packet, closedByPeer };
+}
+
+/** What a client is let in with: its backend, its cancel key, and the greeting that ends authentication. */
+export interface Admission {
+  backend: BackendSession;
+  cancelKey: CancelKey;
+  /** AuthenticationOk, ParameterStatus…, BackendKeyData, notices, ReadyForQuery. */
+  greeting: Buffer;
+}
+
+/**
+ * After the password: route to the instance, check the credential opens it
+ * (or the role's own password, with native login), get a backend session,
+ * and build the greeting. Throws a ProxyError the client is shown.
+ */
+export async function admit(
+  ctx: ProxyContext,
+  client: { servername: string | undefined; localAddress: string | undefined; clientAddress: string },
+  startup: Startup,
+  credential: PasswordResult,
+  onRouted: (instance: string) => void,
+): Promise<Admission> {
+  const route = routeConnection(ctx.directory, {
+    servername: client.servername,
+    localAddress: client.localAddress,
+    startup,
+    audience: credential.audience,
+  });
+  onRouted(route.name);
+  if (credential.nativePassword !== undefined) {
+    await checkNativePassword(
+      route,
+      ctx.directory,
+      startup.user,
+      credential.nativePassword,
+      ctx.failures,
+      client.clientAddress,
+    );
+  } else {
+    checkAudience(route, credential.audience, startup.user);
+  }
+  const backend = await acquireBackend(route, startup, {
+    directory: ctx.directory,
+    timeoutMs: ctx.limits.backendConnectTimeoutMs,
+    pool: ctx.pool,
+  });
+  const cancelKey = ctx.cancels.register({
+    socketPath: backend.socketPath,
+    processId: backend.processId,
+    secretKey: backend.secretKey,
+  });
+  const greeting = Buffer.concat([
+    AuthenticationOk(),
+    ...parameterStatusMessages(backend),
+    BackendKeyData(cancelKey.processId, cancelKey.secretKey),
+    ...backend.notices,
+    ReadyForQuery('I'),
+  ]);
+  return { backend, cancelKey, greeting };
 }

@@ -2,7 +2,6 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { ProxyDirectory } from './directory.js';
 import { ProxyError } from './errors.js';
-import { type NativeTlsStream, startNativeTls } from './native-tls.js';
 import {
   CANCEL_REQUEST_CODE,
   GSSENC_REQUEST_CODE,
@@ -26,8 +25,8 @@ const TLS_HANDSHAKE_RECORD = 0x16;
 const SSL_ACCEPTED = Buffer.from('S');
 const GSSENC_DECLINED = Buffer.from('N');
 
-/** The encrypted client stream: Node's TLSSocket, or the native path's stream. */
-export type ClientStream = TLSSocket | NativeTlsStream;
+/** The encrypted client stream. */
+export type ClientStream = TLSSocket;
 
 export type HandshakeResult =
   | { kind: 'tls'; stream: ClientStream; reader: PacketReader; servername: string | undefined }
@@ -70,17 +69,27 @@ export async function handshake(
       socket.write(GSSENC_DECLINED);
       continue;
     }
-    if (code === CANCEL_REQUEST_CODE && packet.length === 16) {
-      reader.detach();
-      return { kind: 'cancel', processId: packet.readInt32BE(8), secretKey: packet.readInt32BE(12) };
-    }
-    if (code >>> 16 === PROTOCOL_3_0 >>> 16) {
-      throw new ProxyError('SSL_REQUIRED', 'SSL is required: Pier accepts only encrypted connections.', {
-        hint: 'Connect with sslmode=require (or verify-full with sslrootcert=<Pier CA>).',
-      });
-    }
-    throw new ProxyError('PROTOCOL_VIOLATION', `Unsupported protocol request code ${code}.`);
+    const cancel = plaintextRequest(packet);
+    reader.detach();
+    return cancel;
   }
+}
+
+/**
+ * A first packet that is neither SSLRequest nor GSSENCRequest: a CancelRequest
+ * is honoured in the clear; a plaintext startup is refused, TLS is mandatory.
+ */
+export function plaintextRequest(packet: Buffer): { kind: 'cancel'; processId: number; secretKey: number } {
+  const code = packet.readInt32BE(4);
+  if (code === CANCEL_REQUEST_CODE && packet.length === 16) {
+    return { kind: 'cancel', processId: packet.readInt32BE(8), secretKey: packet.readInt32BE(12) };
+  }
+  if (code >>> 16 === PROTOCOL_3_0 >>> 16) {
+    throw new ProxyError('SSL_REQUIRED', 'SSL is required: Pier accepts only encrypted connections.', {
+      hint: 'Connect with sslmode=require (or verify-full with sslrootcert=<Pier CA>).',
+    });
+  }
+  throw new ProxyError('PROTOCOL_VIOLATION', `Unsupported protocol request code ${code}.`);
 }
 
 async function startTls(
@@ -93,26 +102,6 @@ async function startTls(
   const byAddress = socket.localAddress
     ? directory.byAddress(normalizeAddress(socket.localAddress))
     : undefined;
-  if (tls.native) {
-    const { native } = tls;
-    const initial = byAddress ? await native.contextFor(byAddress) : native.defaultContext;
-    let stream: NativeTlsStream;
-    try {
-      stream = await startNativeTls(
-        socket,
-        native.binding,
-        initial,
-        async (servername) => {
-          const route = directory.byDnsName(servername);
-          return route ? native.contextFor(route) : undefined;
-        },
-        options.onTlsStarted,
-      );
-    } catch (error) {
-      throw new ProtocolViolation('CLOSED', `TLS handshake failed: ${(error as Error).message}`);
-    }
-    return tlsEstablished(stream, direct);
-  }
   const secureContext = byAddress ? await tls.contextFor(byAddress) : tls.defaultContext;
   const stream = new TLSSocket(socket, {
     isServer: true,
@@ -142,12 +131,16 @@ async function startTls(
 }
 
 function tlsEstablished(stream: ClientStream, direct: boolean): HandshakeResult {
-  if (direct && stream.alpnProtocol !== PG_ALPN) {
-    // As Postgres does: direct TLS without the ALPN is some other protocol talking to us.
-    throw new ProxyError('PROTOCOL_VIOLATION', 'Direct TLS connections must use ALPN "postgresql".');
-  }
+  checkAlpn(direct, stream.alpnProtocol || undefined);
   const servername = (stream as { servername?: string | false }).servername || undefined;
   return { kind: 'tls', stream, reader: new PacketReader(stream), servername };
+}
+
+/** As Postgres does: direct TLS without the ALPN is some other protocol talking to us. */
+export function checkAlpn(direct: boolean, alpn: string | undefined): void {
+  if (direct && alpn !== PG_ALPN) {
+    throw new ProxyError('PROTOCOL_VIOLATION', 'Direct TLS connections must use ALPN "postgresql".');
+  }
 }
 
 /** `::ffff:127.1.0.7` → `127.1.0.7` (listeners on IPv4 report plain addresses; dual-stack ones do not). */

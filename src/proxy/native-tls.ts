@@ -2,49 +2,67 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { verifyPasswordMessage } from './auth.js';
+import type { BackendSession } from './connect.js';
+import { admit, type ProxyContext, refusal } from './connection.js';
+import type { InstanceRoute } from './directory.js';
+import { ProxyError } from './errors.js';
+import { checkAlpn, normalizeAddress, plaintextRequest } from './handshake.js';
+import { NegotiateProtocolVersion, ProtocolViolation } from './protocol.js';
+import { parseStartup, type Startup } from './startup.js';
 
 /**
- * The optional native TLS path (native/pier_tls.c, built at install when a C
- * compiler is there). JavaScript still reads the socket and decides
- * everything before the splice; the native session only encrypts, decrypts
- * and, once spliced, moves bytes between client and backend in C with no
- * JavaScript per message. Without the module the proxy uses Node's TLS, with
- * the same behaviour. `PIER_NATIVE_TLS=0` turns the native path off.
+ * The optional native path (native/pier_tls.c, built at install when a C
+ * compiler is there). C owns each client connection: accept, SSLRequest, the
+ * TLS handshake, framing the startup and password messages, the splice after
+ * authentication and the reset of a backend for the next client. Every
+ * decision stays here, in the same functions the JavaScript path uses; C asks
+ * through one event callback, a few times a connection. Without the module
+ * the proxy runs on Node's TLS with the same behaviour. `PIER_NATIVE_TLS=0`
+ * turns the native path off.
  */
 
 declare const nativeContextBrand: unique symbol;
-declare const nativeSessionBrand: unique symbol;
+declare const nativeBrand: unique symbol;
 export type NativeContext = { readonly [nativeContextBrand]: true };
-type NativeSession = { readonly [nativeSessionBrand]: true };
+type NativeFront = { readonly [nativeBrand]: 'front' };
+type NativeListener = { readonly [nativeBrand]: 'listener' };
+type NativeConnection = { readonly [nativeBrand]: 'connection' };
 
-interface FeedResult {
-  output?: Buffer;
-  plaintext?: Buffer;
-  secure?: boolean;
-  alpn?: string;
-  needContext: boolean;
-  servername?: string;
-  closed: boolean;
-  error?: string;
-}
+/** C's one callback: `type` says which event, `a`, `b`, `c` are its values (native/pier_tls.c). */
+type EventHandler = (
+  conn: NativeConnection,
+  state: ConnectionState,
+  type: number,
+  a: unknown,
+  b: unknown,
+  c: unknown,
+) => void;
 
 export interface NativeTlsBinding {
   context(cert: Buffer, key: Buffer, ciphers: string, ciphersuites: string, groups: string): NativeContext;
-  session(context: NativeContext): NativeSession;
-  useContext(session: NativeSession, context: NativeContext | undefined): void;
-  feed(session: NativeSession, encrypted?: Buffer): FeedResult;
-  encrypt(session: NativeSession, plaintext: Buffer): Buffer | undefined;
-  shutdown(session: NativeSession): Buffer | undefined;
+  front(
+    onEvent: EventHandler,
+    defaultContext: NativeContext,
+    limits: { maxStartup: number; maxPassword: number; preAuthMs: number; resetMs: number },
+  ): NativeFront;
+  listen(front: NativeFront, address: string, port: number): { listener: NativeListener; port: number };
+  closeListener(listener: NativeListener): void;
+  useContext(conn: NativeConnection, context: NativeContext | undefined): boolean;
+  askPassword(conn: NativeConnection, prefix?: Buffer): boolean;
+  end(conn: NativeConnection, lastWords?: Buffer): void;
   splice(
-    session: NativeSession,
-    clientFd: number,
+    conn: NativeConnection,
     backendFd: number,
-    leftover: Buffer,
-    onEnd: (reusable: boolean, reason: string) => void,
-  ): void;
-  abort(session: NativeSession): void;
+    toClient: Buffer,
+    fromBackend: Buffer,
+    reset: boolean,
+  ): boolean;
+  abort(conn: NativeConnection): void;
+  addresses(conn: NativeConnection): [string, string];
+  stats(front: NativeFront): number;
+  closeAll(front: NativeFront): void;
 }
 
 const MODULE_PATH = join(
@@ -68,12 +86,239 @@ export function nativeTls(): { binding: NativeTlsBinding | undefined; why: strin
     loaded = { binding: undefined, why: 'not built (needs a C compiler at install: npm rebuild pier)' };
   else {
     try {
-      loaded = { binding: createRequire(import.meta.url)(MODULE_PATH) as NativeTlsBinding, why: 'loaded' };
+      const binding = createRequire(import.meta.url)(MODULE_PATH) as Partial<NativeTlsBinding>;
+      loaded =
+        typeof binding.front === 'function'
+          ? { binding: binding as NativeTlsBinding, why: 'loaded' }
+          : { binding: undefined, why: 'out of date (rebuild it: npm rebuild pier)' };
     } catch (error) {
       loaded = { binding: undefined, why: `failed to load: ${(error as Error).message}` };
     }
   }
   return loaded;
+}
+
+// The events C sends (native/pier_tls.c).
+const EV_HELLO = 1;
+const EV_PLAIN = 2;
+const EV_STARTUP = 3;
+const EV_PASSWORD = 4;
+const EV_TIMEOUT = 5;
+const EV_BAD_PACKET = 6;
+const EV_SPLICE_END = 8;
+
+/** What JavaScript remembers of one native connection; C creates the object with the first event. */
+interface ConnectionState {
+  conn?: NativeConnection;
+  client: string;
+  local: string;
+  servername?: string;
+  startup?: Startup;
+  instance?: string;
+  /** Set once spliced: what to do when C reports the end. */
+  onSpliceEnd?: (reusable: boolean, parameterStatus: Buffer | undefined) => void;
+}
+
+export interface NativeFrontDoor {
+  /** Listens on a literal IP address; returns the port (useful with 0) and how to stop. */
+  listen(address: string, port: number): { port: number; close(): void };
+  activeClients(): number;
+  /** Ends every connection now. */
+  closeAll(): void;
+}
+
+/**
+ * Starts the native front door for the proxy context `ctx`: the same
+ * decisions as `handleClient`, taken when C asks.
+ */
+export function startNativeFrontDoor(
+  binding: NativeTlsBinding,
+  ctx: ProxyContext,
+  contexts: { defaultContext: NativeContext; contextFor(route: InstanceRoute): Promise<NativeContext> },
+  resetTimeoutMs: number,
+): NativeFrontDoor {
+  // Certificates per instance, once issued: most handshakes need no promise.
+  const ready = new Map<InstanceRoute, NativeContext>();
+
+  function refuse(state: ConnectionState, error: unknown): void {
+    const { packet, closedByPeer } = refusal(ctx, error, {
+      client: state.client,
+      user: state.startup?.user,
+      instance: state.instance,
+    });
+    if (state.conn) binding.end(state.conn, closedByPeer ? undefined : packet);
+  }
+
+  function hello(state: ConnectionState, conn: NativeConnection, servername: string): void {
+    state.servername = servername || undefined;
+    // The SNI name picks the certificate; without one, the address the client dialled.
+    const route =
+      (servername ? ctx.directory.byDnsName(servername) : undefined) ??
+      (state.local ? ctx.directory.byAddress(normalizeAddress(state.local)) : undefined);
+    if (!route) {
+      binding.useContext(conn, undefined);
+      return;
+    }
+    const context = ready.get(route);
+    if (context) {
+      binding.useContext(conn, context);
+      return;
+    }
+    contexts.contextFor(route).then(
+      (issued) => {
+        if (ready.size > 10_000) ready.clear();
+        ready.set(route, issued);
+        binding.useContext(conn, issued);
+      },
+      (error: unknown) => refuse(state, error),
+    );
+  }
+
+  function startup(
+    state: ConnectionState,
+    conn: NativeConnection,
+    packet: Buffer,
+    alpn: string,
+    direct: boolean,
+  ) {
+    checkAlpn(direct, alpn || undefined);
+    const parsed = parseStartup(packet);
+    if (parsed.kind === 'cancel') {
+      binding.end(conn);
+      ctx.log({ event: 'cancel', client: state.client });
+      void ctx.cancels.forward(parsed);
+      return;
+    }
+    state.startup = parsed;
+    const prefix = parsed.negotiate
+      ? NegotiateProtocolVersion(parsed.negotiate.minor, parsed.negotiate.unsupportedOptions)
+      : undefined;
+    const delayMs = ctx.failures.delayFor(state.client);
+    if (delayMs > 0) setTimeout(() => binding.askPassword(conn, prefix), delayMs);
+    else binding.askPassword(conn, prefix);
+  }
+
+  async function password(state: ConnectionState, conn: NativeConnection, type: number, body: Buffer) {
+    const startup = state.startup as Startup;
+    let backend: BackendSession | undefined;
+    try {
+      const credential = await verifyPasswordMessage(type, body, startup, {
+        passwords: ctx.passwords,
+        failures: ctx.failures,
+        clientAddress: state.client,
+        allowNativePassword: ctx.directory.verifyNativePassword !== undefined,
+      });
+      const client = { servername: state.servername, localAddress: state.local, clientAddress: state.client };
+      const admitted = await admit(ctx, client, startup, credential, (name) => {
+        state.instance = name;
+      });
+      backend = admitted.backend;
+      const { socket } = backend;
+      const fd = descriptorOf(socket);
+      if (fd === undefined) throw new Error('the backend socket has no descriptor');
+      stopReading(socket);
+      // What Node read from the backend before it stopped goes to the client first (normally nothing).
+      const fromBackend = socket.readableLength > 0 ? Buffer.concat([...buffered(socket)]) : EMPTY;
+      if (socket.writableLength > 0) await flushed(socket);
+      const session = backend;
+      state.onSpliceEnd = (reusable, parameterStatus) => {
+        ctx.cancels.unregister(admitted.cancelKey);
+        resumeReading(session.socket);
+        if (reusable) {
+          if (parameterStatus) applyParameterStatus(session, parameterStatus);
+          ctx.pool.keep(session);
+        } else {
+          session.socket.destroy();
+        }
+        ctx.log({ event: 'closed', client: state.client, user: startup.user, instance: state.instance });
+      };
+      const reset = ctx.pool.hasRoom(session.poolKey);
+      if (!binding.splice(conn, fd, admitted.greeting, fromBackend, reset)) {
+        // The client left while we were deciding; the unused session is still good.
+        state.onSpliceEnd = undefined;
+        ctx.cancels.unregister(admitted.cancelKey);
+        resumeReading(socket);
+        await ctx.pool.release(session);
+        return;
+      }
+      ctx.log({ event: 'connected', client: state.client, user: startup.user, instance: state.instance });
+    } catch (error) {
+      backend?.socket.destroy();
+      refuse(state, error);
+    }
+  }
+
+  const onEvent: EventHandler = (conn, state, type, a, b, c) => {
+    try {
+      if (state.conn === undefined) {
+        state.conn = conn;
+        [state.client, state.local] = binding.addresses(conn);
+      }
+      switch (type) {
+        case EV_HELLO:
+          hello(state, conn, a as string);
+          break;
+        case EV_PLAIN: {
+          const cancel = plaintextRequest(a as Buffer);
+          binding.end(conn);
+          ctx.log({ event: 'cancel', client: state.client });
+          void ctx.cancels.forward(cancel);
+          break;
+        }
+        case EV_STARTUP:
+          startup(state, conn, a as Buffer, b as string, c as boolean);
+          break;
+        case EV_PASSWORD:
+          void password(state, conn, a as number, b as Buffer);
+          break;
+        case EV_TIMEOUT:
+          refuse(state, new ProxyError('PRE_AUTH_TIMEOUT', 'The connection did not authenticate in time.'));
+          break;
+        case EV_BAD_PACKET:
+          refuse(
+            state,
+            a === 'DATA_BEFORE_TLS'
+              ? new ProxyError('PROTOCOL_VIOLATION', b as string)
+              : new ProtocolViolation(a as 'PROTOCOL_VIOLATION' | 'PACKET_TOO_LARGE', b as string),
+          );
+          break;
+        case EV_SPLICE_END:
+          state.onSpliceEnd?.(a as boolean, b as Buffer | undefined);
+          break;
+        default:
+          break; // EV_CLOSED: the client left before authenticating; nothing to tell it
+      }
+    } catch (error) {
+      refuse(state, error);
+    }
+  };
+
+  const front = binding.front(onEvent, contexts.defaultContext, {
+    maxStartup: ctx.limits.maxStartupPacketBytes,
+    maxPassword: ctx.limits.maxPasswordBytes,
+    preAuthMs: ctx.limits.preAuthTimeoutMs,
+    resetMs: resetTimeoutMs,
+  });
+  return {
+    listen(address, port) {
+      const { listener, port: bound } = binding.listen(front, address, port);
+      return { port: bound, close: () => binding.closeListener(listener) };
+    },
+    activeClients: () => binding.stats(front),
+    closeAll: () => binding.closeAll(front),
+  };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** ParameterStatus messages the reset produced: the next client is told the current values. */
+function applyParameterStatus(session: BackendSession, messages: Buffer): void {
+  for (let at = 0; at + 5 <= messages.length; ) {
+    const length = messages.readInt32BE(at + 1);
+    const [name, value] = messages.toString('utf8', at + 5, at + 1 + length).split('\0');
+    session.parameters.set(name, value);
+    at += 1 + length;
+  }
 }
 
 /** The parts of Node's socket internals the splice needs; checked before use. */
@@ -124,166 +369,4 @@ function resumeReading(socket: Socket): void {
 function flushed(socket: Socket): Promise<void> {
   if (socket.writableLength === 0) return Promise.resolve();
   return new Promise((resolve) => socket.write(Buffer.alloc(0), () => resolve()));
-}
-
-/**
- * A server-side TLS stream over a plain socket, driven by a native session.
- * Reads and writes plaintext like Node's TLSSocket; emits 'secure' after the
- * handshake. `splice` hands both sockets to C for the rest of the session.
- */
-export class NativeTlsStream extends Duplex {
-  alpnProtocol: string | false = false;
-  servername: string | undefined;
-  private splicing = false;
-  private readonly onSocketData = (chunk: Buffer) => this.process(chunk);
-  private readonly onSocketEnd = () => this.push(null);
-  private readonly onSocketClose = () => {
-    if (this.splicing) this.binding.abort(this.session);
-    this.destroy();
-  };
-  private readonly onSocketError = (error: Error) => this.destroy(error);
-
-  constructor(
-    private readonly socket: Socket,
-    private readonly binding: NativeTlsBinding,
-    private readonly session: NativeSession,
-    /** Picks the certificate for an SNI name; undefined keeps the current one. */
-    private readonly chooseContext: (servername: string) => Promise<NativeContext | undefined>,
-  ) {
-    super();
-    socket.on('data', this.onSocketData);
-    socket.on('end', this.onSocketEnd);
-    socket.on('close', this.onSocketClose);
-    socket.on('error', this.onSocketError);
-  }
-
-  /** Feeds bytes read from the client (or none, to resume a paused handshake). */
-  private process(encrypted?: Buffer): void {
-    if (this.destroyed) return;
-    let result: FeedResult;
-    try {
-      result = this.binding.feed(this.session, encrypted);
-    } catch (error) {
-      this.destroy(error as Error);
-      return;
-    }
-    if (result.output) this.socket.write(result.output);
-    if (result.error) {
-      this.destroy(new Error(result.error));
-      return;
-    }
-    if (result.needContext) {
-      const servername = result.servername ?? '';
-      this.servername = servername || undefined;
-      this.socket.pause();
-      this.chooseContext(servername).then(
-        (context) => {
-          if (this.destroyed) return;
-          this.binding.useContext(this.session, context);
-          this.socket.resume();
-          this.process();
-        },
-        (error: Error) => this.destroy(error),
-      );
-      return;
-    }
-    if (result.secure) {
-      this.alpnProtocol = result.alpn || false;
-      this.emit('secure');
-    }
-    if (result.plaintext) this.push(result.plaintext);
-    if (result.closed) this.push(null);
-  }
-
-  override _read(): void {}
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    try {
-      const output = this.binding.encrypt(this.session, chunk);
-      if (output) this.socket.write(output, callback);
-      else callback();
-    } catch (error) {
-      callback(error as Error);
-    }
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    const alert = this.binding.shutdown(this.session);
-    if (alert) this.socket.write(alert);
-    this.socket.end();
-    callback();
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.socket.destroy();
-    callback(error);
-  }
-
-  /**
-   * Moves bytes between client and backend in C until either side goes.
-   * `leftover` is plaintext the client sent past the password. Resolves with
-   * whether the backend session may be reused (the client ended with an
-   * idle-time Terminate); undefined if the sockets cannot be handed over, in
-   * which case nothing was changed and the caller splices in JavaScript.
-   */
-  async splice(backend: Socket, leftover: Buffer): Promise<{ reusable: boolean } | undefined> {
-    const clientFd = descriptorOf(this.socket);
-    const backendFd = descriptorOf(backend);
-    if (clientFd === undefined || backendFd === undefined) return undefined;
-    stopReading(this.socket);
-    stopReading(backend);
-    this.socket.off('data', this.onSocketData);
-    // Bytes Node read before it stopped go first: the client's decrypted, the backend's encrypted.
-    const pending = [leftover];
-    for (const chunk of buffered(this.socket)) {
-      const result = this.binding.feed(this.session, chunk);
-      if (result.output) this.socket.write(result.output);
-      if (result.error || result.closed) return { reusable: false };
-      if (result.plaintext) pending.push(result.plaintext);
-    }
-    for (const chunk of buffered(backend)) {
-      const output = this.binding.encrypt(this.session, chunk);
-      if (output) this.socket.write(output);
-    }
-    // C writes to the same sockets next: what Node still holds must reach the kernel first.
-    await Promise.all([flushed(this.socket), flushed(backend)]);
-    if (this.destroyed || backend.destroyed) return { reusable: false };
-    this.splicing = true;
-    return new Promise((resolve) => {
-      this.binding.splice(this.session, clientFd, backendFd, Buffer.concat(pending), (reusable) => {
-        this.splicing = false;
-        if (reusable) resumeReading(backend);
-        resolve({ reusable });
-      });
-    });
-  }
-}
-
-/**
- * Starts TLS on a plain socket with the native session; resolves once the
- * handshake is done. `initial` is the context for the address the client
- * dialled; `chooseContext` answers an SNI name.
- */
-export function startNativeTls(
-  socket: Socket,
-  binding: NativeTlsBinding,
-  initial: NativeContext,
-  chooseContext: (servername: string) => Promise<NativeContext | undefined>,
-  onStarted?: (stream: NativeTlsStream) => void,
-): Promise<NativeTlsStream> {
-  const stream = new NativeTlsStream(socket, binding, binding.session(initial), chooseContext);
-  onStarted?.(stream);
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error) => reject(error);
-    const onClose = () => reject(new Error('closed during the TLS handshake'));
-    stream.once('error', onError);
-    stream.once('close', onClose);
-    stream.once('secure', () => {
-      stream.off('error', onError);
-      stream.off('close', onClose);
-      resolve(stream);
-    });
-    // Flowing again: bytes already buffered (a direct-TLS ClientHello given back with unshift) come first.
-    socket.resume();
-  });
 }

@@ -53,14 +53,20 @@ export class WarmPool {
     return entry.session;
   }
 
+  /** Whether a session for `poolKey` released now would be kept. */
+  hasRoom(poolKey: string): boolean {
+    const resetting = this.resetting.get(poolKey) ?? 0;
+    return this.enabled && (this.idle.get(poolKey)?.length ?? 0) + resetting < this.options.maxIdlePerKey;
+  }
+
   /** Resets the session and keeps it, or closes it if it cannot be proven clean. */
   async release(session: BackendSession): Promise<void> {
     const key = session.poolKey;
-    const resetting = this.resetting.get(key) ?? 0;
-    if (!this.enabled || (this.idle.get(key)?.length ?? 0) + resetting >= this.options.maxIdlePerKey) {
+    if (!this.hasRoom(key)) {
       session.socket.destroy();
       return;
     }
+    const resetting = this.resetting.get(key) ?? 0;
     this.resetting.set(key, resetting + 1);
     let clean: boolean;
     try {
@@ -71,6 +77,15 @@ export class WarmPool {
       else this.resetting.delete(key);
     }
     if (!clean) {
+      session.socket.destroy();
+      return;
+    }
+    this.keep(session);
+  }
+
+  /** Keeps a session that was already reset (the native path resets in C), if there is room. */
+  keep(session: BackendSession): void {
+    if (!this.hasRoom(session.poolKey) || session.socket.destroyed) {
       session.socket.destroy();
       return;
     }

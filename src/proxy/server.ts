@@ -1,9 +1,10 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { AuthFailureLimiter } from './auth.js';
 import { CancelMap } from './cancel.js';
 import { handleClient, type ProxyContext, type ProxyEvent, type ProxyLimits } from './connection.js';
 import type { PasswordCheck, ProxyDirectory } from './directory.js';
-import { nativeTls } from './native-tls.js';
+import { type NativeFrontDoor, nativeTls, startNativeFrontDoor } from './native-tls.js';
 import { DEFAULT_WARM_POOL, WarmPool, type WarmPoolOptions } from './pool.js';
 import { loadTlsMaterial, type TlsSource } from './tls.js';
 
@@ -82,22 +83,13 @@ export async function startProxy(options: ProxyOptions): Promise<PierProxy> {
     },
     log: options.logger ?? (() => {}),
   };
-  const clients = new Set<Socket>();
-  const onConnection = (socket: Socket) => {
-    clients.add(socket);
-    socket.once('close', () => clients.delete(socket));
-    socket.setNoDelay(true);
-    void handleClient(socket, ctx);
-  };
-
-  const main = createServer({ pauseOnConnect: false }, onConnection);
-  const port = await listen(main, host, options.port ?? 5432);
-  // After listening, an accept error (e.g. out of file descriptors) must not crash the process.
-  main.on('error', (error) =>
-    ctx.log({ event: 'refused', kind: 'INTERNAL', message: error.message, client: '' }),
-  );
+  const front = tls.native
+    ? startNativeFrontDoor(tls.native.binding, ctx, tls.native, pool.options.resetTimeoutMs)
+    : undefined;
+  const listeners = front ? nativeListeners(front) : nodeListeners(ctx);
+  const port = await listeners.listen(host, options.port ?? 5432);
   const wildcard = host === '0.0.0.0' || host === '::';
-  const perInstance = new Map<string, Server>();
+  const perInstance = new Map<string, Listening>();
 
   return {
     port,
@@ -107,18 +99,17 @@ export async function startProxy(options: ProxyOptions): Promise<PierProxy> {
     async setInstanceAddresses(addresses) {
       if (wildcard) return; // the wildcard listener already receives them; localAddress still routes
       const wanted = new Set(addresses.filter((address) => address !== host));
-      for (const [address, server] of perInstance) {
+      for (const [address, listening] of perInstance) {
         if (!wanted.has(address)) {
           perInstance.delete(address);
-          server.close();
+          listening.close();
         }
       }
       for (const address of wanted) {
         if (perInstance.has(address)) continue;
-        const server = createServer(onConnection);
-        perInstance.set(address, server);
+        perInstance.set(address, listeners.pending);
         try {
-          await listen(server, address, port);
+          perInstance.set(address, await listeners.listenMore(address, port));
         } catch (error) {
           perInstance.delete(address);
           throw error;
@@ -130,25 +121,88 @@ export async function startProxy(options: ProxyOptions): Promise<PierProxy> {
     },
     stats() {
       return {
-        activeClients: clients.size,
+        activeClients: listeners.activeClients(),
         idleBackends: pool.idleCount,
         cancelKeys: ctx.cancels.size,
         throttledAddresses: ctx.failures.size,
       };
     },
     async close() {
-      const servers = [main, ...perInstance.values()];
+      const extra = [...perInstance.values()];
       perInstance.clear();
-      await Promise.all(
-        servers
-          .map((server) => new Promise<void>((resolve) => server.close(() => resolve())))
-          .concat(
-            [...clients].map(async (socket) => {
-              socket.destroy();
-            }),
-          ),
-      );
+      await Promise.all([listeners.close(), ...extra.map((listening) => listening.close())]);
       pool.closeIdle();
+    },
+  };
+}
+
+/** One listening address. */
+interface Listening {
+  close(): void | Promise<void>;
+}
+
+/** Where connections come in: Node's servers (JavaScript path) or the native front door. */
+interface Listeners {
+  /** The main listener; returns its port. */
+  listen(host: string, port: number): Promise<number>;
+  /** Another address on the same port (per-instance addresses). */
+  listenMore(address: string, port: number): Promise<Listening>;
+  /** A placeholder while listenMore runs. */
+  pending: Listening;
+  activeClients(): number;
+  /** Closes the main listener and every client connection. */
+  close(): Promise<void>;
+}
+
+function nodeListeners(ctx: ProxyContext): Listeners {
+  const clients = new Set<Socket>();
+  const onConnection = (socket: Socket) => {
+    clients.add(socket);
+    socket.once('close', () => clients.delete(socket));
+    socket.setNoDelay(true);
+    void handleClient(socket, ctx);
+  };
+  const main = createServer({ pauseOnConnect: false }, onConnection);
+  const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+  return {
+    async listen(host, port) {
+      const bound = await listen(main, host, port);
+      // After listening, an accept error (e.g. out of file descriptors) must not crash the process.
+      main.on('error', (error) =>
+        ctx.log({ event: 'refused', kind: 'INTERNAL', message: error.message, client: '' }),
+      );
+      return bound;
+    },
+    async listenMore(address, port) {
+      const server = createServer(onConnection);
+      await listen(server, address, port);
+      return { close: () => closeServer(server) };
+    },
+    pending: { close() {} },
+    activeClients: () => clients.size,
+    async close() {
+      for (const socket of clients) socket.destroy();
+      await closeServer(main);
+    },
+  };
+}
+
+function nativeListeners(front: NativeFrontDoor): Listeners {
+  let main: { close(): void } | undefined;
+  const listenOn = async (host: string, port: number) =>
+    front.listen(isIP(host) ? host : (await lookup(host)).address, port);
+  return {
+    async listen(host, port) {
+      const listening = await listenOn(host, port);
+      main = listening;
+      return listening.port;
+    },
+    listenMore: (address, port) => listenOn(address, port),
+    pending: { close() {} },
+    activeClients: () => front.activeClients(),
+    async close() {
+      main?.close();
+      front.closeAll();
     },
   };
 }

@@ -23,7 +23,11 @@ export interface Startup {
 export type StartupResult = Startup | { kind: 'cancel'; processId: number; secretKey: number };
 
 export async function readStartup(reader: PacketReader, maxPacketBytes: number): Promise<StartupResult> {
-  const packet = await reader.readStartupPacket(maxPacketBytes);
+  return parseStartup(await reader.readStartupPacket(maxPacketBytes));
+}
+
+/** The startup packet (length included) as the client meant it; throws a ProxyError the client is shown. */
+export function parseStartup(packet: Buffer): StartupResult {
   const code = packet.readInt32BE(4);
   if (code === CANCEL_REQUEST_CODE && packet.length === 16) {
     return { kind: 'cancel', processId: packet.readInt32BE(8), secretKey: packet.readInt32BE(12) };
