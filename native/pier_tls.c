@@ -695,6 +695,7 @@ static void advance(conn_t *c) {
     }
     if (c->in.len < 1 + (size_t)len) return;
     c->state = C_WAIT_JS;
+    uv_timer_stop(&c->timer); /* the client has said all it must; the rest is ours to decide */
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
     napi_value t, body = js_copy(env, c->in.data + 5, len - 4);

@@ -1,5 +1,5 @@
 import type { ErrorKind } from '../errors.js';
-import { ErrorResponse, encodeErrorFields } from './protocol.js';
+import { ErrorResponse, encodeErrorFields, ProtocolViolation } from './protocol.js';
 
 /**
  * Every way a proxied connection can fail, as one kind. The kind is the
@@ -108,6 +108,12 @@ export function errorResponseFor(error: unknown): { kind: ProxyErrorKind; packet
         message: error.message,
         hint: error.hint,
       }),
+    };
+  }
+  if (error instanceof ProtocolViolation && error.kind !== 'CLOSED') {
+    return {
+      kind: error.kind,
+      packet: ErrorResponse({ severity: 'FATAL', code: SQLSTATE[error.kind], message: error.message }),
     };
   }
   if (error instanceof BackendErrorResponse) {

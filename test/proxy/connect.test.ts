@@ -39,6 +39,19 @@ function firstMessage(data: Buffer): { type: string; fields: Map<string, string>
   return { type, fields };
 }
 
+/** Sends `bytes` in the clear and collects everything the proxy says until it closes. */
+function plainExchange(bytes: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host: '127.0.0.1', port: h.proxy.port }, () => socket.write(bytes));
+    let data = Buffer.alloc(0);
+    socket.on('data', (chunk) => {
+      data = Buffer.concat([data, chunk]);
+    });
+    socket.on('close', () => resolve(data));
+    socket.on('error', reject);
+  });
+}
+
 function startupPacket(params: Record<string, string>): Buffer {
   const body = Buffer.from(`${Object.entries(params).flat().join('\0')}\0\0`);
   const packet = Buffer.alloc(8 + body.length);
@@ -183,6 +196,47 @@ describe('connecting through the proxy', () => {
     // and node-postgres without ssl sees the same
     const error = await connectError({ ...h.clientConfig('alice', 'x'), ssl: false });
     assert.equal(error?.code, '28000');
+  });
+
+  it('refuses bytes sent before the SSLRequest is answered (CVE-2021-23214)', async () => {
+    const ssl = Buffer.alloc(8);
+    ssl.writeInt32BE(8, 0);
+    ssl.writeInt32BE(80877103, 4);
+    const reply = await plainExchange(Buffer.concat([ssl, startupPacket({ user: 'alice' })]));
+    const message = firstMessage(reply);
+    assert.equal(message?.type, 'E', 'an ErrorResponse, not the S that would start TLS');
+    assert.equal(message?.fields.get('C'), '08P01');
+    assert.match(message!.fields.get('M')!, /before the server answered the SSLRequest/);
+  });
+
+  it('refuses a startup packet over the size limit, naming the limit', async () => {
+    const header = Buffer.alloc(8);
+    header.writeInt32BE(1_000_000, 0);
+    header.writeInt32BE(196608, 4);
+    const message = firstMessage(await plainExchange(header));
+    assert.equal(message?.fields.get('C'), '08P01');
+    assert.match(message!.fields.get('M')!, /startup packet of 1000000 bytes exceeds 10000/);
+  });
+
+  it('refuses direct TLS without ALPN "postgresql"', async () => {
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const socket = tlsConnect({
+        host: '127.0.0.1',
+        port: h.proxy.port,
+        servername: h.db1.dnsName,
+        ca: h.ca,
+      });
+      let data = Buffer.alloc(0);
+      socket.on('secureConnect', () => socket.write(startupPacket({ user: 'alice', database: 'postgres' })));
+      socket.on('data', (chunk) => {
+        data = Buffer.concat([data, chunk]);
+      });
+      socket.on('close', () => resolve(data));
+      socket.on('error', reject);
+    });
+    const message = firstMessage(reply);
+    assert.equal(message?.fields.get('C'), '08P01');
+    assert.match(message!.fields.get('M')!, /must use ALPN "postgresql"/);
   });
 
   it('declines GSSAPI encryption, then accepts SSL on the same connection', async () => {
