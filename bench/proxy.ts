@@ -10,21 +10,24 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { generateSigningKey, issueDatabaseCredential, publicJwks } from '../src/auth/credentials.js';
+import { generateSigningKey, issueDatabaseCredential } from '../src/auth/credentials.js';
 import { initCluster, stopCluster, writeClusterSettings } from '../src/engine/local/cluster.js';
 import { handToPostgres, type PostgresRuntime, preparePostgresRuntime } from '../src/engine/local/runtime.js';
-import { credentialPasswordCheck, startProxy, staticDirectory } from '../src/proxy/index.js';
 
 const run = promisify(execFile);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const TCP_HOST = '127.0.0.55'; // Postgres' own TCP listener, away from anything on 127.0.0.1:5432
 const PGBOUNCER_PORT = 16432;
 let tlsPath = 'javascript';
@@ -101,23 +104,15 @@ async function main(): Promise<void> {
     const key = await generateSigningKey();
     const uid = randomUUID();
     const launch = (nativeTls: boolean) =>
-      startProxy({
-        port: 0,
-        tls: { dir: join(root, 'tls') },
-        directory: staticDirectory([
-          { name: 'bench', uid, state: 'AVAILABLE', dnsName: 'bench.pier.test', socketDir },
-        ]),
-        passwords: credentialPasswordCheck({ publicKeys: () => publicJwks([key]) }),
-        warmPool: { maxIdlePerKey: 64 },
-        nativeTls,
-      });
+      startProxyProcess({ tlsDir: join(root, 'tls'), socketDir, uid, publicJwk: key.publicJwk, nativeTls });
     const proxy = await launch(process.env.PIER_NATIVE_TLS !== '0');
-    tlsPath = proxy.tlsPath.kind;
+    closeProxy = async () => proxy.stop();
+    tlsPath = proxy.tlsPath;
     // With the native path in use, the same run also measures Node's TLS path, on a second proxy.
     const jsProxy = tlsPath === 'native' ? await launch(false) : undefined;
     closeProxy = async () => {
-      await proxy.close();
-      await jsProxy?.close();
+      proxy.stop();
+      jsProxy?.stop();
     };
     const { token } = await issueDatabaseCredential(key, {
       subject: 'bench',
@@ -139,7 +134,7 @@ async function main(): Promise<void> {
           PGSSLMODE: 'require',
           PGPASSWORD: token,
         },
-        cpuSeconds: () => processCpuSeconds(process.pid),
+        cpuSeconds: () => processCpuSeconds(proxy.pid),
       },
       ...(jsProxy
         ? [
@@ -152,7 +147,7 @@ async function main(): Promise<void> {
                 PGSSLMODE: 'require',
                 PGPASSWORD: token,
               },
-              cpuSeconds: () => processCpuSeconds(process.pid),
+              cpuSeconds: () => processCpuSeconds(jsProxy.pid),
             },
           ]
         : []),
@@ -173,9 +168,15 @@ async function main(): Promise<void> {
     // BENCH_ROWS=0,4 and BENCH_TARGETS=pier,pgbouncer narrow a run while tuning.
     const rowFilter = process.env.BENCH_ROWS?.split(',').map(Number);
     const targetFilter = process.env.BENCH_TARGETS?.split(',');
+    const rows = ROWS.filter((_, i) => !rowFilter || rowFilter.includes(i));
+    const chosen = targets.filter((t) => !targetFilter || targetFilter.includes(t.name));
+    // Unmeasured first: every target reaches its steady state (warm sessions, JIT) before round 1.
+    for (const row of rows) {
+      for (const target of chosen) await pgbench(row.args, target.env, WARMUP_SECONDS);
+    }
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const row of ROWS.filter((_, i) => !rowFilter || rowFilter.includes(i))) {
-        for (const target of targets.filter((t) => !targetFilter || targetFilter.includes(t.name))) {
+      for (const row of rows) {
+        for (const target of chosen) {
           const cpuBefore = await target.cpuSeconds?.();
           const { tps, connectMs } = await pgbench(row.args, target.env);
           const id = `${row.label}|${target.name}`;
@@ -226,7 +227,8 @@ function renderReport(
   const lines = [
     `# Proxy benchmark, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
-    `pgbench 15 (Debian), scale 4, ${SECONDS} s per run, -j 2, median of ${ROUNDS} rounds (runs interleaved);`,
+    `pgbench 15 (Debian), scale 4, ${SECONDS} s per run, -j 2, median of ${ROUNDS} rounds (runs interleaved,`,
+    `after a ${WARMUP_SECONDS} s unmeasured run of each); each proxy in its own process, CPU read from /proc;`,
     `PostgreSQL ${runtime.version} (embedded), fsync off; ${cpus().length} cores shared by everything.`,
     `(a) direct: Postgres over TCP 127.0.0.x, no TLS. (b) Pier proxy (${tlsPath} TLS path): TLS (ECDSA P-256), JWT password,`,
     'backend over the unix socket, warm sessions on. (c) PgBouncer: TLS (same ECDSA cert), plain password,',
@@ -262,6 +264,30 @@ interface CpuSeconds {
   sys: number;
 }
 
+interface ProxyProcess {
+  pid: number;
+  port: number;
+  tlsPath: string;
+  stop(): void;
+}
+
+/** Starts bench/proxy-server.js and waits for the line that says it listens. */
+async function startProxyProcess(config: {
+  tlsDir: string;
+  socketDir: string;
+  uid: string;
+  publicJwk: unknown;
+  nativeTls: boolean;
+}): Promise<ProxyProcess> {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'proxy-server.js');
+  const child = spawn(process.execPath, [script, JSON.stringify(config)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
+  const { port, tlsPath } = JSON.parse(line) as { port: number; tlsPath: string };
+  return { pid: child.pid ?? 0, port, tlsPath, stop: () => child.kill('SIGTERM') };
+}
+
 async function processCpuSeconds(pid: number): Promise<CpuSeconds> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
   // utime and stime are fields 14 and 15 of /proc/<pid>/stat (12 and 13 after the command name)
@@ -274,8 +300,12 @@ interface PgbenchResult {
   connectMs?: number;
 }
 
-async function pgbench(args: string[], env: Record<string, string>): Promise<PgbenchResult> {
-  const { stdout } = await run('/usr/bin/pgbench', [...args, '-T', String(SECONDS), '-n'], {
+async function pgbench(
+  args: string[],
+  env: Record<string, string>,
+  seconds = SECONDS,
+): Promise<PgbenchResult> {
+  const { stdout } = await run('/usr/bin/pgbench', [...args, '-T', String(seconds), '-n'], {
     env: { ...process.env, ...env },
     maxBuffer: 16 << 20,
   }).catch((error: Error & { stdout?: string; stderr?: string }) => {

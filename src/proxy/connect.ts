@@ -31,8 +31,10 @@ export interface BackendSession {
   poolKey: string;
   processId: number;
   secretKey: number;
-  /** The backend's reported parameters, kept current across resets. */
+  /** The backend's reported parameters, kept current across resets (change them with `reportParameter`). */
   parameters: Map<string, string>;
+  /** Their ParameterStatus messages, built once per change: every client of the session is sent them. */
+  parameterStatus?: Buffer;
   /** NoticeResponse messages the backend sent while starting, relayed to the first client. */
   notices: Buffer[];
 }
@@ -83,7 +85,7 @@ export async function connectBackend(
         }
       } else if (type === 0x53 /* ParameterStatus */) {
         const [name, value] = body.toString('utf8').split('\0');
-        session.parameters.set(name, value);
+        reportParameter(session, name, value);
       } else if (type === 0x4b /* BackendKeyData */) {
         session.processId = body.readInt32BE(0);
         session.secretKey = body.readInt32BE(4);
@@ -141,9 +143,18 @@ function backendError(
   return new BackendErrorResponse(fields);
 }
 
-/** ParameterStatus messages for a session, as the client is sent them. */
-export function parameterStatusMessages(session: BackendSession): Buffer[] {
-  return [...session.parameters].map(([name, value]) => ParameterStatus(name, value));
+/** Records a ParameterStatus the backend sent. */
+export function reportParameter(session: BackendSession, name: string, value: string): void {
+  session.parameters.set(name, value);
+  session.parameterStatus = undefined;
+}
+
+/** The session's ParameterStatus messages, as each client is sent them. */
+export function parameterStatusMessages(session: BackendSession): Buffer {
+  session.parameterStatus ??= Buffer.concat(
+    [...session.parameters].map(([name, value]) => ParameterStatus(name, value)),
+  );
+  return session.parameterStatus;
 }
 
 /**

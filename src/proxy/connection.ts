@@ -212,7 +212,7 @@ export async function admit(
   });
   const greeting = Buffer.concat([
     AuthenticationOk(),
-    ...parameterStatusMessages(backend),
+    parameterStatusMessages(backend),
     BackendKeyData(cancelKey.processId, cancelKey.secretKey),
     ...backend.notices,
     ReadyForQuery('I'),

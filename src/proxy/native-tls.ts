@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { verifyPasswordMessage } from './auth.js';
-import type { BackendSession } from './connect.js';
+import { type BackendSession, reportParameter } from './connect.js';
 import { admit, type ProxyContext, refusal } from './connection.js';
 import type { InstanceRoute } from './directory.js';
 import { ProxyError } from './errors.js';
@@ -316,7 +316,7 @@ function applyParameterStatus(session: BackendSession, messages: Buffer): void {
   for (let at = 0; at + 5 <= messages.length; ) {
     const length = messages.readInt32BE(at + 1);
     const [name, value] = messages.toString('utf8', at + 5, at + 1 + length).split('\0');
-    session.parameters.set(name, value);
+    reportParameter(session, name, value);
     at += 1 + length;
   }
 }

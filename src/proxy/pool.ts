@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { BackendSession } from './connect.js';
+import { type BackendSession, reportParameter } from './connect.js';
 import { PacketReader, Query } from './protocol.js';
 
 /**
@@ -170,7 +170,7 @@ async function reset(session: BackendSession, options: WarmPoolOptions): Promise
       if (budget < 0) return false;
       if (type === PARAMETER_STATUS) {
         const [name, value] = body.toString('utf8').split('\0');
-        session.parameters.set(name, value);
+        reportParameter(session, name, value);
         continue;
       }
       let label = String.fromCharCode(type);

@@ -70,15 +70,18 @@ export function parseStartup(packet: Buffer): StartupResult {
 }
 
 function parseNulTerminatedPairs(body: Buffer): [string, string][] {
+  // One decode: a NUL byte is never part of a UTF-8 sequence, so splitting the text splits the bytes.
+  const parts = body.toString('utf8').split('\0');
   const strings: string[] = [];
-  let offset = 0;
-  while (offset < body.length) {
-    const end = body.indexOf(0, offset);
-    if (end < 0) throw new ProxyError('PROTOCOL_VIOLATION', 'The startup packet is not NUL-terminated.');
-    if (end === offset) break; // the final empty string ends the list
-    strings.push(body.toString('utf8', offset, end));
-    offset = end + 1;
+  let terminated = parts.at(-1) === '';
+  for (let i = 0; i < parts.length - 1; i++) {
+    if (parts[i] === '') {
+      terminated = true; // the final empty string ends the list
+      break;
+    }
+    strings.push(parts[i]);
   }
+  if (!terminated) throw new ProxyError('PROTOCOL_VIOLATION', 'The startup packet is not NUL-terminated.');
   if (strings.length % 2 !== 0) {
     throw new ProxyError('PROTOCOL_VIOLATION', 'The startup packet has a parameter name without a value.');
   }
