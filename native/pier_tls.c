@@ -11,12 +11,15 @@
  * no JavaScript per message after authentication, and none per read before
  * it: a connection costs a handful of callbacks.
  *
- * When a client leaves with an idle-time Terminate, the backend is reset here
- * (DISCARD ALL, then a SELECT of a random nonce that must come back) and
- * JavaScript learns whether it may be kept warm.
+ * A backend session, once spliced, stays in C for the rest of its life: C
+ * watches it while it waits in the warm pool (and tells JavaScript if it
+ * speaks or closes), and when a client leaves with an idle-time Terminate, C
+ * resets it (DISCARD ALL, then a SELECT of a random nonce that must come back)
+ * and JavaScript learns whether it may be kept warm.
  *
- * Everything runs on Node's event loop (uv_poll, uv_timer). OpenSSL is the
- * copy inside Node (its symbols are exported to addons), so nothing is linked.
+ * Everything runs on Node's event loop with libuv streams and timers. OpenSSL
+ * is the copy inside Node (its symbols are exported to addons), so nothing is
+ * linked.
  */
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
@@ -41,16 +44,17 @@
 #define MAX_RESET_MESSAGE (16 << 20)
 #define MAX_RESET_BYTES (64 << 20)
 
-/* Events delivered to JavaScript: onEvent(conn, state, type, a, b, c). */
+/* Events delivered to JavaScript: onEvent(handle, state, type, a, b, c). */
 enum {
-  EV_HELLO = 1,    /* a: servername ('' if none) */
-  EV_PLAIN = 2,    /* a: the first plaintext packet that is not SSLRequest or GSSENCRequest */
-  EV_STARTUP = 3,  /* a: startup packet inside TLS, b: ALPN ('' if none), c: direct TLS */
-  EV_PASSWORD = 4, /* a: message type, b: message body */
-  EV_TIMEOUT = 5,  /* the pre-authentication time is up */
+  EV_HELLO = 1,      /* a: servername ('' if none) */
+  EV_PLAIN = 2,      /* a: the first plaintext packet that is not SSLRequest or GSSENCRequest */
+  EV_STARTUP = 3,    /* a: startup packet inside TLS, b: ALPN ('' if none), c: direct TLS */
+  EV_PASSWORD = 4,   /* a: message type, b: message body */
+  EV_TIMEOUT = 5,    /* the pre-authentication time is up */
   EV_BAD_PACKET = 6, /* a: 'PROTOCOL_VIOLATION' | 'PACKET_TOO_LARGE' | 'DATA_BEFORE_TLS', b: message */
-  EV_CLOSED = 7,   /* before a splice, the client went away. a: reason */
+  EV_CLOSED = 7,     /* before a splice, the client went away. a: reason */
   EV_SPLICE_END = 8, /* a: backend reusable, b: ParameterStatus messages seen while resetting, c: reason */
+  EV_BACKEND_LOST = 9, /* (on a backend) it spoke or closed while waiting for a client. a: reason */
 };
 
 typedef struct {
@@ -66,43 +70,50 @@ typedef enum {
   C_PASSWORD,   /* reading the password message */
   C_WAIT_JS,    /* JavaScript is deciding; input is buffered (bounded) */
   C_SPLICE,     /* client and backend joined */
-  C_RESET,      /* client gone; resetting the backend */
+  C_RESET,      /* client gone; its backend is being reset */
   C_CLOSING,    /* last words sent; waiting for the client to close (bounded) */
   C_CLOSED,
 } conn_state;
 
-typedef struct front front_t;
+typedef enum { B_IDLE, B_SPLICED, B_RESETTING, B_BROKEN, B_CLOSED } backend_state;
 
-typedef struct conn {
+typedef struct front front_t;
+typedef struct conn conn_t;
+
+typedef struct backend {
   front_t *f;
-  conn_state state;
-  int refs; /* the JavaScript external + the open uv handles */
-  int cfd, bfd;
-  uv_poll_t cpoll, bpoll;
-  uv_timer_t timer;
-  int cevents, bevents; /* what each poll watches now: changing it costs a system call */
-  int cpoll_open, bpoll_open, timer_open;
-  SSL *ssl;
-  BIO *rbio, *wbio; /* owned by ssl */
-  int tls_open;     /* handshake done: bytes to the client are encrypted */
-  int direct, gss_declined, context_chosen, hello_reported;
-  char servername[256];
-  char remote[INET6_ADDRSTRLEN], local[INET6_ADDRSTRLEN];
-  buffer_t in;        /* plaintext read from the client (before TLS: raw) not yet framed */
-  buffer_t to_client; /* bytes for the client the socket would not take yet */
-  buffer_t to_backend;
-  napi_ref self;  /* the conn external, while events may still be sent */
-  napi_ref state_ref; /* JavaScript's object for this connection */
-  /* splice */
-  int backend_idle, held_terminate, want_reset;
+  backend_state state;
+  int refs; /* the JavaScript external, the open pipe, pending writes, a conn using it */
+  uv_pipe_t pipe;
+  int pipe_open;
+  conn_t *owner; /* the connection it serves or is being reset for */
+  napi_ref self, state_ref;
   /* reset */
+  buffer_t in, params;
   char nonce[40];
   int labels[6], nlabels;
   size_t reset_budget;
-  buffer_t params;
-  int final_sent, tls_started;
-  struct conn *prev, *next; /* the front's list of live connections */
-} conn_t;
+} backend_t;
+
+struct conn {
+  front_t *f;
+  conn_state state;
+  int refs; /* the JavaScript external, the open client handle, the timer, pending writes */
+  uv_tcp_t client;
+  uv_timer_t timer;
+  uv_shutdown_t shutdown_req;
+  int client_open, timer_open, reading;
+  SSL *ssl;
+  BIO *rbio, *wbio; /* owned by ssl */
+  int tls_open, tls_started, direct, gss_declined, context_chosen, hello_reported;
+  char servername[256];
+  char remote[INET6_ADDRSTRLEN], local[INET6_ADDRSTRLEN];
+  buffer_t in; /* plaintext read from the client (before TLS: raw) not yet framed */
+  backend_t *backend;
+  napi_ref self, state_ref;
+  int backend_idle, held_terminate, want_reset, final_sent;
+  conn_t *prev, *next; /* the front's list of live connections */
+};
 
 struct front {
   napi_env env;
@@ -312,8 +323,6 @@ static napi_value context_new(napi_env env, napi_callback_info info) {
 
 /* ---------- calling JavaScript ---------- */
 
-static void emit(conn_t *c, int type, napi_value a, napi_value b, napi_value cc);
-
 static napi_value js_string(napi_env env, const char *s) {
   napi_value v;
   napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
@@ -333,51 +342,84 @@ static napi_value js_copy(napi_env env, const char *data, size_t len) {
   return v;
 }
 
-/* ---------- connection lifetime ---------- */
+/*
+ * Calls onEvent(handle, state, type, a, b, c). `state` is JavaScript's object
+ * for the connection (or backend): the first event creates it, before any
+ * nested event can need it. The caller opens a handle scope.
+ */
+static void call_js(front_t *f, napi_ref self, napi_ref *state_ref, int type, napi_value a, napi_value b,
+                    napi_value cc) {
+  napi_env env = f->env;
+  napi_value callback, global, argv[6], result;
+  if (napi_get_reference_value(env, f->on_event, &callback) != napi_ok || !callback) return;
+  napi_get_global(env, &global);
+  argv[0] = undefined_value(env);
+  if (self) napi_get_reference_value(env, self, &argv[0]);
+  if (!*state_ref) {
+    napi_create_object(env, &argv[1]);
+    napi_create_reference(env, argv[1], 1, state_ref);
+  } else {
+    napi_get_reference_value(env, *state_ref, &argv[1]);
+  }
+  napi_create_int32(env, type, &argv[2]);
+  argv[3] = a ? a : undefined_value(env);
+  argv[4] = b ? b : undefined_value(env);
+  argv[5] = cc ? cc : undefined_value(env);
+  napi_make_callback(env, f->async_context, global, callback, 6, argv, &result);
+}
+
+/* ---------- lifetimes ---------- */
 
 static void conn_unref(conn_t *c) {
   if (--c->refs > 0) return;
   if (c->ssl) SSL_free(c->ssl);
   buffer_free(&c->in);
-  buffer_free(&c->to_client);
-  buffer_free(&c->to_backend);
-  buffer_free(&c->params);
   free(c);
 }
 
-static void on_handle_closed(uv_handle_t *handle) {
-  conn_t *c = handle->data;
+static void backend_unref(backend_t *b) {
+  if (--b->refs > 0) return;
+  buffer_free(&b->in);
+  buffer_free(&b->params);
+  free(b);
+}
+
+static void on_conn_handle_closed(uv_handle_t *handle) { conn_unref(handle->data); }
+static void on_backend_handle_closed(uv_handle_t *handle) { backend_unref(handle->data); }
+
+static void emit(conn_t *c, int type, napi_value a, napi_value b, napi_value cc) {
+  c->refs++; /* JavaScript may end the connection while we are still inside this call */
+  call_js(c->f, c->self, &c->state_ref, type, a, b, cc);
   conn_unref(c);
 }
 
-/* Stops watching one side and closes its descriptor (the handle's memory lives until its close callback). */
-static void close_side(uv_poll_t *poll, int *poll_open, int *fd) {
-  if (*poll_open) {
-    *poll_open = 0;
-    uv_close((uv_handle_t *)poll, on_handle_closed);
-  }
-  if (*fd >= 0) {
-    close(*fd);
-    *fd = -1;
-  }
+static void close_client(conn_t *c) {
+  if (!c->client_open) return;
+  c->client_open = 0;
+  uv_close((uv_handle_t *)&c->client, on_conn_handle_closed);
 }
 
-static void close_client_side(conn_t *c) { close_side(&c->cpoll, &c->cpoll_open, &c->cfd); }
-static void close_backend_side(conn_t *c) { close_side(&c->bpoll, &c->bpoll_open, &c->bfd); }
-
-static void close_timer(conn_t *c) {
-  if (c->timer_open) {
-    c->timer_open = 0;
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-  }
+static void release_js(napi_env env, napi_ref *self, napi_ref *state_ref) {
+  if (*state_ref) napi_delete_reference(env, *state_ref);
+  if (*self) napi_delete_reference(env, *self);
+  *state_ref = NULL;
+  *self = NULL;
 }
 
-static void release_js(conn_t *c) {
-  napi_env env = c->f->env;
-  if (c->state_ref) napi_delete_reference(env, c->state_ref);
-  if (c->self) napi_delete_reference(env, c->self);
-  c->state_ref = NULL;
-  c->self = NULL;
+/* The backend may not serve another client: it stops being read, and JavaScript will close it. */
+static void backend_break(backend_t *b) {
+  if (b->state == B_CLOSED) return;
+  b->state = B_BROKEN;
+  if (b->pipe_open) uv_read_stop((uv_stream_t *)&b->pipe);
+}
+
+static void backend_detach(conn_t *c) {
+  backend_t *b = c->backend;
+  if (!b) return;
+  c->backend = NULL;
+  if (b->owner == c) b->owner = NULL;
+  if (b->state == B_SPLICED || b->state == B_RESETTING) backend_break(b);
+  backend_unref(b);
 }
 
 /* Closes everything now. `final_event` (EV_CLOSED or EV_SPLICE_END) tells JavaScript, if it is to be told. */
@@ -390,97 +432,99 @@ static void conn_close(conn_t *c, int final_event, int reusable, const char *rea
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   f->count--;
-  close_client_side(c);
-  close_backend_side(c);
-  close_timer(c);
+  close_client(c);
+  if (c->timer_open) {
+    c->timer_open = 0;
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+  }
   /* JavaScript hears of the end only of connections it has seen. */
-  if (final_event && !c->final_sent && c->state_ref) {
-    c->final_sent = 1;
-    napi_env env = c->f->env;
-    napi_handle_scope scope;
-    napi_open_handle_scope(env, &scope);
-    if (final_event == EV_SPLICE_END) {
-      napi_value params = c->params.len ? js_copy(env, c->params.data, c->params.len) : undefined_value(env);
-      emit(c, EV_SPLICE_END, js_bool(env, reusable), params, js_string(env, reason));
-    } else {
-      emit(c, EV_CLOSED, js_string(env, reason), NULL, NULL);
-    }
-    napi_close_handle_scope(env, scope);
-  }
-  release_js(c);
-}
-
-static void emit(conn_t *c, int type, napi_value a, napi_value b, napi_value cc) {
-  front_t *f = c->f;
+  int tell = final_event && !c->final_sent && c->state_ref;
   napi_env env = f->env;
-  napi_value callback, global, argv[6], result;
-  if (napi_get_reference_value(env, f->on_event, &callback) != napi_ok || !callback) return;
-  napi_get_global(env, &global);
-  argv[0] = undefined_value(env);
-  if (c->self) napi_get_reference_value(env, c->self, &argv[0]);
-  /* The first event creates JavaScript's object for the connection, before any nested event can need it. */
-  if (!c->state_ref) {
-    napi_create_object(env, &argv[1]);
-    napi_create_reference(env, argv[1], 1, &c->state_ref);
-  } else {
-    napi_get_reference_value(env, c->state_ref, &argv[1]);
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  /* A clean reset hands on the ParameterStatus messages it saw: the next client is told current values. */
+  backend_t *b = c->backend;
+  napi_value params = tell && reusable && b && b->params.len ? js_copy(env, b->params.data, b->params.len)
+                                                              : undefined_value(env);
+  backend_detach(c);
+  if (tell) {
+    c->final_sent = 1;
+    if (final_event == EV_SPLICE_END) emit(c, EV_SPLICE_END, js_bool(env, reusable), params, js_string(env, reason));
+    else emit(c, EV_CLOSED, js_string(env, reason), NULL, NULL);
   }
-  napi_create_int32(env, type, &argv[2]);
-  argv[3] = a ? a : undefined_value(env);
-  argv[4] = b ? b : undefined_value(env);
-  argv[5] = cc ? cc : undefined_value(env);
-  c->refs++; /* JavaScript may end the connection while we are still inside this call */
-  napi_make_callback(env, f->async_context, global, callback, 6, argv, &result);
-  conn_unref(c);
+  napi_close_handle_scope(env, scope);
+  release_js(env, &c->self, &c->state_ref);
 }
 
 /* ---------- writing ---------- */
 
-/* Writes as much as the socket takes; the rest waits in `pending`. Returns -1 when the socket is broken. */
-static int write_or_queue(int fd, buffer_t *pending, const char *data, size_t len) {
-  if (pending->len == 0) {
-    while (len > 0) {
-      ssize_t n = write(fd, data, len);
-      if (n > 0) {
-        data += n;
-        len -= (size_t)n;
-      } else if (n < 0 && errno == EINTR) {
-        continue;
-      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        break;
-      } else {
-        return -1;
-      }
-    }
+typedef struct {
+  uv_write_t req;
+  conn_t *conn;       /* set for writes to a client */
+  backend_t *backend; /* set for writes to a backend */
+  char data[];
+} send_t;
+
+static void on_drained(conn_t *c);
+
+static void on_sent(uv_write_t *req, int status) {
+  send_t *s = (send_t *)req;
+  conn_t *c = s->conn;
+  backend_t *b = s->backend;
+  free(s);
+  if (c) {
+    if (status == 0) on_drained(c);
+    conn_unref(c);
+  } else {
+    if (status == 0 && b->owner) on_drained(b->owner);
+    backend_unref(b);
   }
-  return len > 0 ? buffer_append(pending, data, len) : 0;
 }
 
-static int flush_pending(int fd, buffer_t *pending) {
-  while (pending->len > 0) {
-    ssize_t n = write(fd, pending->data, pending->len);
-    if (n > 0) buffer_consume(pending, (size_t)n);
-    else if (n < 0 && errno == EINTR) continue;
-    else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
-    else return -1;
+/* Writes now what the socket takes; libuv queues the rest (in order). -1 when the stream is broken. */
+static int stream_send(uv_stream_t *stream, conn_t *c, backend_t *b, const char *data, size_t len) {
+  size_t done = 0;
+  if (len == 0) return 0;
+  if (stream->write_queue_size == 0) {
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned int)len);
+    int n = uv_try_write(stream, &buf, 1);
+    if (n >= 0) done = (size_t)n;
+    else if (n != UV_EAGAIN) return -1;
   }
+  if (done == len) return 0;
+  send_t *s = malloc(sizeof *s + (len - done));
+  if (!s) return -1;
+  memcpy(s->data, data + done, len - done);
+  s->conn = c;
+  s->backend = b;
+  uv_buf_t buf = uv_buf_init(s->data, (unsigned int)(len - done));
+  if (uv_write(&s->req, stream, &buf, 1, on_sent) != 0) {
+    free(s);
+    return -1;
+  }
+  if (c) c->refs++;
+  else b->refs++;
   return 0;
 }
 
-/* Moves the TLS engine's output to the client socket. */
+static int send_raw(conn_t *c, const char *data, size_t len) {
+  return stream_send((uv_stream_t *)&c->client, c, NULL, data, len);
+}
+
+/* Moves the TLS engine's output to the client. */
 static int send_encrypted(conn_t *c) {
   char chunk[16384];
   for (;;) {
     int n = BIO_read(c->wbio, chunk, sizeof chunk);
     if (n <= 0) return 0;
-    if (write_or_queue(c->cfd, &c->to_client, chunk, (size_t)n) != 0) return -1;
+    if (send_raw(c, chunk, (size_t)n) != 0) return -1;
   }
 }
 
 /* Sends plaintext to the client: encrypted once TLS is up, as is before. */
 static int send_to_client(conn_t *c, const char *data, size_t len) {
   if (len == 0) return 0;
-  if (!c->tls_open) return write_or_queue(c->cfd, &c->to_client, data, len);
+  if (!c->tls_open) return send_raw(c, data, len);
   if (SSL_write(c->ssl, data, (int)len) != (int)len) {
     ERR_clear_error();
     return -1;
@@ -488,44 +532,39 @@ static int send_to_client(conn_t *c, const char *data, size_t len) {
   return send_encrypted(c);
 }
 
-/* ---------- polling ---------- */
-
-static void on_client_event(uv_poll_t *handle, int status, int events);
-static void on_backend_event(uv_poll_t *handle, int status, int events);
-
-static void watch_client(conn_t *c, int events) {
-  if (!c->cpoll_open || events == c->cevents) return;
-  if (events) uv_poll_start(&c->cpoll, events, on_client_event);
-  else uv_poll_stop(&c->cpoll);
-  c->cevents = events;
+static int send_to_backend_raw(backend_t *b, const char *data, size_t len) {
+  return stream_send((uv_stream_t *)&b->pipe, NULL, b, data, len);
 }
 
-static void watch_backend(conn_t *c, int events) {
-  if (!c->bpoll_open || events == c->bevents) return;
-  if (events) uv_poll_start(&c->bpoll, events, on_backend_event);
-  else uv_poll_stop(&c->bpoll);
-  c->bevents = events;
+/* ---------- reading ---------- */
+
+static char read_buffer[CHUNK]; /* one thread, and every read is consumed before the next */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  (void)handle;
+  (void)suggested;
+  buf->base = read_buffer;
+  buf->len = sizeof read_buffer;
 }
 
-/* What to watch, from the state and what is waiting to be written. */
-static void update_polls(conn_t *c) {
-  int cw = c->to_client.len ? UV_WRITABLE : 0;
-  switch (c->state) {
-  case C_SPLICE:
-    /* Read a side only while the other side has taken everything so far. */
-    watch_client(c, (c->to_backend.len == 0 ? UV_READABLE : 0) | cw);
-    watch_backend(c, (c->to_client.len == 0 ? UV_READABLE : 0) | (c->to_backend.len ? UV_WRITABLE : 0));
-    break;
-  case C_RESET:
-    watch_backend(c, UV_READABLE | (c->to_backend.len ? UV_WRITABLE : 0));
-    break;
-  case C_HELLO_WAIT:
-    watch_client(c, cw);
-    break;
-  case C_CLOSED:
-    break;
-  default:
-    watch_client(c, UV_READABLE | cw);
+static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_backend_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void read_client(conn_t *c, int on) {
+  if (!c->client_open || c->reading == on) return;
+  c->reading = on;
+  if (on) uv_read_start((uv_stream_t *)&c->client, on_alloc, on_client_read);
+  else uv_read_stop((uv_stream_t *)&c->client);
+}
+
+/* In the splice, a side is read only while the other has taken everything so far. */
+static void on_drained(conn_t *c) {
+  if (c->state != C_SPLICE || !c->backend) return;
+  backend_t *b = c->backend;
+  read_client(c, b->pipe.write_queue_size == 0);
+  if (b->pipe_open && b->state == B_SPLICED) {
+    if (c->client.write_queue_size == 0) uv_read_start((uv_stream_t *)&b->pipe, on_alloc, on_backend_read);
+    else uv_read_stop((uv_stream_t *)&b->pipe);
   }
 }
 
@@ -573,19 +612,18 @@ static void advance_plain(conn_t *c) {
     if (code == SSL_REQUEST_CODE && len == 8) {
       if (c->in.len > 8) {
         /* Bytes sent before our answer would be read as TLS by nobody: refuse them (CVE-2021-23214). */
-        return bad_packet(c, "DATA_BEFORE_TLS",
-                          "Data was sent before the server answered the SSLRequest.");
+        return bad_packet(c, "DATA_BEFORE_TLS", "Data was sent before the server answered the SSLRequest.");
       }
       c->in.len = 0;
       c->state = C_HANDSHAKE;
       c->tls_started = 1;
-      if (write_or_queue(c->cfd, &c->to_client, "S", 1) != 0) return conn_close(c, EV_CLOSED, 0, "write failed");
+      if (send_raw(c, "S", 1) != 0) return conn_close(c, EV_CLOSED, 0, "write failed");
       return;
     }
     if (code == GSSENC_REQUEST_CODE && len == 8 && !c->gss_declined) {
       c->gss_declined = 1;
       buffer_consume(&c->in, 8);
-      if (write_or_queue(c->cfd, &c->to_client, "N", 1) != 0) return conn_close(c, EV_CLOSED, 0, "write failed");
+      if (send_raw(c, "N", 1) != 0) return conn_close(c, EV_CLOSED, 0, "write failed");
       continue;
     }
     /* A plaintext startup, a CancelRequest or something else: JavaScript answers. */
@@ -629,7 +667,7 @@ static void do_handshake(conn_t *c) {
   conn_close(c, EV_CLOSED, 0, message);
 }
 
-/* Decrypts what the engine holds into `in`. Returns -1 (and closes) when the client is gone or broke TLS. */
+/* Decrypts what the engine holds into `in`. Returns -1 (and closes) when the client broke TLS. */
 static int decrypt_available(conn_t *c) {
   char plain[16384];
   for (;;) {
@@ -711,52 +749,35 @@ static void advance(conn_t *c) {
   }
 }
 
-static void splice_client_readable(conn_t *c);
+static void splice_client_data(conn_t *c, const char *data, size_t n);
 static void client_gone(conn_t *c, const char *reason);
 
-static void on_client_event(uv_poll_t *handle, int status, int events) {
-  conn_t *c = handle->data;
-  if (c->state == C_CLOSED) return;
-  if (status < 0) {
-    if (c->state == C_SPLICE) return client_gone(c, "client socket error");
-    return conn_close(c, c->state == C_CLOSING ? 0 : EV_CLOSED, 0, "client socket error");
-  }
-  if (events & UV_WRITABLE) {
-    if (flush_pending(c->cfd, &c->to_client) != 0) {
-      if (c->state == C_SPLICE) return client_gone(c, "client write failed");
-      return conn_close(c, c->state == C_CLOSING ? 0 : EV_CLOSED, 0, "client write failed");
+/* Bytes from the client before the splice. */
+static void preauth_client_data(conn_t *c, const char *raw, size_t n) {
+  if (!c->tls_started) {
+    if (buffer_append(&c->in, raw, n) != 0) return conn_close(c, EV_CLOSED, 0, "out of memory");
+    if (c->in.len > (size_t)c->f->max_startup + CHUNK) {
+      c->in.len = 0;
+      if (c->state == C_PLAIN) return bad_packet(c, "PACKET_TOO_LARGE", "too much data before TLS");
     }
-    if (c->state == C_CLOSING && c->to_client.len == 0) shutdown(c->cfd, SHUT_WR);
+    return advance_plain(c);
   }
-  if (events & UV_READABLE) {
-    if (c->state == C_SPLICE) {
-      if (c->to_backend.len == 0) splice_client_readable(c);
-    } else {
-      char raw[16384];
-      ssize_t n = read(c->cfd, raw, sizeof raw);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        return conn_close(c, c->state == C_CLOSING ? 0 : EV_CLOSED, 0, n == 0 ? "client closed" : "client read failed");
-      }
-      if (n > 0 && c->state != C_CLOSING) {
-        if (!c->tls_started) {
-          if (buffer_append(&c->in, raw, (size_t)n) != 0) return conn_close(c, EV_CLOSED, 0, "out of memory");
-          if (c->in.len > (size_t)c->f->max_startup + CHUNK) {
-            c->in.len = 0;
-            if (c->state == C_PLAIN) return bad_packet(c, "PACKET_TOO_LARGE", "too much data before TLS");
-          }
-          advance_plain(c);
-        } else {
-          if (BIO_write(c->rbio, raw, (int)n) != (int)n) return conn_close(c, EV_CLOSED, 0, "out of memory");
-          if (c->state == C_HANDSHAKE) {
-            do_handshake(c);
-          } else if (c->state != C_HELLO_WAIT) {
-            if (decrypt_available(c) == 0) advance(c);
-          }
-        }
-      }
-    }
+  if (BIO_write(c->rbio, raw, (int)n) != (int)n) return conn_close(c, EV_CLOSED, 0, "out of memory");
+  if (c->state == C_HANDSHAKE) do_handshake(c);
+  else if (c->state != C_HELLO_WAIT && decrypt_available(c) == 0) advance(c);
+}
+
+static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  conn_t *c = stream->data;
+  if (nread == 0 || c->state == C_CLOSED) return;
+  if (nread < 0) {
+    const char *reason = nread == UV_EOF ? "client closed" : "client read failed";
+    if (c->state == C_SPLICE) return client_gone(c, reason);
+    return conn_close(c, c->state == C_CLOSING ? 0 : EV_CLOSED, 0, reason);
   }
-  if (c->state != C_CLOSED) update_polls(c);
+  if (c->state == C_SPLICE) return splice_client_data(c, buf->base, (size_t)nread);
+  if (c->state == C_CLOSING) return; /* dropped: the client is being told goodbye */
+  preauth_client_data(c, buf->base, (size_t)nread);
 }
 
 static void on_timer(uv_timer_t *timer) {
@@ -775,34 +796,30 @@ static void on_timer(uv_timer_t *timer) {
 /* ---------- the splice ---------- */
 
 static int send_to_backend(conn_t *c, const char *data, size_t len) {
+  backend_t *b = c->backend;
   if (c->backend_idle && len == sizeof TERMINATE && memcmp(data, TERMINATE, len) == 0) {
     c->held_terminate = 1; /* sent later only if the client goes on talking */
     return 0;
   }
   if (c->held_terminate) {
     c->held_terminate = 0;
-    if (write_or_queue(c->bfd, &c->to_backend, (const char *)TERMINATE, sizeof TERMINATE) != 0) return -1;
+    if (send_to_backend_raw(b, (const char *)TERMINATE, sizeof TERMINATE) != 0) return -1;
   }
   c->backend_idle = 0;
-  return write_or_queue(c->bfd, &c->to_backend, data, len);
+  return send_to_backend_raw(b, data, len);
 }
 
 static void start_reset(conn_t *c);
 
 /* The client is gone: the backend may be reused only after an idle-time Terminate and nothing else. */
 static void client_gone(conn_t *c, const char *reason) {
-  if (c->held_terminate && c->to_backend.len == 0 && c->backend_idle && c->want_reset) return start_reset(c);
+  backend_t *b = c->backend;
+  if (c->held_terminate && c->backend_idle && c->want_reset && b && b->pipe.write_queue_size == 0)
+    return start_reset(c);
   conn_close(c, EV_SPLICE_END, 0, reason);
 }
 
-static void splice_client_readable(conn_t *c) {
-  char raw[CHUNK];
-  ssize_t n = read(c->cfd, raw, sizeof raw);
-  if (n == 0) return client_gone(c, "client closed");
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) client_gone(c, "client read failed");
-    return;
-  }
+static void splice_client_data(conn_t *c, const char *raw, size_t n) {
   if (BIO_write(c->rbio, raw, (int)n) != (int)n) return conn_close(c, EV_SPLICE_END, 0, "out of memory");
   char plain[CHUNK];
   for (;;) {
@@ -820,7 +837,8 @@ static void splice_client_readable(conn_t *c) {
     break;
   }
   /* A TLS 1.3 KeyUpdate may need an answer. */
-  if (send_encrypted(c) != 0) client_gone(c, "client write failed");
+  if (send_encrypted(c) != 0) return client_gone(c, "client write failed");
+  on_drained(c);
 }
 
 static int ends_with_ready_for_query_idle(const char *data, size_t n) {
@@ -828,32 +846,37 @@ static int ends_with_ready_for_query_idle(const char *data, size_t n) {
          data[n - 5] == 0 && data[n - 6] == 'Z';
 }
 
-static void reset_readable(conn_t *c);
+static void reset_data(backend_t *b, const char *raw, size_t n);
 
-static void on_backend_event(uv_poll_t *handle, int status, int events) {
-  conn_t *c = handle->data;
-  if (c->state != C_SPLICE && c->state != C_RESET) return;
-  if (status < 0) return conn_close(c, EV_SPLICE_END, 0, "backend socket error");
-  if (events & UV_WRITABLE) {
-    if (flush_pending(c->bfd, &c->to_backend) != 0) return conn_close(c, EV_SPLICE_END, 0, "backend write failed");
+static void backend_lost(backend_t *b, const char *reason) {
+  backend_break(b);
+  if (!b->state_ref) return;
+  napi_env env = b->f->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  b->refs++;
+  call_js(b->f, b->self, &b->state_ref, EV_BACKEND_LOST, js_string(env, reason), NULL, NULL);
+  backend_unref(b);
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_backend_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  backend_t *b = stream->data;
+  if (nread == 0) return;
+  conn_t *c = b->owner;
+  if (b->state == B_SPLICED && c && c->state == C_SPLICE) {
+    if (nread < 0) return conn_close(c, EV_SPLICE_END, 0, nread == UV_EOF ? "backend closed" : "backend read failed");
+    c->backend_idle = ends_with_ready_for_query_idle(buf->base, (size_t)nread);
+    if (send_to_client(c, buf->base, (size_t)nread) != 0) return client_gone(c, "client write failed");
+    return on_drained(c);
   }
-  if (events & UV_READABLE) {
-    if (c->state == C_RESET) {
-      reset_readable(c);
-    } else if (c->to_client.len == 0) {
-      char plain[CHUNK];
-      ssize_t n = read(c->bfd, plain, sizeof plain);
-      if (n == 0) return conn_close(c, EV_SPLICE_END, 0, "backend closed");
-      if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-          return conn_close(c, EV_SPLICE_END, 0, "backend read failed");
-      } else {
-        c->backend_idle = ends_with_ready_for_query_idle(plain, (size_t)n);
-        if (send_to_client(c, plain, (size_t)n) != 0) return client_gone(c, "client write failed");
-      }
-    }
+  if (b->state == B_RESETTING && c && c->state == C_RESET) {
+    if (nread < 0) return conn_close(c, EV_SPLICE_END, 0, "backend closed during reset");
+    return reset_data(b, buf->base, (size_t)nread);
   }
-  if (c->state == C_SPLICE || c->state == C_RESET) update_polls(c);
+  /* Waiting for a client, a backend has nothing to say: a notice of shutdown, or it closed. */
+  if (b->state == B_IDLE) backend_lost(b, nread < 0 ? "backend closed" : "backend spoke while idle");
+  else backend_break(b);
 }
 
 /* ---------- resetting a backend for the next client ---------- */
@@ -863,12 +886,8 @@ static const int CLEAN_ENDING[6] = {L_DISCARD, L_IDLE, L_ROWDESC, L_NONCE, L_SEL
 
 static void query_message(buffer_t *out, const char *sql) {
   size_t len = strlen(sql) + 1;
-  char head[5] = {'Q'};
   uint32_t total = (uint32_t)len + 4;
-  head[1] = (char)(total >> 24);
-  head[2] = (char)(total >> 16);
-  head[3] = (char)(total >> 8);
-  head[4] = (char)total;
+  char head[5] = {'Q', (char)(total >> 24), (char)(total >> 16), (char)(total >> 8), (char)total};
   buffer_append(out, head, 5);
   buffer_append(out, sql, len);
 }
@@ -879,84 +898,85 @@ static void query_message(buffer_t *out, const char *sql) {
  * ReadyForQuery 'I', with nothing after. Anything else and it is not reused.
  */
 static void start_reset(conn_t *c) {
-  close_client_side(c);
-  if (c->ssl) {
-    SSL_free(c->ssl);
-    c->ssl = NULL;
-  }
+  backend_t *b = c->backend;
+  close_client(c);
   c->state = C_RESET;
-  c->in.len = 0;
-  c->nlabels = 0;
-  c->reset_budget = MAX_RESET_BYTES;
+  b->state = B_RESETTING;
+  b->in.len = b->params.len = 0;
+  b->nlabels = 0;
+  b->reset_budget = MAX_RESET_BYTES;
   unsigned char random[12];
   if (RAND_bytes(random, sizeof random) != 1) return conn_close(c, EV_SPLICE_END, 0, "no randomness");
-  strcpy(c->nonce, "pier-reset-");
-  for (size_t i = 0; i < sizeof random; i++) sprintf(c->nonce + 11 + 2 * i, "%02x", random[i]);
+  static const char hex[] = "0123456789abcdef";
+  memcpy(b->nonce, "pier-reset-", 11);
+  for (size_t i = 0; i < sizeof random; i++) {
+    b->nonce[11 + 2 * i] = hex[random[i] >> 4];
+    b->nonce[12 + 2 * i] = hex[random[i] & 15];
+  }
+  b->nonce[11 + 2 * sizeof random] = 0;
   char select[64];
-  snprintf(select, sizeof select, "SELECT '%s'", c->nonce);
+  snprintf(select, sizeof select, "SELECT '%s'", b->nonce);
   buffer_t queries = {0};
   query_message(&queries, "DISCARD ALL");
   query_message(&queries, select);
-  int failed = !queries.data || write_or_queue(c->bfd, &c->to_backend, queries.data, queries.len) != 0;
+  int failed = !queries.data || send_to_backend_raw(b, queries.data, queries.len) != 0;
   buffer_free(&queries);
   if (failed) return conn_close(c, EV_SPLICE_END, 0, "backend write failed");
+  uv_read_start((uv_stream_t *)&b->pipe, on_alloc, on_backend_read);
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_timer, c->f->reset_ms, 0);
-  update_polls(c);
 }
 
-static int reset_label(conn_t *c, int type, const char *body, size_t len) {
+static int reset_label(backend_t *b, int type, const char *body, size_t len) {
   if (type == 'C' && len == 12 && memcmp(body, "DISCARD ALL", 12) == 0) return L_DISCARD;
   if (type == 'C' && len == 9 && memcmp(body, "SELECT 1", 9) == 0) return L_SELECT1;
   if (type == 'Z' && len == 1 && body[0] == 'I') return L_IDLE;
   if (type == 'T') return L_ROWDESC;
   if (type == 'D') {
-    size_t n = strlen(c->nonce);
+    size_t n = strlen(b->nonce);
     for (size_t i = 0; i + n <= len; i++)
-      if (memcmp(body + i, c->nonce, n) == 0) return L_NONCE;
+      if (memcmp(body + i, b->nonce, n) == 0) return L_NONCE;
   }
   return L_OTHER;
 }
 
-static void reset_readable(conn_t *c) {
-  char raw[CHUNK];
-  ssize_t n = read(c->bfd, raw, sizeof raw);
-  if (n == 0) return conn_close(c, EV_SPLICE_END, 0, "backend closed during reset");
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-      conn_close(c, EV_SPLICE_END, 0, "backend read failed during reset");
-    return;
-  }
-  if ((size_t)n > c->reset_budget) return conn_close(c, EV_SPLICE_END, 0, "too much output during reset");
-  c->reset_budget -= (size_t)n;
-  if (buffer_append(&c->in, raw, (size_t)n) != 0) return conn_close(c, EV_SPLICE_END, 0, "out of memory");
+/* The reset is over: the backend waits for the next client, or is not to be reused. */
+static void finish_reset(backend_t *b, int clean, const char *reason) {
+  b->state = clean ? B_IDLE : B_BROKEN;
+  if (!clean) uv_read_stop((uv_stream_t *)&b->pipe);
+  if (b->owner) conn_close(b->owner, EV_SPLICE_END, clean, reason);
+}
+
+static void reset_data(backend_t *b, const char *raw, size_t n) {
+  if (n > b->reset_budget) return finish_reset(b, 0, "too much output during reset");
+  b->reset_budget -= n;
+  if (buffer_append(&b->in, raw, n) != 0) return finish_reset(b, 0, "out of memory");
   size_t at = 0;
-  while (c->in.len - at >= 5) {
-    int type = (unsigned char)c->in.data[at];
-    uint32_t len = be32(c->in.data + at + 1);
-    if (len < 4 || len > MAX_RESET_MESSAGE) return conn_close(c, EV_SPLICE_END, 0, "bad message during reset");
-    if (c->in.len - at < 1 + (size_t)len) break;
-    const char *body = c->in.data + at + 5;
-    size_t body_len = len - 4;
+  while (b->in.len - at >= 5) {
+    int type = (unsigned char)b->in.data[at];
+    uint32_t len = be32(b->in.data + at + 1);
+    if (len < 4 || len > MAX_RESET_MESSAGE) return finish_reset(b, 0, "bad message during reset");
+    if (b->in.len - at < 1 + (size_t)len) break;
+    const char *message = b->in.data + at;
     at += 1 + (size_t)len;
     if (type == 'S') {
       /* A parameter the reset changed back: the next client is told the current value. */
-      if (buffer_append(&c->params, c->in.data + at - 1 - len, 1 + (size_t)len) != 0)
-        return conn_close(c, EV_SPLICE_END, 0, "out of memory");
+      if (buffer_append(&b->params, message, 1 + (size_t)len) != 0) return finish_reset(b, 0, "out of memory");
       continue;
     }
-    int label = reset_label(c, type, body, body_len);
-    if (c->nlabels == 6) {
-      memmove(c->labels, c->labels + 1, 5 * sizeof c->labels[0]);
-      c->nlabels = 5;
+    int label = reset_label(b, type, message + 5, len - 4);
+    if (b->nlabels == 6) {
+      memmove(b->labels, b->labels + 1, 5 * sizeof b->labels[0]);
+      b->nlabels = 5;
     }
-    c->labels[c->nlabels++] = label;
-    if (label == L_IDLE && c->nlabels == 6 && memcmp(c->labels, CLEAN_ENDING, sizeof CLEAN_ENDING) == 0) {
-      int clean = at == c->in.len;
-      return conn_close(c, EV_SPLICE_END, clean, clean ? "reset" : "data after reset");
+    b->labels[b->nlabels++] = label;
+    if (label == L_IDLE && b->nlabels == 6 && memcmp(b->labels, CLEAN_ENDING, sizeof CLEAN_ENDING) == 0) {
+      int clean = at == b->in.len;
+      b->in.len = 0;
+      return finish_reset(b, clean, clean ? "reset" : "data after reset");
     }
   }
-  buffer_consume(&c->in, at);
+  buffer_consume(&b->in, at);
 }
 
 /* ---------- the front and its listeners ---------- */
@@ -975,8 +995,8 @@ static void front_finalize(napi_env env, void *data, void *hint) {
  */
 static napi_value front_new(napi_env env, napi_callback_info info) {
   size_t argc = 3;
-  napi_value argv[3], this_arg;
-  napi_get_cb_info(env, info, &argc, argv, &this_arg, NULL);
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_valuetype t0;
   SSL_CTX *ctx = NULL;
   if (argc < 3 || napi_typeof(env, argv[0], &t0) != napi_ok || t0 != napi_function ||
@@ -997,14 +1017,11 @@ static napi_value front_new(napi_env env, napi_callback_info info) {
     }
   }
   napi_create_reference(env, argv[0], 1, &f->on_event);
-  napi_value name;
+  napi_value name, resource, result;
   napi_create_string_utf8(env, "pier.proxy", NAPI_AUTO_LENGTH, &name);
-  napi_value resource;
   napi_create_object(env, &resource);
   napi_async_init(env, resource, name, &f->async_context);
-  napi_value result;
   napi_create_external(env, f, front_finalize, NULL, &result);
-  /* The default context must outlive the front: keep its external reachable from the front's. */
   return result;
 }
 
@@ -1017,16 +1034,14 @@ static void conn_finalize(napi_env env, void *data, void *hint) {
 static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *peer) {
   front_t *f = l->f;
   napi_env env = f->env;
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
   conn_t *c = calloc(1, sizeof *c);
   if (!c) {
     close(fd);
     return;
   }
   c->f = f;
-  c->cfd = fd;
-  c->bfd = -1;
   c->state = C_PLAIN;
   format_address(peer, c->remote, sizeof c->remote);
   struct sockaddr_storage sa;
@@ -1035,26 +1050,29 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *pee
   c->ssl = SSL_new(f->default_ctx);
   c->rbio = BIO_new(BIO_s_mem());
   c->wbio = BIO_new(BIO_s_mem());
-  uv_loop_t *loop;
-  napi_get_uv_event_loop(env, &loop);
-  if (!c->ssl || !c->rbio || !c->wbio || uv_poll_init(loop, &c->cpoll, fd) != 0) {
+  uv_tcp_init(loop, &c->client);
+  if (!c->ssl || !c->rbio || !c->wbio || uv_tcp_open(&c->client, fd) != 0) {
     if (c->ssl) SSL_free(c->ssl);
     else {
       BIO_free(c->rbio);
       BIO_free(c->wbio);
     }
+    /* The handle owns nothing yet: close the descriptor ourselves, free the memory once libuv lets go. */
     close(fd);
-    free(c);
+    c->ssl = NULL;
+    c->refs = 1;
+    uv_close((uv_handle_t *)&c->client, on_conn_handle_closed);
     return;
   }
+  uv_tcp_nodelay(&c->client, 1);
   BIO_set_mem_eof_return(c->rbio, -1);
   SSL_set_bio(c->ssl, c->rbio, c->wbio);
   SSL_set_accept_state(c->ssl);
   SSL_set_app_data(c->ssl, c);
   uv_timer_init(loop, &c->timer);
-  c->cpoll.data = c->timer.data = c->bpoll.data = c;
-  c->cpoll_open = c->timer_open = 1;
-  c->refs = 3; /* the external, cpoll, timer */
+  c->client.data = c->timer.data = c;
+  c->client_open = c->timer_open = 1;
+  c->refs = 3; /* the external, the client handle, the timer */
   c->next = f->conns;
   if (f->conns) f->conns->prev = c;
   f->conns = c;
@@ -1066,7 +1084,7 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *pee
   napi_create_reference(env, external, 1, &c->self);
   napi_close_handle_scope(env, scope);
   uv_timer_start(&c->timer, on_timer, f->preauth_ms, 0);
-  update_polls(c);
+  read_client(c, 1);
 }
 
 static void on_listener_event(uv_poll_t *handle, int status, int events);
@@ -1154,7 +1172,10 @@ static napi_value listen_new(napi_env env, napi_callback_info info) {
     int e = errno;
     close(fd);
     char message[200];
-    const char *code = e == EADDRINUSE ? "EADDRINUSE" : e == EACCES ? "EACCES" : e == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : "ELISTEN";
+    const char *code = e == EADDRINUSE      ? "EADDRINUSE"
+                       : e == EACCES        ? "EACCES"
+                       : e == EADDRNOTAVAIL ? "EADDRNOTAVAIL"
+                                            : "ELISTEN";
     snprintf(message, sizeof message, "listen %s: %s %s:%u", code, strerror(e), host, port);
     napi_throw_error(env, code, message);
     return NULL;
@@ -1216,6 +1237,82 @@ static napi_value front_close_all(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---------- backends ---------- */
+
+static void backend_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  backend_t *b = data;
+  if (b->pipe_open) {
+    b->pipe_open = 0;
+    b->state = B_CLOSED;
+    uv_close((uv_handle_t *)&b->pipe, on_backend_handle_closed);
+  }
+  backend_unref(b);
+}
+
+/*
+ * adoptBackend(front, fd, state) → backend. Takes a connected, authenticated,
+ * idle backend session (a duplicate of `fd`: the caller closes its own
+ * whenever it likes). From now on C reads it; JavaScript closes it with
+ * closeBackend and hears EV_BACKEND_LOST (with `state`) if it speaks or closes while idle.
+ */
+static napi_value backend_adopt(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  front_t *f = NULL;
+  int32_t fd;
+  napi_valuetype state_type;
+  if (argc < 3 || napi_get_value_external(env, argv[0], (void **)&f) != napi_ok || !f ||
+      napi_get_value_int32(env, argv[1], &fd) != napi_ok || napi_typeof(env, argv[2], &state_type) != napi_ok ||
+      state_type != napi_object)
+    return throw_error(env, "adoptBackend(front, fd, state)");
+  int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return throw_error(env, "adoptBackend: cannot duplicate the backend socket");
+  backend_t *b = calloc(1, sizeof *b);
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  if (!b) {
+    close(dup);
+    return throw_error(env, "adoptBackend: out of memory");
+  }
+  uv_pipe_init(loop, &b->pipe, 0);
+  b->pipe.data = b;
+  if (uv_pipe_open(&b->pipe, dup) != 0) {
+    close(dup);
+    b->refs = 1;
+    uv_close((uv_handle_t *)&b->pipe, on_backend_handle_closed);
+    return throw_error(env, "adoptBackend: cannot watch the backend socket");
+  }
+  b->f = f;
+  b->state = B_IDLE;
+  b->pipe_open = 1;
+  b->refs = 2; /* the external, the pipe */
+  napi_value external;
+  napi_create_external(env, b, backend_finalize, NULL, &external);
+  napi_create_reference(env, external, 0, &b->self); /* weak: JavaScript's session holds it */
+  napi_create_reference(env, argv[2], 1, &b->state_ref); /* until closeBackend */
+  uv_read_start((uv_stream_t *)&b->pipe, on_alloc, on_backend_read);
+  return external;
+}
+
+/* closeBackend(backend): closes the session (ending a splice that still uses it). */
+static napi_value backend_close(napi_env env, napi_callback_info info) {
+  backend_t *b = external_arg(env, info, "closeBackend(backend)");
+  if (!b) return NULL;
+  if (b->owner) conn_close(b->owner, EV_SPLICE_END, 0, "backend closed");
+  if (b->pipe_open) {
+    b->pipe_open = 0;
+    b->state = B_CLOSED;
+    uv_close((uv_handle_t *)&b->pipe, on_backend_handle_closed);
+  }
+  if (b->state_ref) napi_delete_reference(env, b->state_ref);
+  if (b->self) napi_delete_reference(env, b->self);
+  b->state_ref = b->self = NULL;
+  return NULL;
+}
+
 /* ---------- what JavaScript asks of a connection ---------- */
 
 static conn_t *conn_call(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
@@ -1231,11 +1328,9 @@ static conn_t *conn_call(napi_env env, napi_callback_info info, size_t *argc, na
 static int get_buffer(napi_env env, napi_value value, char **data, size_t *len) {
   bool is_buffer = false;
   napi_is_buffer(env, value, &is_buffer);
-  if (!is_buffer) {
-    *data = NULL;
-    *len = 0;
-    return 0;
-  }
+  *data = NULL;
+  *len = 0;
+  if (!is_buffer) return 0;
   return napi_get_buffer_info(env, value, (void **)data, len) == napi_ok ? 1 : 0;
 }
 
@@ -1267,7 +1362,6 @@ static napi_value conn_use_context(napi_env env, napi_callback_info info) {
   c->context_chosen = 1;
   c->state = C_HANDSHAKE;
   do_handshake(c);
-  if (c->state != C_CLOSED) update_polls(c);
   return js_bool(env, 1);
 }
 
@@ -1279,18 +1373,21 @@ static napi_value conn_ask_password(napi_env env, napi_callback_info info) {
   if (!c) return NULL;
   if (c->state != C_WAIT_JS || !c->tls_open) return js_bool(env, 0);
   static const char ask[9] = {'R', 0, 0, 0, 8, 0, 0, 0, 3};
-  char *prefix;
-  size_t prefix_len;
+  char *prefix = NULL;
+  size_t prefix_len = 0;
   if (argc >= 2) get_buffer(env, argv[1], &prefix, &prefix_len);
-  else prefix_len = 0;
   if ((prefix_len && send_to_client(c, prefix, prefix_len) != 0) || send_to_client(c, ask, sizeof ask) != 0) {
     conn_close(c, EV_CLOSED, 0, "client write failed");
     return js_bool(env, 0);
   }
   c->state = C_PASSWORD;
   advance(c);
-  if (c->state != C_CLOSED) update_polls(c);
   return js_bool(env, 1);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  conn_unref(req->data);
 }
 
 /*
@@ -1308,9 +1405,7 @@ static napi_value conn_end(napi_env env, napi_callback_info info) {
   char *words = NULL;
   size_t words_len = 0;
   if (argc >= 2) get_buffer(env, argv[1], &words, &words_len);
-  int mid_handshake = c->tls_started && !c->tls_open;
-  release_js(c);
-  if (mid_handshake) {
+  if (c->tls_started && !c->tls_open) {
     conn_close(c, 0, 0, "ended");
     return NULL;
   }
@@ -1320,70 +1415,76 @@ static napi_value conn_end(napi_env env, napi_callback_info info) {
     ERR_clear_error();
     failed = send_encrypted(c) != 0;
   }
+  if (!failed) {
+    /* FIN once the words are out; then read (and drop) until the client closes, at most a second. */
+    c->shutdown_req.data = c;
+    failed = uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->client, on_shutdown) != 0;
+    if (!failed) c->refs++;
+  }
   if (failed) {
     conn_close(c, 0, 0, "ended");
     return NULL;
   }
   c->state = C_CLOSING;
-  if (c->to_client.len == 0) shutdown(c->cfd, SHUT_WR);
-  /* Read (and drop) until the client closes, at most a second. */
+  read_client(c, 1);
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_timer, 1000, 0);
-  update_polls(c);
   return NULL;
 }
 
 /*
- * splice(conn, backendFd, toClient: Buffer, fromBackend: Buffer, reset: boolean) → boolean
+ * splice(conn, backend, toClient: Buffer, fromBackend: Buffer, reset: boolean) → 1 | 0 | -1
  * Sends toClient (AuthenticationOk … ReadyForQuery) then fromBackend, hands
  * the client's bytes read past the password to the backend, and joins the
- * two. The backend descriptor is duplicated: the caller keeps its own.
- * False when the client is already gone (nothing was taken).
+ * two. 0: the client is already gone; -1: the backend cannot serve (it broke
+ * while waiting). In both cases nothing was taken.
  */
 static napi_value conn_splice(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   conn_t *c = conn_call(env, info, &argc, argv);
   if (!c) return NULL;
-  int32_t bfd;
+  backend_t *b = NULL;
   char *to_client, *from_backend;
   size_t to_client_len, from_backend_len;
   bool reset = false;
-  if (argc < 5 || napi_get_value_int32(env, argv[1], &bfd) != napi_ok ||
+  if (argc < 5 || napi_get_value_external(env, argv[1], (void **)&b) != napi_ok || !b ||
       !get_buffer(env, argv[2], &to_client, &to_client_len) ||
-      !get_buffer(env, argv[3], &from_backend, &from_backend_len) || napi_get_value_bool(env, argv[4], &reset) != napi_ok)
-    return throw_error(env, "splice(conn, backendFd, toClient, fromBackend, reset)");
-  if (c->state != C_WAIT_JS || !c->tls_open) return js_bool(env, 0);
-  int dup = fcntl(bfd, F_DUPFD_CLOEXEC, 0);
-  uv_loop_t *loop;
-  napi_get_uv_event_loop(env, &loop);
-  if (dup < 0) return throw_error(env, "splice: cannot duplicate the backend socket");
-  /* uv_poll_init makes the descriptor non-blocking (Node's already is: the flag is shared). */
-  if (uv_poll_init(loop, &c->bpoll, dup) != 0) {
-    close(dup);
-    return throw_error(env, "splice: cannot watch the backend socket");
+      !get_buffer(env, argv[3], &from_backend, &from_backend_len) ||
+      napi_get_value_bool(env, argv[4], &reset) != napi_ok)
+    return throw_error(env, "splice(conn, backend, toClient, fromBackend, reset)");
+  napi_value result;
+  if (c->state != C_WAIT_JS || !c->tls_open) {
+    napi_create_int32(env, 0, &result);
+    return result;
   }
-  c->bfd = dup;
-  c->bpoll_open = 1;
-  c->refs++;
+  if (b->state != B_IDLE || b->owner) {
+    napi_create_int32(env, -1, &result);
+    return result;
+  }
+  b->refs++;
+  b->owner = c;
+  b->state = B_SPLICED;
+  c->backend = b;
   c->state = C_SPLICE;
   c->want_reset = reset;
   c->backend_idle = 1; /* the backend has just sent ReadyForQuery 'I' */
   uv_timer_stop(&c->timer);
+  napi_create_int32(env, 1, &result);
   if (send_to_client(c, to_client, to_client_len) != 0 || send_to_client(c, from_backend, from_backend_len) != 0) {
     conn_close(c, EV_SPLICE_END, 0, "client write failed");
-    return js_bool(env, 1);
+    return result;
   }
   if (c->in.len > 0) {
     int failed = send_to_backend(c, c->in.data, c->in.len) != 0;
     c->in.len = 0;
     if (failed) {
       conn_close(c, EV_SPLICE_END, 0, "backend write failed");
-      return js_bool(env, 1);
+      return result;
     }
   }
-  update_polls(c);
-  return js_bool(env, 1);
+  on_drained(c);
+  return result;
 }
 
 /* abort(conn): closes now (the proxy is closing). A splice still reports its end. */
@@ -1409,6 +1510,8 @@ NAPI_MODULE_INIT() {
       {"addresses", NULL, conn_addresses, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, front_stats, NULL, NULL, NULL, napi_default, NULL},
       {"closeAll", NULL, front_close_all, NULL, NULL, NULL, napi_default, NULL},
+      {"adoptBackend", NULL, backend_adopt, NULL, NULL, NULL, napi_default, NULL},
+      {"closeBackend", NULL, backend_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

@@ -35,6 +35,11 @@ export interface BackendSession {
   parameters: Map<string, string>;
   /** Their ParameterStatus messages, built once per change: every client of the session is sent them. */
   parameterStatus?: Buffer;
+  /**
+   * Once the native path has spliced it: C's handle for the session, which C
+   * reads from then on (Node's socket stays stopped; destroying it closes both).
+   */
+  native?: unknown;
   /** NoticeResponse messages the backend sent while starting, relayed to the first client. */
   notices: Buffer[];
 }

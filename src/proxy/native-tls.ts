@@ -29,11 +29,12 @@ export type NativeContext = { readonly [nativeContextBrand]: true };
 type NativeFront = { readonly [nativeBrand]: 'front' };
 type NativeListener = { readonly [nativeBrand]: 'listener' };
 type NativeConnection = { readonly [nativeBrand]: 'connection' };
+type NativeBackend = { readonly [nativeBrand]: 'backend' };
 
 /** C's one callback: `type` says which event, `a`, `b`, `c` are its values (native/pier_tls.c). */
 type EventHandler = (
   conn: NativeConnection,
-  state: ConnectionState,
+  state: ConnectionState & Partial<BackendState>,
   type: number,
   a: unknown,
   b: unknown,
@@ -52,13 +53,16 @@ export interface NativeTlsBinding {
   useContext(conn: NativeConnection, context: NativeContext | undefined): boolean;
   askPassword(conn: NativeConnection, prefix?: Buffer): boolean;
   end(conn: NativeConnection, lastWords?: Buffer): void;
+  /** 1: spliced; 0: the client is gone; -1: the backend broke while waiting. Nothing is taken unless 1. */
   splice(
     conn: NativeConnection,
-    backendFd: number,
+    backend: NativeBackend,
     toClient: Buffer,
     fromBackend: Buffer,
     reset: boolean,
-  ): boolean;
+  ): 1 | 0 | -1;
+  adoptBackend(front: NativeFront, fd: number, state: BackendState): NativeBackend;
+  closeBackend(backend: NativeBackend): void;
   abort(conn: NativeConnection): void;
   addresses(conn: NativeConnection): [string, string];
   stats(front: NativeFront): number;
@@ -106,6 +110,7 @@ const EV_PASSWORD = 4;
 const EV_TIMEOUT = 5;
 const EV_BAD_PACKET = 6;
 const EV_SPLICE_END = 8;
+const EV_BACKEND_LOST = 9;
 
 /** What JavaScript remembers of one native connection; C creates the object with the first event. */
 interface ConnectionState {
@@ -117,6 +122,11 @@ interface ConnectionState {
   instance?: string;
   /** Set once spliced: what to do when C reports the end. */
   onSpliceEnd?: (reusable: boolean, parameterStatus: Buffer | undefined) => void;
+}
+
+/** What JavaScript gives C with a backend session it adopts: the session, for EV_BACKEND_LOST. */
+interface BackendState {
+  session: BackendSession;
 }
 
 export interface NativeFrontDoor {
@@ -209,37 +219,45 @@ export function startNativeFrontDoor(
         allowNativePassword: ctx.directory.verifyNativePassword !== undefined,
       });
       const client = { servername: state.servername, localAddress: state.local, clientAddress: state.client };
-      const admitted = await admit(ctx, client, startup, credential, (name) => {
-        state.instance = name;
-      });
-      backend = admitted.backend;
-      const { socket } = backend;
-      const fd = descriptorOf(socket);
-      if (fd === undefined) throw new Error('the backend socket has no descriptor');
-      stopReading(socket);
-      // What Node read from the backend before it stopped goes to the client first (normally nothing).
-      const fromBackend = socket.readableLength > 0 ? Buffer.concat([...buffered(socket)]) : EMPTY;
-      if (socket.writableLength > 0) await flushed(socket);
-      const session = backend;
-      state.onSpliceEnd = (reusable, parameterStatus) => {
-        ctx.cancels.unregister(admitted.cancelKey);
-        resumeReading(session.socket);
-        if (reusable) {
-          if (parameterStatus) applyParameterStatus(session, parameterStatus);
-          ctx.pool.keep(session);
-        } else {
-          session.socket.destroy();
-        }
-        ctx.log({ event: 'closed', client: state.client, user: startup.user, instance: state.instance });
-      };
-      const reset = ctx.pool.hasRoom(session.poolKey);
-      if (!binding.splice(conn, fd, admitted.greeting, fromBackend, reset)) {
-        // The client left while we were deciding; the unused session is still good.
+      // A warm session can end between the pool and the splice (C then refuses it): one more try, fresh.
+      for (let attempt = 1; ; attempt++) {
+        const admitted = await admit(ctx, client, startup, credential, (name) => {
+          state.instance = name;
+        });
+        backend = admitted.backend;
+        const session = backend;
+        const fromBackend = session.native ? EMPTY : await adopt(session);
+        state.onSpliceEnd = (reusable, parameterStatus) => {
+          ctx.cancels.unregister(admitted.cancelKey);
+          if (reusable) {
+            if (parameterStatus) applyParameterStatus(session, parameterStatus);
+            ctx.pool.keep(session);
+          } else {
+            session.socket.destroy();
+          }
+          ctx.log({ event: 'closed', client: state.client, user: startup.user, instance: state.instance });
+        };
+        const reset = ctx.pool.hasRoom(session.poolKey);
+        const native = session.native as NativeBackend;
+        const spliced = binding.splice(conn, native, admitted.greeting, fromBackend, reset);
+        if (spliced === 1) break;
         state.onSpliceEnd = undefined;
         ctx.cancels.unregister(admitted.cancelKey);
-        resumeReading(socket);
-        await ctx.pool.release(session);
-        return;
+        backend = undefined;
+        if (spliced === 0) {
+          ctx.pool.keep(session); // the client left while we were deciding; the session is still good
+          return;
+        }
+        session.socket.destroy();
+        if (attempt === 2) {
+          throw new ProxyError(
+            'BACKEND_UNREACHABLE',
+            `Database instance '${state.instance}' ended the session.`,
+            {
+              hint: 'Connect again.',
+            },
+          );
+        }
       }
       ctx.log({ event: 'connected', client: state.client, user: startup.user, instance: state.instance });
     } catch (error) {
@@ -248,7 +266,29 @@ export function startNativeFrontDoor(
     }
   }
 
+  /**
+   * Hands a backend session to C for the rest of its life: Node stops reading
+   * it for good, and closing Node's socket closes C's copy too. Returns what
+   * Node had already read from it (normally nothing), for the client.
+   */
+  async function adopt(session: BackendSession): Promise<Buffer> {
+    const { socket } = session;
+    const fd = descriptorOf(socket);
+    if (fd === undefined) throw new Error('the backend socket has no descriptor');
+    stopReading(socket);
+    const fromBackend = socket.readableLength > 0 ? Buffer.concat([...buffered(socket)]) : EMPTY;
+    if (socket.writableLength > 0) await flushed(socket);
+    const native = binding.adoptBackend(front, fd, { session });
+    session.native = native;
+    socket.once('close', () => binding.closeBackend(native));
+    return fromBackend;
+  }
+
   const onEvent: EventHandler = (conn, state, type, a, b, c) => {
+    if (type === EV_BACKEND_LOST) {
+      if (state.session) ctx.pool.forget(state.session);
+      return;
+    }
     try {
       if (state.conn === undefined) {
         state.conn = conn;
@@ -351,18 +391,6 @@ function stopReading(socket: Socket): void {
 /** What Node had already read into the (paused) stream. */
 function* buffered(socket: Socket): Generator<Buffer> {
   for (let chunk = socket.read() as Buffer | null; chunk; chunk = socket.read() as Buffer | null) yield chunk;
-}
-
-/**
- * Gives a socket back to Node after a splice. Its stream may still believe a
- * read is under way (it was waiting when the descriptor was taken), so the
- * handle is restarted here; data stays buffered until the stream resumes.
- */
-function resumeReading(socket: Socket): void {
-  const handle = handleOf(socket);
-  if (socket.destroyed || !handle?.readStart) return;
-  handle.reading = true;
-  handle.readStart();
 }
 
 /** Resolves once everything written to the socket so far has reached the kernel. */

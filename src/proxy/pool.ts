@@ -97,10 +97,13 @@ export class WarmPool {
     };
     entry.timer.unref();
     // An idle backend has nothing to say; if it speaks (shutdown notice) or closes, drop it.
-    session.socket.on('data', entry.onIdleEvent);
-    session.socket.on('close', entry.onIdleEvent);
-    session.socket.on('error', entry.onIdleEvent);
-    session.socket.resume();
+    // The native path watches its sessions itself and calls `forget`.
+    if (!session.native) {
+      session.socket.on('data', entry.onIdleEvent);
+      session.socket.on('close', entry.onIdleEvent);
+      session.socket.on('error', entry.onIdleEvent);
+      session.socket.resume();
+    }
     const current = this.idle.get(session.poolKey) ?? [];
     current.push(entry);
     this.idle.set(session.poolKey, current);
@@ -118,6 +121,13 @@ export class WarmPool {
       }
     }
     return closed;
+  }
+
+  /** Drops a session that spoke or closed while idle (the native path's watch). */
+  forget(session: BackendSession): void {
+    const entry = this.idle.get(session.poolKey)?.find((candidate) => candidate.session === session);
+    if (entry) this.evict(entry);
+    else session.socket.destroy();
   }
 
   get idleCount(): number {
@@ -139,6 +149,7 @@ export class WarmPool {
 
   private unwatch(entry: IdleSession): void {
     clearTimeout(entry.timer);
+    if (entry.session.native) return;
     entry.session.socket.pause();
     entry.session.socket.off('data', entry.onIdleEvent);
     entry.session.socket.off('close', entry.onIdleEvent);

@@ -109,6 +109,26 @@ describe('sessions through the proxy', () => {
     await second.end();
   });
 
+  it('drops a warm session whose backend ends while idle; the next client gets a live one', async () => {
+    const token = await h.token('alice');
+    const config = h.clientConfig('alice', token, { application_name: 'lost' });
+    const first = new pg.Client(config);
+    await first.connect();
+    const pid = (await first.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    await first.end();
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the reset finishes: the session is warm
+    const admin = await h.superuser();
+    await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+    await admin.end();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const second = new pg.Client(config);
+    await second.connect();
+    const row = (await second.query('SELECT pg_backend_pid() AS pid, 1 AS alive')).rows[0];
+    assert.notEqual(row.pid, pid, 'a terminated backend is never handed out');
+    assert.equal(row.alive, 1);
+    await second.end();
+  });
+
   it('does not reuse a backend left inside a transaction', async () => {
     const token = await h.token('alice');
     const first = new pg.Client(h.clientConfig('alice', token, { application_name: 'tx' }));
