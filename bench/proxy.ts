@@ -164,6 +164,7 @@ async function main(): Promise<void> {
       },
     ];
     const results = new Map<string, number[]>();
+    const stealBefore = await cpuTimes();
     const cpu = new Map<string, number[]>();
     // BENCH_ROWS=0,4 and BENCH_TARGETS=pier,pgbouncer narrow a run while tuning.
     const rowFilter = process.env.BENCH_ROWS?.split(',').map(Number);
@@ -197,7 +198,9 @@ async function main(): Promise<void> {
         }
       }
     }
-    const report = renderReport(results, cpu, runtime);
+    const stealAfter = await cpuTimes();
+    const steal = (stealAfter.steal - stealBefore.steal) / (stealAfter.total - stealBefore.total);
+    const report = renderReport(results, cpu, runtime, steal);
     process.stdout.write(report);
     const resultsDir = join(process.cwd(), 'bench', 'results');
     await mkdir(resultsDir, { recursive: true });
@@ -223,13 +226,15 @@ function renderReport(
   results: Map<string, number[]>,
   cpu: Map<string, number[]>,
   runtime: PostgresRuntime,
+  steal: number,
 ): string {
   const lines = [
     `# Proxy benchmark, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
     `pgbench 15 (Debian), scale 4, ${SECONDS} s per run, -j 2, median of ${ROUNDS} rounds (runs interleaved,`,
     `after a ${WARMUP_SECONDS} s unmeasured run of each); each proxy in its own process, CPU read from /proc;`,
-    `PostgreSQL ${runtime.version} (embedded), fsync off; ${cpus().length} cores shared by everything.`,
+    `PostgreSQL ${runtime.version} (embedded), fsync off; ${cpus().length} cores shared by everything;`,
+    `CPU time stolen by the hypervisor during the measured rounds: ${(steal * 100).toFixed(1)}% (noise: compare within a round).`,
     `(a) direct: Postgres over TCP 127.0.0.x, no TLS. (b) Pier proxy (${tlsPath} TLS path): TLS (ECDSA P-256), JWT password,`,
     'backend over the unix socket, warm sessions on. (c) PgBouncer: TLS (same ECDSA cert), plain password,',
     'session mode, backend over the unix socket. Values are TPS; for -C rows, new connections per second.',
@@ -262,6 +267,18 @@ function cpuCell(cpu: Map<string, number[]>, label: string): string {
 interface CpuSeconds {
   user: number;
   sys: number;
+}
+
+/** Machine-wide CPU time from /proc/stat: all of it, and the part a hypervisor took for other guests. */
+async function cpuTimes(): Promise<{ total: number; steal: number }> {
+  const fields = (await readFile('/proc/stat', 'utf8'))
+    .split('\n')[0]
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  // user nice system idle iowait irq softirq steal …
+  return { total: fields.slice(0, 8).reduce((a, b) => a + b, 0), steal: fields[7] ?? 0 };
 }
 
 interface ProxyProcess {
