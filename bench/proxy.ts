@@ -244,17 +244,23 @@ function renderReport(
     'backend over the unix socket, warm sessions on. (c) PgBouncer: TLS (same ECDSA cert), plain password,',
     'session mode, backend over the unix socket. Values are TPS; for -C rows, new connections per second.',
     "(b') Pier with Node's TLS (the JavaScript path), same run, when (b) is the native path.",
+    'Ratios of medians, and "paired": the median over rounds of (b)/(c) within each round, whose runs are',
+    'seconds apart on the same machine state (the steadier figure on a noisy machine).',
     '',
-    "| workload | (a) direct | (b) Pier | (c) PgBouncer | (b)/(a) | (c)/(a) | (b)/(c) | (b') Pier, Node TLS | (b')/(c) | proxy CPU µs/tx (b) / (b') / (c) |",
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    "| workload | (a) direct | (b) Pier | (c) PgBouncer | (b)/(a) | (c)/(a) | (b)/(c) | (b)/(c) paired | (b') Pier, Node TLS | (b')/(c) | proxy CPU µs/tx (b) / (b') / (c) |",
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const row of ROWS) {
     const [a, b, c, js] = ['direct', 'pier', 'pgbouncer', 'pier-js'].map((name) =>
       median(results.get(`${row.label}|${name}`) ?? [0]),
     );
     const jsCells = js > 0 ? `${js.toFixed(0)} | ${(js / c).toFixed(2)}` : '– | –';
+    const pier = results.get(`${row.label}|pier`) ?? [];
+    const bouncer = results.get(`${row.label}|pgbouncer`) ?? [];
+    const paired =
+      pier.length && pier.length === bouncer.length ? median(pier.map((v, i) => v / bouncer[i])) : 0;
     lines.push(
-      `| ${row.label} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${c.toFixed(0)} | ${(b / a).toFixed(2)} | ${(c / a).toFixed(2)} | ${(b / c).toFixed(2)} | ${jsCells} | ${cpuCell(cpu, row.label)} |`,
+      `| ${row.label} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${c.toFixed(0)} | ${(b / a).toFixed(2)} | ${(c / a).toFixed(2)} | ${(b / c).toFixed(2)} | ${paired.toFixed(2)} | ${jsCells} | ${cpuCell(cpu, row.label)} |`,
     );
   }
   lines.push('', 'All rounds (TPS):', '');
