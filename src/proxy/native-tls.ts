@@ -148,7 +148,8 @@ export function startNativeFrontDoor(
   resetTimeoutMs: number,
 ): NativeFrontDoor {
   // Certificates per instance, once issued: most handshakes need no promise.
-  const ready = new Map<InstanceRoute, NativeContext>();
+  const ready = new Map<string, NativeContext>();
+  const certificateKey = (route: InstanceRoute) => `${route.dnsName},${route.address ?? ''}`;
 
   function refuse(state: ConnectionState, error: unknown): void {
     const { packet, closedByPeer } = refusal(ctx, error, {
@@ -169,7 +170,8 @@ export function startNativeFrontDoor(
       binding.useContext(conn, undefined);
       return;
     }
-    const context = ready.get(route);
+    const key = certificateKey(route);
+    const context = ready.get(key);
     if (context) {
       binding.useContext(conn, context);
       return;
@@ -177,7 +179,7 @@ export function startNativeFrontDoor(
     contexts.contextFor(route).then(
       (issued) => {
         if (ready.size > 10_000) ready.clear();
-        ready.set(route, issued);
+        ready.set(key, issued);
         binding.useContext(conn, issued);
       },
       (error: unknown) => refuse(state, error),
