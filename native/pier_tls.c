@@ -85,7 +85,7 @@ typedef struct backend {
   backend_state state;
   int refs; /* the JavaScript external, the open pipe, pending writes, a conn using it */
   uv_pipe_t pipe;
-  int pipe_open;
+  int pipe_open, reading;
   conn_t *owner; /* the connection it serves or is being reset for */
   napi_ref self, state_ref;
   /* reset */
@@ -384,6 +384,8 @@ static void backend_unref(backend_t *b) {
   free(b);
 }
 
+static void read_backend(backend_t *b, int on);
+
 static void on_conn_handle_closed(uv_handle_t *handle) { conn_unref(handle->data); }
 static void on_backend_handle_closed(uv_handle_t *handle) { backend_unref(handle->data); }
 
@@ -410,7 +412,7 @@ static void release_js(napi_env env, napi_ref *self, napi_ref *state_ref) {
 static void backend_break(backend_t *b) {
   if (b->state == B_CLOSED) return;
   b->state = B_BROKEN;
-  if (b->pipe_open) uv_read_stop((uv_stream_t *)&b->pipe);
+  read_backend(b, 0);
 }
 
 static void backend_detach(conn_t *c) {
@@ -550,6 +552,13 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
 static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_backend_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
+static void read_backend(backend_t *b, int on) {
+  if (!b->pipe_open || b->reading == on) return;
+  b->reading = on;
+  if (on) uv_read_start((uv_stream_t *)&b->pipe, on_alloc, on_backend_read);
+  else uv_read_stop((uv_stream_t *)&b->pipe);
+}
+
 static void read_client(conn_t *c, int on) {
   if (!c->client_open || c->reading == on) return;
   c->reading = on;
@@ -562,10 +571,7 @@ static void on_drained(conn_t *c) {
   if (c->state != C_SPLICE || !c->backend) return;
   backend_t *b = c->backend;
   read_client(c, b->pipe.write_queue_size == 0);
-  if (b->pipe_open && b->state == B_SPLICED) {
-    if (c->client.write_queue_size == 0) uv_read_start((uv_stream_t *)&b->pipe, on_alloc, on_backend_read);
-    else uv_read_stop((uv_stream_t *)&b->pipe);
-  }
+  if (b->state == B_SPLICED) read_backend(b, c->client.write_queue_size == 0);
 }
 
 /* ---------- before the splice ---------- */
@@ -583,6 +589,22 @@ static void do_handshake(conn_t *c);
 static void advance(conn_t *c);
 static int decrypt_available(conn_t *c);
 
+/* Refuses (and says so) a declared length outside [min, max]; `what` names the packet. */
+static int length_refused(conn_t *c, uint32_t len, uint32_t min, uint32_t max, const char *what) {
+  char message[160];
+  if (len < min) {
+    snprintf(message, sizeof message, "invalid %s length %d", what, (int)len);
+    bad_packet(c, "PROTOCOL_VIOLATION", message);
+    return 1;
+  }
+  if (len > max) {
+    snprintf(message, sizeof message, "%s of %u bytes exceeds %u", what, len, max);
+    bad_packet(c, "PACKET_TOO_LARGE", message);
+    return 1;
+  }
+  return 0;
+}
+
 /* Before TLS: SSLRequest, GSSENCRequest, a direct-TLS ClientHello, or something JavaScript must answer. */
 static void advance_plain(conn_t *c) {
   while (c->state == C_PLAIN && c->in.len > 0) {
@@ -598,16 +620,7 @@ static void advance_plain(conn_t *c) {
     }
     if (c->in.len < 4) return;
     uint32_t len = be32(c->in.data);
-    char message[160];
-    if (len < 8) {
-      snprintf(message, sizeof message, "invalid startup packet length %d", (int)len);
-      return bad_packet(c, "PROTOCOL_VIOLATION", message);
-    }
-    if (len > c->f->max_startup) {
-      snprintf(message, sizeof message, "startup packet of %u bytes exceeds %u", len, c->f->max_startup);
-      return bad_packet(c, "PACKET_TOO_LARGE", message);
-    }
-    if (c->in.len < len) return;
+    if (length_refused(c, len, 8, c->f->max_startup, "startup packet") || c->in.len < len) return;
     uint32_t code = be32(c->in.data + 4);
     if (code == SSL_REQUEST_CODE && len == 8) {
       if (c->in.len > 8) {
@@ -691,18 +704,9 @@ static int decrypt_available(conn_t *c) {
 /* Frames what has been decrypted: the startup packet, then the password message. */
 static void advance(conn_t *c) {
   napi_env env = c->f->env;
-  char message[160];
   if (c->state == C_STARTUP && c->in.len >= 4) {
     uint32_t len = be32(c->in.data);
-    if (len < 8) {
-      snprintf(message, sizeof message, "invalid startup packet length %d", (int)len);
-      return bad_packet(c, "PROTOCOL_VIOLATION", message);
-    }
-    if (len > c->f->max_startup) {
-      snprintf(message, sizeof message, "startup packet of %u bytes exceeds %u", len, c->f->max_startup);
-      return bad_packet(c, "PACKET_TOO_LARGE", message);
-    }
-    if (c->in.len < len) return;
+    if (length_refused(c, len, 8, c->f->max_startup, "startup packet") || c->in.len < len) return;
     c->state = C_WAIT_JS;
     const unsigned char *alpn;
     unsigned int alpn_len;
@@ -723,15 +727,7 @@ static void advance(conn_t *c) {
   if (c->state == C_PASSWORD && c->in.len >= 5) {
     int type = (unsigned char)c->in.data[0];
     uint32_t len = be32(c->in.data + 1);
-    if (len < 4) {
-      snprintf(message, sizeof message, "invalid message length %d", (int)len);
-      return bad_packet(c, "PROTOCOL_VIOLATION", message);
-    }
-    if (len > c->f->max_password) {
-      snprintf(message, sizeof message, "message of %u bytes exceeds %u", len, c->f->max_password);
-      return bad_packet(c, "PACKET_TOO_LARGE", message);
-    }
-    if (c->in.len < 1 + (size_t)len) return;
+    if (length_refused(c, len, 4, c->f->max_password, "message") || c->in.len < 1 + (size_t)len) return;
     c->state = C_WAIT_JS;
     uv_timer_stop(&c->timer); /* the client has said all it must; the rest is ours to decide */
     napi_handle_scope scope;
@@ -922,7 +918,7 @@ static void start_reset(conn_t *c) {
   int failed = !queries.data || send_to_backend_raw(b, queries.data, queries.len) != 0;
   buffer_free(&queries);
   if (failed) return conn_close(c, EV_SPLICE_END, 0, "backend write failed");
-  uv_read_start((uv_stream_t *)&b->pipe, on_alloc, on_backend_read);
+  read_backend(b, 1);
   uv_timer_stop(&c->timer);
   uv_timer_start(&c->timer, on_timer, c->f->reset_ms, 0);
 }
@@ -942,8 +938,8 @@ static int reset_label(backend_t *b, int type, const char *body, size_t len) {
 
 /* The reset is over: the backend waits for the next client, or is not to be reused. */
 static void finish_reset(backend_t *b, int clean, const char *reason) {
-  b->state = clean ? B_IDLE : B_BROKEN;
-  if (!clean) uv_read_stop((uv_stream_t *)&b->pipe);
+  if (clean) b->state = B_IDLE;
+  else backend_break(b);
   if (b->owner) conn_close(b->owner, EV_SPLICE_END, clean, reason);
 }
 
@@ -1293,7 +1289,7 @@ static napi_value backend_adopt(napi_env env, napi_callback_info info) {
   napi_create_external(env, b, backend_finalize, NULL, &external);
   napi_create_reference(env, external, 0, &b->self); /* weak: JavaScript's session holds it */
   napi_create_reference(env, argv[2], 1, &b->state_ref); /* until closeBackend */
-  uv_read_start((uv_stream_t *)&b->pipe, on_alloc, on_backend_read);
+  read_backend(b, 1);
   return external;
 }
 
@@ -1487,15 +1483,6 @@ static napi_value conn_splice(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* abort(conn): closes now (the proxy is closing). A splice still reports its end. */
-static napi_value conn_abort(napi_env env, napi_callback_info info) {
-  conn_t *c = external_arg(env, info, "abort(conn)");
-  if (!c) return NULL;
-  if (c->state == C_SPLICE || c->state == C_RESET) conn_close(c, EV_SPLICE_END, 0, "aborted");
-  else if (c->state != C_CLOSED) conn_close(c, c->final_sent ? 0 : EV_CLOSED, 0, "aborted");
-  return NULL;
-}
-
 NAPI_MODULE_INIT() {
   napi_property_descriptor functions[] = {
       {"context", NULL, context_new, NULL, NULL, NULL, napi_default, NULL},
@@ -1506,7 +1493,6 @@ NAPI_MODULE_INIT() {
       {"askPassword", NULL, conn_ask_password, NULL, NULL, NULL, napi_default, NULL},
       {"end", NULL, conn_end, NULL, NULL, NULL, napi_default, NULL},
       {"splice", NULL, conn_splice, NULL, NULL, NULL, napi_default, NULL},
-      {"abort", NULL, conn_abort, NULL, NULL, NULL, napi_default, NULL},
       {"addresses", NULL, conn_addresses, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, front_stats, NULL, NULL, NULL, napi_default, NULL},
       {"closeAll", NULL, front_close_all, NULL, NULL, NULL, napi_default, NULL},

@@ -63,7 +63,6 @@ export interface NativeTlsBinding {
   ): 1 | 0 | -1;
   adoptBackend(front: NativeFront, fd: number, state: BackendState): NativeBackend;
   closeBackend(backend: NativeBackend): void;
-  abort(conn: NativeConnection): void;
   addresses(conn: NativeConnection): [string, string];
   stats(front: NativeFront): number;
   closeAll(front: NativeFront): void;

@@ -107,7 +107,7 @@ export async function startProxy(options: ProxyOptions): Promise<PierProxy> {
       }
       for (const address of wanted) {
         if (perInstance.has(address)) continue;
-        perInstance.set(address, listeners.pending);
+        perInstance.set(address, NOT_YET_LISTENING); // a concurrent call sees the address taken
         try {
           perInstance.set(address, await listeners.listenMore(address, port));
         } catch (error) {
@@ -141,14 +141,14 @@ interface Listening {
   close(): void | Promise<void>;
 }
 
+const NOT_YET_LISTENING: Listening = { close() {} };
+
 /** Where connections come in: Node's servers (JavaScript path) or the native front door. */
 interface Listeners {
   /** The main listener; returns its port. */
   listen(host: string, port: number): Promise<number>;
   /** Another address on the same port (per-instance addresses). */
   listenMore(address: string, port: number): Promise<Listening>;
-  /** A placeholder while listenMore runs. */
-  pending: Listening;
   activeClients(): number;
   /** Closes the main listener and every client connection. */
   close(): Promise<void>;
@@ -178,7 +178,6 @@ function nodeListeners(ctx: ProxyContext): Listeners {
       await listen(server, address, port);
       return { close: () => closeServer(server) };
     },
-    pending: { close() {} },
     activeClients: () => clients.size,
     async close() {
       for (const socket of clients) socket.destroy();
@@ -198,7 +197,6 @@ function nativeListeners(front: NativeFrontDoor): Listeners {
       return listening.port;
     },
     listenMore: (address, port) => listenOn(address, port),
-    pending: { close() {} },
     activeClients: () => front.activeClients(),
     async close() {
       main?.close();

@@ -39,6 +39,17 @@ function firstMessage(data: Buffer): { type: string; fields: Map<string, string>
   return { type, fields };
 }
 
+/** TLS from the first byte (sslnegotiation=direct) to db1's name, offering these ALPN protocols. */
+function directTls(alpn?: string[]) {
+  return tlsConnect({
+    host: '127.0.0.1',
+    port: h.proxy.port,
+    servername: h.db1.dnsName,
+    ca: h.ca,
+    ...(alpn ? { ALPNProtocols: alpn } : {}),
+  });
+}
+
 /** Sends `bytes` in the clear and collects everything the proxy says until it closes. */
 function plainExchange(bytes: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -145,13 +156,7 @@ describe('connecting through the proxy', () => {
   it('accepts direct TLS with ALPN "postgresql" (sslnegotiation=direct)', async () => {
     const token = await h.token('alice');
     const reply = await new Promise<Buffer>((resolve, reject) => {
-      const socket = tlsConnect({
-        host: '127.0.0.1',
-        port: h.proxy.port,
-        servername: h.db1.dnsName,
-        ca: h.ca,
-        ALPNProtocols: ['postgresql'],
-      });
+      const socket = directTls(['postgresql']);
       let data = Buffer.alloc(0);
       let sentPassword = false;
       socket.on('secureConnect', () => socket.write(startupPacket({ user: 'alice', database: 'postgres' })));
@@ -220,12 +225,7 @@ describe('connecting through the proxy', () => {
 
   it('refuses direct TLS without ALPN "postgresql"', async () => {
     const reply = await new Promise<Buffer>((resolve, reject) => {
-      const socket = tlsConnect({
-        host: '127.0.0.1',
-        port: h.proxy.port,
-        servername: h.db1.dnsName,
-        ca: h.ca,
-      });
+      const socket = directTls();
       let data = Buffer.alloc(0);
       socket.on('secureConnect', () => socket.write(startupPacket({ user: 'alice', database: 'postgres' })));
       socket.on('data', (chunk) => {
