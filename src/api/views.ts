@@ -39,6 +39,9 @@ export function instanceView(
     view.usage_policy_id = spec.usage_policy_id;
     view.effective_usage_policy_id = spec.usage_policy_id;
   }
+  // Pier's own field: why an instance is FAILED and what to do. (Other reconciler
+  // errors are retried and logged; their text is internal and stays there.)
+  if (row.state === 'FAILED' && row.status.message) view.status_message = row.status.message;
   // Databricks returns the input-only custom_tags on create and update responses.
   if (options.withInputs) view.custom_tags = spec.custom_tags;
   return view;

@@ -40,6 +40,12 @@ export interface Engine {
   socketDir(uid: string): string;
   /** Uids of every instance the engine holds storage or processes for. */
   listInstances(): Promise<string[]>;
+  /**
+   * Stops an instance no one owns and moves its storage aside, whole, where
+   * a person can inspect or restore it; returns where. Never deletes: the
+   * store not knowing an instance does not prove its data is garbage.
+   */
+  quarantine(uid: string): Promise<string>;
   /** Finishes background work (e.g. preparing spare storage); instances keep running. */
   close(): Promise<void>;
 }

@@ -67,6 +67,7 @@ function notAvailable(route: InstanceRoute): ProxyError {
     UPDATING: wait,
     DELETING: 'It is being deleted; create a new instance with: pier database create-database-instance',
     FAILING: `See its status with: pier database get-database-instance ${name}`,
+    FAILED: `It needs an operator; see why with: pier database get-database-instance ${name}`,
   };
   if (state === 'DELETING' || state === 'DELETED') {
     return new ProxyError('INSTANCE_NOT_FOUND', `Database instance '${name}' is being deleted.`, {

@@ -20,6 +20,13 @@ export interface Plan {
   done: InstanceState;
   /** A server that is starting on its own: look again shortly rather than act. */
   waitForReady?: boolean;
+  /** Why the instance is in `done`, for `status.message` (a FAILED instance says what to do). */
+  message?: string;
+}
+
+/** Status of an instance whose storage was made once (`applied_capacity`: before `provisioned` was recorded). */
+function wasProvisioned(status: InstanceStatus): boolean {
+  return status.provisioned === true || status.applied_capacity !== undefined;
 }
 
 /**
@@ -37,6 +44,16 @@ export function planInstance(spec: InstanceSpec, status: InstanceStatus, observe
       steps: observed.provisioned || observed.running ? ['destroy', 'forget'] : ['forget'],
       progress: 'DELETING',
       done: 'DELETING',
+    };
+  }
+  if (!observed.provisioned && wasProvisioned(status)) {
+    // Making it anew would hand the user an empty database under the old name.
+    return {
+      steps: [],
+      progress: 'FAILED',
+      done: 'FAILED',
+      message:
+        "The instance's data directory is missing on its Pier node. Pier will not re-create it empty: restore the data directory from a backup (the instance starts again by itself), or delete the instance.",
     };
   }
   if (!observed.provisioned) {

@@ -52,16 +52,18 @@ export class Reconciler extends EventEmitter {
     super();
   }
 
-  /** Removes what no instance owns any more, then reconciles everything and keeps watching. */
+  /** Moves aside what no instance owns, then reconciles everything and keeps watching. */
   async start(): Promise<void> {
     await claimUnownedInstances(this.store, this.options.nodeId);
-    // Storage no instance in the store owns (on any node) is an orphan.
+    // Storage no instance in the store owns (on any node) is an orphan. It is
+    // quarantined, never deleted: a store that forgot an instance (restored
+    // from an old backup, edited by hand) does not prove its data is garbage.
     const known = await listAllInstanceUids(this.store);
     const rows = await listNodeInstances(this.store, this.options.nodeId);
     for (const uid of await this.engine.listInstances()) {
       if (!known.has(uid)) {
-        this.log(`removing orphaned instance storage ${uid}`);
-        await this.engine.destroy(uid);
+        const movedTo = await this.engine.quarantine(uid);
+        this.log(`instance storage ${uid} belongs to no instance in the store: moved to ${movedTo}`);
       }
     }
     for (const row of rows) this.kick(row.uid);
@@ -151,6 +153,15 @@ export class Reconciler extends EventEmitter {
     if (plan.waitForReady) return 'wait';
     const status: InstanceStatus = { ...row.status };
     delete status.message;
+    if (plan.message) status.message = plan.message;
+    // Nothing to do and nothing new to say: leave the row alone.
+    if (
+      plan.steps.length === 0 &&
+      row.state === plan.done &&
+      row.observed_generation === row.generation &&
+      row.status.message === status.message
+    )
+      return 'done';
     if (plan.steps.length > 0 && row.state !== plan.progress) {
       if (!(await this.report(row, plan.progress, status, false))) return 'again';
     }
@@ -179,6 +190,7 @@ export class Reconciler extends EventEmitter {
     switch (step) {
       case 'provision':
         await this.engine.provision(instance);
+        status.provisioned = true;
         return;
       case 'configure':
         await this.engine.configure(instance);

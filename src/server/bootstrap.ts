@@ -1,15 +1,15 @@
-import { writeFile } from 'node:fs/promises';
 import { createPersonalAccessToken, hashToken } from '../auth/personal-access-tokens.js';
 import { findIdentityByTokenHash, findIdentityByUserName, insertIdentity } from '../store/identities.js';
 import type { Store } from '../store/store.js';
-import { readAdminToken } from './data-dir.js';
+import { readAdminToken, writeFileAtomic } from './data-dir.js';
 
 export const BOOTSTRAP_ADMIN = 'admin@pier.local';
 
 /**
  * On first start: the workspace admin and a personal access token for it. The
  * token is stored hashed; the plain text lives only in `<data-dir>/admin-token`
- * (mode 0600), which `pier status -o env` reads.
+ * (mode 0600, written whole: never readable by others, never half-written),
+ * which `pier status -o env` reads.
  */
 export async function bootstrapAdmin(
   store: Store,
@@ -25,7 +25,7 @@ export async function bootstrapAdmin(
   const saved = await readAdminToken(layout);
   if (!saved || !(await findIdentityByTokenHash(store, hashToken(saved)))) {
     const { token } = await createPersonalAccessToken(store, admin.id, { comment: 'pier bootstrap admin' });
-    await writeFile(layout.adminTokenFile, `${token}\n`, { mode: 0o600 });
+    await writeFileAtomic(layout.adminTokenFile, `${token}\n`, 0o600);
   }
   return { userName: admin.user_name };
 }

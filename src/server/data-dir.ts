@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { processAlive } from '../engine/local/cluster.js';
 import { PierError } from '../errors.js';
 
@@ -22,6 +22,8 @@ export function dataDirLayout(dataDir: string) {
     runtimeDir: join(dataDir, 'runtime'),
     storeDir: join(dataDir, 'store'),
     instancesDir: join(dataDir, 'instances'),
+    /** Instance storage the store does not know, moved aside (never deleted). */
+    quarantineDir: join(dataDir, 'quarantine'),
     templateDir: join(dataDir, 'template'),
     runDir: join(dataDir, 'run'),
     logsDir: join(dataDir, 'logs'),
@@ -32,6 +34,8 @@ export function dataDirLayout(dataDir: string) {
     stateFile: join(dataDir, 'pier.json'),
     adminTokenFile: join(dataDir, 'admin-token'),
     nodeIdFile: join(dataDir, 'node-id'),
+    /** The id of the store this data dir belongs to (see store-identity.ts). */
+    storeIdFile: join(dataDir, 'store-id'),
   };
 }
 
@@ -126,6 +130,32 @@ export async function readOrCreateNodeId(layout: Pick<DataDirLayout, 'nodeIdFile
     // first start
   }
   const nodeId = randomUUID();
-  await writeFile(layout.nodeIdFile, `${nodeId}\n`);
+  await writeFileAtomic(layout.nodeIdFile, `${nodeId}\n`);
   return nodeId;
+}
+
+/**
+ * Writes a file so that it appears whole or not at all, readable only by
+ * its owner from the first byte: a new temp file made with `mode`, flushed,
+ * then renamed over the target (whose old mode does not carry over).
+ */
+export async function writeFileAtomic(path: string, content: string, mode = 0o600): Promise<void> {
+  const temp = join(dirname(path), `.${randomUUID()}.tmp`);
+  const file = await open(temp, 'wx', mode);
+  try {
+    await file.chmod(mode); // the umask may have narrowed it; never widened
+    await file.writeFile(content);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  // The rename itself survives a power loss only once the directory is flushed.
+  const directory = await open(dirname(path), 'r');
+  await directory.sync().finally(() => directory.close());
 }

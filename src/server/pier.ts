@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApi, type RouteGroup } from '../api/app.js';
 import type { ControlConfig, ControlContext } from '../control/context.js';
-import { LocalEngine } from '../engine/local/local-engine.js';
+import { LocalEngine, listInstanceStorage } from '../engine/local/local-engine.js';
 import {
   assertReachableByPostgres,
   handToPostgres,
@@ -11,7 +11,7 @@ import {
 } from '../engine/local/runtime.js';
 import { PierError } from '../errors.js';
 import { Reconciler } from '../reconcile/reconciler.js';
-import { openStore, type Store } from '../store/store.js';
+import { openStore } from '../store/store.js';
 import { bootstrapAdmin } from './bootstrap.js';
 import {
   dataDirLayout,
@@ -21,6 +21,13 @@ import {
   readOrCreateNodeId,
   unlockDataDir,
 } from './data-dir.js';
+import {
+  assertStoreIdentity,
+  checkStoreIdentity,
+  readRecordedStoreId,
+  readStoreFacts,
+  recordStoreIdentity,
+} from './store-identity.js';
 import { startSystemStore, stopSystemStore } from './system-store.js';
 
 export interface PierOptions {
@@ -82,17 +89,43 @@ export async function startPier(
       await mkdir(dir, { recursive: true });
       await handToPostgres(runtime, dir, 0o755);
     }
-    let store: Store;
-    if (options.storeUrl) {
-      store = await openStore(options.storeUrl);
-    } else {
-      const url = await startSystemStore(runtime, layout);
+    // Before any store is made or changed: what this data dir holds and which store it belongs to.
+    const onDisk = await listInstanceStorage(layout.instancesDir);
+    const recordedStoreId = await readRecordedStoreId(layout.storeIdFile);
+    let storeUrl = options.storeUrl;
+    const storeLabel = options.storeUrl ? redactUrl(options.storeUrl) : `embedded, ${layout.storeDir}`;
+    if (!storeUrl) {
+      storeUrl = await startSystemStore(runtime, layout, {
+        // A data dir that was used with a store, or holds instances, never gets a new empty one.
+        mayCreate: () => {
+          const verdict = checkStoreIdentity({
+            recorded: recordedStoreId,
+            facts: { knownInstances: new Set() },
+            onDisk,
+            dataDir: layout.dataDir,
+            storeLabel,
+          });
+          return verdict.ok ? undefined : verdict.message;
+        },
+      });
       cleanups.push(async () => {
         if (stopInstances) await stopSystemStore(layout);
       });
-      store = await openStore(url);
     }
+    const store = await openStore(storeUrl, {
+      beforeMigrate: async (db) =>
+        assertStoreIdentity(
+          checkStoreIdentity({
+            recorded: recordedStoreId,
+            facts: await readStoreFacts(db),
+            onDisk,
+            dataDir: layout.dataDir,
+            storeLabel,
+          }),
+        ),
+    });
     cleanups.push(() => store.close());
+    await recordStoreIdentity(store, layout.storeIdFile);
     const admin = await bootstrapAdmin(store, layout);
     const engine = await LocalEngine.open(runtime, layout, { log: options.log });
     cleanups.push(() => engine.close());
@@ -162,6 +195,17 @@ export async function startPier(
     stopInstances = true;
     await cleanup();
     throw error;
+  }
+}
+
+/** A store URL fit for a message: no password. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'the --store-url';
   }
 }
 

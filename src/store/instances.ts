@@ -1,7 +1,15 @@
 import type { Capacity } from '../engine/engine.js';
 import type { Queryable } from './store.js';
 
-export type InstanceState = 'STARTING' | 'AVAILABLE' | 'STOPPED' | 'UPDATING' | 'DELETING' | 'FAILING_OVER';
+export type InstanceState =
+  | 'STARTING'
+  | 'AVAILABLE'
+  | 'STOPPED'
+  | 'UPDATING'
+  | 'DELETING'
+  | 'FAILING_OVER'
+  /** Pier's own: the instance cannot run until a person acts (see `status.message`). */
+  | 'FAILED';
 
 export interface CustomTag {
   key: string;
@@ -23,6 +31,8 @@ export interface InstanceSpec {
 
 /** What the reconciler observed and did. Only the reconciler writes it. */
 export interface InstanceStatus {
+  /** Storage was made for the instance: from now on, missing storage is a loss, not a new instance. */
+  provisioned?: boolean;
   /** The capacity whose settings the running server was started with. */
   applied_capacity?: Capacity;
   /** The creator's login role exists. */

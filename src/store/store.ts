@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { PierError } from '../errors.js';
+import { isPierError, PierError } from '../errors.js';
 import { migrations } from './migrations.js';
 
 /** Anything that runs a query: the pool, or a client inside a transaction. */
@@ -56,13 +56,22 @@ export class Store implements Queryable {
   }
 }
 
-/** Connects and applies every migration not yet applied (serialised by an advisory lock). */
-export async function openStore(url: string): Promise<Store> {
+/**
+ * Connects and applies every migration not yet applied (serialised by an
+ * advisory lock). `beforeMigrate` looks at the store first and may refuse it
+ * (its error is passed on as is): a refused store is left exactly as it was.
+ */
+export async function openStore(
+  url: string,
+  options: { beforeMigrate?: (store: Store) => Promise<void> } = {},
+): Promise<Store> {
   const store = new Store(url);
   try {
+    await options.beforeMigrate?.(store);
     await migrate(store);
   } catch (cause) {
     await store.close();
+    if (isPierError(cause)) throw cause;
     throw new PierError(
       'INTERNAL_ERROR',
       `Cannot prepare the control-plane store: ${(cause as Error).message}`,

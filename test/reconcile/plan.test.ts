@@ -82,3 +82,24 @@ test('a deleted instance is destroyed then forgotten, or just forgotten if nothi
   assert.deepEqual(planInstance({ ...spec, deleted: true }, applied, absent).steps, ['forget']);
   assert.equal(planInstance({ ...spec, deleted: true }, applied, running).progress, 'DELETING');
 });
+
+test('storage that went missing under a known instance is FAILED, never made anew and empty', () => {
+  for (const status of [{ ...applied, provisioned: true }, applied, { applied_capacity: 'CU_1' as const }]) {
+    for (const wanted of [spec, { ...spec, stopped: true }]) {
+      const plan = planInstance(wanted, status, absent);
+      assert.deepEqual(plan.steps, []);
+      assert.equal(plan.progress, 'FAILED');
+      assert.equal(plan.done, 'FAILED');
+      assert.match(plan.message ?? '', /data directory is missing.*restore.*or delete the instance/);
+    }
+  }
+  // Deleting it is still possible: there is nothing left to destroy, so it is only forgotten.
+  assert.deepEqual(planInstance({ ...spec, deleted: true }, { provisioned: true }, absent).steps, ['forget']);
+  // A pass that died before storage was made at all provisions, as for a new instance.
+  assert.deepEqual(planInstance(spec, { roles_ready: false }, absent).steps, [
+    'provision',
+    'configure',
+    'start',
+    'bootstrap-roles',
+  ]);
+});

@@ -14,9 +14,29 @@ import { prepareTemplate } from './template.js';
 /** Ready-made clones of the template wait in `instances/.spare-<id>`. */
 const SPARE_PREFIX = '.spare-';
 
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+/** An instance's storage: `instances/<uid>`. */
+const INSTANCE_ENTRY = new RegExp(`^${UUID}$`);
+/** A copy in flight, made only by Pier: `<uid>.partial` or `.spare-<id>.partial`. */
+const PARTIAL_ENTRY = new RegExp(`^(\\.spare-)?${UUID}\\.partial$`);
+
+/**
+ * The instance uids whose storage is in `instancesDir`: only names Pier
+ * makes. Anything else there is not Pier's, and Pier leaves it alone.
+ */
+export async function listInstanceStorage(instancesDir: string): Promise<string[]> {
+  const entries = await readdir(instancesDir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+  return entries.filter((entry) => INSTANCE_ENTRY.test(entry)).sort();
+}
+
 export interface LocalEngineLayout {
   /** `<data-dir>/instances`: one Postgres data directory per instance uid. */
   instancesDir: string;
+  /** `<data-dir>/quarantine`: storage no instance owns, moved aside for a person to look at. */
+  quarantineDir: string;
   /** `<data-dir>/run`: private unix-socket directories. */
   runDir: string;
   /** `<data-dir>/template`: the prepared cluster every instance is cloned from. */
@@ -67,9 +87,9 @@ export class LocalEngine implements Engine {
       join(layout.runDir, 'template'),
       join(layout.logsDir, 'template.log'),
     );
-    // A copy interrupted by a crash is never an instance: drop it.
+    // A copy interrupted by a crash is never an instance, and its name says Pier made it: drop it.
     for (const entry of await readdir(layout.instancesDir)) {
-      if (entry.includes('.partial'))
+      if (PARTIAL_ENTRY.test(entry))
         await rm(join(layout.instancesDir, entry), { recursive: true, force: true });
     }
     const engine = new LocalEngine(runtime, layout, options.spares ?? 2, options.log ?? (() => {}));
@@ -85,7 +105,7 @@ export class LocalEngine implements Engine {
 
   private async spares(): Promise<string[]> {
     const entries = await readdir(this.layout.instancesDir);
-    return entries.filter((entry) => entry.startsWith(SPARE_PREFIX) && !entry.includes('.partial'));
+    return entries.filter((entry) => entry.startsWith(SPARE_PREFIX) && !PARTIAL_ENTRY.test(entry));
   }
 
   /** Tops the spare clones up to the target, one copy at a time, in the background. */
@@ -202,7 +222,19 @@ export class LocalEngine implements Engine {
   }
 
   async listInstances(): Promise<string[]> {
-    const entries = await readdir(this.layout.instancesDir);
-    return entries.filter((entry) => !entry.includes('.partial') && !entry.startsWith(SPARE_PREFIX));
+    return listInstanceStorage(this.layout.instancesDir);
+  }
+
+  async quarantine(uid: string): Promise<string> {
+    if (!INSTANCE_ENTRY.test(uid)) throw new Error(`not an instance uid: ${uid}`);
+    await stopCluster(this.dataDir(uid));
+    await mkdir(this.layout.quarantineDir, { recursive: true, mode: 0o700 });
+    const target = join(
+      this.layout.quarantineDir,
+      `${uid}-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    );
+    await rename(this.dataDir(uid), target);
+    await rm(this.socketDir(uid), { recursive: true, force: true });
+    return target;
   }
 }
