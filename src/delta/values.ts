@@ -120,14 +120,11 @@ export function parseTimestamp(text: string, timeZone?: string): bigint {
     );
   if (!match) throw new PierError('INVALID_STATE', `'${text}' is not a timestamp.`);
   const [, year, month, day, hour = '0', minute = '0', second = '0', fraction = '', zone] = match;
-  const millis = Date.UTC(
-    Number(year),
-    Number(month) - 1,
-    Number(day),
-    Number(hour),
-    Number(minute),
-    Number(second),
-  );
+  // Not Date.UTC: it reads years 0–99 as 1900–1999.
+  const instant = new Date(0);
+  instant.setUTCFullYear(Number(year), Number(month) - 1, Number(day));
+  instant.setUTCHours(Number(hour), Number(minute), Number(second), 0);
+  const millis = instant.getTime();
   let micros = BigInt(millis) * 1000n + BigInt(fraction.padEnd(6, '0').slice(0, 6) || '0');
   if (zone && zone !== 'Z') {
     const sign = zone.startsWith('-') ? -1n : 1n;

@@ -212,7 +212,7 @@ async function writeDataFiles(
       size,
       modificationTime: Date.now(),
       dataChange: true,
-      stats: JSON.stringify(statistics(schema, chunk)),
+      stats: statisticsJson(statistics(schema, chunk)),
     });
   }
   return adds;
@@ -288,7 +288,18 @@ function elementFor(name: string, type: DeltaType, nullable: boolean): SchemaEle
         logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: type.type === 'timestamp', unit: 'MICROS' },
       };
     case 'decimal':
-      if (type.precision > 18) break;
+      if (type.precision > 18) {
+        // Wider decimals: 16 bytes of big-endian two's complement, enough for precision 38.
+        return {
+          name,
+          repetition_type,
+          type: 'FIXED_LEN_BYTE_ARRAY',
+          type_length: 16,
+          converted_type: 'DECIMAL',
+          precision: type.precision,
+          scale: type.scale,
+        };
+      }
       return {
         name,
         repetition_type,
@@ -343,8 +354,24 @@ function statistics(schema: StructType, rows: DeltaRow[]) {
       if (max === null || value > max) max = value;
     }
     nullCount[field.name] = nulls;
-    if (min !== null) minValues[field.name] = typeof min === 'bigint' ? Number(min) : min;
-    if (max !== null) maxValues[field.name] = typeof max === 'bigint' ? Number(max) : max;
+    if (min !== null) minValues[field.name] = min;
+    if (max !== null) maxValues[field.name] = max;
   }
   return { numRecords: rows.length, minValues, maxValues, nullCount };
+}
+
+/**
+ * The `stats` JSON of an `add` action. A long is written as its exact digits:
+ * through a JS number, 2^53 + 1 would become 2^53 and a reader skipping files
+ * by their max would skip the file that holds it.
+ */
+function statisticsJson(stats: ReturnType<typeof statistics>): string {
+  const values = (record: Record<string, unknown>) =>
+    `{${Object.entries(record)
+      .map(
+        ([name, value]) =>
+          `${JSON.stringify(name)}:${typeof value === 'bigint' ? String(value) : JSON.stringify(value)}`,
+      )
+      .join(',')}}`;
+  return `{"numRecords":${stats.numRecords},"minValues":${values(stats.minValues)},"maxValues":${values(stats.maxValues)},"nullCount":${values(stats.nullCount)}}`;
 }

@@ -110,3 +110,14 @@ describe("Rendering as Spark's to_json", () => {
     );
   });
 });
+
+describe('dates and timestamps in the first century', () => {
+  it('keep their year (not read as 19xx)', () => {
+    assert.equal(parsePartitionValue({ type: 'date' }, '0001-01-01'), '0001-01-01');
+    assert.equal(parsePartitionValue({ type: 'date' }, '0099-12-31'), '0099-12-31');
+    assert.equal(
+      parsePartitionValue({ type: 'timestamp' }, '0045-06-07 08:09:10.123456'),
+      '0045-06-07T08:09:10.123456Z',
+    );
+  });
+});

@@ -57,3 +57,20 @@ describe('Delta writer and the daily_revenue demo table', () => {
     assert.equal(all.filter((r) => r._commit_version === 1n).length, 21);
   });
 });
+
+describe('writer statistics', () => {
+  it('keep 64-bit min and max exact, so a reader skipping files by them finds every row', async () => {
+    const { appendRows, createTable } = await import('../../src/delta/writer.js');
+    const location = join(await scratchDir('pier-writer-stats-'), 't');
+    await createTable(location, {
+      type: 'struct',
+      fields: [{ name: 'id', type: { type: 'long' }, nullable: false, metadata: {} }],
+    });
+    await appendRows(location, [{ id: 9007199254740993n }, { id: -9007199254740993n }]);
+    const [add] = (await openDeltaTable(location)).files;
+    assert.equal(
+      add.stats,
+      '{"numRecords":2,"minValues":{"id":-9007199254740993},"maxValues":{"id":9007199254740993},"nullCount":{"id":0}}',
+    );
+  });
+});

@@ -1,29 +1,19 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
-import { initCluster, startCluster, stopCluster } from '../../src/engine/local/cluster.js';
-import { handToPostgres, preparePostgresRuntime } from '../../src/engine/local/runtime.js';
 import { api, eventually, removePier, startPier, tempDataDir } from '../helpers/pier.js';
+import { scratchPostgres } from '../helpers/postgres.js';
 
 test('--store-url keeps control-plane state in an external Postgres', async () => {
   // A Postgres of our own, standing in for the external one.
-  const root = await tempDataDir('pier-external-store-');
-  const runtime = await preparePostgresRuntime(join(root, 'runtime'));
-  await handToPostgres(runtime, root, 0o755);
-  const dataDir = join(root, 'pg');
-  await mkdir(dataDir);
-  await handToPostgres(runtime, dataDir, 0o700);
-  await initCluster(runtime, dataDir);
-  const socketDir = join(root, 'sock');
-  await startCluster(runtime, { dataDir, socketDir, logFile: join(root, 'pg.log') });
-  const admin = new pg.Client({ host: socketDir, user: 'postgres', database: 'postgres' });
-  await admin.connect();
+  const external = await scratchPostgres('pier-external-store-');
+  const socketDir = external.socketDir;
+  const admin = await external.connect();
   await admin.query('CREATE DATABASE control_plane');
   await admin.end();
-  const storeUrl = `postgresql://postgres@localhost/control_plane?host=${encodeURIComponent(socketDir)}`;
+  const storeUrl = external.url('control_plane');
 
   const pierDir = await tempDataDir();
   let pier = await startPier({ dataDir: pierDir, env: { PIER_STORE_URL: storeUrl } });
@@ -89,6 +79,5 @@ test('--store-url keeps control-plane state in an external Postgres', async () =
   );
   await removePier(second);
   await removePier(pier);
-  await stopCluster(dataDir);
-  await rm(root, { recursive: true, force: true });
+  await external.stop();
 });

@@ -1,0 +1,182 @@
+import pg from 'pg';
+import { type DeltaRow, readChanges } from '../delta/index.js';
+import { PierError } from '../errors.js';
+import type { TargetLayout } from './columns.js';
+import { copyEncoder } from './copy-text.js';
+import {
+  columnDefinitions,
+  columnList,
+  copyInto,
+  keyList,
+  qualified,
+  readProgress,
+  type SyncTarget,
+  writeProgress,
+} from './target.js';
+
+export interface ChangesResult {
+  /** The Delta version the table now reflects. */
+  deltaVersion: number;
+  /** Change rows read from the feed (pre-images not counted). */
+  changes: number;
+  upserted: number;
+  deleted: number;
+  skippedNullKeys: number;
+}
+
+/**
+ * Applies the Change Data Feed after the table's last applied version, up
+ * to `toVersion`, in one transaction that also moves
+ * the recorded version: a crash before the commit applies nothing, after it
+ * everything, so no change is lost or applied twice.
+ *
+ * Changes stream through COPY into a temporary table; Postgres keeps the
+ * last change per key (by commit version, deletes before inserts within a
+ * commit, then feed order) and applies deletes and upserts as two
+ * statements, so memory stays bounded however many rows changed.
+ *
+ * @example
+ * await applyChanges(client, { location: '/lake/daily_revenue', target, layout });
+ */
+export async function applyChanges(
+  client: pg.ClientBase,
+  options: {
+    location: string;
+    target: SyncTarget;
+    layout: TargetLayout;
+    /** The last version to apply (the latest the caller saw in the log). */
+    toVersion: number;
+    commitTimestamp?: Date;
+  },
+): Promise<ChangesResult> {
+  const { target, layout } = options;
+  await client.query('BEGIN');
+  try {
+    const progress = await readProgress(client, target, { lock: true });
+    if (!progress) {
+      throw new PierError(
+        'INVALID_STATE',
+        `${target.schema}.${target.table} has had no snapshot yet: run a full refresh first.`,
+      );
+    }
+    const from = progress.deltaVersion + 1;
+    if (options.toVersion < from) {
+      await client.query('ROLLBACK');
+      return { deltaVersion: progress.deltaVersion, changes: 0, upserted: 0, deleted: 0, skippedNullKeys: 0 };
+    }
+    const feed = await readChanges(options.location, from, options.toVersion);
+    const result = await applyFeed(client, feed, target, layout);
+    await writeProgress(client, target, {
+      deltaVersion: feed.endVersion,
+      ...(options.commitTimestamp ? { deltaCommitTimestamp: options.commitTimestamp } : {}),
+    });
+    await client.query('COMMIT');
+    return { deltaVersion: feed.endVersion, ...result };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}
+
+async function applyFeed(
+  client: pg.ClientBase,
+  feed: AsyncIterable<DeltaRow[]>,
+  target: SyncTarget,
+  layout: TargetLayout,
+): Promise<Omit<ChangesResult, 'deltaVersion'>> {
+  const keys = keyList(layout);
+  const columns = columnList(layout.columns);
+  await client.query(
+    `CREATE TEMP TABLE pier_changes (pier_version bigint, pier_rank smallint, pier_seq bigint, pier_op "char", ${columnDefinitions(layout.columns)}) ON COMMIT DROP`,
+  );
+  const encode = copyEncoder(layout.columns);
+  const keyNames = layout.primaryKey.map((column) => column.name);
+  let seq = 0;
+  let changes = 0;
+  let skippedNullKeys = 0;
+  async function* lines(): AsyncGenerator<string> {
+    for await (const rows of feed) {
+      let chunk = '';
+      for (const row of rows) {
+        const type = row._change_type;
+        if (type === 'update_preimage') continue;
+        changes++;
+        if (keyNames.some((name) => row[name] === null || row[name] === undefined)) {
+          skippedNullKeys++;
+          continue;
+        }
+        // Within one commit a key's delete comes before its insert (a rewrite of the same key).
+        const rank = type === 'delete' ? 0 : 1;
+        const op = type === 'delete' ? 'd' : type === 'insert' ? 'i' : 'u';
+        chunk += `${row._commit_version}\t${rank}\t${seq++}\t${op}\t${encode(row)}`;
+      }
+      yield chunk;
+    }
+  }
+  await copyInto(
+    client,
+    `COPY pier_changes (pier_version, pier_rank, pier_seq, pier_op, ${columns}) FROM STDIN`,
+    lines(),
+  );
+  await client.query(
+    `CREATE TEMP TABLE pier_last ON COMMIT DROP AS
+       SELECT DISTINCT ON (${keys}) * FROM pier_changes
+        ORDER BY ${keys}, pier_version DESC, pier_rank DESC, pier_seq DESC`,
+  );
+  const keyMatch = layout.primaryKey
+    .map((column) => `t.${pg.escapeIdentifier(column.name)} = c.${pg.escapeIdentifier(column.name)}`)
+    .join(' AND ');
+  if (!layout.timeseriesKey) await assertKeysStayUnique(client, target, layout, keyMatch);
+  const deleted = await client.query(
+    `DELETE FROM ${qualified(target)} t USING pier_last c WHERE c.pier_op = 'd' AND ${keyMatch}`,
+  );
+  const updates = layout.columns
+    .filter((column) => !column.primaryKey)
+    .map((column) => `${pg.escapeIdentifier(column.name)} = EXCLUDED.${pg.escapeIdentifier(column.name)}`);
+  const onConflict =
+    updates.length === 0
+      ? 'DO NOTHING'
+      : `DO UPDATE SET ${updates.join(', ')}${
+          layout.timeseriesKey
+            ? ` WHERE ${qualified(target)}.${pg.escapeIdentifier(layout.timeseriesKey.name)} IS NULL OR ${qualified(target)}.${pg.escapeIdentifier(layout.timeseriesKey.name)} <= EXCLUDED.${pg.escapeIdentifier(layout.timeseriesKey.name)}`
+            : ''
+        }`;
+  const upserted = await client.query(
+    `INSERT INTO ${qualified(target)} (${columns})
+       SELECT ${columns} FROM pier_last WHERE pier_op <> 'd'
+       ON CONFLICT (${keys}) ${onConflict}`,
+  );
+  return {
+    changes,
+    upserted: upserted.rowCount ?? 0,
+    deleted: deleted.rowCount ?? 0,
+    skippedNullKeys,
+  };
+}
+
+/**
+ * A key inserted while a row with it is live means the source holds the key
+ * twice. Counted per key over the batch: live before (0 or 1), plus inserts,
+ * minus deletes, must stay at most 1.
+ */
+async function assertKeysStayUnique(
+  client: pg.ClientBase,
+  target: SyncTarget,
+  layout: TargetLayout,
+  keyMatch: string,
+): Promise<void> {
+  const keys = keyList(layout);
+  const { rows } = await client.query<{ key: string }>(
+    `SELECT row(${layout.primaryKey.map((column) => `c.${pg.escapeIdentifier(column.name)}`).join(', ')})::text AS key
+       FROM (SELECT ${keys}, sum(CASE pier_op WHEN 'i' THEN 1 WHEN 'd' THEN -1 ELSE 0 END) AS net
+               FROM pier_changes GROUP BY ${keys}) c
+      WHERE c.net + (SELECT count(*) FROM ${qualified(target)} t WHERE ${keyMatch}) > 1
+      LIMIT 1`,
+  );
+  if (rows[0]) {
+    throw new PierError(
+      'INVALID_STATE',
+      `PRIMARY_KEY_CONSTRAINT_VIOLATION: the source now has more than one row with primary key (${layout.primaryKey.map((c) => c.name).join(', ')}) = ${rows[0].key}. Make the key unique in the source, or set a timeseries_key so the latest row of each key wins; then run a full refresh.`,
+    );
+  }
+}
