@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApi, type RouteGroup } from '../api/app.js';
 import type { ControlConfig, ControlContext } from '../control/context.js';
+import { openMasterKey } from '../control/signing-keys.js';
 import { LocalEngine } from '../engine/local/local-engine.js';
 import {
   assertReachableByPostgres,
@@ -93,6 +94,8 @@ export async function startPier(
       store = await openStore(url);
     }
     cleanups.push(() => store.close());
+    // Before anything is written: a wrong master key must leave the store as it was.
+    const masterKey = await openMasterKey(store, layout.keysDir);
     const admin = await bootstrapAdmin(store, layout);
     const engine = await LocalEngine.open(runtime, layout, { log: options.log });
     cleanups.push(() => engine.close());
@@ -104,7 +107,7 @@ export async function startPier(
       dnsSuffix: options.dnsSuffix,
       credentialTtlSeconds: options.credentialTtlSeconds,
     };
-    const ctx: ControlContext = { store, engine, reconciler, config };
+    const ctx: ControlContext = { store, engine, reconciler, config, masterKey };
 
     cleanups.push(async () => {
       await reconciler.stop();
