@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFile, rename, stat } from 'node:fs/promises';
+import { readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
@@ -79,6 +79,7 @@ before(async () => {
 after(async () => {
   await pier?.stop();
   await runPier(['down', '--data-dir', dataDir]);
+  await rm(dataDir, { recursive: true, force: true });
 });
 
 test('the store holds no private key material and no token text', async () => {
@@ -108,7 +109,10 @@ test('a Pier with the wrong or no master key refuses to start and changes nothin
   assert.equal(wrong.code, 1);
   const message = wrong.stderr.trim();
   assert.equal(message.split('\n').length, 1, message);
-  assert.match(message, /sealed with master key [0-9a-f]{16}, but PIER_MASTER_KEY is master key [0-9a-f]{16}/);
+  assert.match(
+    message,
+    /sealed with master key [0-9a-f]{16}, but PIER_MASTER_KEY is master key [0-9a-f]{16}/,
+  );
   assert.match(message, /Start Pier with the master key this store was started with/);
 
   const malformed = await runPier(['up', '--data-dir', dataDir, '--api-port', '0'], {
@@ -121,7 +125,10 @@ test('a Pier with the wrong or no master key refuses to start and changes nothin
   await rename(keyFile(), `${keyFile()}.saved`);
   const missing = await runPier(['up', '--data-dir', dataDir, '--api-port', '0']);
   assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /there is no master key: PIER_MASTER_KEY is unset and .*master\.key does not exist/);
+  assert.match(
+    missing.stderr,
+    /there is no master key: PIER_MASTER_KEY is unset and .*master\.key does not exist/,
+  );
   await assert.rejects(stat(keyFile()), { code: 'ENOENT' });
 
   // The right key, given in the environment, opens everything as before.
@@ -156,7 +163,10 @@ test('a private key an older Pier stored in plain text is sealed on start and st
   assert.equal(typeof sealed.sealed_private_jwk.ciphertext, 'string');
   assert.ok(sealed.retired_at, 'the key that was in plain text signs nothing new');
   const jwks = await api(restarted, undefined, 'GET', '/oidc/v1/keys');
-  assert.ok((jwks.body.keys as { kid: string }[]).some((k) => k.kid === legacy.kid), 'but still verifies');
+  assert.ok(
+    (jwks.body.keys as { kid: string }[]).some((k) => k.kid === legacy.kid),
+    'but still verifies',
+  );
   const fresh = await api(restarted, restarted.adminToken, 'POST', '/api/2.0/database/credentials', {
     instance_names: ['secrets-db'],
   });
