@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
 import { initCluster, startCluster, stopCluster } from '../../src/engine/local/cluster.js';
 import { handToPostgres, preparePostgresRuntime } from '../../src/engine/local/runtime.js';
-import { api, eventually, removePier, startPier, tempDataDir } from '../helpers/pier.js';
+import { api, eventually, removePier, runPier, startPier, tempDataDir } from '../helpers/pier.js';
 
 test('--store-url keeps control-plane state in an external Postgres', async () => {
   // A Postgres of our own, standing in for the external one.
@@ -39,6 +39,13 @@ test('--store-url keeps control-plane state in an external Postgres', async () =
   await check.connect();
   const { rows } = await check.query(`SELECT name, state FROM instances`);
   assert.deepEqual(rows, [{ name: 'external-db', state: 'AVAILABLE' }]);
+  // …with no private signing key in it: those are sealed by the master key in the data dir.
+  const keys = await check.query('SELECT private_jwk, sealed_private_jwk::text AS sealed FROM signing_keys');
+  assert.ok(keys.rows.length > 0);
+  for (const row of keys.rows) {
+    assert.equal(row.private_jwk, null);
+    assert.doesNotMatch(row.sealed, /"d":/);
+  }
   const migrations = await check.query('SELECT max(version)::int AS v FROM pier_migrations');
   assert.ok(migrations.rows[0].v >= 3);
   await check.end();
@@ -49,8 +56,16 @@ test('--store-url keeps control-plane state in an external Postgres', async () =
   const { body } = await api(pier, pier.adminToken, 'GET', '/api/2.0/database/instances/external-db');
   assert.equal(body.name, 'external-db');
 
+  // A second node must bring the store's master key: without it, it refuses to start.
+  const keylessDir = await tempDataDir();
+  const keyless = await runPier(['up', '--data-dir', keylessDir, '--store-url', storeUrl]);
+  assert.equal(keyless.code, 1);
+  assert.match(keyless.stderr, /sealed with master key [0-9a-f]+, but there is no master key/);
+  await rm(keylessDir, { recursive: true, force: true });
+
   // A second Pier node on the same store runs its own instances and leaves the first one's alone.
-  const second = await startPier({ args: ['--store-url', storeUrl] });
+  const masterKey = (await readFile(join(pierDir, 'keys', 'master.key'), 'utf8')).trim();
+  const second = await startPier({ args: ['--store-url', storeUrl], env: { PIER_MASTER_KEY: masterKey } });
   const token = pier.adminToken; // one workspace: the first node's admin token works on both
   await api(second, token, 'POST', '/api/2.0/database/instances', { name: 'second-node-db' });
   await eventually(async () => {
