@@ -1,6 +1,7 @@
 import { generateSigningKey, type JsonWebKeySet, publicJwks } from '../auth/credentials.js';
 import { loadMasterKey, type MasterKey } from '../auth/master-key.js';
 import {
+  dropRetiredSigningKeys,
   insertSigningKey,
   listSigningKeys,
   recordMasterKeyId,
@@ -96,6 +97,8 @@ export class SigningKeys {
   }
 
   private async ensureCurrent(): Promise<void> {
+    // A retired key stops verifying as soon as its last token expired, not at the next rotation.
+    await dropRetiredSigningKeys(this.store, this.options.tokenLifetimeSeconds);
     this.keys = await listSigningKeys(this.store, this.masterKey);
     const active = this.keys.find((k) => !k.retiredAt);
     const maxAge = (this.options.rotateAfterDays ?? 30) * DAY_MS;

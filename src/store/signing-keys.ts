@@ -94,6 +94,11 @@ export async function rotateSigningKeys(
   tokenLifetimeSeconds: number,
 ): Promise<void> {
   await db.query('UPDATE signing_keys SET retired_at = now() WHERE kid <> $1 AND retired_at IS NULL', [kid]);
+  await dropRetiredSigningKeys(db, tokenLifetimeSeconds);
+}
+
+/** Drops retired keys whose tokens have all expired: nothing verifies against them any more. */
+export async function dropRetiredSigningKeys(db: Queryable, tokenLifetimeSeconds: number): Promise<void> {
   await db.query(`DELETE FROM signing_keys WHERE retired_at < now() - make_interval(secs => $1)`, [
     tokenLifetimeSeconds,
   ]);
