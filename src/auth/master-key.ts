@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PierError } from '../errors.js';
 
 /**
@@ -60,9 +60,18 @@ export class MasterKey {
     };
   }
 
-  /** Decrypts what `seal` made with this key and `context`; anything else is an error. */
+  /**
+   * Decrypts what `seal` made with this key and `context`. Anything else is
+   * an internal error (logged, never shown to an API caller): the start-up
+   * check makes it happen only if nodes sharing a store run with different keys.
+   */
   open(sealed: SealedSecret, context: string): string {
-    if (sealed.alg !== ALGORITHM || sealed.key !== this.id) throw wrongKey(this, [sealed.key]);
+    if (sealed.alg !== ALGORITHM || sealed.key !== this.id) {
+      throw new PierError(
+        'INTERNAL_ERROR',
+        `A secret in the store (${context}) is sealed with master key ${sealed.key}, not ${this.id} from ${this.source}: every node sharing a store needs the same ${MASTER_KEY_ENV}.`,
+      );
+    }
     const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(sealed.iv, 'base64'));
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
@@ -139,8 +148,7 @@ export function parseMasterKey(text: string, source: string): Buffer {
  * the new one, never a half-written or briefly world-readable one.
  */
 export async function writeSecretFile(path: string, content: string): Promise<void> {
-  const dir = join(path, '..');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const temp = `${path}.${process.pid}.tmp`;
   await rm(temp, { force: true });
   const handle = await open(temp, 'wx', 0o600);
