@@ -1,29 +1,15 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import pg from 'pg';
-import { initCluster, startCluster, stopCluster } from '../../src/engine/local/cluster.js';
-import { handToPostgres, preparePostgresRuntime } from '../../src/engine/local/runtime.js';
+import { startExternalPostgres } from '../helpers/external-postgres.js';
 import { api, eventually, removePier, runPier, startPier, tempDataDir } from '../helpers/pier.js';
 
 test('--store-url keeps control-plane state in an external Postgres', async () => {
   // A Postgres of our own, standing in for the external one.
-  const root = await tempDataDir('pier-external-store-');
-  const runtime = await preparePostgresRuntime(join(root, 'runtime'));
-  await handToPostgres(runtime, root, 0o755);
-  const dataDir = join(root, 'pg');
-  await mkdir(dataDir);
-  await handToPostgres(runtime, dataDir, 0o700);
-  await initCluster(runtime, dataDir);
-  const socketDir = join(root, 'sock');
-  await startCluster(runtime, { dataDir, socketDir, logFile: join(root, 'pg.log') });
-  const admin = new pg.Client({ host: socketDir, user: 'postgres', database: 'postgres' });
-  await admin.connect();
-  await admin.query('CREATE DATABASE control_plane');
-  await admin.end();
-  const storeUrl = `postgresql://postgres@localhost/control_plane?host=${encodeURIComponent(socketDir)}`;
+  const external = await startExternalPostgres('control_plane');
+  const storeUrl = external.url;
 
   const pierDir = await tempDataDir();
   let pier = await startPier({ dataDir: pierDir, env: { PIER_STORE_URL: storeUrl } });
@@ -35,8 +21,7 @@ test('--store-url keeps control-plane state in an external Postgres', async () =
   });
 
   // The state is in the external database…
-  const check = new pg.Client({ host: socketDir, user: 'postgres', database: 'control_plane' });
-  await check.connect();
+  const check = await external.connect();
   const { rows } = await check.query(`SELECT name, state FROM instances`);
   assert.deepEqual(rows, [{ name: 'external-db', state: 'AVAILABLE' }]);
   // …with no private signing key in it: those are sealed by the master key in the data dir.
@@ -104,6 +89,5 @@ test('--store-url keeps control-plane state in an external Postgres', async () =
   );
   await removePier(second);
   await removePier(pier);
-  await stopCluster(dataDir);
-  await rm(root, { recursive: true, force: true });
+  await external.remove();
 });
