@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { authenticateBearer } from '../auth/personal-access-tokens.js';
 import type { ControlContext } from '../control/context.js';
+import { optionalInteger } from '../control/validate.js';
 import { PierError } from '../errors.js';
 import type { IdentityRow } from '../store/identities.js';
 import { databaseCatalogRoutes } from './database-catalogs.js';
@@ -80,6 +81,26 @@ export async function readJson(c: { req: { text(): Promise<string> } }): Promise
       `The request body is not valid JSON: ${(cause as Error).message}`,
     );
   }
+}
+
+/**
+ * An integer field or query parameter that may be absent, and is refused
+ * with INVALID_PARAMETER_VALUE above `max` (a huge number must never reach
+ * the store as an out-of-range value).
+ *
+ * @example
+ * const start = integerAtMost(c.req.query(), 'startIndex', 2 ** 31 - 1) ?? 1;
+ */
+export function integerAtMost(
+  params: Record<string, unknown>,
+  field: string,
+  max: number,
+): number | undefined {
+  const value = optionalInteger(params, field);
+  if (value !== undefined && value > max) {
+    throw new PierError('INVALID_PARAMETER_VALUE', `${field} must be at most ${max}, got ${params[field]}.`);
+  }
+  return value;
 }
 
 /** Admin-only operations. */

@@ -11,17 +11,20 @@ import {
 } from '../control/identities.js';
 import { asObject, optionalInteger, optionalString } from '../control/validate.js';
 import { countIdentities, listIdentities } from '../store/identities.js';
-import { type ApiEnv, readJson, requireAdmin } from './app.js';
+import { type ApiEnv, integerAtMost, readJson, requireAdmin } from './app.js';
 import { userView } from './views.js';
 
 const SCIM = '/api/2.0/preview/scim/v2';
+/** Far beyond any workspace; past it the offset would overflow the store's bigint. */
+const MAX_SCIM_START_INDEX = 2 ** 31 - 1;
 
 /** SCIM Me/Users and personal access tokens. */
 export function identityRoutes(app: Hono<ApiEnv>, ctx: ControlContext): void {
   app.get(`${SCIM}/Me`, (c) => c.json(userView(c.var.caller)));
 
   app.get(`${SCIM}/Users`, async (c) => {
-    const start = Math.max(1, optionalInteger(c.req.query(), 'startIndex') ?? 1);
+    // As RFC 7644 says: a startIndex below 1 means 1, a count beyond the page limit gets the limit.
+    const start = Math.max(1, integerAtMost(c.req.query(), 'startIndex', MAX_SCIM_START_INDEX) ?? 1);
     const count = Math.min(1000, Math.max(0, optionalInteger(c.req.query(), 'count') ?? 100));
     const rows = await listIdentities(ctx.store, { offset: start - 1, limit: count });
     return c.json({

@@ -6,6 +6,13 @@ import type { Queryable } from '../store/store.js';
 /** Pier's personal access tokens look like Databricks ones: `dapi` + 32 hex digits. */
 export const PAT_PREFIX = 'dapi';
 
+/** The longest lifetime a new token may ask for: 730 days (two years). */
+export const MAX_TOKEN_LIFETIME_SECONDS = 730 * 24 * 3600;
+
+/**
+ * Stored tokens are looked up by their SHA-256 (a unique index), never compared
+ * as text: timing reveals at most a prefix of a hash, which helps no guess.
+ */
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
@@ -16,6 +23,12 @@ export async function createPersonalAccessToken(
   identityId: string,
   options: { comment?: string; lifetimeSeconds?: number } = {},
 ): Promise<{ token: string; tokenId: string; createdAt: Date; expiresAt: Date | null }> {
+  if ((options.lifetimeSeconds ?? 0) > MAX_TOKEN_LIFETIME_SECONDS) {
+    throw new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `lifetime_seconds must be at most ${MAX_TOKEN_LIFETIME_SECONDS} (730 days), got ${options.lifetimeSeconds}. Omit it, or pass -1, for a token that does not expire.`,
+    );
+  }
   const token = `${PAT_PREFIX}${randomBytes(16).toString('hex')}`;
   const tokenId = randomUUID().replaceAll('-', '');
   const expiresAt =

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
@@ -29,6 +31,8 @@ export interface UpOptions {
   credentialTtl: number;
   tlsCert?: string;
   tlsKey?: string;
+  apiTlsCert?: string;
+  apiTlsKey?: string;
 }
 
 function port(value: string): number {
@@ -42,6 +46,20 @@ function positive(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0)
     throw new PierError('INVALID_PARAMETER_VALUE', `"${value}" must be a positive integer.`);
+  return n;
+}
+
+/** Databricks' database credentials live one hour; Pier allows up to a day. */
+const MAX_CREDENTIAL_TTL_SECONDS = 24 * 3600;
+
+function credentialTtl(value: string): number {
+  const n = positive(value);
+  if (n > MAX_CREDENTIAL_TTL_SECONDS) {
+    throw new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `--credential-ttl ${value} is too long: at most ${MAX_CREDENTIAL_TTL_SECONDS} seconds (a day). Clients refresh credentials; keep them short-lived.`,
+    );
+  }
   return n;
 }
 
@@ -67,12 +85,14 @@ export function registerServerCommands(program: Command, components: ComponentFa
       'Give instances read_write_dns <name>.<suffix> instead of a loopback address.',
     )
     .addOption(
-      new Option('--credential-ttl <seconds>', 'Lifetime of database credentials.')
+      new Option('--credential-ttl <seconds>', 'Lifetime of database credentials (at most 86400).')
         .default(3600)
-        .argParser(positive),
+        .argParser(credentialTtl),
     )
     .option('--tls-cert <file>', 'PEM certificate for the proxy (default: one Pier creates).')
     .option('--tls-key <file>', 'PEM private key for --tls-cert.')
+    .option('--api-tls-cert <file>', 'PEM certificate (chain) for the REST API: serve HTTPS instead of HTTP.')
+    .option('--api-tls-key <file>', 'PEM private key for --api-tls-cert.')
     .action(async (options: UpOptions, command: Command) => {
       const dataDir = resolveDataDir((command.optsWithGlobals() as { dataDir?: string }).dataDir);
       if (options.detach) return detach(dataDir);
@@ -120,6 +140,8 @@ async function runForeground(
       credentialTtlSeconds: options.credentialTtl,
       tlsCert: options.tlsCert,
       tlsKey: options.tlsKey,
+      apiTlsCert: options.apiTlsCert,
+      apiTlsKey: options.apiTlsKey,
       log,
     },
     components,
@@ -176,12 +198,25 @@ async function detach(dataDir: string): Promise<void> {
   throw new PierError('INTERNAL_ERROR', `Pier did not become ready within 120 s; see ${logFile}.`);
 }
 
-async function healthy(state: PierState): Promise<boolean> {
-  try {
-    return (await fetch(`${state.apiUrl}/health`)).ok;
-  } catch {
-    return false;
-  }
+/**
+ * Whether the Pier we started answers. Over HTTPS the certificate is not
+ * checked: its CA may be one only the operator's clients trust, and this
+ * probe of our own child sends nothing secret.
+ */
+function healthy(state: PierState): Promise<boolean> {
+  const get = state.apiUrl.startsWith('https:') ? httpsGet : httpGet;
+  return new Promise((resolve) => {
+    const request = get(
+      `${state.apiUrl}/health`,
+      { rejectUnauthorized: false, timeout: 2000 },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode === 200);
+      },
+    );
+    request.on('error', () => resolve(false));
+    request.on('timeout', () => request.destroy());
+  });
 }
 
 /** Stops the running Pier; if it was killed, stops the Postgres servers it left behind. */

@@ -1,3 +1,4 @@
+import type { MasterKey } from '../auth/master-key.js';
 import type { Engine } from '../engine/engine.js';
 import type { Reconciler } from '../reconcile/reconciler.js';
 import type { Store } from '../store/store.js';
@@ -24,4 +25,6 @@ export interface ControlContext {
   engine: Engine;
   reconciler: Reconciler;
   config: ControlConfig;
+  /** Seals the secrets kept in the store (see auth/master-key.ts). */
+  masterKey: MasterKey;
 }

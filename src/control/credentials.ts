@@ -1,6 +1,8 @@
 import { issueDatabaseCredential } from '../auth/credentials.js';
-import { invalidParameter, PierError } from '../errors.js';
+import { invalidParameter } from '../errors.js';
 import {
+  type CredentialRequestRow,
+  credentialSealContext,
   findCredentialRequest,
   purgeExpiredCredentialRequests,
   saveCredentialRequest,
@@ -15,7 +17,9 @@ import { asObject, optionalString } from './validate.js';
  * `POST /api/2.0/database/credentials`: a signed, short-lived token that logs
  * the caller into the named instances as their own Postgres role. Needs
  * CAN_USE on every instance. The same `request_id` from the same caller
- * returns the same token while it is valid.
+ * returns the same token while it is valid; request ids are per caller, so
+ * another user's id (equal by chance or on purpose) never reaches this
+ * token. The store keeps the token sealed by the master key, never in clear.
  */
 export async function generateDatabaseCredential(
   ctx: ControlContext,
@@ -45,22 +49,18 @@ export async function generateDatabaseCredential(
   const uids = instances.map((instance) => instance.uid).sort();
 
   return ctx.store.transaction(async (tx) => {
-    if (requestId) {
-      const previous = await findCredentialRequest(tx, requestId);
-      if (previous && previous.expires_at.getTime() > Date.now()) {
-        if (previous.identity_id !== caller.id) {
-          throw new PierError(
-            'INVALID_PARAMETER_VALUE',
-            `request_id '${requestId}' was already used by another user. Use a fresh UUID for every request.`,
-          );
-        }
-        if ([...previous.instance_uids].sort().join() !== uids.join()) {
-          throw invalidParameter(
-            `request_id '${requestId}' was already used for other instances. Use a fresh UUID for every request.`,
-          );
-        }
-        return { token: previous.token, expiration_time: previous.expires_at.toISOString() };
+    const retry = (row: CredentialRequestRow) => {
+      if ([...row.instance_uids].sort().join() !== uids.join()) {
+        throw invalidParameter(
+          `request_id '${requestId}' was already used for other instances. Use a fresh UUID for every request.`,
+        );
       }
+      const token = keys.masterKey.open(row.sealed_token, credentialSealContext(row));
+      return { token, expiration_time: row.expires_at.toISOString() };
+    };
+    if (requestId) {
+      const previous = await findCredentialRequest(tx, caller.id, requestId);
+      if (previous) return retry(previous);
     }
     const credential = await issueDatabaseCredential(keys.current(), {
       subject: caller.user_name,
@@ -69,13 +69,16 @@ export async function generateDatabaseCredential(
     });
     if (requestId) {
       await purgeExpiredCredentialRequests(tx);
-      await saveCredentialRequest(tx, {
-        request_id: requestId,
-        identity_id: caller.id,
+      const key = { identity_id: caller.id, request_id: requestId };
+      const saved = await saveCredentialRequest(tx, {
+        ...key,
         instance_uids: uids,
-        token: credential.token,
+        sealed_token: keys.masterKey.seal(credential.token, credentialSealContext(key)),
         expires_at: new Date(credential.expiration_time),
       });
+      // The same caller's concurrent request with this id got there first: answer as it did.
+      const winner = saved ? undefined : await findCredentialRequest(tx, caller.id, requestId);
+      if (winner) return retry(winner);
     }
     return credential;
   });

@@ -1,7 +1,8 @@
 import { createPersonalAccessToken, hashToken } from '../auth/personal-access-tokens.js';
+import { writeFileAtomic } from '../files.js';
 import { findIdentityByTokenHash, findIdentityByUserName, insertIdentity } from '../store/identities.js';
 import type { Store } from '../store/store.js';
-import { readAdminToken, writeFileAtomic } from './data-dir.js';
+import { readAdminToken } from './data-dir.js';
 
 export const BOOTSTRAP_ADMIN = 'admin@pier.local';
 

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { processAlive } from '../engine/local/cluster.js';
 import { PierError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 
 /**
  * `--data-dir`, else `$PIER_HOME`, else `~/.pier` — or `/var/lib/pier` for
@@ -132,30 +133,4 @@ export async function readOrCreateNodeId(layout: Pick<DataDirLayout, 'nodeIdFile
   const nodeId = randomUUID();
   await writeFileAtomic(layout.nodeIdFile, `${nodeId}\n`);
   return nodeId;
-}
-
-/**
- * Writes a file so that it appears whole or not at all, readable only by
- * its owner from the first byte: a new temp file made with `mode`, flushed,
- * then renamed over the target (whose old mode does not carry over).
- */
-export async function writeFileAtomic(path: string, content: string, mode = 0o600): Promise<void> {
-  const temp = join(dirname(path), `.${randomUUID()}.tmp`);
-  const file = await open(temp, 'wx', mode);
-  try {
-    await file.chmod(mode); // the umask may have narrowed it; never widened
-    await file.writeFile(content);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  try {
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
-  // The rename itself survives a power loss only once the directory is flushed.
-  const directory = await open(dirname(path), 'r');
-  await directory.sync().finally(() => directory.close());
 }

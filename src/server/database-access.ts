@@ -14,7 +14,10 @@ import { portError } from './pier.js';
  * each connection to its instance.
  */
 export const databaseAccess: ComponentFactory = async (ctx, options) => {
-  const keys = new SigningKeys(ctx.store, { tokenLifetimeSeconds: ctx.config.credentialTtlSeconds });
+  const keys = new SigningKeys(ctx.store, {
+    masterKey: ctx.masterKey,
+    tokenLifetimeSeconds: ctx.config.credentialTtlSeconds,
+  });
   await keys.start();
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
     keys.stop();

@@ -1,8 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApi, type RouteGroup } from '../api/app.js';
 import type { ControlConfig, ControlContext } from '../control/context.js';
+import { openMasterKey } from '../control/signing-keys.js';
 import { LocalEngine, listInstanceStorage } from '../engine/local/local-engine.js';
 import {
   assertReachableByPostgres,
@@ -12,6 +14,7 @@ import {
 import { PierError } from '../errors.js';
 import { Reconciler } from '../reconcile/reconciler.js';
 import { openStore } from '../store/store.js';
+import { plainHttpWarning, readApiTls } from './api-tls.js';
 import { bootstrapAdmin } from './bootstrap.js';
 import {
   dataDirLayout,
@@ -43,6 +46,9 @@ export interface PierOptions {
   /** The proxy's certificate and key (PEM files); Pier makes its own CA and certificate without them. */
   tlsCert?: string;
   tlsKey?: string;
+  /** The API's certificate and key (PEM files): HTTPS instead of HTTP. Both or neither. */
+  apiTlsCert?: string;
+  apiTlsKey?: string;
   log: (message: string) => void;
 }
 
@@ -73,6 +79,9 @@ export async function startPier(
   components: ComponentFactory[] = [],
 ): Promise<RunningPier> {
   const layout = dataDirLayout(options.dataDir);
+  const apiTls = await readApiTls(options);
+  const warning = plainHttpWarning(options.host, apiTls);
+  if (warning) options.log(warning);
   await ensureWritableDataDir(layout.dataDir);
   await lockDataDir(layout);
   const cleanups: (() => Promise<void>)[] = [() => unlockDataDir(layout)];
@@ -125,6 +134,8 @@ export async function startPier(
         ),
     });
     cleanups.push(() => store.close());
+    // Before anything is written: a wrong master key must leave the store as it was.
+    const masterKey = await openMasterKey(store, layout.keysDir);
     await recordStoreIdentity(store, layout.storeIdFile);
     const admin = await bootstrapAdmin(store, layout);
     const engine = await LocalEngine.open(runtime, layout, { log: options.log });
@@ -137,7 +148,7 @@ export async function startPier(
       dnsSuffix: options.dnsSuffix,
       credentialTtlSeconds: options.credentialTtlSeconds,
     };
-    const ctx: ControlContext = { store, engine, reconciler, config };
+    const ctx: ControlContext = { store, engine, reconciler, config, masterKey };
 
     cleanups.push(async () => {
       await reconciler.stop();
@@ -156,7 +167,10 @@ export async function startPier(
       log: options.log,
       routes: started.flatMap((component) => (component.routes ? [component.routes] : [])),
     });
-    const server = serve({ fetch: app.fetch, port: options.apiPort, hostname: options.host });
+    const listen = { fetch: app.fetch, port: options.apiPort, hostname: options.host };
+    const server = apiTls
+      ? serve({ ...listen, createServer: createHttpsServer, serverOptions: apiTls })
+      : serve(listen);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', (error) => reject(portError(error, options.host, options.apiPort, '--api-port')));
@@ -173,7 +187,7 @@ export async function startPier(
     const state: PierState = {
       pid: process.pid,
       dataDir: layout.dataDir,
-      apiUrl: `http://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${port}`,
+      apiUrl: `${apiTls ? 'https' : 'http'}://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${port}`,
       host: options.host,
       apiPort: port,
       proxyPort: options.proxyPort,

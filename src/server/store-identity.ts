@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { PierError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 import type { Queryable } from '../store/store.js';
-import { writeFileAtomic } from './data-dir.js';
 
 /**
  * Which store a data dir belongs to. The store carries a random id (setting

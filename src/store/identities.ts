@@ -32,7 +32,7 @@ export async function insertIdentity(
 }
 
 export async function findIdentityById(db: Queryable, id: string): Promise<IdentityRow | undefined> {
-  if (!/^\d+$/.test(id)) return undefined;
+  if (!/^\d{1,18}$/.test(id)) return undefined; // anything longer is no bigint id
   const { rows } = await db.query<IdentityRow>(`SELECT ${IDENTITY_COLUMNS} FROM identities WHERE id = $1`, [
     id,
   ]);

@@ -92,7 +92,7 @@ export async function findInstanceByName(
 }
 
 export async function findInstanceByUid(db: Queryable, uid: string): Promise<InstanceRow | undefined> {
-  if (!/^[0-9a-f-]{36}$/i.test(uid)) return undefined;
+  if (!/^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$/i.test(uid)) return undefined;
   const { rows } = await db.query<InstanceRow>(`SELECT ${COLUMNS} FROM instances WHERE uid = $1`, [uid]);
   return rows[0];
 }

@@ -186,4 +186,25 @@ export const migrations: Migration[] = [
       CREATE INDEX instances_node ON instances (node_id);
     `,
   },
+  {
+    version: 7,
+    name: 'secrets sealed by the master key; credential request ids per identity',
+    sql: `
+      -- Private signing keys are kept sealed (AES-256-GCM, see src/auth/master-key.ts);
+      -- Pier seals rows of older versions on start and then clears private_jwk.
+      ALTER TABLE signing_keys ALTER COLUMN private_jwk DROP NOT NULL;
+      ALTER TABLE signing_keys ADD COLUMN sealed_private_jwk jsonb;
+      ALTER TABLE signing_keys ADD CONSTRAINT signing_keys_private_once
+        CHECK (num_nonnulls(private_jwk, sealed_private_jwk) = 1);
+
+      -- A request_id belongs to the caller that sent it: one user's id never
+      -- reaches another user's token. Rows of older versions hold plain tokens;
+      -- they only serve retries within one credential lifetime, so they go.
+      DELETE FROM credential_requests;
+      ALTER TABLE credential_requests DROP CONSTRAINT credential_requests_pkey;
+      ALTER TABLE credential_requests ADD PRIMARY KEY (identity_id, request_id);
+      ALTER TABLE credential_requests DROP COLUMN token;
+      ALTER TABLE credential_requests ADD COLUMN sealed_token jsonb NOT NULL;
+    `,
+  },
 ];

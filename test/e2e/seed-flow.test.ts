@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { WorkspaceClient } from '@databricks/sdk-experimental';
+import { decodeJwt } from 'jose';
 import pg from 'pg';
 import { api, type PierProcess, removePier, startPier } from '../helpers/pier.js';
 
@@ -115,13 +116,14 @@ test('request_id is idempotent per caller and private to it', async () => {
   await api(pier, pier.adminToken, 'PATCH', '/api/2.0/permissions/database-instances/order-mgmt-db', {
     access_control_list: [{ user_name: 'carol@example.com', permission_level: 'CAN_USE' }],
   });
-  // …and with CAN_USE she still cannot replay the admin's request_id.
+  // …and with CAN_USE, replaying the admin's request_id gets her a token of her own, not the admin's.
   const replay = await api(pier, carol, 'POST', '/api/2.0/database/credentials', {
     request_id: requestId,
     instance_names: ['order-mgmt-db'],
   });
-  assert.equal(replay.status, 400);
-  assert.match(String(replay.body.message), /already used by another user/);
+  assert.equal(replay.status, 200);
+  assert.notEqual(replay.body.token, first.body.token);
+  assert.equal(decodeJwt(replay.body.token as string).sub, 'carol@example.com');
   const missing = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/credentials', {
     request_id: randomUUID(),
   });

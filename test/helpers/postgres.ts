@@ -39,3 +39,28 @@ export async function scratchPostgres(prefix = 'pier-scratch-pg-'): Promise<Scra
     },
   };
 }
+
+export interface ExternalPostgres {
+  /** A `--store-url` for an empty database `name`. */
+  url: string;
+  /** A client of that database, as its owner. */
+  connect(): Promise<pg.Client>;
+  /** Stops the server and removes its files. */
+  remove(): Promise<void>;
+}
+
+/**
+ * A Postgres server of its own with one empty database, standing in for an
+ * external store (`--store-url`).
+ *
+ * @example
+ * const external = await startExternalPostgres('control_plane');
+ * const pier = await startPier({ args: ['--store-url', external.url] });
+ */
+export async function startExternalPostgres(name: string): Promise<ExternalPostgres> {
+  const server = await scratchPostgres('pier-external-pg-');
+  const admin = await server.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  return { url: server.url(name), connect: () => server.connect(name), remove: () => server.stop() };
+}

@@ -1,19 +1,15 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import pg from 'pg';
-import { api, eventually, removePier, startPier, tempDataDir } from '../helpers/pier.js';
-import { scratchPostgres } from '../helpers/postgres.js';
+import { api, eventually, removePier, runPier, startPier, tempDataDir } from '../helpers/pier.js';
+import { startExternalPostgres } from '../helpers/postgres.js';
 
 test('--store-url keeps control-plane state in an external Postgres', async () => {
   // A Postgres of our own, standing in for the external one.
-  const external = await scratchPostgres('pier-external-store-');
-  const socketDir = external.socketDir;
-  const admin = await external.connect();
-  await admin.query('CREATE DATABASE control_plane');
-  await admin.end();
-  const storeUrl = external.url('control_plane');
+  const external = await startExternalPostgres('control_plane');
+  const storeUrl = external.url;
 
   const pierDir = await tempDataDir();
   let pier = await startPier({ dataDir: pierDir, env: { PIER_STORE_URL: storeUrl } });
@@ -25,10 +21,16 @@ test('--store-url keeps control-plane state in an external Postgres', async () =
   });
 
   // The state is in the external database…
-  const check = new pg.Client({ host: socketDir, user: 'postgres', database: 'control_plane' });
-  await check.connect();
+  const check = await external.connect();
   const { rows } = await check.query(`SELECT name, state FROM instances`);
   assert.deepEqual(rows, [{ name: 'external-db', state: 'AVAILABLE' }]);
+  // …with no private signing key in it: those are sealed by the master key in the data dir.
+  const keys = await check.query('SELECT private_jwk, sealed_private_jwk::text AS sealed FROM signing_keys');
+  assert.ok(keys.rows.length > 0);
+  for (const row of keys.rows) {
+    assert.equal(row.private_jwk, null);
+    assert.doesNotMatch(row.sealed, /"d":/);
+  }
   const migrations = await check.query('SELECT max(version)::int AS v FROM pier_migrations');
   assert.ok(migrations.rows[0].v >= 3);
   await check.end();
@@ -39,8 +41,16 @@ test('--store-url keeps control-plane state in an external Postgres', async () =
   const { body } = await api(pier, pier.adminToken, 'GET', '/api/2.0/database/instances/external-db');
   assert.equal(body.name, 'external-db');
 
+  // A second node must bring the store's master key: without it, it refuses to start.
+  const keylessDir = await tempDataDir();
+  const keyless = await runPier(['up', '--data-dir', keylessDir, '--store-url', storeUrl]);
+  assert.equal(keyless.code, 1);
+  assert.match(keyless.stderr, /sealed with master key [0-9a-f]+, but there is no master key/);
+  await rm(keylessDir, { recursive: true, force: true });
+
   // A second Pier node on the same store runs its own instances and leaves the first one's alone.
-  const second = await startPier({ args: ['--store-url', storeUrl] });
+  const masterKey = (await readFile(join(pierDir, 'keys', 'master.key'), 'utf8')).trim();
+  const second = await startPier({ args: ['--store-url', storeUrl], env: { PIER_MASTER_KEY: masterKey } });
   const token = pier.adminToken; // one workspace: the first node's admin token works on both
   await api(second, token, 'POST', '/api/2.0/database/instances', { name: 'second-node-db' });
   await eventually(async () => {
@@ -79,5 +89,5 @@ test('--store-url keeps control-plane state in an external Postgres', async () =
   );
   await removePier(second);
   await removePier(pier);
-  await external.stop();
+  await external.remove();
 });
