@@ -9,6 +9,15 @@ import { registerDeltaCommands } from './delta.js';
 import { registerDemoCommands } from './demo.js';
 import { registerServerCommands } from './server.js';
 
+// A reader that stops early (`pier delta show … | head`) closes the pipe: end quietly,
+// as Unix tools do, instead of with an EPIPE stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
+}
+
 /** What `pier up` runs besides the API and the reconciler. */
 const components: ComponentFactory[] = [databaseAccess];
 

@@ -163,3 +163,26 @@ describe('pier delta changes', () => {
     assert.equal(stderr, 'error: Change data range is empty: start version 2 is after end version 1.\n');
   });
 });
+
+describe('pier delta show | head', () => {
+  it('ends quietly when the reader stops early', async () => {
+    const { spawn } = await import('node:child_process');
+    const { PIER_BIN } = await import('../helpers/pier.js');
+    // As `pier delta show … --limit 0 | head -1`: read one line, then close the pipe.
+    const child = spawn(
+      process.execPath,
+      [PIER_BIN, 'delta', 'show', tableRoot('table-with-dv-large'), '--limit', '0'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(stderr, '');
+    assert.equal(code, 0);
+  });
+});
