@@ -1,3 +1,4 @@
+import type { ActiveIdentities } from '../auth/active-identities.js';
 import type { Engine } from '../engine/engine.js';
 import type { Reconciler } from '../reconcile/reconciler.js';
 import type { Store } from '../store/store.js';
@@ -24,4 +25,6 @@ export interface ControlContext {
   engine: Engine;
   reconciler: Reconciler;
   config: ControlConfig;
+  /** Which identities may still log in (the proxy's cache; told at once when one is deleted). */
+  identities: ActiveIdentities;
 }

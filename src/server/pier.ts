@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApi, type RouteGroup } from '../api/app.js';
+import { ActiveIdentities } from '../auth/active-identities.js';
 import type { ControlConfig, ControlContext } from '../control/context.js';
 import { LocalEngine } from '../engine/local/local-engine.js';
 import {
@@ -104,7 +105,8 @@ export async function startPier(
       dnsSuffix: options.dnsSuffix,
       credentialTtlSeconds: options.credentialTtlSeconds,
     };
-    const ctx: ControlContext = { store, engine, reconciler, config };
+    const identities = new ActiveIdentities(store);
+    const ctx: ControlContext = { store, engine, reconciler, config, identities };
 
     cleanups.push(async () => {
       await reconciler.stop();

@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { reservedNameSqlCondition } from '../../auth/reserved-names.js';
 import type { PostgresRuntime } from './runtime.js';
 
 /**
@@ -32,7 +33,7 @@ BEGIN
     RAISE EXCEPTION 'identity_type must be USER, SERVICE_PRINCIPAL or GROUP, got %', identity_type
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF identity_name ~* '^pg_' OR lower(identity_name) IN ('postgres', 'databricks_superuser', 'public') THEN
+  IF ${reservedNameSqlCondition('identity_name')} THEN
     RAISE EXCEPTION 'role name % is reserved', identity_name USING ERRCODE = 'reserved_name';
   END IF;
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = identity_name) THEN
