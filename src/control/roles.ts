@@ -145,13 +145,13 @@ function requireOwnPlainRole(
   const refuse = (what: string) =>
     new PierError(
       'PERMISSION_DENIED',
-      `With CAN_USE on '${instanceName}' you can create only a plain login role for yourself (name "${caller.user_name}", identity_type ${caller.kind}); ${what} needs CAN_MANAGE. Ask a user with CAN_MANAGE on the instance.`,
+      `With CAN_USE on '${instanceName}' you can create only a plain login role for yourself (name "${caller.user_name}", identity_type ${caller.kind}); asking for ${what} needs CAN_MANAGE. Ask a user with CAN_MANAGE on the instance.`,
     );
-  if (role.name !== caller.user_name) throw refuse(`creating the role '${role.name}'`);
+  if (role.name !== caller.user_name) throw refuse(`a role named '${role.name}'`);
   if (role.identityType !== caller.kind) throw refuse(`identity_type ${role.identityType}`);
   if (role.membership) throw refuse(`membership_role ${role.membership}`);
   const raised = ATTRIBUTES.filter((attribute) => role.attributes[attribute]);
-  if (raised.length > 0) throw refuse(`the attribute${raised.length > 1 ? 's' : ''} ${raised.join(', ')}`);
+  if (raised.length > 0) throw refuse(`${raised.join(', ').toUpperCase()}`);
 }
 
 /**
