@@ -10,7 +10,7 @@ import {
   grantInstance,
   userWithToken,
 } from '../helpers/access.js';
-import { api, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
+import { api, eventually, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
 
 /**
  * Identities and the names they log in with: reserved names are refused
@@ -200,4 +200,38 @@ test('a deleted user leaves no permission, grant or ownership behind, and its cr
   );
   assert.equal(fresh.error, undefined);
   await fresh.client?.end();
+});
+
+test('an identity deleted by another Pier sharing the store stops logging in within a refresh', async () => {
+  const erin = await userWithToken(pier, 'erin@example.com');
+  await grantInstance(pier, pier.adminToken, 'team-db', 'erin@example.com', 'CAN_USE');
+  const role = await api(pier, erin.token, 'POST', '/api/2.0/database/instances/team-db/roles', {
+    name: 'erin@example.com',
+  });
+  assert.equal(role.status, 200, JSON.stringify(role.body));
+  const credential = await databaseCredential(pier, erin.token, 'team-db');
+  const working = await connectThroughProxy(pier, 'team-db', 'erin@example.com', credential);
+  assert.equal(working.error, undefined);
+  await working.client?.end();
+
+  // As another process would: straight in the store, without this Pier hearing of it.
+  const store = await storeClient();
+  try {
+    await store.query('DELETE FROM identities WHERE id = $1', [erin.id]);
+  } finally {
+    await store.end();
+  }
+  const startedAt = Date.now();
+  const refused = await eventually(
+    async () => {
+      const attempt = await connectThroughProxy(pier, 'team-db', 'erin@example.com', credential);
+      await attempt.client?.end();
+      return attempt.error;
+    },
+    5_000,
+    'the credential refused',
+  );
+  assert.equal(refused.code, '28P01');
+  assert.match(refused.message, /deleted or deactivated/);
+  assert.ok(Date.now() - startedAt < 3_000, 'within one 2 s refresh');
 });
