@@ -53,6 +53,19 @@ async function storeClient(): Promise<pg.Client> {
   return client;
 }
 
+/** The user creates their own role on team-db and logs in with a fresh credential, which is returned. */
+async function ownRoleLogsIn(token: string, userName: string): Promise<string> {
+  const role = await api(pier, token, 'POST', '/api/2.0/database/instances/team-db/roles', {
+    name: userName,
+  });
+  assert.equal(role.status, 200, JSON.stringify(role.body));
+  const credential = await databaseCredential(pier, token, 'team-db');
+  const working = await connectThroughProxy(pier, 'team-db', userName, credential);
+  assert.equal(working.error, undefined);
+  await working.client?.end();
+  return credential;
+}
+
 test('reserved names cannot become users, roles or grantees', async () => {
   const before = (await api(pier, pier.adminToken, 'GET', USERS)).body.totalResults;
   for (const userName of RESERVED) {
@@ -147,15 +160,7 @@ test('a deleted user leaves no permission, grant or ownership behind, and its cr
   });
   assert.equal(granted.status, 200, JSON.stringify(granted.body));
 
-  // Dana's role and credential work.
-  const role = await api(pier, dana.token, 'POST', '/api/2.0/database/instances/team-db/roles', {
-    name: 'dana@example.com',
-  });
-  assert.equal(role.status, 200, JSON.stringify(role.body));
-  const oldCredential = await databaseCredential(pier, dana.token, 'team-db');
-  const working = await connectThroughProxy(pier, 'team-db', 'dana@example.com', oldCredential);
-  assert.equal(working.error, undefined);
-  await working.client?.end();
+  const oldCredential = await ownRoleLogsIn(dana.token, 'dana@example.com');
 
   const deleted = await api(pier, pier.adminToken, 'DELETE', `${USERS}/${dana.id}`);
   assert.equal(deleted.status, 204);
@@ -205,14 +210,7 @@ test('a deleted user leaves no permission, grant or ownership behind, and its cr
 test('an identity deleted by another Pier sharing the store stops logging in within a refresh', async () => {
   const erin = await userWithToken(pier, 'erin@example.com');
   await grantInstance(pier, pier.adminToken, 'team-db', 'erin@example.com', 'CAN_USE');
-  const role = await api(pier, erin.token, 'POST', '/api/2.0/database/instances/team-db/roles', {
-    name: 'erin@example.com',
-  });
-  assert.equal(role.status, 200, JSON.stringify(role.body));
-  const credential = await databaseCredential(pier, erin.token, 'team-db');
-  const working = await connectThroughProxy(pier, 'team-db', 'erin@example.com', credential);
-  assert.equal(working.error, undefined);
-  await working.client?.end();
+  const credential = await ownRoleLogsIn(erin.token, 'erin@example.com');
 
   // As another process would: straight in the store, without this Pier hearing of it.
   const store = await storeClient();
