@@ -11,7 +11,7 @@
  * rule the same whichever way a name travels.
  */
 
-/** Exact names (lower case): Postgres' bootstrap superuser and pseudo-roles, Pier's admin role. */
+/** Exact names (lower case): Postgres' bootstrap superuser and pseudo-roles, the instance's admin role. */
 const RESERVED_NAMES = [
   'postgres', // the bootstrap superuser of every instance (initdb -U postgres)
   'databricks_superuser', // the instance's administrative role (see engine/local/template.ts)
@@ -45,11 +45,6 @@ export function reservedNameReason(name: string): string | undefined {
   if (prefix === 'pg_') return `names starting with 'pg_' belong to Postgres' built-in roles`;
   if (prefix) return `names starting with '${prefix}' belong to the instance's system roles`;
   return undefined;
-}
-
-/** Whether `name` is reserved (see reservedNameReason). */
-export function isReservedName(name: string): boolean {
-  return reservedNameReason(name) !== undefined;
 }
 
 /**
