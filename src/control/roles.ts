@@ -13,6 +13,9 @@ type IdentityType = (typeof IDENTITY_TYPES)[number];
 const ATTRIBUTES = ['createdb', 'createrole', 'bypassrls'] as const;
 type Attributes = Partial<Record<(typeof ATTRIBUTES)[number], boolean>>;
 
+/** An expired password: identity roles' own Postgres passwords never log in (see createRole). */
+const IDENTITY_PASSWORD_NEVER_VALID = "VALID UNTIL '-infinity'";
+
 interface RoleRecord {
   identity_type: IdentityType;
   membership_role: string | null;
@@ -192,6 +195,10 @@ export async function createRole(
       role.attributes.createdb ? 'CREATEDB' : '',
       role.attributes.createrole ? 'CREATEROLE' : '',
       role.attributes.bypassrls ? 'BYPASSRLS' : '',
+      // A workspace identity logs in only with database credentials: any role may set its own
+      // password, but one that has expired never validates, so losing CAN_USE or the identity
+      // ends access on instances with native login too. Only CREATEROLE can change it.
+      role.identityType === 'PG_ONLY' ? '' : IDENTITY_PASSWORD_NEVER_VALID,
     ].filter(Boolean);
     await client.query('BEGIN');
     await client.query(`CREATE ROLE ${quoted} ${flags.join(' ')}`);

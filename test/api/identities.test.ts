@@ -37,7 +37,8 @@ const RESERVED = [
 
 before(async () => {
   pier = await startPier();
-  await availableInstance(pier, pier.adminToken, 'team-db');
+  // With Postgres password login on: an identity's own password must not outlive the identity.
+  await availableInstance(pier, pier.adminToken, 'team-db', { enable_pg_native_login: true });
 });
 after(async () => removePier(pier));
 
@@ -161,6 +162,15 @@ test('a deleted user leaves no permission, grant or ownership behind, and its cr
   assert.equal(granted.status, 200, JSON.stringify(granted.body));
 
   const oldCredential = await ownRoleLogsIn(dana.token, 'dana@example.com');
+  // Any role may set its own Postgres password; an identity's never logs in, now or later.
+  const session = await connectThroughProxy(pier, 'team-db', 'dana@example.com', oldCredential);
+  const client = session.client as pg.Client;
+  await client.query(`ALTER ROLE CURRENT_USER PASSWORD 'keep me'`);
+  await assert.rejects(client.query(`ALTER ROLE CURRENT_USER VALID UNTIL 'infinity'`), /permission denied/);
+  await client.end();
+  const ownPassword = async () =>
+    (await connectThroughProxy(pier, 'team-db', 'dana@example.com', 'keep me')).error;
+  assert.equal((await ownPassword())?.code, '28P01');
 
   const deleted = await api(pier, pier.adminToken, 'DELETE', `${USERS}/${dana.id}`);
   assert.equal(deleted.status, 204);
@@ -170,6 +180,7 @@ test('a deleted user leaves no permission, grant or ownership behind, and its cr
   assert.equal(refused.error?.code, '28P01');
   assert.match(String(refused.error?.message), /deleted or deactivated/);
   assert.equal((await api(pier, dana.token, 'GET', `${USERS.replace('Users', 'Me')}`)).status, 401);
+  assert.equal((await ownPassword())?.code, '28P01');
 
   // A new user of the same name inherits nothing.
   const again = await userWithToken(pier, 'dana@example.com');
@@ -232,4 +243,18 @@ test('an identity deleted by another Pier sharing the store stops logging in wit
   assert.equal(refused.code, '28P01');
   assert.match(refused.message, /deleted or deactivated/);
   assert.ok(Date.now() - startedAt < 3_000, 'within one 2 s refresh');
+});
+
+test("the instance creator's own Postgres password does not log in either", async () => {
+  const credential = await databaseCredential(pier, pier.adminToken, 'team-db');
+  const session = await connectThroughProxy(pier, 'team-db', 'admin@pier.local', credential);
+  assert.equal(session.error, undefined);
+  try {
+    await session.client?.query(`ALTER ROLE CURRENT_USER PASSWORD 'creator pw'`);
+  } finally {
+    await session.client?.end();
+  }
+  const refused = await connectThroughProxy(pier, 'team-db', 'admin@pier.local', 'creator pw');
+  assert.equal(refused.error?.code, '28P01');
+  assert.match(String(refused.error?.message), /password authentication failed for user "admin@pier.local"/);
 });

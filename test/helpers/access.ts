@@ -20,8 +20,17 @@ export async function userWithToken(
 }
 
 /** Creates an instance as `token`'s user and waits until it is AVAILABLE; returns its uid. */
-export async function availableInstance(pier: PierProcess, token: string, name: string): Promise<string> {
-  const created = await api(pier, token, 'POST', '/api/2.0/database/instances', { name, capacity: 'CU_1' });
+export async function availableInstance(
+  pier: PierProcess,
+  token: string,
+  name: string,
+  fields: Record<string, unknown> = {},
+): Promise<string> {
+  const created = await api(pier, token, 'POST', '/api/2.0/database/instances', {
+    name,
+    capacity: 'CU_1',
+    ...fields,
+  });
   assert.equal(created.status, 200, JSON.stringify(created.body));
   await eventually(
     async () => {

@@ -39,7 +39,8 @@ BEGIN
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = identity_name) THEN
     RAISE EXCEPTION 'role "%" already exists', identity_name USING ERRCODE = 'duplicate_object';
   END IF;
-  EXECUTE format('CREATE ROLE %I %s', identity_name, CASE WHEN upper(identity_type) = 'GROUP' THEN 'NOLOGIN' ELSE 'LOGIN' END);
+  -- Identity roles log in with database credentials only: a password they set themselves never validates.
+  EXECUTE format('CREATE ROLE %I %s VALID UNTIL ''-infinity''', identity_name, CASE WHEN upper(identity_type) = 'GROUP' THEN 'NOLOGIN' ELSE 'LOGIN' END);
   -- As with roles made through the API: databricks_superuser members administer it.
   EXECUTE format('GRANT %I TO databricks_superuser WITH ADMIN TRUE, INHERIT FALSE, SET FALSE', identity_name);
   RETURN identity_name;
