@@ -53,6 +53,8 @@ export interface DatabaseCredentialClaims {
   iat: number;
   exp: number;
   jti: string;
+  /** The workspace identity's id: a later identity of the same name is another subject. */
+  identity_id?: string;
 }
 
 export type CredentialFailureReason =
@@ -105,13 +107,20 @@ export function publicJwks(keys: readonly SigningKey[]): JsonWebKeySet {
  */
 export async function issueDatabaseCredential(
   key: SigningKey,
-  options: { subject: string; instanceUids: string[]; ttlSeconds: number; now?: Date; issuer?: string },
+  options: {
+    subject: string;
+    identityId?: string;
+    instanceUids: string[];
+    ttlSeconds: number;
+    now?: Date;
+    issuer?: string;
+  },
 ): Promise<DatabaseCredential> {
   if (options.instanceUids.length === 0) throw new Error('A database credential needs at least one instance');
   if (!(options.ttlSeconds > 0)) throw new Error('ttlSeconds must be positive');
   const issuedAt = Math.floor((options.now ?? new Date()).getTime() / 1000);
   const expiresAt = issuedAt + Math.floor(options.ttlSeconds);
-  const token = await new SignJWT({})
+  const token = await new SignJWT(options.identityId ? { identity_id: options.identityId } : {})
     .setProtectedHeader({ alg: CREDENTIAL_ALGORITHM, kid: key.kid, typ: 'JWT' })
     .setSubject(options.subject)
     .setAudience(options.instanceUids)
@@ -192,6 +201,7 @@ function toClaims(payload: JWTPayload): DatabaseCredentialClaims | undefined {
     iat: Number(payload.iat),
     exp: Number(payload.exp),
     jti: String(payload.jti ?? ''),
+    ...(typeof payload.identity_id === 'string' ? { identity_id: payload.identity_id } : {}),
   };
 }
 

@@ -1,3 +1,4 @@
+import type { ActiveIdentities } from '../auth/active-identities.js';
 import type { MasterKey } from '../auth/master-key.js';
 import type { Engine } from '../engine/engine.js';
 import type { Reconciler } from '../reconcile/reconciler.js';
@@ -27,4 +28,6 @@ export interface ControlContext {
   config: ControlConfig;
   /** Seals the secrets kept in the store (see auth/master-key.ts). */
   masterKey: MasterKey;
+  /** Which identities may still log in (the proxy's cache; told at once when one is deleted). */
+  identities: ActiveIdentities;
 }

@@ -1,5 +1,6 @@
 import { issueDatabaseCredential } from '../auth/credentials.js';
-import { invalidParameter } from '../errors.js';
+import { reservedNameReason } from '../auth/reserved-names.js';
+import { invalidParameter, PierError } from '../errors.js';
 import {
   type CredentialRequestRow,
   credentialSealContext,
@@ -27,6 +28,13 @@ export async function generateDatabaseCredential(
   caller: IdentityRow,
   input: unknown,
 ): Promise<{ token: string; expiration_time: string }> {
+  const reserved = reservedNameReason(caller.user_name);
+  if (reserved) {
+    throw new PierError(
+      'PERMISSION_DENIED',
+      `No database credential can be issued to ${caller.user_name}: ${reserved}. Ask an admin for a user with another name.`,
+    );
+  }
   const body = asObject(input, 'The request body');
   const requestId = optionalString(body, 'request_id');
   const names = body.instance_names ?? [];
@@ -64,6 +72,7 @@ export async function generateDatabaseCredential(
     }
     const credential = await issueDatabaseCredential(keys.current(), {
       subject: caller.user_name,
+      identityId: caller.id,
       instanceUids: uids,
       ttlSeconds: ctx.config.credentialTtlSeconds,
     });

@@ -1,5 +1,8 @@
 import { createPersonalAccessToken } from '../auth/personal-access-tokens.js';
+import { reservedNameReason } from '../auth/reserved-names.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
+import { transferCatalogOwnership } from '../store/catalog.js';
+import { deleteGrantsOfPrincipal } from '../store/catalog-grants.js';
 import {
   deleteIdentity,
   deleteToken,
@@ -9,6 +12,7 @@ import {
   insertIdentity,
   listTokens,
 } from '../store/identities.js';
+import { deletePermissionsOfPrincipal } from '../store/permissions.js';
 import type { ControlContext } from './context.js';
 import { asObject, optionalBoolean, optionalInteger, optionalString } from './validate.js';
 
@@ -20,6 +24,13 @@ export async function createUser(ctx: ControlContext, input: unknown): Promise<I
   const userName = optionalString(body, 'userName');
   if (!userName || !USER_NAME_PATTERN.test(userName)) {
     throw invalidParameter('userName is required: an e-mail address such as "jane@example.com".');
+  }
+  // Every identity logs in to instances as the Postgres role of its name.
+  const reserved = reservedNameReason(userName);
+  if (reserved) {
+    throw invalidParameter(
+      `userName '${userName}' is reserved: ${reserved}. Choose another name, such as an e-mail address.`,
+    );
   }
   const groups = Array.isArray(body.groups) ? body.groups : [];
   const isAdmin = groups.some(
@@ -44,9 +55,26 @@ export async function getUser(ctx: ControlContext, id: string): Promise<Identity
   return row;
 }
 
+/**
+ * Deletes an identity and everything granted to its name, in one
+ * transaction, so a later identity of the same name starts with nothing:
+ * its instance permissions and catalog grants are removed, and the catalog
+ * objects it owns pass to the admin deleting it. Its tokens go with it
+ * (personal access tokens at once; database credentials are refused by the
+ * proxy from now on). Postgres roles inside instances are left alone: they
+ * may own data (delete them with the roles API and reassign_owned_to).
+ */
 export async function removeUser(ctx: ControlContext, caller: IdentityRow, id: string): Promise<void> {
   if (caller.id === id) throw invalidParameter('You cannot delete your own user.');
-  if (!(await deleteIdentity(ctx.store, id))) throw notFound(`User ${id} does not exist.`);
+  await ctx.store.transaction(async (tx) => {
+    const user = await findIdentityById(tx, id, { lock: true });
+    if (!user) throw notFound(`User ${id} does not exist.`);
+    await deletePermissionsOfPrincipal(tx, user.user_name);
+    await deleteGrantsOfPrincipal(tx, user.user_name);
+    await transferCatalogOwnership(tx, user.user_name, caller.user_name);
+    await deleteIdentity(tx, id);
+  });
+  ctx.identities.forget(id);
 }
 
 /** Resolves a user by SCIM id or user name (token-management's `application_id`). */

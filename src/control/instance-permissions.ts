@@ -1,3 +1,4 @@
+import { reservedNameReason } from '../auth/reserved-names.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
 import { findIdentityByUserName, type IdentityRow } from '../store/identities.js';
 import { findInstanceByName, type InstanceRow } from '../store/instances.js';
@@ -95,6 +96,8 @@ async function parseAccessControlList(db: Queryable, body: unknown): Promise<Acc
         'Each access_control_list entry needs user_name, service_principal_name or group_name.',
       );
     }
+    const reserved = reservedNameReason(principal);
+    if (reserved) throw invalidParameter(`'${principal}' cannot be granted anything: ${reserved}.`);
     const level = entry.permission_level;
     if (typeof level !== 'string' || !LEVELS.includes(level as InstancePermissionLevel)) {
       throw invalidParameter(

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { reservedNameReason } from '../auth/reserved-names.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
 import type { IdentityRow } from '../store/identities.js';
 import type { InstanceRow } from '../store/instances.js';
@@ -11,6 +12,9 @@ const IDENTITY_TYPES = ['USER', 'SERVICE_PRINCIPAL', 'GROUP', 'PG_ONLY'] as cons
 type IdentityType = (typeof IDENTITY_TYPES)[number];
 const ATTRIBUTES = ['createdb', 'createrole', 'bypassrls'] as const;
 type Attributes = Partial<Record<(typeof ATTRIBUTES)[number], boolean>>;
+
+/** An expired password: identity roles' own Postgres passwords never log in (see createRole). */
+const IDENTITY_PASSWORD_NEVER_VALID = "VALID UNTIL '-infinity'";
 
 interface RoleRecord {
   identity_type: IdentityType;
@@ -101,12 +105,12 @@ function parseRole(input: unknown) {
     throw invalidParameter(
       `Field 'name' is required: the Postgres role name (a user name, e.g. "jane@example.com").`,
     );
-  if (name.length > 63) throw invalidParameter(`Role name '${name}' is longer than Postgres' 63-byte limit.`);
-  if (/^pg_/i.test(name) || ['postgres', 'databricks_superuser', 'public'].includes(name.toLowerCase())) {
-    throw invalidParameter(`Role name '${name}' is reserved.`);
-  }
-  const identityType = (optionalString(body, 'identity_type') ?? 'USER') as IdentityType;
-  if (!IDENTITY_TYPES.includes(identityType)) {
+  if (Buffer.byteLength(name) > 63)
+    throw invalidParameter(`Role name '${name}' is longer than Postgres' 63-byte limit.`);
+  const reserved = reservedNameReason(name);
+  if (reserved) throw invalidParameter(`Role name '${name}' is reserved: ${reserved}. Choose another name.`);
+  const identityType = optionalString(body, 'identity_type') as IdentityType | undefined;
+  if (identityType !== undefined && !IDENTITY_TYPES.includes(identityType)) {
     throw invalidParameter(
       `identity_type '${identityType}' is not valid; use one of ${IDENTITY_TYPES.join(', ')}.`,
     );
@@ -131,8 +135,31 @@ function parseRole(input: unknown) {
 }
 
 /**
+ * What CAN_USE allows, as Databricks documents it: adding a role for one's
+ * own identity. Anything that raises privileges — membership in
+ * databricks_superuser, CREATEDB / CREATEROLE / BYPASSRLS, a GROUP or a
+ * password-login (PG_ONLY) role, a role for someone else — needs CAN_MANAGE.
+ */
+function requireOwnPlainRole(
+  caller: IdentityRow,
+  instanceName: string,
+  role: ReturnType<typeof parseRole> & { identityType: IdentityType },
+): void {
+  const refuse = (what: string) =>
+    new PierError(
+      'PERMISSION_DENIED',
+      `With CAN_USE on '${instanceName}' you can create only a plain login role for yourself (name "${caller.user_name}", identity_type ${caller.kind}); asking for ${what} needs CAN_MANAGE. Ask a user with CAN_MANAGE on the instance.`,
+    );
+  if (role.name !== caller.user_name) throw refuse(`a role named '${role.name}'`);
+  if (role.identityType !== caller.kind) throw refuse(`identity_type ${role.identityType}`);
+  if (role.membership) throw refuse(`membership_role ${role.membership}`);
+  const raised = ATTRIBUTES.filter((attribute) => role.attributes[attribute]);
+  if (raised.length > 0) throw refuse(`${raised.join(', ').toUpperCase()}`);
+}
+
+/**
  * Creates a Postgres role in the instance and records how it was asked for.
- * CAN_USE holders may create only their own role; CAN_MANAGE any.
+ * CAN_USE holders may create only their own plain login role; CAN_MANAGE any.
  */
 export async function createRole(
   ctx: ControlContext,
@@ -141,13 +168,14 @@ export async function createRole(
   input: unknown,
 ) {
   const instance = await instanceForCaller(ctx.store, caller, instanceName, 'CAN_USE');
-  const role = parseRole(input);
-  const level = await permissionOn(ctx.store, caller, instance);
-  if (level !== 'CAN_MANAGE' && role.name !== caller.user_name) {
-    throw new PierError(
-      'PERMISSION_DENIED',
-      `With CAN_USE on '${instanceName}' you can create only your own role (${caller.user_name}); creating '${role.name}' needs CAN_MANAGE.`,
-    );
+  const parsed = parseRole(input);
+  // Omitted: the kind of identity the name belongs to when it is the caller's own, else USER.
+  const role = {
+    ...parsed,
+    identityType: parsed.identityType ?? (parsed.name === caller.user_name ? caller.kind : 'USER'),
+  };
+  if ((await permissionOn(ctx.store, caller, instance)) !== 'CAN_MANAGE') {
+    requireOwnPlainRole(caller, instanceName, role);
   }
   if (role.identityType === 'PG_ONLY' && !instance.spec.enable_pg_native_login) {
     throw invalidParameter(
@@ -167,6 +195,10 @@ export async function createRole(
       role.attributes.createdb ? 'CREATEDB' : '',
       role.attributes.createrole ? 'CREATEROLE' : '',
       role.attributes.bypassrls ? 'BYPASSRLS' : '',
+      // A workspace identity logs in only with database credentials: any role may set its own
+      // password, but one that has expired never validates, so losing CAN_USE or the identity
+      // ends access on instances with native login too. Only CREATEROLE can change it.
+      role.identityType === 'PG_ONLY' ? '' : IDENTITY_PASSWORD_NEVER_VALID,
     ].filter(Boolean);
     await client.query('BEGIN');
     await client.query(`CREATE ROLE ${quoted} ${flags.join(' ')}`);
@@ -224,6 +256,79 @@ export async function listRoles(ctx: ControlContext, caller: IdentityRow, instan
   }));
 }
 
+/**
+ * The role `reassign_owned_to` names, checked so that handing objects over
+ * can never turn into dropping them: REASSIGN OWNED to the role itself is a
+ * no-op, after which DROP OWNED would drop everything it owns. Any spelling
+ * of databricks_superuser means that role; other reserved names, unknown
+ * roles and the role being deleted are refused.
+ */
+async function reassignTarget(
+  client: pg.Client,
+  instanceName: string,
+  role: string,
+  target: string,
+): Promise<string> {
+  const what = `Pass reassign_owned_to=databricks_superuser, or another existing role of '${instanceName}'.`;
+  if (target.toLowerCase() === 'databricks_superuser') return 'databricks_superuser';
+  if (target === role) {
+    throw invalidParameter(
+      `reassign_owned_to names the role being deleted ('${role}'): its objects would be dropped, not handed over. ${what}`,
+    );
+  }
+  const reserved = reservedNameReason(target);
+  if (reserved) throw invalidParameter(`reassign_owned_to cannot be '${target}': ${reserved}. ${what}`);
+  if ((await readPgRoles(client, target)).length === 0) {
+    throw invalidParameter(
+      `reassign_owned_to names '${target}', which is not a role in '${instanceName}' (role names are case-sensitive). ${what}`,
+    );
+  }
+  return target;
+}
+
+/**
+ * In one database, in one transaction: hand everything `role` owns to
+ * `target`, check nothing is left, then revoke its privileges (DROP OWNED,
+ * which by then has no object to drop).
+ */
+async function handOverOwned(
+  ctx: ControlContext,
+  instance: InstanceRow,
+  database: string,
+  role: string,
+  target: string,
+): Promise<void> {
+  const client = new pg.Client({
+    host: ctx.engine.socketDir(instance.uid),
+    port: 5432,
+    user: 'postgres',
+    database,
+  });
+  await client.connect();
+  try {
+    const quoted = client.escapeIdentifier(role);
+    await client.query('BEGIN');
+    await client.query(`REASSIGN OWNED BY ${quoted} TO ${client.escapeIdentifier(target)}`);
+    const { rows } = await client.query<{ owned: number }>(
+      `SELECT count(*)::int AS owned FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid
+        WHERE r.rolname = $1 AND d.deptype = 'o'
+          AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      [role],
+    );
+    if (rows[0].owned > 0) {
+      await client.query('ROLLBACK');
+      throw new PierError(
+        'INVALID_STATE',
+        `Role '${role}' still owns ${rows[0].owned} object(s) in database '${database}' of '${instance.name}' that could not be handed to '${target}'; nothing was dropped. Change their owner in SQL, then delete the role again.`,
+      );
+    }
+    await client.query(`DROP OWNED BY ${quoted}`);
+    await client.query('COMMIT');
+  } finally {
+    await client.end();
+  }
+}
+
 /** Drops a role; `reassign_owned_to` hands its objects to another role first. Needs CAN_MANAGE. */
 export async function deleteRole(
   ctx: ControlContext,
@@ -238,40 +343,16 @@ export async function deleteRole(
       if (query.allow_missing === 'true') return;
       throw notFound(`Role '${name}' does not exist in instance '${instanceName}'.`);
     }
-    const quoted = client.escapeIdentifier(name);
-    const databases = await client.query<{ datname: string }>(
-      'SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname',
-    );
     if (query.reassign_owned_to) {
-      if (
-        (await readPgRoles(client, query.reassign_owned_to)).length === 0 &&
-        query.reassign_owned_to !== 'databricks_superuser'
-      ) {
-        throw invalidParameter(
-          `reassign_owned_to names '${query.reassign_owned_to}', which is not a role in '${instanceName}'.`,
-        );
-      }
-      // Ownership is per database: reassign in each.
-      for (const { datname } of databases.rows) {
-        const perDb = new pg.Client({
-          host: ctx.engine.socketDir(instance.uid),
-          port: 5432,
-          user: 'postgres',
-          database: datname,
-        });
-        await perDb.connect();
-        try {
-          await perDb.query(
-            `REASSIGN OWNED BY ${quoted} TO ${perDb.escapeIdentifier(query.reassign_owned_to)}`,
-          );
-          await perDb.query(`DROP OWNED BY ${quoted}`);
-        } finally {
-          await perDb.end();
-        }
-      }
+      const target = await reassignTarget(client, instanceName, name, query.reassign_owned_to);
+      const databases = await client.query<{ datname: string }>(
+        'SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname',
+      );
+      // Ownership is per database: hand over in each.
+      for (const { datname } of databases.rows) await handOverOwned(ctx, instance, datname, name, target);
     }
     try {
-      await client.query(`DROP ROLE ${quoted}`);
+      await client.query(`DROP ROLE ${client.escapeIdentifier(name)}`);
     } catch (error) {
       if ((error as { code?: string }).code === '2BP01') {
         throw new PierError(

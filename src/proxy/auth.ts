@@ -24,6 +24,8 @@ const VERDICT_KIND: Record<Exclude<PasswordVerdict, { ok: true }>['reason'], Pro
   wrong_issuer: 'TOKEN_WRONG_ISSUER',
   not_yet_valid: 'TOKEN_EXPIRED',
   wrong_user: 'TOKEN_WRONG_USER',
+  user_not_allowed: 'USER_NOT_ALLOWED',
+  identity_revoked: 'IDENTITY_REVOKED',
 };
 
 export interface PasswordOptions {

@@ -4,13 +4,24 @@ import {
   type JsonWebKeySet,
   verifyDatabaseCredential,
 } from '../auth/credentials.js';
-import type { PasswordCheck } from './directory.js';
+import { reservedNameReason } from '../auth/reserved-names.js';
+import type { PasswordCheck, PasswordVerdict } from './directory.js';
+
+/** Postgres cuts longer user names to this many bytes, which could name another role. */
+const MAX_ROLE_NAME_BYTES = 63;
+
+/** Which identities may still log in; without it, only the token itself is checked. */
+export interface IdentityCheck {
+  isActive(identityId: string, userName: string): Promise<boolean>;
+}
 
 /**
  * The PasswordCheck for database credentials signed by Pier's keys.
  * Verified tokens are remembered (bounded, until they expire or their key
  * leaves the set), so a client reconnecting with the same token skips the
- * ECDSA verification.
+ * ECDSA verification. Reserved user names (`postgres`, `pg_*`, …) are refused
+ * before any password is looked at; with `identities`, so is a credential
+ * whose identity (named by id in the token) was deleted or deactivated.
  *
  * @example
  * const passwords = credentialPasswordCheck({ publicKeys: () => publicJwks(store.signingKeys()) });
@@ -20,6 +31,7 @@ export function credentialPasswordCheck(options: {
   issuer?: string;
   now?: () => Date;
   cacheSize?: number;
+  identities?: IdentityCheck;
 }): PasswordCheck {
   const now = options.now ?? (() => new Date());
   const cacheSize = options.cacheSize ?? 10_000;
@@ -45,6 +57,8 @@ export function credentialPasswordCheck(options: {
 
   return {
     async verify(password, user) {
+      const refused = userNotAllowed(user);
+      if (refused) return refused;
       const result = await claimsOf(password);
       if (!result.ok) return { ok: false, reason: result.reason, message: result.message };
       if (result.claims.sub !== user) {
@@ -54,9 +68,42 @@ export function credentialPasswordCheck(options: {
           message: `the database credential belongs to "${result.claims.sub}", not "${user}"; connect with user=${result.claims.sub} or generate a credential as ${user}.`,
         };
       }
+      if (options.identities) {
+        const id = result.claims.identity_id;
+        if (id === undefined || !(await options.identities.isActive(id, user))) {
+          return {
+            ok: false,
+            reason: 'identity_revoked',
+            message:
+              id === undefined
+                ? 'the database credential does not name the identity it was issued to (it predates this Pier version); generate a new one.'
+                : `the database credential was issued to "${user}", an identity that has since been deleted or deactivated in the workspace; it no longer logs in.`,
+          };
+        }
+      }
       return { ok: true, audience: result.claims.aud };
     },
   };
+}
+
+/** Names no client may log in as, whatever its password. */
+function userNotAllowed(user: string): PasswordVerdict | undefined {
+  const reserved = reservedNameReason(user);
+  if (reserved) {
+    return {
+      ok: false,
+      reason: 'user_not_allowed',
+      message: `"${user}" is reserved (${reserved}) and cannot log in through Pier; connect as your own user.`,
+    };
+  }
+  if (Buffer.byteLength(user) > MAX_ROLE_NAME_BYTES) {
+    return {
+      ok: false,
+      reason: 'user_not_allowed',
+      message: `the user name is longer than ${MAX_ROLE_NAME_BYTES} bytes, Postgres' limit for role names, so no role can carry it.`,
+    };
+  }
+  return undefined;
 }
 
 function kidOf(token: string): string | undefined {

@@ -63,7 +63,11 @@ export type PasswordVerdict =
         | 'unknown_kid'
         | 'wrong_issuer'
         | 'wrong_user'
-        | 'not_yet_valid';
+        | 'not_yet_valid'
+        /** The user name is one Postgres or Pier reserves, or too long for a role. */
+        | 'user_not_allowed'
+        /** The credential's identity was deleted or deactivated, or the credential names none. */
+        | 'identity_revoked';
       /** Shown to the client as is: say what failed and what to do. */
       message: string;
     };

@@ -19,6 +19,8 @@ export type ProxyErrorKind =
   | 'TOKEN_WRONG_ISSUER'
   | 'TOKEN_WRONG_INSTANCE'
   | 'TOKEN_WRONG_USER'
+  | 'USER_NOT_ALLOWED'
+  | 'IDENTITY_REVOKED'
   | 'PAT_AS_PASSWORD'
   | 'INSTANCE_NOT_CHOSEN'
   | 'INSTANCE_NOT_FOUND'
@@ -39,6 +41,8 @@ const SQLSTATE: Record<ProxyErrorKind, string> = {
   TOKEN_WRONG_ISSUER: '28P01',
   TOKEN_WRONG_INSTANCE: '28P01',
   TOKEN_WRONG_USER: '28P01',
+  USER_NOT_ALLOWED: '28000', // as Postgres' "role … is not permitted to log in"
+  IDENTITY_REVOKED: '28P01',
   PAT_AS_PASSWORD: '28P01',
   INSTANCE_NOT_CHOSEN: '08004', // sqlserver_rejected_establishment_of_sqlconnection
   INSTANCE_NOT_FOUND: '3D000', // invalid_catalog_name

@@ -31,6 +31,7 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
     bindAddresses(addresses),
   );
   await directory.refresh();
+  await ctx.identities.refresh();
   let proxy: Awaited<ReturnType<typeof startProxy>>;
   try {
     proxy = await startProxy({
@@ -41,7 +42,11 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
           ? { cert: options.tlsCert, key: options.tlsKey }
           : { dir: join(options.dataDir, 'tls') },
       directory,
-      passwords: credentialPasswordCheck({ publicKeys: () => keys.jwks(), issuer: DEFAULT_ISSUER }),
+      passwords: credentialPasswordCheck({
+        publicKeys: () => keys.jwks(),
+        issuer: DEFAULT_ISSUER,
+        identities: ctx.identities,
+      }),
     });
   } catch (error) {
     keys.stop();
@@ -63,10 +68,16 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
 
   const refresh = () =>
     void directory.refresh().catch((error) => options.log(`directory: ${(error as Error).message}`));
+  // Identities deleted through another Pier process sharing the store stop logging in within a tick.
+  const refreshIdentities = () =>
+    void ctx.identities.refresh().catch((error) => options.log(`identities: ${(error as Error).message}`));
   ctx.reconciler.on('kick', refresh);
   ctx.reconciler.on('changed', refresh);
   ctx.reconciler.setBeforeReport((uid, state) => directory.setState(uid, state));
-  const timer = setInterval(refresh, 2000);
+  const timer = setInterval(() => {
+    refresh();
+    refreshIdentities();
+  }, 2000);
   timer.unref();
 
   return {

@@ -3,6 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createApi, type RouteGroup } from '../api/app.js';
+import { ActiveIdentities } from '../auth/active-identities.js';
 import type { ControlConfig, ControlContext } from '../control/context.js';
 import { openMasterKey } from '../control/signing-keys.js';
 import { LocalEngine, listInstanceStorage } from '../engine/local/local-engine.js';
@@ -148,7 +149,8 @@ export async function startPier(
       dnsSuffix: options.dnsSuffix,
       credentialTtlSeconds: options.credentialTtlSeconds,
     };
-    const ctx: ControlContext = { store, engine, reconciler, config, masterKey };
+    const identities = new ActiveIdentities(store);
+    const ctx: ControlContext = { store, engine, reconciler, config, masterKey, identities };
 
     cleanups.push(async () => {
       await reconciler.stop();

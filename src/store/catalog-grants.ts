@@ -49,3 +49,11 @@ export async function deleteGrant(
     [securableId, principal, privilege],
   );
 }
+
+/** Removes every grant to `principal` on any securable (its identity was deleted). Returns how many. */
+export async function deleteGrantsOfPrincipal(db: Queryable, principal: string): Promise<number> {
+  const { rowCount } = await db.query('DELETE FROM catalog_grants WHERE lower(principal) = lower($1)', [
+    principal,
+  ]);
+  return rowCount ?? 0;
+}

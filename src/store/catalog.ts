@@ -297,3 +297,20 @@ export async function updateTableOwner(
 export async function deleteTableRow(db: Queryable, id: string): Promise<void> {
   await db.query('DELETE FROM catalog_tables WHERE id = $1', [id]);
 }
+
+/**
+ * Hands every catalog, schema and table `from` owns to `to` (when `from`'s
+ * identity is deleted, so a later identity of the same name inherits
+ * nothing). Returns how many objects changed owner.
+ */
+export async function transferCatalogOwnership(db: Queryable, from: string, to: string): Promise<number> {
+  let moved = 0;
+  for (const table of ['catalogs', 'catalog_schemas', 'catalog_tables']) {
+    const { rowCount } = await db.query(
+      `UPDATE ${table} SET owner = $2, updated_by = $2, updated_at = now() WHERE lower(owner) = lower($1)`,
+      [from, to],
+    );
+    moved += rowCount ?? 0;
+  }
+  return moved;
+}

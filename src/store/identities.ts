@@ -31,11 +31,16 @@ export async function insertIdentity(
   return rows[0];
 }
 
-export async function findIdentityById(db: Queryable, id: string): Promise<IdentityRow | undefined> {
+export async function findIdentityById(
+  db: Queryable,
+  id: string,
+  options: { lock?: boolean } = {},
+): Promise<IdentityRow | undefined> {
   if (!/^\d{1,18}$/.test(id)) return undefined; // anything longer is no bigint id
-  const { rows } = await db.query<IdentityRow>(`SELECT ${IDENTITY_COLUMNS} FROM identities WHERE id = $1`, [
-    id,
-  ]);
+  const { rows } = await db.query<IdentityRow>(
+    `SELECT ${IDENTITY_COLUMNS} FROM identities WHERE id = $1${options.lock ? ' FOR UPDATE' : ''}`,
+    [id],
+  );
   return rows[0];
 }
 

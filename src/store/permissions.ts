@@ -43,3 +43,8 @@ export async function setInstancePermission(
 export async function clearInstancePermissions(db: Queryable, instanceUid: string): Promise<void> {
   await db.query('DELETE FROM instance_permissions WHERE instance_uid = $1', [instanceUid]);
 }
+
+/** Removes `principal`'s permissions on every instance (its identity was deleted). */
+export async function deletePermissionsOfPrincipal(db: Queryable, principal: string): Promise<void> {
+  await db.query('DELETE FROM instance_permissions WHERE lower(principal) = lower($1)', [principal]);
+}

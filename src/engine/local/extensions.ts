@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { reservedNameSqlCondition } from '../../auth/reserved-names.js';
 import type { PostgresRuntime } from './runtime.js';
 
 /**
@@ -32,13 +33,14 @@ BEGIN
     RAISE EXCEPTION 'identity_type must be USER, SERVICE_PRINCIPAL or GROUP, got %', identity_type
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF identity_name ~* '^pg_' OR lower(identity_name) IN ('postgres', 'databricks_superuser', 'public') THEN
+  IF ${reservedNameSqlCondition('identity_name')} THEN
     RAISE EXCEPTION 'role name % is reserved', identity_name USING ERRCODE = 'reserved_name';
   END IF;
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = identity_name) THEN
     RAISE EXCEPTION 'role "%" already exists', identity_name USING ERRCODE = 'duplicate_object';
   END IF;
-  EXECUTE format('CREATE ROLE %I %s', identity_name, CASE WHEN upper(identity_type) = 'GROUP' THEN 'NOLOGIN' ELSE 'LOGIN' END);
+  -- Identity roles log in with database credentials only: a password they set themselves never validates.
+  EXECUTE format('CREATE ROLE %I %s VALID UNTIL ''-infinity''', identity_name, CASE WHEN upper(identity_type) = 'GROUP' THEN 'NOLOGIN' ELSE 'LOGIN' END);
   -- As with roles made through the API: databricks_superuser members administer it.
   EXECUTE format('GRANT %I TO databricks_superuser WITH ADMIN TRUE, INHERIT FALSE, SET FALSE', identity_name);
   RETURN identity_name;

@@ -210,7 +210,8 @@ export class LocalEngine implements Engine {
     try {
       const quoted = client.escapeIdentifier(role);
       const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
-      if (!rowCount) await client.query(`CREATE ROLE ${quoted} LOGIN`);
+      // The creator logs in with database credentials only: a password it sets itself never validates.
+      if (!rowCount) await client.query(`CREATE ROLE ${quoted} LOGIN VALID UNTIL '-infinity'`);
       if (options.superuser) {
         await client.query(`GRANT databricks_superuser TO ${quoted}`);
         // Postgres never inherits role attributes through membership: give them directly too.
