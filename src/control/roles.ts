@@ -348,8 +348,25 @@ export async function deleteRole(
       const databases = await client.query<{ datname: string }>(
         'SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname',
       );
-      // Ownership is per database: hand over in each.
-      for (const { datname } of databases.rows) await handOverOwned(ctx, instance, datname, name, target);
+      // The role is shut out first: a session of its own could otherwise create an object
+      // between the hand-over and DROP OWNED, which would drop it. Undone if the deletion fails.
+      const quoted = client.escapeIdentifier(name);
+      const { rows } = await client.query<{ rolcanlogin: boolean }>(
+        'SELECT rolcanlogin FROM pg_roles WHERE rolname = $1',
+        [name],
+      );
+      await client.query(`ALTER ROLE ${quoted} NOLOGIN`);
+      await client.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()',
+        [name],
+      );
+      try {
+        // Ownership is per database: hand over in each.
+        for (const { datname } of databases.rows) await handOverOwned(ctx, instance, datname, name, target);
+      } catch (error) {
+        if (rows[0]?.rolcanlogin) await client.query(`ALTER ROLE ${quoted} LOGIN`).catch(() => {});
+        throw error;
+      }
     }
     try {
       await client.query(`DROP ROLE ${client.escapeIdentifier(name)}`);
