@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive } from '../engine/local/cluster.js';
 import { PierError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
@@ -71,18 +72,52 @@ export async function ensureWritableDataDir(dataDir: string): Promise<void> {
 }
 
 /**
- * Claims the data dir for this process. A pid file whose process is gone
- * (Pier was killed) is taken over; a live one is a clear error.
+ * Claims the data dir for this process, atomically: the pid file is created
+ * only if absent (`wx`), so of two `pier up` started at once exactly one
+ * wins. A pid file whose process is gone (Pier was killed) is taken over
+ * under a second short-lived lock, so two starts cannot both take it over.
  */
 export async function lockDataDir(layout: DataDirLayout): Promise<void> {
-  const holder = await readPid(layout.pidFile);
-  if (holder && holder !== process.pid && processAlive(holder)) {
-    throw new PierError(
-      'INVALID_STATE',
-      `Pier is already running on ${layout.dataDir} (pid ${holder}). Stop it with \`pier down --data-dir ${layout.dataDir}\`, or use another --data-dir.`,
-    );
+  for (let attempt = 0; attempt < 50; attempt++) {
+    try {
+      await writeFile(layout.pidFile, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = await readPid(layout.pidFile);
+    if (holder === process.pid) return;
+    if (holder && processAlive(holder)) {
+      throw new PierError(
+        'INVALID_STATE',
+        `Pier is already running on ${layout.dataDir} (pid ${holder}). Stop it with \`pier down --data-dir ${layout.dataDir}\`, or use another --data-dir.`,
+      );
+    }
+    // No pid yet: another start created the file this instant and is writing it. Look again.
+    if (holder === undefined && attempt < 5) await sleep(10);
+    else await removeStalePidFile(layout.pidFile, holder);
   }
-  await writeFile(layout.pidFile, `${process.pid}\n`);
+  throw new PierError('INVALID_STATE', `Could not lock ${layout.dataDir}: another Pier keeps starting there.`);
+}
+
+/** Removes the pid file if it still names `stale`, holding `<pid file>.takeover` while it looks. */
+async function removeStalePidFile(pidFile: string, stale: number | undefined): Promise<void> {
+  const mutex = `${pidFile}.takeover`;
+  try {
+    await writeFile(mutex, `${process.pid}\n`, { flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    // Another start is taking over; a mutex left by a start that died is removed.
+    const owner = await readPid(mutex);
+    if (owner && !processAlive(owner)) await rm(mutex, { force: true });
+    await sleep(10);
+    return;
+  }
+  try {
+    if ((await readPid(pidFile)) === stale) await rm(pidFile, { force: true });
+  } finally {
+    await rm(mutex, { force: true });
+  }
 }
 
 export async function unlockDataDir(layout: DataDirLayout): Promise<void> {

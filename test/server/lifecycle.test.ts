@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -195,4 +195,85 @@ test('pier up --detach returns when ready; status and down work on it', async ()
   assert.equal(after.code, 1);
   assert.match(after.stderr, /not running.*npx pier up/);
   await rm(dataDir, { recursive: true, force: true });
+});
+
+test('two pier up started at the same moment on one data dir leave exactly one running, also over a stale pid file', async () => {
+  const { spawn, spawnSync } = await import('node:child_process');
+  const { PIER_BIN } = await import('../helpers/pier.js');
+  for (const stale of [false, true]) {
+    const dataDir = await tempDataDir();
+    if (stale) {
+      // The pid of a process that has exited: what a killed Pier leaves behind.
+      const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+      writeFileSync(join(dataDir, 'pier.pid'), `${gone}\n`);
+    }
+    const starts = [0, 1].map(() => {
+      const child = spawn(
+        process.execPath,
+        [PIER_BIN, 'up', '--data-dir', dataDir, '--api-port', '0', '--proxy-port', '0'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      return { child, exited, stderr: () => stderr };
+    });
+    // One of them gives up at once; the other runs.
+    const loser = await Promise.race(starts.map((start, i) => start.exited.then(() => i)));
+    assert.equal(await starts[loser].exited, 1, starts[loser].stderr());
+    assert.match(starts[loser].stderr(), /already running on .* \(pid \d+\)/);
+    const winner = starts[1 - loser];
+    const state = await eventually(
+      async () => {
+        const text = await readFile(join(dataDir, 'pier.json'), 'utf8').catch(() => undefined);
+        return text ? (JSON.parse(text) as { pid: number }) : undefined;
+      },
+      90_000,
+      'the winner to be ready',
+    );
+    assert.equal(state.pid, winner.child.pid);
+    assert.equal(winner.child.exitCode, null, 'the winner still runs');
+    winner.child.kill('SIGTERM');
+    await winner.exited;
+    await runPier(['down', '--data-dir', dataDir]);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('the data-dir lock has one winner among many starts at once, also over a stale pid file', async () => {
+  const { spawn, spawnSync } = await import('node:child_process');
+  const dataDirModule = new URL('../../src/server/data-dir.js', import.meta.url).href;
+  // Each contender takes the lock as `pier up` does, says whether it won, and holds it for a moment.
+  const contender = `
+    const { dataDirLayout, lockDataDir } = await import(${JSON.stringify(dataDirModule)});
+    // Everyone starts at the same instant, as far as two cores allow.
+    while (Date.now() < Number(process.argv[2])) {}
+    try { await lockDataDir(dataDirLayout(process.argv[1])); console.log('won'); }
+    catch (error) { console.log(/already running/.test(error.message) ? 'lost' : 'error: ' + error.message); }
+    setTimeout(() => {}, 1500);`;
+  for (const stale of [false, true]) {
+    const dataDir = await tempDataDir();
+    if (stale) writeFileSync(join(dataDir, 'pier.pid'), `${spawnSync(process.execPath, ['-e', '0']).pid}\n`);
+    const startAt = String(Date.now() + 1500);
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', contender, dataDir, startAt], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let out = '';
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+        });
+        return new Promise<string>((resolve) => child.once('exit', () => resolve(out.trim())));
+      }),
+    );
+    assert.deepEqual(
+      results.sort(),
+      ['lost', 'lost', 'lost', 'lost', 'lost', 'lost', 'lost', 'won'],
+      `stale: ${stale}`,
+    );
+    await rm(dataDir, { recursive: true, force: true });
+  }
 });
