@@ -88,8 +88,14 @@ export async function listCatalogs(
   return collectPage(
     request,
     (after, limit) => listCatalogsPage(ctx.store, after, limit),
-    async (catalog) =>
-      (await Access.load(ctx.store, caller, [catalogSecurable(catalog)])).has('USE_CATALOG', 0),
+    (rows) =>
+      Access.filter(
+        ctx.store,
+        caller,
+        rows,
+        (row) => [catalogSecurable(row)],
+        (a) => a.has('USE_CATALOG', 0),
+      ),
   );
 }
 

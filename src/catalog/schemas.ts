@@ -152,10 +152,14 @@ export async function listSchemas(
   const page = await collectPage<SchemaRow>(
     request,
     (after, limit) => listSchemasPage(ctx.store, catalog.id, after, limit),
-    async (schema) =>
-      (
-        await Access.load(ctx.store, caller, [catalogSecurable(catalog), schemaSecurable(catalog, schema)])
-      ).canSee(),
+    (rows) =>
+      Access.filter(
+        ctx.store,
+        caller,
+        rows,
+        (schema) => [catalogSecurable(catalog), schemaSecurable(catalog, schema)],
+        (a) => a.canSee(),
+      ),
   );
   return { catalog, page };
 }

@@ -5,6 +5,7 @@ import { invalidParameter, notFound, PierError } from '../errors.js';
 import {
   type CatalogRow,
   deleteTableRow,
+  findOverlappingTable,
   findTable,
   insertTable,
   listTablesPage,
@@ -12,10 +13,12 @@ import {
   type TableRow,
   updateTableOwner,
 } from '../store/catalog.js';
+import { lockStoragePaths } from '../store/external-locations.js';
 import type { IdentityRow } from '../store/identities.js';
 import type { Queryable } from '../store/store.js';
 import { findLiveSchema, listLiveTables, withCatalogDatabase } from './database-live.js';
 import { describeDeltaTable, validateStorageLocation } from './delta-columns.js';
+import { authorizeStorageLocation } from './external-locations.js';
 import { alreadyExistsOnConflict, optionalComment, optionalProperties, validatePrincipal } from './fields.js';
 import { parseTableFullName, validateName } from './names.js';
 import { collectPage, type Page, pageOf, parsePageRequest } from './pagination.js';
@@ -86,12 +89,23 @@ export async function createTable(
   requireCreateTable(
     await Access.load(ctx.store, caller, [catalogSecurable(catalog), schemaSecurable(catalog, schema)]),
   );
+  const { path } = await authorizeStorageLocation(ctx.store, caller, location, 'CREATE_EXTERNAL_TABLE');
   // Reading the log is file I/O: done before the transaction, which only records the result.
-  const delta = await describeDeltaTable(location);
+  const delta = await describeDeltaTable(location, path);
   const table = await ctx.store
     .transaction(async (tx) => {
+      await lockStoragePaths(tx);
       const locked = await loadStoredSchema(tx, catalog, schemaName, true);
       if (await findTable(tx, locked.id, name)) throw alreadyExists(fullName);
+      // Again under the lock: the location may have gone, or another table arrived, meanwhile.
+      const again = await authorizeStorageLocation(tx, caller, location, 'CREATE_EXTERNAL_TABLE');
+      if (again.path !== path) {
+        throw new PierError(
+          'INVALID_STATE',
+          `storage_location '${location}' changed while it was read; retry.`,
+        );
+      }
+      await refuseOverlappingTable(tx, caller, location, path);
       return insertTable(tx, {
         id: randomUUID(),
         schema_id: locked.id,
@@ -99,6 +113,7 @@ export async function createTable(
         table_type: 'EXTERNAL',
         data_source_format: 'DELTA',
         storage_location: location,
+        storage_path: path,
         columns: delta.columns,
         comment,
         properties: { ...properties, 'delta.lastCommitVersion': String(delta.version) },
@@ -107,6 +122,24 @@ export async function createTable(
     })
     .catch(alreadyExistsOnConflict(alreadyExists(fullName).message));
   return { catalog, schemaName, table };
+}
+
+/**
+ * Two tables never share files: a table at, inside or around another's
+ * directory could read it without that table's SELECT. Only admins learn
+ * which table is in the way.
+ */
+async function refuseOverlappingTable(
+  db: Queryable,
+  caller: IdentityRow,
+  location: string,
+  path: string,
+): Promise<void> {
+  const other = await findOverlappingTable(db, path);
+  if (!other) return;
+  throw invalidParameter(
+    `storage_location '${location}' overlaps the location of ${caller.is_admin ? `table '${other}'` : 'a table already registered'}; tables cannot share or nest directories.`,
+  );
 }
 
 function requireCreateTable(access: Access): void {
@@ -196,7 +229,14 @@ export async function listTables(
   const page = await collectPage<TableRow>(
     request,
     (after, limit) => listTablesPage(ctx.store, schema.id, after, limit),
-    async (table) => (await Access.load(ctx.store, caller, storedPath(catalog, schema, table))).canSee(),
+    (rows) =>
+      Access.filter(
+        ctx.store,
+        caller,
+        rows,
+        (table) => storedPath(catalog, schema, table),
+        (a) => a.canSee(),
+      ),
   );
   return { catalog, schemaName, page };
 }
