@@ -76,7 +76,7 @@ export async function createSchema(
   access.require('USE_CATALOG', 0);
   access.require('CREATE_SCHEMA', 0);
   if (isDatabaseCatalog(catalog)) {
-    const schema = await withCatalogDatabase(ctx.store, ctx.engine, catalog, async (client) => {
+    const schema = await withCatalogDatabase(ctx, caller, catalog, async (client) => {
       if (await findLiveSchema(client, name)) throw alreadyExists(catalog.name, name);
       await createLiveSchema(client, name);
       return findLiveSchema(client, name);
@@ -114,7 +114,7 @@ export async function getSchema(
       liveSecurable('SCHEMA', catalog, `${catalog.name}.${names.schema}`),
     ]);
     access.requireVisible();
-    const schema = await withCatalogDatabase(ctx.store, ctx.engine, catalog, (client) =>
+    const schema = await withCatalogDatabase(ctx, caller, catalog, (client) =>
       findLiveSchema(client, names.schema),
     );
     if (!schema) throw notFound(`Schema '${catalog.name}.${names.schema}' does not exist.`);
@@ -145,7 +145,7 @@ export async function listSchemas(
       catalogSecurable(catalog),
       liveSecurable('SCHEMA', catalog, catalog.name),
     ]);
-    const all = await withCatalogDatabase(ctx.store, ctx.engine, catalog, listLiveSchemas);
+    const all = await withCatalogDatabase(ctx, caller, catalog, listLiveSchemas);
     const visible = live.canSee() ? all.map((s) => ({ ...s, name: s.name.toLowerCase() })) : [];
     return { catalog, page: pageOf(request, visible) };
   }

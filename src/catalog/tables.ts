@@ -164,11 +164,11 @@ export async function getTable(
       liveSecurable('TABLE', catalog, `${catalog.name}.${names.schema}.${names.table}`),
     ]);
     access.requireVisible();
-    const table = await withCatalogDatabase(ctx.store, ctx.engine, catalog, async (client) => {
+    const table = await withCatalogDatabase(ctx, caller, catalog, async (client) => {
       if (!(await findLiveSchema(client, names.schema))) {
         throw notFound(`Schema '${catalog.name}.${names.schema}' does not exist.`);
       }
-      return (await listLiveTables(client, names.schema, names.table))[0];
+      return (await listLiveTables(client, names.schema, { name: names.table }))[0];
     });
     if (!table) throw notFound(`Table '${catalog.name}.${names.schema}.${names.table}' does not exist.`);
     return { catalog, schemaName: names.schema, table: { ...table, name: table.name.toLowerCase() } };
@@ -211,12 +211,14 @@ export async function listTables(
     ]);
     access.require('USE_CATALOG', 0);
     if (!access.ownsUpTo(1)) access.require('USE_SCHEMA', 1);
-    const tables = await withCatalogDatabase(ctx.store, ctx.engine, catalog, async (client) => {
+    const tables = await withCatalogDatabase(ctx, caller, catalog, async (client) => {
       if (!(await findLiveSchema(client, schemaName)))
         throw notFound(`Schema '${catalog.name}.${schemaName}' does not exist.`);
-      return listLiveTables(client, schemaName);
+      if (!access.canSee()) return [];
+      // One row past the page tells pageOf whether another page follows.
+      return listLiveTables(client, schemaName, { after: request.afterName, limit: request.limit + 1 });
     });
-    const visible = access.canSee() ? tables.map((t) => ({ ...t, name: t.name.toLowerCase() })) : [];
+    const visible = tables.map((t) => ({ ...t, name: t.name.toLowerCase() }));
     return { catalog, schemaName, page: pageOf(request, visible) };
   }
   const schema = await loadStoredSchema(ctx.store, catalog, schemaName);

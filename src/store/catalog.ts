@@ -117,13 +117,17 @@ export async function listCatalogsPage(
   return rows;
 }
 
+/** Database catalogs of one instance in name order after `afterName`. */
 export async function listDatabaseCatalogsOfInstance(
   db: Queryable,
   instanceUid: string,
+  afterName: string,
+  limit: number,
 ): Promise<CatalogRow[]> {
   const { rows } = await db.query<CatalogRow>(
-    `SELECT ${CATALOG_COLUMNS} FROM catalogs WHERE instance_uid = $1 ORDER BY name`,
-    [instanceUid],
+    `SELECT ${CATALOG_COLUMNS} FROM catalogs WHERE instance_uid = $1 AND name COLLATE "C" > $2
+      ORDER BY name COLLATE "C" LIMIT $3`,
+    [instanceUid, afterName, limit],
   );
   return rows;
 }
