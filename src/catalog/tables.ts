@@ -90,6 +90,8 @@ export async function createTable(
     await Access.load(ctx.store, caller, [catalogSecurable(catalog), schemaSecurable(catalog, schema)]),
   );
   const { path } = await authorizeStorageLocation(ctx.store, caller, location, 'CREATE_EXTERNAL_TABLE');
+  // Another table's files are not even read.
+  await refuseOverlappingTable(ctx.store, caller, location, path);
   // Reading the log is file I/O: done before the transaction, which only records the result.
   const delta = await describeDeltaTable(location, path);
   const table = await ctx.store
