@@ -89,6 +89,7 @@ export async function createTable(
   requireCreateTable(
     await Access.load(ctx.store, caller, [catalogSecurable(catalog), schemaSecurable(catalog, schema)]),
   );
+  if (await findTable(ctx.store, schema.id, name)) throw alreadyExists(fullName);
   const { path } = await authorizeStorageLocation(ctx.store, caller, location, 'CREATE_EXTERNAL_TABLE');
   // Another table's files are not even read.
   await refuseOverlappingTable(ctx.store, caller, location, path);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { relative } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
 
 const corpus = (name: string) =>
@@ -50,7 +50,18 @@ test('pier catalogs / schemas / tables mirror the databricks CLI', async () => {
     ['gold'],
   );
 
-  // A relative --location is resolved against the working directory.
+  // Tables live inside an external location; a relative path is resolved against the working directory.
+  const created = (await pier_(
+    'external-locations',
+    'create',
+    'corpus',
+    relative(process.cwd(), corpus('')),
+  )) as Record<string, unknown>;
+  assert.equal(created.url, pathToFileURL(corpus('')).href.replace(/\/$/, ''));
+  assert.deepEqual(
+    ((await pier_('external-locations', 'list')) as { name: string }[]).map((l) => l.name),
+    ['corpus'],
+  );
   const location = relative(process.cwd(), corpus('basic_partitioned'));
   const table = (await pier_(
     'tables',
@@ -84,6 +95,13 @@ test('pier catalogs / schemas / tables mirror the databricks CLI', async () => {
   await pier_('schemas', 'delete', 'analytics.gold');
   await pier_('catalogs', 'delete', 'analytics');
   assert.deepEqual(await pier_('catalogs', 'list'), []);
+  const updated2 = (await pier_('external-locations', 'update', 'corpus', '--comment', 'fixtures')) as Record<
+    string,
+    unknown
+  >;
+  assert.equal(updated2.comment, 'fixtures');
+  await pier_('external-locations', 'delete', 'corpus');
+  assert.deepEqual(await pier_('external-locations', 'list'), []);
 
   const failed = await runPier(['catalogs', 'get', 'analytics'], {
     DATABRICKS_HOST: pier.apiUrl,
