@@ -14,13 +14,12 @@ import {
 import type { IdentityRow } from '../store/identities.js';
 import { findInstanceByUid } from '../store/instances.js';
 import type { Queryable } from '../store/store.js';
-import { alreadyExists, requireCreateCatalog } from './catalogs.js';
+import { alreadyExists, requireCreateCatalog, usableCatalogs } from './catalogs.js';
 import { withInstanceDatabase } from './database-live.js';
 import { alreadyExistsOnConflict } from './fields.js';
 import { validateName } from './names.js';
 import { collectPage, decodePageToken } from './pagination.js';
-import { Access } from './privileges.js';
-import { catalogAccess, catalogSecurable, isDatabaseCatalog, loadCatalog } from './resolve.js';
+import { catalogAccess, isDatabaseCatalog, loadCatalog } from './resolve.js';
 
 /**
  * Database catalogs (`/api/2.0/database/catalogs`): a Unity Catalog catalog
@@ -153,14 +152,7 @@ export async function listDatabaseCatalogs(
   const page = await collectPage(
     { afterName: decodePageToken(query.page_token), limit: size === 0 ? 100 : Math.min(size, 100) },
     (after, limit) => listDatabaseCatalogsOfInstance(ctx.store, instance.uid, after, limit),
-    (rows) =>
-      Access.filter(
-        ctx.store,
-        caller,
-        rows,
-        (row) => [catalogSecurable(row)],
-        (a) => a.has('USE_CATALOG', 0),
-      ),
+    usableCatalogs(ctx.store, caller),
   );
   return { catalogs: page.items, nextPageToken: page.nextPageToken };
 }

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { addTableLineage } from '../../src/catalog/lineage.js';
 import { Store } from '../../src/store/store.js';
 import { api, eventually, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
+import { createUser } from './users.js';
 
 const corpus = (name: string) =>
   fileURLToPath(new URL(`../../../test/fixtures/delta-corpus/${name}`, import.meta.url));
@@ -160,19 +161,6 @@ test('a missing database is a clear error, and nothing is recorded', async () =>
   assert.equal(taken.body.error_code, 'RESOURCE_ALREADY_EXISTS');
 });
 
-/** A non-admin user with a token. */
-async function createUser(userName: string): Promise<string> {
-  assert.equal(
-    (await api(pier, pier.adminToken, 'POST', '/api/2.0/preview/scim/v2/Users', { userName })).status,
-    201,
-  );
-  return (
-    await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
-      application_id: userName,
-    })
-  ).body.token_value as string;
-}
-
 const setInstancePermission = (userName: string, level: string) =>
   api(pier, pier.adminToken, 'PATCH', '/api/2.0/permissions/database-instances/orders-db', {
     access_control_list: [{ user_name: userName, permission_level: level }],
@@ -180,7 +168,7 @@ const setInstancePermission = (userName: string, level: string) =>
 
 test('CAN_USE on an instance does not let a user make (or own) a catalog over any of its databases', async () => {
   const userName = 'dev@example.com';
-  const token = await createUser(userName);
+  const token = await createUser(pier, userName);
   const granted = await setInstancePermission(userName, 'CAN_USE');
   assert.equal(granted.status, 200, JSON.stringify(granted.body));
 
@@ -217,7 +205,7 @@ test('CAN_USE on an instance does not let a user make (or own) a catalog over an
 
 test('a database catalog is read as the caller’s own Postgres role, while they hold CAN_USE', async () => {
   const userName = 'analyst@example.com';
-  const token = await createUser(userName);
+  const token = await createUser(pier, userName);
   const tables = () =>
     api(pier, token, 'GET', '/api/2.1/unity-catalog/tables?catalog_name=orders&schema_name=shop');
   // Unity Catalog lets her in: USE_CATALOG and USE_SCHEMA and SELECT on the whole catalog.

@@ -6,6 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type catalog, WorkspaceClient } from '@databricks/sdk-experimental';
 import { api, type PierProcess, removePier, startPier } from '../helpers/pier.js';
 import { scratchDirectories } from '../helpers/scratch.js';
+import { createUser } from './users.js';
 
 const corpus = (name: string) =>
   fileURLToPath(new URL(`../../../test/fixtures/delta-corpus/${name}`, import.meta.url));
@@ -43,15 +44,7 @@ const tableNames = async () =>
 before(async () => {
   pier = await startPier();
   admin = new WorkspaceClient({ host: pier.apiUrl, token: pier.adminToken, authType: 'pat' });
-  assert.equal(
-    (await api(pier, pier.adminToken, 'POST', '/api/2.0/preview/scim/v2/Users', { userName: JANE })).status,
-    201,
-  );
-  janeToken = (
-    await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
-      application_id: JANE,
-    })
-  ).body.token_value as string;
+  janeToken = await createUser(pier, JANE);
 
   lake = join(await scratchDir('pier-lake-'), 'lake');
   await cp(corpus('basic_partitioned'), join(lake, 'letters'), { recursive: true });

@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WorkspaceClient } from '@databricks/sdk-experimental';
 import { api, type PierProcess, removePier, startPier } from '../helpers/pier.js';
+import { createUser } from './users.js';
 
 const corpus = (name: string) =>
   fileURLToPath(new URL(`../../../test/fixtures/delta-corpus/${name}`, import.meta.url));
@@ -13,24 +14,13 @@ let janeToken: string;
 
 const JANE = 'jane@example.com';
 
-/** A second, non-admin user with a token, made the way an admin does it. */
-async function createUser(userName: string): Promise<string> {
-  const user = await api(pier, pier.adminToken, 'POST', '/api/2.0/preview/scim/v2/Users', { userName });
-  assert.equal(user.status, 201, JSON.stringify(user.body));
-  const token = await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
-    application_id: userName,
-  });
-  assert.equal(token.status, 200, JSON.stringify(token.body));
-  return token.body.token_value as string;
-}
-
 const grant = (type: string, name: string, changes: unknown[], token = pier.adminToken) =>
   api(pier, token, 'PATCH', `/api/2.1/unity-catalog/permissions/${type}/${name}`, { changes });
 
 before(async () => {
   pier = await startPier();
   admin = new WorkspaceClient({ host: pier.apiUrl, token: pier.adminToken, authType: 'pat' });
-  janeToken = await createUser(JANE);
+  janeToken = await createUser(pier, JANE);
   await admin.externalLocations.create({
     name: 'corpus',
     url: pathToFileURL(corpus('')).href,

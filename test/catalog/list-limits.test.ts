@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test';
 import { WorkspaceClient } from '@databricks/sdk-experimental';
 import { Store } from '../../src/store/store.js';
 import { api, type PierProcess, removePier, startPier } from '../helpers/pier.js';
+import { createUser } from './users.js';
 
 const UC = '/api/2.1/unity-catalog';
 const JANE = 'jane@example.com';
@@ -20,15 +21,7 @@ async function collect<T>(iterator: AsyncIterable<T>): Promise<T[]> {
 
 before(async () => {
   pier = await startPier();
-  assert.equal(
-    (await api(pier, pier.adminToken, 'POST', '/api/2.0/preview/scim/v2/Users', { userName: JANE })).status,
-    201,
-  );
-  janeToken = (
-    await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
-      application_id: JANE,
-    })
-  ).body.token_value as string;
+  janeToken = await createUser(pier, JANE);
   // Many catalogs at once, straight into the store; Jane may use every hundredth, everyone c0550.
   const socket = join(pier.dataDir, 'run', 'store');
   const store = new Store(`postgresql://postgres@localhost:5432/pier?host=${encodeURIComponent(socket)}`);
