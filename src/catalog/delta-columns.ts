@@ -1,7 +1,7 @@
 import { type DeltaType, openDeltaTable, typeName } from '../delta/index.js';
 import { invalidParameter, isPierError } from '../errors.js';
 import type { ColumnInfo } from '../store/catalog.js';
-import { localPath } from './storage-paths.js';
+import { fileUrl, localPath } from './storage-paths.js';
 
 /** Unity Catalog's `type_name` for a Delta type. */
 const TYPE_NAMES: Record<string, string> = {
@@ -31,9 +31,11 @@ export interface DeltaTableDescription {
 }
 
 /**
- * Checks that a storage location is one this host can read: an absolute
- * local path or a `file://` URI. Whether the caller may use it is
- * `authorizeStorageLocation`'s to decide.
+ * Checks that a storage location is one this host can read (an absolute
+ * local path or a `file://` URI) and returns it normalised (`..` folded, no
+ * trailing slash), so the stored location names the directory that was
+ * checked. Whether the caller may use it is `authorizeStorageLocation`'s to
+ * decide.
  */
 export function validateStorageLocation(value: unknown): string {
   if (typeof value !== 'string' || value === '') {
@@ -41,8 +43,8 @@ export function validateStorageLocation(value: unknown): string {
       `Field 'storage_location' is required: the Delta table's directory (a local path or file:// URI).`,
     );
   }
-  localPath(value, 'storage_location');
-  return value;
+  const path = localPath(value, 'storage_location');
+  return value.startsWith('file:') ? fileUrl(path) : path;
 }
 
 /**

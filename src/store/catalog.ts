@@ -51,7 +51,10 @@ export interface TableRow extends Audited {
   table_type: string;
   data_source_format: string;
   storage_location: string;
-  /** The realpath the table was registered at: what the no-overlap rule compares. */
+  /**
+   * The realpath the table was registered at: what the no-overlap rule
+   * compares, and what a reader of the table's files opens.
+   */
   storage_path: string;
   columns: ColumnInfo[];
 }
