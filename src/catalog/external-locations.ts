@@ -282,7 +282,8 @@ function outsideEveryLocation(given: string, lexical: string): PierError {
 /**
  * Authorises a storage location: its lexical path must lie in an external
  * location the caller holds `privilege` on (decided before the disk is
- * touched), and its realpath inside that same location. Returns the realpath.
+ * touched), and its realpath inside that same location. Returns the realpath
+ * and whether it exists entirely (else `path` is its deepest existing part).
  * A path leaving the location by `..` or a symbolic link gets the same
  * answer as one outside every location, whether or not its target exists.
  *
@@ -294,7 +295,7 @@ export async function authorizeStorageLocation(
   caller: IdentityRow,
   given: string,
   privilege: Extract<Privilege, 'CREATE_EXTERNAL_TABLE' | 'READ_FILES'>,
-): Promise<{ path: string; location: ExternalLocationRow }> {
+): Promise<{ path: string; complete: boolean; location: ExternalLocationRow }> {
   const lexical = localPath(given, 'storage_location');
   const location = (await listAllExternalLocations(db)).find(
     (l) => isWithin(lexical, l.path) || isWithin(lexical, localPath(l.url, 'url')),
@@ -303,6 +304,5 @@ export async function authorizeStorageLocation(
   (await Access.load(db, caller, [externalLocationSecurable(location)])).require(privilege, 0);
   const { real, complete } = await resolveOnDisk(lexical).catch(() => ({ real: '/', complete: false }));
   if (!isWithin(real, location.path)) throw outsideEveryLocation(given, lexical);
-  if (!complete) throw invalidParameter(`No Delta table at '${given}': the directory does not exist.`);
-  return { path: real, location };
+  return { path: real, complete, location };
 }

@@ -90,9 +90,15 @@ export async function createTable(
     await Access.load(ctx.store, caller, [catalogSecurable(catalog), schemaSecurable(catalog, schema)]),
   );
   if (await findTable(ctx.store, schema.id, name)) throw alreadyExists(fullName);
-  const { path } = await authorizeStorageLocation(ctx.store, caller, location, 'CREATE_EXTERNAL_TABLE');
-  // Another table's files are not even read.
-  await refuseOverlappingTable(ctx.store, caller, location, path);
+  const { path, complete } = await authorizeStorageLocation(
+    ctx.store,
+    caller,
+    location,
+    'CREATE_EXTERNAL_TABLE',
+  );
+  // Another table's files are not even read; nor does a missing path inside one answer differently.
+  await refuseOverlappingTable(ctx.store, caller, location, path, !complete);
+  if (!complete) throw invalidParameter(`No Delta table at '${location}': the directory does not exist.`);
   // Reading the log is file I/O: done before the transaction, which only records the result.
   const delta = await describeDeltaTable(location, path);
   const table = await ctx.store
@@ -137,8 +143,9 @@ async function refuseOverlappingTable(
   caller: IdentityRow,
   location: string,
   path: string,
+  containingOnly = false,
 ): Promise<void> {
-  const other = await findOverlappingTable(db, path);
+  const other = await findOverlappingTable(db, path, containingOnly);
   if (!other) return;
   throw invalidParameter(
     `storage_location '${location}' overlaps the location of ${caller.is_admin ? `table '${other}'` : 'a table already registered'}; tables cannot share or nest directories.`,

@@ -259,14 +259,21 @@ export async function insertTable(
   return rows[0];
 }
 
-/** The full name of a table whose directory is `path`, lies inside it or contains it. */
-export async function findOverlappingTable(db: Queryable, path: string): Promise<string | undefined> {
+/**
+ * The full name of a table whose directory is `path` or contains it, or
+ * (unless `containingOnly`) lies inside it.
+ */
+export async function findOverlappingTable(
+  db: Queryable,
+  path: string,
+  containingOnly = false,
+): Promise<string | undefined> {
   const { rows } = await db.query<{ full_name: string }>(
     `SELECT c.name || '.' || s.name || '.' || t.name AS full_name
        FROM catalog_tables t JOIN catalog_schemas s ON s.id = t.schema_id JOIN catalogs c ON c.id = s.catalog_id
-      WHERE ${PATH_WITHIN('$1', 't.storage_path')} OR ${PATH_WITHIN('t.storage_path', '$1')}
+      WHERE ${PATH_WITHIN('$1', 't.storage_path')} OR (NOT $2 AND ${PATH_WITHIN('t.storage_path', '$1')})
       ORDER BY 1 LIMIT 1`,
-    [path],
+    [path, containingOnly],
   );
   return rows[0]?.full_name;
 }

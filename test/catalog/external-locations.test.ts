@@ -222,6 +222,9 @@ test('registering needs CREATE_EXTERNAL_TABLE on the location, and never reuses 
     `${join(lake, 'letters')}/`,
     join(lake, 'letters', 'letter=a'),
     join(lake, 'letters-alias'),
+    // Through a link, what exists inside the other table is not told apart from what does not.
+    join(lake, 'letters-alias', 'letter=a'),
+    join(lake, 'letters-alias', 'no-such-dir'),
     pathToFileURL(join(lake, 'letters')).href,
     lake,
   ]) {
