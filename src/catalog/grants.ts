@@ -42,7 +42,7 @@ const KINDS: Record<SecurableType, GrantSecurableKind> = {
 
 function parseSecurableType(value: string): SecurableType {
   const type = value.toUpperCase();
-  if (type in KINDS) return type as SecurableType;
+  if (Object.hasOwn(KINDS, type)) return type as SecurableType;
   throw invalidParameter(
     `Securable type ${describe(value)} is not supported; use catalog, schema, table or external_location.`,
   );
