@@ -3,11 +3,13 @@ import { relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
+import { scratchDirectories } from '../helpers/scratch.js';
 
 const corpus = (name: string) =>
   fileURLToPath(new URL(`../../../test/fixtures/delta-corpus/${name}`, import.meta.url));
 
 let pier: PierProcess;
+const scratchDir = scratchDirectories();
 
 /** Runs `pier …` against this Pier as its admin and parses stdout as JSON. */
 async function pier_(...args: string[]): Promise<unknown> {
@@ -101,6 +103,23 @@ test('pier catalogs / schemas / tables mirror the databricks CLI', async () => {
   >;
   assert.equal(updated2.comment, 'fixtures');
   await pier_('external-locations', 'delete', 'corpus');
+  // As databricks external-locations create NAME URL CREDENTIAL_NAME, or with --url.
+  const dir = await scratchDir('pier-cli-location-');
+  const withCredential = (await pier_(
+    'external-locations',
+    'create',
+    'scratch',
+    pathToFileURL(dir).href,
+    'my_credential',
+  )) as Record<string, unknown>;
+  assert.equal(withCredential.credential_name, 'my_credential');
+  await pier_('external-locations', 'delete', 'scratch');
+  const withFlag = (await pier_('external-locations', 'create', 'scratch', '--url', dir)) as Record<
+    string,
+    unknown
+  >;
+  assert.equal(withFlag.url, pathToFileURL(dir).href);
+  await pier_('external-locations', 'delete', 'scratch');
   assert.deepEqual(await pier_('external-locations', 'list'), []);
 
   const failed = await runPier(['catalogs', 'get', 'analytics'], {
