@@ -49,6 +49,19 @@ export function bodyOf(options: Record<string, unknown>, map: [string, string][]
   return body;
 }
 
+/** The flags every `update` verb shares, and (UPDATE_FIELDS) the body fields they set. */
+export const updateFlags = (command: Command, what: string) =>
+  command
+    .option('--comment <text>', 'User-provided free-form text description.')
+    .option('--new-name <name>', `New name for the ${what}.`)
+    .option('--owner <principal>', 'Username of the new owner.')
+    .option('--json <json>', 'Request body as inline JSON or @path/to/file.json.');
+export const UPDATE_FIELDS: [string, string][] = [
+  ['comment', 'comment'],
+  ['newName', 'new_name'],
+  ['owner', 'owner'],
+];
+
 export const pageFlags = (command: Command) =>
   command
     .addOption(new Option('--max-results <n>', 'Maximum number of items per page.').argParser(Number))
@@ -86,21 +99,13 @@ function registerCatalogs(program: Command): void {
       });
     },
   );
-  catalogs
-    .command('update <NAME>')
-    .description('Update a catalog: comment, new name, owner, properties.')
-    .option('--comment <text>', 'User-provided free-form text description.')
-    .option('--new-name <name>', 'New name for the catalog.')
-    .option('--owner <principal>', 'Username of the new owner.')
-    .option('--json <json>', 'Request body as inline JSON or @path/to/file.json.')
-    .action(async (name: string, options: Record<string, unknown>, command: Command) => {
-      const body = bodyOf(options, [
-        ['comment', 'comment'],
-        ['newName', 'new_name'],
-        ['owner', 'owner'],
-      ]);
-      printJson(await call(credentials(command), 'PATCH', `${UC}/catalogs/${segment(name)}`, { body }));
-    });
+  updateFlags(
+    catalogs.command('update <NAME>').description('Update a catalog: comment, new name, owner, properties.'),
+    'catalog',
+  ).action(async (name: string, options: Record<string, unknown>, command: Command) => {
+    const body = bodyOf(options, UPDATE_FIELDS);
+    printJson(await call(credentials(command), 'PATCH', `${UC}/catalogs/${segment(name)}`, { body }));
+  });
   catalogs
     .command('delete <NAME>')
     .description('Delete a catalog.')
@@ -138,21 +143,15 @@ function registerSchemas(program: Command): void {
       });
     },
   );
-  schemas
-    .command('update <FULL_NAME>')
-    .description('Update a schema: comment, new name, owner, properties.')
-    .option('--comment <text>', 'User-provided free-form text description.')
-    .option('--new-name <name>', 'New name for the schema.')
-    .option('--owner <principal>', 'Username of the new owner.')
-    .option('--json <json>', 'Request body as inline JSON or @path/to/file.json.')
-    .action(async (fullName: string, options: Record<string, unknown>, command: Command) => {
-      const body = bodyOf(options, [
-        ['comment', 'comment'],
-        ['newName', 'new_name'],
-        ['owner', 'owner'],
-      ]);
-      printJson(await call(credentials(command), 'PATCH', `${UC}/schemas/${segment(fullName)}`, { body }));
-    });
+  updateFlags(
+    schemas
+      .command('update <FULL_NAME>')
+      .description('Update a schema: comment, new name, owner, properties.'),
+    'schema',
+  ).action(async (fullName: string, options: Record<string, unknown>, command: Command) => {
+    const body = bodyOf(options, UPDATE_FIELDS);
+    printJson(await call(credentials(command), 'PATCH', `${UC}/schemas/${segment(fullName)}`, { body }));
+  });
   schemas
     .command('delete <FULL_NAME>')
     .description('Delete a schema.')

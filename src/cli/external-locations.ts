@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { invalidParameter } from '../errors.js';
 import { call } from './api-client.js';
-import { bodyOf, credentials, listAll, pageFlags, segment } from './catalog.js';
+import { bodyOf, credentials, listAll, pageFlags, segment, UPDATE_FIELDS, updateFlags } from './catalog.js';
 import { printJson } from './output.js';
 
 /**
@@ -69,29 +69,25 @@ export function registerExternalLocations(program: Command): void {
       page_token: options.pageToken,
     });
   });
-  locations
-    .command('update <NAME>')
-    .description('Update an external location: comment, owner, new name, url, read-only.')
-    .option('--url <url>', 'A new directory (tables left outside it need --force).')
-    .option('--comment <text>', 'User-provided free-form text description.')
-    .option('--new-name <name>', 'New name for the external location.')
-    .option('--owner <principal>', 'Username of the new owner.')
-    .option('--credential-name <name>', 'Kept as given; a local directory needs no credential.')
-    .option('--read-only', 'Indicates whether the external location is read-only.')
-    .option('--force', 'Move the url even if registered tables end up outside it.')
-    .option('--json <json>', 'Request body as inline JSON or @path/to/file.json.')
-    .action(async (name: string, options: Record<string, unknown>, command: Command) => {
-      const body = bodyOf(options, [
-        ['comment', 'comment'],
-        ['newName', 'new_name'],
-        ['owner', 'owner'],
-        ['credentialName', 'credential_name'],
-        ['readOnly', 'read_only'],
-        ['force', 'force'],
-      ]);
-      if (typeof options.url === 'string') body.url = locationUrl(options.url);
-      printJson(await call(credentials(command), 'PATCH', `${PATH}/${segment(name)}`, { body }));
-    });
+  updateFlags(
+    locations
+      .command('update <NAME>')
+      .description('Update an external location: comment, owner, new name, url, read-only.')
+      .option('--url <url>', 'A new directory (tables left outside it need --force).')
+      .option('--credential-name <name>', 'Kept as given; a local directory needs no credential.')
+      .option('--read-only', 'Indicates whether the external location is read-only.')
+      .option('--force', 'Move the url even if registered tables end up outside it.'),
+    'external location',
+  ).action(async (name: string, options: Record<string, unknown>, command: Command) => {
+    const body = bodyOf(options, [
+      ...UPDATE_FIELDS,
+      ['credentialName', 'credential_name'],
+      ['readOnly', 'read_only'],
+      ['force', 'force'],
+    ]);
+    if (typeof options.url === 'string') body.url = locationUrl(options.url);
+    printJson(await call(credentials(command), 'PATCH', `${PATH}/${segment(name)}`, { body }));
+  });
   locations
     .command('delete <NAME>')
     .description('Delete an external location (its files are not touched).')
