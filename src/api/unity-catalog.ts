@@ -6,6 +6,13 @@ import {
   listCatalogs,
   updateCatalog,
 } from '../catalog/catalogs.js';
+import {
+  createExternalLocation,
+  deleteExternalLocation,
+  getExternalLocation,
+  listExternalLocations,
+  updateExternalLocation,
+} from '../catalog/external-locations.js';
 import { getEffectivePermissions, getPermissions, updatePermissions } from '../catalog/grants.js';
 import { getTableLineage } from '../catalog/lineage.js';
 import {
@@ -25,7 +32,13 @@ import {
   tableExists,
   updateTable,
 } from '../catalog/tables.js';
-import { catalogView, getMetastoreId, schemaView, tableView } from '../catalog/views.js';
+import {
+  catalogView,
+  externalLocationView,
+  getMetastoreId,
+  schemaView,
+  tableView,
+} from '../catalog/views.js';
 import type { ControlContext } from '../control/context.js';
 import type { ApiEnv, RouteGroup } from './app.js';
 import { readJson } from './app.js';
@@ -33,7 +46,7 @@ import { readJson } from './app.js';
 const UC = '/api/2.1/unity-catalog';
 
 /**
- * Unity Catalog's REST API for catalogs, schemas, tables and grants
+ * Unity Catalog's REST API for catalogs, schemas, tables, external locations and grants
  * (`/api/2.1/unity-catalog/…`), and table lineage
  * (`/api/2.0/lineage-tracking/table-lineage`).
  */
@@ -120,6 +133,32 @@ export const unityCatalogRoutes: RouteGroup = (app: Hono<ApiEnv>, ctx: ControlCo
   });
   app.delete(`${UC}/tables/:full_name`, async (c) => {
     await deleteTable(ctx, c.var.caller, c.req.param('full_name'));
+    return c.json({});
+  });
+
+  // ---- external locations
+  app.post(`${UC}/external-locations`, async (c) => {
+    const row = await createExternalLocation(ctx, c.var.caller, await readJson(c));
+    return c.json(externalLocationView(row, await metastore()));
+  });
+  app.get(`${UC}/external-locations`, async (c) => {
+    const page = await listExternalLocations(ctx, c.var.caller, c.req.query());
+    const id = await metastore();
+    return c.json({
+      external_locations: page.items.map((row) => externalLocationView(row, id)),
+      ...(page.nextPageToken ? { next_page_token: page.nextPageToken } : {}),
+    });
+  });
+  app.get(`${UC}/external-locations/:name`, async (c) => {
+    const row = await getExternalLocation(ctx, c.var.caller, c.req.param('name'));
+    return c.json(externalLocationView(row, await metastore()));
+  });
+  app.patch(`${UC}/external-locations/:name`, async (c) => {
+    const row = await updateExternalLocation(ctx, c.var.caller, c.req.param('name'), await readJson(c));
+    return c.json(externalLocationView(row, await metastore()));
+  });
+  app.delete(`${UC}/external-locations/:name`, async (c) => {
+    await deleteExternalLocation(ctx, c.var.caller, c.req.param('name'), c.req.query());
     return c.json({});
   });
 

@@ -12,6 +12,7 @@ import {
   updateCatalogRow,
 } from '../store/catalog.js';
 import type { IdentityRow } from '../store/identities.js';
+import type { Queryable } from '../store/store.js';
 import {
   alreadyExistsOnConflict,
   optionalComment,
@@ -78,6 +79,18 @@ export async function getCatalog(
   return catalog;
 }
 
+/** A page filter: the catalogs the caller owns or holds USE_CATALOG on, grants read once per page. */
+export function usableCatalogs(db: Queryable, caller: IdentityRow) {
+  return (rows: CatalogRow[]) =>
+    Access.filter(
+      db,
+      caller,
+      rows,
+      (row) => [catalogSecurable(row)],
+      (a) => a.has('USE_CATALOG', 0),
+    );
+}
+
 /** Catalogs the caller owns or holds USE_CATALOG on (all of them for an admin). */
 export async function listCatalogs(
   ctx: ControlContext,
@@ -88,8 +101,7 @@ export async function listCatalogs(
   return collectPage(
     request,
     (after, limit) => listCatalogsPage(ctx.store, after, limit),
-    async (catalog) =>
-      (await Access.load(ctx.store, caller, [catalogSecurable(catalog)])).has('USE_CATALOG', 0),
+    usableCatalogs(ctx.store, caller),
   );
 }
 

@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { ControlContext } from '../control/context.js';
 import { instanceForCaller } from '../control/instance-permissions.js';
 import { asObject, optionalBoolean, optionalInteger, optionalString } from '../control/validate.js';
-import { invalidParameter, notFound } from '../errors.js';
+import { invalidParameter, notFound, type PierError } from '../errors.js';
 import {
   type CatalogRow,
   deleteCatalogRow,
@@ -14,11 +14,11 @@ import {
 import type { IdentityRow } from '../store/identities.js';
 import { findInstanceByUid } from '../store/instances.js';
 import type { Queryable } from '../store/store.js';
-import { alreadyExists } from './catalogs.js';
+import { alreadyExists, requireCreateCatalog, usableCatalogs } from './catalogs.js';
 import { withInstanceDatabase } from './database-live.js';
 import { alreadyExistsOnConflict } from './fields.js';
 import { validateName } from './names.js';
-import { decodePageToken, pageOf } from './pagination.js';
+import { collectPage, decodePageToken } from './pagination.js';
 import { catalogAccess, isDatabaseCatalog, loadCatalog } from './resolve.js';
 
 /**
@@ -41,6 +41,15 @@ export async function databaseCatalogView(db: Queryable, catalog: CatalogRow) {
   };
 }
 
+/** Postgres' templates are copied into every new database: never a catalog's. */
+const TEMPLATE_DATABASES = ['template0', 'template1'];
+
+function templateRefused(name: string): PierError {
+  return invalidParameter(
+    `Database '${name}' is a template database; a database catalog shows an ordinary database. Pick another database_name.`,
+  );
+}
+
 function validateDatabaseName(value: unknown): string {
   if (typeof value !== 'string' || value === '') {
     throw invalidParameter(
@@ -53,13 +62,16 @@ function validateDatabaseName(value: unknown): string {
       `database_name ${JSON.stringify(value.slice(0, 80))} is invalid: use at most ${MAX_DATABASE_NAME_BYTES} bytes and no control characters.`,
     );
   }
+  if (TEMPLATE_DATABASES.includes(value)) throw templateRefused(value);
   return value;
 }
 
 /**
- * `POST /api/2.0/database/catalogs`. Needs CAN_USE on the instance, which
- * must be AVAILABLE. The catalog row and the database check (or CREATE
- * DATABASE) happen inside one store transaction, so a failure records nothing.
+ * `POST /api/2.0/database/catalogs`. Needs what every catalog needs (CREATE
+ * CATALOG on the metastore: a workspace admin) and CAN_USE on the instance,
+ * which must be AVAILABLE. Template databases are refused. The catalog row
+ * and the database check (or CREATE DATABASE) happen inside one store
+ * transaction, so a failure records nothing.
  */
 export async function createDatabaseCatalog(
   ctx: ControlContext,
@@ -74,6 +86,7 @@ export async function createDatabaseCatalog(
   const databaseName = validateDatabaseName(body.database_name);
   const createDatabase = optionalBoolean(body, 'create_database_if_not_exists') ?? false;
 
+  requireCreateCatalog(caller);
   const instance = await instanceForCaller(ctx.store, caller, instanceName, 'CAN_USE');
   return ctx.store
     .transaction(async (tx) => {
@@ -90,10 +103,12 @@ export async function createDatabaseCatalog(
         database_name: databaseName,
       });
       await withInstanceDatabase(ctx.engine, instance, 'postgres', async (client) => {
-        const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [
-          databaseName,
-        ]);
-        if (rowCount) return;
+        const { rows } = await client.query<{ datistemplate: boolean }>(
+          'SELECT datistemplate FROM pg_database WHERE datname = $1',
+          [databaseName],
+        );
+        if (rows[0]?.datistemplate) throw templateRefused(databaseName);
+        if (rows.length > 0) return;
         if (!createDatabase) {
           throw invalidParameter(
             `Database '${databaseName}' does not exist in instance '${instance.name}'. Create it first, or set create_database_if_not_exists to true.`,
@@ -134,14 +149,11 @@ export async function listDatabaseCatalogs(
   const instance = await instanceForCaller(ctx.store, caller, instanceName, 'CAN_USE');
   const size = optionalInteger(query, 'page_size') ?? 0;
   if (size < 0) throw invalidParameter(`page_size must be 0 or more, got ${size}.`);
-  const afterName = decodePageToken(query.page_token);
-  const all = await listDatabaseCatalogsOfInstance(ctx.store, instance.uid);
-  const usable: CatalogRow[] = [];
-  for (const catalog of all) {
-    if ((await catalogAccess(ctx.store, caller, catalog)).has('USE_CATALOG', 0)) usable.push(catalog);
-  }
-  usable.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const page = pageOf({ afterName, limit: size === 0 ? 100 : Math.min(size, 100) }, usable);
+  const page = await collectPage(
+    { afterName: decodePageToken(query.page_token), limit: size === 0 ? 100 : Math.min(size, 100) },
+    (after, limit) => listDatabaseCatalogsOfInstance(ctx.store, instance.uid, after, limit),
+    usableCatalogs(ctx.store, caller),
+  );
   return { catalogs: page.items, nextPageToken: page.nextPageToken };
 }
 

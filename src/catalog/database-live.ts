@@ -1,15 +1,20 @@
 import pg from 'pg';
+import type { ControlContext } from '../control/context.js';
+import { permissionOn } from '../control/instance-permissions.js';
 import type { Engine } from '../engine/engine.js';
 import { PierError } from '../errors.js';
 import type { CatalogRow, ColumnInfo } from '../store/catalog.js';
+import type { IdentityRow } from '../store/identities.js';
 import { findInstanceByUid } from '../store/instances.js';
-import type { Queryable } from '../store/store.js';
 import type { LiveSchema, LiveTable } from './views.js';
 
 /**
  * Reads a database catalog's schemas and tables live from its instance's
- * Postgres (as the `postgres` superuser over the instance's private socket):
- * what UC shows is whatever the database holds right now.
+ * Postgres, as the caller's own Postgres role: Pier connects over the
+ * instance's private socket and runs every query inside a transaction after
+ * `SET LOCAL ROLE <caller>`, so Postgres' privileges decide what a user sees
+ * (schemas they may use, tables they hold a privilege on, their columns).
+ * Reading needs CAN_USE on the instance at the time of the read.
  */
 
 /** Instances listen on this port inside their socket directory. */
@@ -17,6 +22,14 @@ const INSTANCE_PORT = 5432;
 
 /** Schemas Postgres keeps for itself; UC never shows them. */
 const SYSTEM_SCHEMAS = "nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'";
+
+/** A schema the current role owns or holds a privilege on. */
+const SCHEMA_VISIBLE = `has_schema_privilege(pg_namespace.oid, 'USAGE, CREATE')`;
+
+/** A relation of a usable schema that the current role holds some privilege on (its own or a column's). */
+const TABLE_VISIBLE = `has_schema_privilege(n.oid, 'USAGE')
+  AND (has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+       OR has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES'))`;
 
 /** Postgres type (information_schema) → Unity Catalog type name, Spark type text and Spark JSON type. */
 function mapType(column: {
@@ -93,26 +106,92 @@ const ELEMENT_TYPES: Record<string, string> = {
 };
 
 /**
- * Runs `work` on a connection to the catalog's database. A stopped or
- * missing instance is INVALID_STATE with what to do.
+ * Runs `work` on a connection to the catalog's database, as the caller's
+ * Postgres role (see above). A stopped or missing instance is INVALID_STATE;
+ * no CAN_USE on the instance, or no usable role in it, PERMISSION_DENIED
+ * saying what to do.
  */
 export async function withCatalogDatabase<T>(
-  store: Queryable,
-  engine: Engine,
+  ctx: Pick<ControlContext, 'store' | 'engine'>,
+  caller: IdentityRow,
   catalog: CatalogRow,
   work: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
-  const instance = catalog.instance_uid ? await findInstanceByUid(store, catalog.instance_uid) : undefined;
+  const instance = catalog.instance_uid
+    ? await findInstanceByUid(ctx.store, catalog.instance_uid)
+    : undefined;
   if (!instance || !catalog.database_name) {
     throw new PierError(
       'INVALID_STATE',
       `The database instance of catalog '${catalog.name}' no longer exists.`,
     );
   }
-  return withInstanceDatabase(engine, instance, catalog.database_name, work);
+  if (!(await permissionOn(ctx.store, caller, instance))) {
+    throw new PierError(
+      'PERMISSION_DENIED',
+      `User ${caller.user_name} does not have CAN_USE on database instance '${instance.name}', whose database catalog '${catalog.name}' is read live. Ask a user with CAN_MANAGE on the instance to grant it.`,
+    );
+  }
+  const database = catalog.database_name;
+  return withInstanceDatabase(ctx.engine, instance, database, async (client) => {
+    const { rows } = await client.query<{ rolsuper: boolean; rolcanlogin: boolean }>(
+      'SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = $1',
+      [caller.user_name],
+    );
+    if (!rows[0]?.rolcanlogin || rows[0].rolsuper) throw noUsableRole(caller, instance.name, rows[0]);
+    await client.query('BEGIN');
+    try {
+      await client.query(`SET LOCAL ROLE ${pg.escapeIdentifier(caller.user_name)}`);
+      await client.query('SET LOCAL search_path = pg_catalog');
+      const { rows: connect } = await client.query<{ ok: boolean }>(
+        `SELECT has_database_privilege(current_database(), 'CONNECT') AS ok`,
+      );
+      if (!connect[0].ok) {
+        throw new PierError(
+          'PERMISSION_DENIED',
+          `Postgres role '${caller.user_name}' may not connect to database '${database}' of instance '${instance.name}'. Ask the database's owner to GRANT CONNECT on it.`,
+        );
+      }
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      if ((error as { code?: string }).code === '42501') {
+        throw new PierError(
+          'PERMISSION_DENIED',
+          `Postgres refused this to role '${caller.user_name}' in database '${database}' of instance '${instance.name}'. Ask the object's owner for the privilege.`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  });
 }
 
-/** Connects to one database of an instance as the superuser; the instance must be AVAILABLE. */
+function noUsableRole(
+  caller: IdentityRow,
+  instanceName: string,
+  role: { rolsuper: boolean; rolcanlogin: boolean } | undefined,
+): PierError {
+  if (role?.rolsuper) {
+    return new PierError(
+      'PERMISSION_DENIED',
+      `Postgres role '${caller.user_name}' in instance '${instanceName}' is a superuser; Pier reads database catalogs only as ordinary roles.`,
+    );
+  }
+  return new PierError(
+    'PERMISSION_DENIED',
+    `User ${caller.user_name} has no Postgres login role in database instance '${instanceName}', and a database catalog is read as the caller's own role. ` +
+      `Create it (CAN_USE holders may create their own): pier database create-database-instance-role ${instanceName} --json '{"name": "${caller.user_name}", "identity_type": "USER"}'`,
+  );
+}
+
+/**
+ * Connects to one database of an instance as the superuser; the instance
+ * must be AVAILABLE. Only for what an admin asked (creating a database
+ * catalog); reads on a user's behalf go through withCatalogDatabase.
+ */
 export async function withInstanceDatabase<T>(
   engine: Engine,
   instance: { uid: string; name: string; state: string },
@@ -154,10 +233,11 @@ export async function withInstanceDatabase<T>(
   }
 }
 
+/** Schemas the current role owns or holds a privilege on (as information_schema.schemata shows them). */
 export async function listLiveSchemas(client: pg.Client): Promise<LiveSchema[]> {
   const { rows } = await client.query<LiveSchema>(
     `SELECT nspname AS name, pg_get_userbyid(nspowner) AS owner FROM pg_namespace
-      WHERE ${SYSTEM_SCHEMAS} ORDER BY nspname COLLATE "C"`,
+      WHERE ${SYSTEM_SCHEMAS} AND ${SCHEMA_VISIBLE} ORDER BY nspname COLLATE "C"`,
   );
   return rows;
 }
@@ -165,25 +245,31 @@ export async function listLiveSchemas(client: pg.Client): Promise<LiveSchema[]> 
 export async function findLiveSchema(client: pg.Client, name: string): Promise<LiveSchema | undefined> {
   const { rows } = await client.query<LiveSchema>(
     `SELECT nspname AS name, pg_get_userbyid(nspowner) AS owner FROM pg_namespace
-      WHERE ${SYSTEM_SCHEMAS} AND lower(nspname) = $1`,
+      WHERE ${SYSTEM_SCHEMAS} AND ${SCHEMA_VISIBLE} AND lower(nspname) = $1`,
     [name],
   );
   return rows[0];
 }
 
-/** Tables and views of one schema with their columns, name-ordered. */
+/**
+ * Tables and views of one schema the current role may see, with their
+ * columns, ordered by lower-cased name: one table (`name`), or a page of at
+ * most `limit` after `after`.
+ */
 export async function listLiveTables(
   client: pg.Client,
   schema: string,
-  tableName?: string,
+  select: { name?: string; after?: string; limit?: number } = {},
 ): Promise<LiveTable[]> {
   const { rows: tables } = await client.query<{ name: string; owner: string; relkind: string }>(
     `SELECT c.relname AS name, pg_get_userbyid(c.relowner) AS owner, c.relkind
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE lower(n.nspname) = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
+        AND ${TABLE_VISIBLE}
         AND ($2::text IS NULL OR lower(c.relname) = $2)
-      ORDER BY c.relname COLLATE "C"`,
-    [schema, tableName ?? null],
+        AND lower(c.relname) COLLATE "C" > $3
+      ORDER BY lower(c.relname) COLLATE "C" LIMIT $4`,
+    [schema, select.name ?? null, select.after ?? '', select.limit ?? null],
   );
   if (tables.length === 0) return [];
   const { rows: columns } = await client.query<{
@@ -225,9 +311,16 @@ export async function listLiveTables(
   }));
 }
 
-/** Creates a schema in the database, owned by databricks_superuser so the instance's users can use it. */
+/**
+ * Creates a schema in the database as the current role (Postgres checks its
+ * CREATE privilege). A databricks_superuser member makes it owned by
+ * databricks_superuser, so the instance's other users can use it.
+ */
 export async function createLiveSchema(client: pg.Client, name: string): Promise<void> {
+  const { rows } = await client.query<{ member: boolean }>(
+    `SELECT pg_has_role('databricks_superuser', 'SET') AS member`,
+  );
   await client.query(
-    `CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(name)} AUTHORIZATION databricks_superuser`,
+    `CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(name)}${rows[0].member ? ' AUTHORIZATION databricks_superuser' : ''}`,
   );
 }

@@ -1,7 +1,7 @@
-import { isAbsolute } from 'node:path';
 import { type DeltaType, openDeltaTable, typeName } from '../delta/index.js';
 import { invalidParameter, isPierError } from '../errors.js';
 import type { ColumnInfo } from '../store/catalog.js';
+import { fileUrl, localPath } from './storage-paths.js';
 
 /** Unity Catalog's `type_name` for a Delta type. */
 const TYPE_NAMES: Record<string, string> = {
@@ -31,8 +31,11 @@ export interface DeltaTableDescription {
 }
 
 /**
- * Checks that a storage location names a table this host can read: an
- * absolute local path or a `file://` URI.
+ * Checks that a storage location is one this host can read (an absolute
+ * local path or a `file://` URI) and returns it normalised (`..` folded, no
+ * trailing slash), so the stored location names the directory that was
+ * checked. Whether the caller may use it is `authorizeStorageLocation`'s to
+ * decide.
  */
 export function validateStorageLocation(value: unknown): string {
   if (typeof value !== 'string' || value === '') {
@@ -40,29 +43,23 @@ export function validateStorageLocation(value: unknown): string {
       `Field 'storage_location' is required: the Delta table's directory (a local path or file:// URI).`,
     );
   }
-  if (value.startsWith('file:')) return value;
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
-    throw invalidParameter(
-      `storage_location '${value}' uses a scheme Pier cannot read yet; use a local path or a file:// URI.`,
-    );
-  }
-  if (!isAbsolute(value))
-    throw invalidParameter(`storage_location '${value}' must be an absolute path or a file:// URI.`);
-  return value;
+  const path = localPath(value, 'storage_location');
+  return value.startsWith('file:') ? fileUrl(path) : path;
 }
 
 /**
- * Reads a Delta table's latest schema and turns each top-level field into a
+ * Reads the Delta table at `path` (the resolved `location`, which messages
+ * name) for its latest schema and turns each top-level field into a
  * Unity Catalog ColumnInfo (type_json is the field exactly as the log has it).
  *
  * @example
- * const { columns } = await describeDeltaTable('/lake/daily_revenue');
+ * const { columns } = await describeDeltaTable('file:///lake/daily_revenue', '/lake/daily_revenue');
  * columns[0]; // { name: 'region', type_name: 'STRING', type_text: 'string', position: 0, … }
  */
-export async function describeDeltaTable(location: string): Promise<DeltaTableDescription> {
+export async function describeDeltaTable(location: string, path = location): Promise<DeltaTableDescription> {
   let snapshot: Awaited<ReturnType<typeof openDeltaTable>>;
   try {
-    snapshot = await openDeltaTable(location);
+    snapshot = await openDeltaTable(path);
   } catch (error) {
     if (isPierError(error) && error.kind !== 'INTERNAL_ERROR') {
       throw invalidParameter(`Cannot register the Delta table at '${location}': ${error.message}`);

@@ -1,14 +1,17 @@
 import type { ControlContext } from '../control/context.js';
 import { asObject, describe } from '../control/validate.js';
-import { invalidParameter } from '../errors.js';
+import { invalidParameter, notFound } from '../errors.js';
 import { deleteGrant, type GrantSecurableKind, insertGrant, listGrants } from '../store/catalog-grants.js';
+import { findExternalLocation } from '../store/external-locations.js';
 import type { IdentityRow } from '../store/identities.js';
 import type { Queryable } from '../store/store.js';
+import { externalLocationSecurable } from './external-locations.js';
 import { validatePrincipal } from './fields.js';
 import { parseSchemaFullName, parseTableFullName, validateName } from './names.js';
 import {
   Access,
   APPLICABLE,
+  label,
   PRIVILEGES,
   type Privilege,
   type Securable,
@@ -34,16 +37,25 @@ const KINDS: Record<SecurableType, GrantSecurableKind> = {
   CATALOG: 'catalog',
   SCHEMA: 'schema',
   TABLE: 'table',
+  EXTERNAL_LOCATION: 'external_location',
 };
 
 function parseSecurableType(value: string): SecurableType {
   const type = value.toUpperCase();
-  if (type === 'CATALOG' || type === 'SCHEMA' || type === 'TABLE') return type;
-  throw invalidParameter(`Securable type ${describe(value)} is not supported; use catalog, schema or table.`);
+  if (Object.hasOwn(KINDS, type)) return type as SecurableType;
+  throw invalidParameter(
+    `Securable type ${describe(value)} is not supported; use catalog, schema, table or external_location.`,
+  );
 }
 
-/** The path from the catalog down to the securable (the securable last). */
+/** The path from the catalog down to the securable (the securable last); an external location alone. */
 async function securablePath(db: Queryable, type: SecurableType, fullName: string): Promise<Securable[]> {
+  if (type === 'EXTERNAL_LOCATION') {
+    const name = validateName(fullName, 'external location');
+    const location = await findExternalLocation(db, name);
+    if (!location) throw notFound(`External location '${name}' does not exist.`);
+    return [externalLocationSecurable(location)];
+  }
   const names: { catalog: string; schema?: string; table?: string } =
     type === 'CATALOG'
       ? { catalog: validateName(fullName, 'catalog') }
@@ -71,7 +83,9 @@ async function securablePath(db: Queryable, type: SecurableType, fullName: strin
 async function readablePath(db: Queryable, caller: IdentityRow, type: string, fullName: string) {
   const path = await securablePath(db, parseSecurableType(type), fullName);
   const access = await Access.load(db, caller, path);
-  if (!access.ownsUpTo(path.length - 1)) access.requireVisible();
+  if (path[0].type === 'EXTERNAL_LOCATION') {
+    if (!access.holdsAny(0)) access.requireOwnership(0, 'read the permissions of');
+  } else if (!access.ownsUpTo(path.length - 1)) access.requireVisible();
   return path;
 }
 
@@ -103,7 +117,7 @@ interface Change {
   remove: Privilege[];
 }
 
-function parsePrivileges(value: unknown, field: string, type: SecurableType): Privilege[] {
+function parsePrivileges(value: unknown, field: string, type: SecurableType, fullName: string): Privilege[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw invalidParameter(`Field '${field}' must be an array of privileges.`);
   return value.map((item) => {
@@ -115,7 +129,7 @@ function parsePrivileges(value: unknown, field: string, type: SecurableType): Pr
     }
     if (!APPLICABLE[type].includes(privilege as Privilege)) {
       throw invalidParameter(
-        `Privilege ${privilege} cannot be granted on a ${type.toLowerCase()}; use one of ${APPLICABLE[type].join(', ')}.`,
+        `Privilege ${privilege} cannot be granted on ${label(type)} '${fullName}'; use one of ${APPLICABLE[type].join(', ')}.`,
       );
     }
     return privilege as Privilege;
@@ -150,8 +164,8 @@ export async function updatePermissions(
       const change = asObject(item, 'Each change');
       changes.push({
         principal: await validatePrincipal(tx, change.principal, 'principal'),
-        add: parsePrivileges(change.add, 'add', type),
-        remove: parsePrivileges(change.remove, 'remove', type),
+        add: parsePrivileges(change.add, 'add', type, securable.fullName),
+        remove: parsePrivileges(change.remove, 'remove', type, securable.fullName),
       });
     }
     for (const change of changes) {

@@ -11,7 +11,7 @@ export const MAX_NAME_LENGTH = 255;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what UC forbids.
 const FORBIDDEN = /[.\s/\u0000-\u001f\u007f]/;
 
-export type NameKind = 'catalog' | 'schema' | 'table';
+export type NameKind = 'catalog' | 'schema' | 'table' | 'external location';
 
 /**
  * Validates one name part and returns it lower-cased.

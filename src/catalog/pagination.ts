@@ -1,12 +1,17 @@
 import { optionalInteger } from '../control/validate.js';
 import { invalidParameter } from '../errors.js';
 
-/** Unity Catalog list paging: `max_results` (absent = everything, 0 = server default) and `page_token`. */
+/**
+ * Unity Catalog list paging: `max_results` (0 = the server's page size,
+ * larger values capped, negative an error) and `page_token`. Without
+ * `max_results` a list still comes in pages of at most MAX_PAGE_SIZE, with a
+ * `next_page_token` when more remain: one request never reads a whole store.
+ */
 export interface PageRequest {
   /** List names strictly after this one ('' = from the start). */
   afterName: string;
-  /** At most this many items; undefined = all. */
-  limit: number | undefined;
+  /** At most this many items. */
+  limit: number;
 }
 
 export interface Page<T> {
@@ -16,12 +21,15 @@ export interface Page<T> {
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
-const CHUNK = 500;
+/** Rows read per store query while filtering by privilege. */
+const MAX_CHUNK = 500;
+const MIN_CHUNK = 50;
 
 export function parsePageRequest(query: Record<string, string | undefined>): PageRequest {
   const max = optionalInteger(query, 'max_results');
   if (max !== undefined && max < 0) throw invalidParameter(`max_results must be 0 or more, got ${max}.`);
-  const limit = max === undefined ? undefined : max === 0 ? DEFAULT_PAGE_SIZE : Math.min(max, MAX_PAGE_SIZE);
+  const limit =
+    max === undefined ? MAX_PAGE_SIZE : max === 0 ? DEFAULT_PAGE_SIZE : Math.min(max, MAX_PAGE_SIZE);
   return { afterName: decodePageToken(query.page_token), limit };
 }
 
@@ -40,34 +48,38 @@ function tokenAfter(name: string): string {
 }
 
 /**
- * Reads name-ordered rows in chunks, keeps the visible ones, and stops at a
- * page. The token is the last name returned, so pages stay stable under inserts.
+ * Reads name-ordered rows in chunks, keeps the ones `visible` returns (it
+ * sees a whole chunk at once, so privileges cost one query per chunk, not
+ * one per row), and stops at a full page. The token is the last name
+ * returned, so pages stay stable under inserts.
  */
 export async function collectPage<T extends { name: string }>(
   request: PageRequest,
   fetch: (afterName: string, limit: number) => Promise<T[]>,
-  keep: (row: T) => boolean | Promise<boolean> = () => true,
+  visible: (rows: T[]) => Promise<T[]> = async (rows) => rows,
 ): Promise<Page<T>> {
+  const chunk = Math.min(MAX_CHUNK, Math.max(request.limit + 1, MIN_CHUNK));
   const items: T[] = [];
   let after = request.afterName;
   for (;;) {
-    const rows = await fetch(after, CHUNK);
+    const rows = await fetch(after, chunk);
+    const kept = new Set(rows.length > 0 ? await visible(rows) : []);
     for (const row of rows) {
-      after = row.name;
-      if (!(await keep(row))) continue;
-      if (request.limit !== undefined && items.length === request.limit) {
+      if (!kept.has(row)) continue;
+      if (items.length === request.limit) {
         return { items, nextPageToken: tokenAfter(items[items.length - 1].name) };
       }
       items.push(row);
     }
-    if (rows.length < CHUNK) return { items };
+    if (rows.length < chunk) return { items };
+    after = rows[rows.length - 1].name;
   }
 }
 
 /** Pages an in-memory name-sorted list (live reads from a database catalog). */
 export function pageOf<T extends { name: string }>(request: PageRequest, all: T[]): Page<T> {
   const rest = all.filter((row) => row.name > request.afterName);
-  if (request.limit === undefined || rest.length <= request.limit) return { items: rest };
+  if (rest.length <= request.limit) return { items: rest };
   const items = rest.slice(0, request.limit);
   return { items, nextPageToken: tokenAfter(items[items.length - 1].name) };
 }

@@ -76,7 +76,7 @@ export async function createSchema(
   access.require('USE_CATALOG', 0);
   access.require('CREATE_SCHEMA', 0);
   if (isDatabaseCatalog(catalog)) {
-    const schema = await withCatalogDatabase(ctx.store, ctx.engine, catalog, async (client) => {
+    const schema = await withCatalogDatabase(ctx, caller, catalog, async (client) => {
       if (await findLiveSchema(client, name)) throw alreadyExists(catalog.name, name);
       await createLiveSchema(client, name);
       return findLiveSchema(client, name);
@@ -114,7 +114,7 @@ export async function getSchema(
       liveSecurable('SCHEMA', catalog, `${catalog.name}.${names.schema}`),
     ]);
     access.requireVisible();
-    const schema = await withCatalogDatabase(ctx.store, ctx.engine, catalog, (client) =>
+    const schema = await withCatalogDatabase(ctx, caller, catalog, (client) =>
       findLiveSchema(client, names.schema),
     );
     if (!schema) throw notFound(`Schema '${catalog.name}.${names.schema}' does not exist.`);
@@ -145,17 +145,21 @@ export async function listSchemas(
       catalogSecurable(catalog),
       liveSecurable('SCHEMA', catalog, catalog.name),
     ]);
-    const all = await withCatalogDatabase(ctx.store, ctx.engine, catalog, listLiveSchemas);
+    const all = await withCatalogDatabase(ctx, caller, catalog, listLiveSchemas);
     const visible = live.canSee() ? all.map((s) => ({ ...s, name: s.name.toLowerCase() })) : [];
     return { catalog, page: pageOf(request, visible) };
   }
   const page = await collectPage<SchemaRow>(
     request,
     (after, limit) => listSchemasPage(ctx.store, catalog.id, after, limit),
-    async (schema) =>
-      (
-        await Access.load(ctx.store, caller, [catalogSecurable(catalog), schemaSecurable(catalog, schema)])
-      ).canSee(),
+    (rows) =>
+      Access.filter(
+        ctx.store,
+        caller,
+        rows,
+        (schema) => [catalogSecurable(catalog), schemaSecurable(catalog, schema)],
+        (a) => a.canSee(),
+      ),
   );
   return { catalog, page };
 }

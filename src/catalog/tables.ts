@@ -5,6 +5,7 @@ import { invalidParameter, notFound, PierError } from '../errors.js';
 import {
   type CatalogRow,
   deleteTableRow,
+  findOverlappingTable,
   findTable,
   insertTable,
   listTablesPage,
@@ -12,10 +13,12 @@ import {
   type TableRow,
   updateTableOwner,
 } from '../store/catalog.js';
+import { lockStoragePaths } from '../store/external-locations.js';
 import type { IdentityRow } from '../store/identities.js';
 import type { Queryable } from '../store/store.js';
 import { findLiveSchema, listLiveTables, withCatalogDatabase } from './database-live.js';
 import { describeDeltaTable, validateStorageLocation } from './delta-columns.js';
+import { authorizeStorageLocation } from './external-locations.js';
 import { alreadyExistsOnConflict, optionalComment, optionalProperties, validatePrincipal } from './fields.js';
 import { parseTableFullName, validateName } from './names.js';
 import { collectPage, type Page, pageOf, parsePageRequest } from './pagination.js';
@@ -86,12 +89,32 @@ export async function createTable(
   requireCreateTable(
     await Access.load(ctx.store, caller, [catalogSecurable(catalog), schemaSecurable(catalog, schema)]),
   );
+  if (await findTable(ctx.store, schema.id, name)) throw alreadyExists(fullName);
+  const { path, complete } = await authorizeStorageLocation(
+    ctx.store,
+    caller,
+    location,
+    'CREATE_EXTERNAL_TABLE',
+  );
+  // Another table's files are not even read; nor does a missing path inside one answer differently.
+  await refuseOverlappingTable(ctx.store, caller, location, path, !complete);
+  if (!complete) throw invalidParameter(`No Delta table at '${location}': the directory does not exist.`);
   // Reading the log is file I/O: done before the transaction, which only records the result.
-  const delta = await describeDeltaTable(location);
+  const delta = await describeDeltaTable(location, path);
   const table = await ctx.store
     .transaction(async (tx) => {
+      await lockStoragePaths(tx);
       const locked = await loadStoredSchema(tx, catalog, schemaName, true);
       if (await findTable(tx, locked.id, name)) throw alreadyExists(fullName);
+      // Again under the lock: the location may have gone, or another table arrived, meanwhile.
+      const again = await authorizeStorageLocation(tx, caller, location, 'CREATE_EXTERNAL_TABLE');
+      if (again.path !== path) {
+        throw new PierError(
+          'INVALID_STATE',
+          `storage_location '${location}' changed while it was read; retry.`,
+        );
+      }
+      await refuseOverlappingTable(tx, caller, location, path);
       return insertTable(tx, {
         id: randomUUID(),
         schema_id: locked.id,
@@ -99,6 +122,7 @@ export async function createTable(
         table_type: 'EXTERNAL',
         data_source_format: 'DELTA',
         storage_location: location,
+        storage_path: path,
         columns: delta.columns,
         comment,
         properties: { ...properties, 'delta.lastCommitVersion': String(delta.version) },
@@ -107,6 +131,25 @@ export async function createTable(
     })
     .catch(alreadyExistsOnConflict(alreadyExists(fullName).message));
   return { catalog, schemaName, table };
+}
+
+/**
+ * Two tables never share files: a table at, inside or around another's
+ * directory could read it without that table's SELECT. Only admins learn
+ * which table is in the way.
+ */
+async function refuseOverlappingTable(
+  db: Queryable,
+  caller: IdentityRow,
+  location: string,
+  path: string,
+  containingOnly = false,
+): Promise<void> {
+  const other = await findOverlappingTable(db, path, containingOnly);
+  if (!other) return;
+  throw invalidParameter(
+    `storage_location '${location}' overlaps the location of ${caller.is_admin ? `table '${other}'` : 'a table already registered'}; tables cannot share or nest directories.`,
+  );
 }
 
 function requireCreateTable(access: Access): void {
@@ -131,11 +174,11 @@ export async function getTable(
       liveSecurable('TABLE', catalog, `${catalog.name}.${names.schema}.${names.table}`),
     ]);
     access.requireVisible();
-    const table = await withCatalogDatabase(ctx.store, ctx.engine, catalog, async (client) => {
+    const table = await withCatalogDatabase(ctx, caller, catalog, async (client) => {
       if (!(await findLiveSchema(client, names.schema))) {
         throw notFound(`Schema '${catalog.name}.${names.schema}' does not exist.`);
       }
-      return (await listLiveTables(client, names.schema, names.table))[0];
+      return (await listLiveTables(client, names.schema, { name: names.table }))[0];
     });
     if (!table) throw notFound(`Table '${catalog.name}.${names.schema}.${names.table}' does not exist.`);
     return { catalog, schemaName: names.schema, table: { ...table, name: table.name.toLowerCase() } };
@@ -178,12 +221,14 @@ export async function listTables(
     ]);
     access.require('USE_CATALOG', 0);
     if (!access.ownsUpTo(1)) access.require('USE_SCHEMA', 1);
-    const tables = await withCatalogDatabase(ctx.store, ctx.engine, catalog, async (client) => {
+    const tables = await withCatalogDatabase(ctx, caller, catalog, async (client) => {
       if (!(await findLiveSchema(client, schemaName)))
         throw notFound(`Schema '${catalog.name}.${schemaName}' does not exist.`);
-      return listLiveTables(client, schemaName);
+      if (!access.canSee()) return [];
+      // One row past the page tells pageOf whether another page follows.
+      return listLiveTables(client, schemaName, { after: request.afterName, limit: request.limit + 1 });
     });
-    const visible = access.canSee() ? tables.map((t) => ({ ...t, name: t.name.toLowerCase() })) : [];
+    const visible = tables.map((t) => ({ ...t, name: t.name.toLowerCase() }));
     return { catalog, schemaName, page: pageOf(request, visible) };
   }
   const schema = await loadStoredSchema(ctx.store, catalog, schemaName);
@@ -196,7 +241,14 @@ export async function listTables(
   const page = await collectPage<TableRow>(
     request,
     (after, limit) => listTablesPage(ctx.store, schema.id, after, limit),
-    async (table) => (await Access.load(ctx.store, caller, storedPath(catalog, schema, table))).canSee(),
+    (rows) =>
+      Access.filter(
+        ctx.store,
+        caller,
+        rows,
+        (table) => storedPath(catalog, schema, table),
+        (a) => a.canSee(),
+      ),
   );
   return { catalog, schemaName, page };
 }

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { CatalogRow, ColumnInfo, SchemaRow, TableRow } from '../store/catalog.js';
+import type { ExternalLocationRow } from '../store/external-locations.js';
 import type { Queryable } from '../store/store.js';
 
 /**
- * Unity Catalog's JSON shapes (CatalogInfo, SchemaInfo, TableInfo) from
+ * Unity Catalog's JSON shapes (CatalogInfo, SchemaInfo, TableInfo,
+ * ExternalLocationInfo) from
  * store rows and from objects read live from a database catalog's Postgres.
  */
 
@@ -99,5 +101,26 @@ export function tableView(
     browse_only: false,
     metastore_id: metastore,
     ...(stored ? { table_id: row.id, ...audited(row) } : { owner: row.owner, properties: {} }),
+  };
+}
+
+/** The SDK's ExternalLocationInfo. */
+export function externalLocationView(row: ExternalLocationRow, metastore: string) {
+  return {
+    name: row.name,
+    url: row.url,
+    ...(row.credential_name !== null ? { credential_name: row.credential_name } : {}),
+    read_only: row.read_only,
+    isolation_mode: 'ISOLATION_MODE_OPEN',
+    browse_only: false,
+    fallback: false,
+    enable_file_events: false,
+    metastore_id: metastore,
+    owner: row.owner,
+    ...(row.comment !== null ? { comment: row.comment } : {}),
+    created_at: millis(row.created_at),
+    created_by: row.created_by,
+    updated_at: millis(row.updated_at),
+    updated_by: row.updated_by,
   };
 }

@@ -4,6 +4,7 @@ import { invalidParameter } from '../errors.js';
 import { ApiError, call } from './api-client.js';
 import { type Credentials, resolveCredentials } from './config.js';
 import { parseJsonFlag } from './database.js';
+import { registerExternalLocations } from './external-locations.js';
 import { printJson, progress } from './output.js';
 
 /**
@@ -15,15 +16,15 @@ import { printJson, progress } from './output.js';
 
 const UC = '/api/2.1/unity-catalog';
 
-function credentials(command: Command): Credentials {
+export function credentials(command: Command): Credentials {
   const globals = command.optsWithGlobals() as { profile?: string; dataDir?: string };
   return resolveCredentials({ profile: globals.profile, dataDir: globals.dataDir });
 }
 
-const segment = encodeURIComponent;
+export const segment = encodeURIComponent;
 
 /** Follows next_page_token through every page and prints the items, as `databricks … list` does. */
-async function listAll(
+export async function listAll(
   creds: Credentials,
   path: string,
   field: string,
@@ -42,13 +43,26 @@ async function listAll(
 }
 
 /** Flags merged over `--json`, flags winning. */
-function bodyOf(options: Record<string, unknown>, map: [string, string][]): Record<string, unknown> {
+export function bodyOf(options: Record<string, unknown>, map: [string, string][]): Record<string, unknown> {
   const body = parseJsonFlag(options.json as string | undefined);
   for (const [flag, field] of map) if (options[flag] !== undefined) body[field] = options[flag];
   return body;
 }
 
-const pageFlags = (command: Command) =>
+/** The flags every `update` verb shares, and (UPDATE_FIELDS) the body fields they set. */
+export const updateFlags = (command: Command, what: string) =>
+  command
+    .option('--comment <text>', 'User-provided free-form text description.')
+    .option('--new-name <name>', `New name for the ${what}.`)
+    .option('--owner <principal>', 'Username of the new owner.')
+    .option('--json <json>', 'Request body as inline JSON or @path/to/file.json.');
+export const UPDATE_FIELDS: [string, string][] = [
+  ['comment', 'comment'],
+  ['newName', 'new_name'],
+  ['owner', 'owner'],
+];
+
+export const pageFlags = (command: Command) =>
   command
     .addOption(new Option('--max-results <n>', 'Maximum number of items per page.').argParser(Number))
     .option('--page-token <token>', 'Start from this page.');
@@ -85,21 +99,13 @@ function registerCatalogs(program: Command): void {
       });
     },
   );
-  catalogs
-    .command('update <NAME>')
-    .description('Update a catalog: comment, new name, owner, properties.')
-    .option('--comment <text>', 'User-provided free-form text description.')
-    .option('--new-name <name>', 'New name for the catalog.')
-    .option('--owner <principal>', 'Username of the new owner.')
-    .option('--json <json>', 'Request body as inline JSON or @path/to/file.json.')
-    .action(async (name: string, options: Record<string, unknown>, command: Command) => {
-      const body = bodyOf(options, [
-        ['comment', 'comment'],
-        ['newName', 'new_name'],
-        ['owner', 'owner'],
-      ]);
-      printJson(await call(credentials(command), 'PATCH', `${UC}/catalogs/${segment(name)}`, { body }));
-    });
+  updateFlags(
+    catalogs.command('update <NAME>').description('Update a catalog: comment, new name, owner, properties.'),
+    'catalog',
+  ).action(async (name: string, options: Record<string, unknown>, command: Command) => {
+    const body = bodyOf(options, UPDATE_FIELDS);
+    printJson(await call(credentials(command), 'PATCH', `${UC}/catalogs/${segment(name)}`, { body }));
+  });
   catalogs
     .command('delete <NAME>')
     .description('Delete a catalog.')
@@ -137,21 +143,15 @@ function registerSchemas(program: Command): void {
       });
     },
   );
-  schemas
-    .command('update <FULL_NAME>')
-    .description('Update a schema: comment, new name, owner, properties.')
-    .option('--comment <text>', 'User-provided free-form text description.')
-    .option('--new-name <name>', 'New name for the schema.')
-    .option('--owner <principal>', 'Username of the new owner.')
-    .option('--json <json>', 'Request body as inline JSON or @path/to/file.json.')
-    .action(async (fullName: string, options: Record<string, unknown>, command: Command) => {
-      const body = bodyOf(options, [
-        ['comment', 'comment'],
-        ['newName', 'new_name'],
-        ['owner', 'owner'],
-      ]);
-      printJson(await call(credentials(command), 'PATCH', `${UC}/schemas/${segment(fullName)}`, { body }));
-    });
+  updateFlags(
+    schemas
+      .command('update <FULL_NAME>')
+      .description('Update a schema: comment, new name, owner, properties.'),
+    'schema',
+  ).action(async (fullName: string, options: Record<string, unknown>, command: Command) => {
+    const body = bodyOf(options, UPDATE_FIELDS);
+    printJson(await call(credentials(command), 'PATCH', `${UC}/schemas/${segment(fullName)}`, { body }));
+  });
   schemas
     .command('delete <FULL_NAME>')
     .description('Delete a schema.')
@@ -221,7 +221,7 @@ function registerTables(program: Command): void {
 function registerGrants(program: Command): void {
   const grants = program
     .command('grants')
-    .description('Unity Catalog privileges on catalogs, schemas and tables.');
+    .description('Unity Catalog privileges on catalogs, schemas, tables and external locations.');
   const path = (kind: string, type: string, fullName: string) =>
     `${UC}/${kind}/${segment(type)}/${segment(fullName)}`;
   grants
@@ -368,11 +368,12 @@ async function findOrNull<T>(get: () => Promise<T>): Promise<T | null> {
   }
 }
 
-/** Registers `pier catalogs|schemas|tables|grants` and the database-catalog verbs of `pier database`. */
+/** Registers `pier catalogs|schemas|tables|grants|external-locations` and the database-catalog verbs of `pier database`. */
 export function registerCatalogCommands(program: Command): void {
   registerCatalogs(program);
   registerSchemas(program);
   registerTables(program);
   registerGrants(program);
+  registerExternalLocations(program);
   registerDatabaseCatalogs(program);
 }

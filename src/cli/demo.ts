@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { advanceDemoTable, createDemoTable } from '../lakehouse/demo.js';
 import { dataDirLayout, resolveDataDir } from '../server/data-dir.js';
@@ -10,27 +11,39 @@ import { printJson } from './output.js';
 
 export const DEMO_TABLE = 'analytics.gold.daily_revenue';
 
-function demoLocation(command: Command): string {
+/** The external location `pier demo` makes for the lakehouse directory. */
+export const DEMO_EXTERNAL_LOCATION = 'pier_lakehouse';
+
+function lakehouseDir(command: Command): string {
   const { dataDir } = command.optsWithGlobals() as { dataDir?: string };
-  return join(dataDirLayout(resolveDataDir(dataDir)).lakehouseDir, 'analytics', 'gold', 'daily_revenue');
+  return dataDirLayout(resolveDataDir(dataDir)).lakehouseDir;
 }
 
-/** Creates a catalog object, treating "already exists" as done, so `pier demo` can run again. */
+function demoLocation(command: Command): string {
+  return join(lakehouseDir(command), 'analytics', 'gold', 'daily_revenue');
+}
+
+/**
+ * Creates a catalog object, treating "already exists" as done, so `pier demo`
+ * can run again; `done` says which other refusals also mean "already there".
+ */
 async function ensure(
   creds: ReturnType<typeof resolveCredentials>,
   path: string,
   body: unknown,
+  done: (error: ApiError) => boolean = () => false,
 ): Promise<void> {
   try {
     await call(creds, 'POST', path, { body });
   } catch (error) {
-    if (!(error instanceof ApiError && error.status === 409)) throw error;
+    if (!(error instanceof ApiError && (error.status === 409 || done(error)))) throw error;
   }
 }
 
 /**
  * `pier demo`: a real Delta table `analytics.gold.daily_revenue` (Change Data
- * Feed on) under the data dir, registered in the catalog; `pier demo advance`
+ * Feed on) under the data dir, registered in the catalog inside the external
+ * location `pier_lakehouse` (the data dir's lakehouse directory); `pier demo advance`
  * commits a new version (inserts, updates, a delete) to it.
  */
 export function registerDemoCommands(program: Command): void {
@@ -46,6 +59,17 @@ export function registerDemoCommands(program: Command): void {
       }
       const globals = command.optsWithGlobals() as { profile?: string; dataDir?: string };
       const creds = resolveCredentials(globals);
+      // Tables are registered only inside an external location; an admin's own covering one does as well.
+      await ensure(
+        creds,
+        '/api/2.1/unity-catalog/external-locations',
+        {
+          name: DEMO_EXTERNAL_LOCATION,
+          url: pathToFileURL(lakehouseDir(command)).href,
+          comment: 'Pier demo lakehouse',
+        },
+        (error) => error.status === 400 && /overlaps external location/.test(error.message),
+      );
       await ensure(creds, '/api/2.1/unity-catalog/catalogs', {
         name: 'analytics',
         comment: 'Pier demo lakehouse',

@@ -61,6 +61,8 @@ export async function readParquetActions(storage: TableStorage, path: string): P
   try {
     file = await storage.openParquet(path);
   } catch (error) {
+    // Only a file that is not there makes the log incomplete; a path outside the table stays refused.
+    if (await storage.exists(path).catch(() => true)) throw error;
     throw missing(storage, path, error);
   }
   const metadata = await parquetMetadataAsync(file);

@@ -1,8 +1,9 @@
 import { promises as fs } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AsyncBuffer } from 'hyparquet';
 import { PierError } from '../errors.js';
+import { isWithin, resolveBelow, resolveOnDisk } from './local-paths.js';
 
 /** One entry of a directory listing. */
 export interface FileStatus {
@@ -15,9 +16,11 @@ export interface FileStatus {
 
 /**
  * What the Delta reader needs from a file system or object store. Paths are
- * relative to the table root, or absolute URIs / paths (absolute `add.path`
- * and `p` deletion vectors). Local paths and `file://` URIs are implemented
- * here; an S3-compatible store implements the same four calls.
+ * relative to the table root, or absolute URIs / paths (absolute `add.path`,
+ * `p` deletion vectors, sidecars), which must lie inside the table's
+ * location: a table never reads another table's files, or any other file.
+ * Local paths and `file://` URIs are implemented here; an S3-compatible
+ * store implements the same calls.
  */
 export interface TableStorage {
   /** The table location as the user gave it. */
@@ -56,22 +59,51 @@ export function storageFor(location: string): TableStorage {
 }
 
 class LocalStorage implements TableStorage {
+  /** The table root, absolute and normalised. */
   private readonly root: string;
+  private realRoot?: Promise<string>;
 
   constructor(readonly location: string) {
-    this.root = location.startsWith('file:') ? fileURLToPath(location) : location;
+    this.root = resolve(location.startsWith('file:') ? fileURLToPath(location) : location);
   }
 
-  private resolve(path: string): string {
-    if (path.startsWith('file:')) return fileURLToPath(path);
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
+  /**
+   * The file a log path names, checked to lie inside the table root:
+   * lexically first (absolute paths, `..`), then on disk (symbolic links),
+   * so a log can point at nothing outside. A missing file stays missing.
+   */
+  private async resolve(path: string): Promise<string> {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(path) && !path.startsWith('file:')) {
       throw new PierError('NOT_IMPLEMENTED', `Delta file at a non-local URI is not supported: ${path}`);
     }
-    return isAbsolute(path) ? path : join(this.root, path);
+    let full: string;
+    try {
+      full = path.startsWith('file:')
+        ? normalize(fileURLToPath(path))
+        : isAbsolute(path)
+          ? normalize(path)
+          : join(this.root, path);
+    } catch (cause) {
+      throw this.outside(path, cause);
+    }
+    if (!isWithin(full, this.root)) throw this.outside(path);
+    this.realRoot ??= resolveOnDisk(this.root).then(({ real, complete }) => (complete ? real : this.root));
+    const root = await this.realRoot;
+    const { real, complete } = await resolveBelow(root, relative(this.root, full));
+    if (!isWithin(real, root)) throw this.outside(path);
+    return complete ? real : full;
+  }
+
+  private outside(path: string, cause?: unknown): PierError {
+    return new PierError(
+      'INVALID_STATE',
+      `Delta table at ${this.location} refers to a file outside its directory (${path}); Pier reads only the files inside a table's location.`,
+      { cause },
+    );
   }
 
   async list(dir: string, startFrom?: string): Promise<FileStatus[]> {
-    const full = this.resolve(dir);
+    const full = await this.resolve(dir);
     let entries: import('node:fs').Dirent[];
     try {
       entries = await fs.readdir(full, { withFileTypes: true });
@@ -93,7 +125,7 @@ class LocalStorage implements TableStorage {
 
   async readIfExists(path: string): Promise<Uint8Array | null> {
     try {
-      return await fs.readFile(this.resolve(path));
+      return await fs.readFile(await this.resolve(path));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw error;
@@ -102,7 +134,7 @@ class LocalStorage implements TableStorage {
 
   async exists(path: string): Promise<boolean> {
     try {
-      await fs.stat(this.resolve(path));
+      await fs.stat(await this.resolve(path));
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -111,7 +143,7 @@ class LocalStorage implements TableStorage {
   }
 
   async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
-    const handle = await fs.open(this.resolve(path), 'r');
+    const handle = await fs.open(await this.resolve(path), 'r');
     try {
       const buffer = Buffer.alloc(end - start);
       const { bytesRead } = await handle.read(buffer, 0, end - start, start);
@@ -122,7 +154,7 @@ class LocalStorage implements TableStorage {
   }
 
   async openParquet(path: string): Promise<AsyncBuffer> {
-    const filename = this.resolve(path);
+    const filename = await this.resolve(path);
     let size: number;
     try {
       size = (await fs.stat(filename)).size;

@@ -97,7 +97,10 @@ export async function lockDataDir(layout: DataDirLayout): Promise<void> {
     if (holder === undefined && attempt < 5) await sleep(10);
     else await removeStalePidFile(layout.pidFile, holder);
   }
-  throw new PierError('INVALID_STATE', `Could not lock ${layout.dataDir}: another Pier keeps starting there.`);
+  throw new PierError(
+    'INVALID_STATE',
+    `Could not lock ${layout.dataDir}: another Pier keeps starting there.`,
+  );
 }
 
 /** Removes the pid file if it still names `stale`, holding `<pid file>.takeover` while it looks. */

@@ -1,7 +1,7 @@
 import type { Queryable } from './store.js';
 
 /** Which kind of object a grant is on: decides the column it is stored in. */
-export type GrantSecurableKind = 'catalog' | 'schema' | 'table';
+export type GrantSecurableKind = 'catalog' | 'schema' | 'table' | 'external_location';
 
 export interface GrantRow {
   securable_id: string;

@@ -1,3 +1,4 @@
+import { PATH_WITHIN } from './external-locations.js';
 import type { Queryable } from './store.js';
 
 /**
@@ -50,13 +51,18 @@ export interface TableRow extends Audited {
   table_type: string;
   data_source_format: string;
   storage_location: string;
+  /**
+   * The realpath the table was registered at: what the no-overlap rule
+   * compares, and what a reader of the table's files opens.
+   */
+  storage_path: string;
   columns: ColumnInfo[];
 }
 
 const AUDITED = 'id::text, name, comment, properties, owner, created_at, created_by, updated_at, updated_by';
 const CATALOG_COLUMNS = `${AUDITED}, catalog_type, storage_root, instance_uid::text, database_name`;
 const SCHEMA_COLUMNS = `${AUDITED}, catalog_id::text`;
-const TABLE_COLUMNS = `${AUDITED}, schema_id::text, table_type, data_source_format, storage_location, columns`;
+const TABLE_COLUMNS = `${AUDITED}, schema_id::text, table_type, data_source_format, storage_location, storage_path, columns`;
 
 // ---- catalogs -------------------------------------------------------------
 
@@ -114,13 +120,17 @@ export async function listCatalogsPage(
   return rows;
 }
 
+/** Database catalogs of one instance in name order after `afterName`. */
 export async function listDatabaseCatalogsOfInstance(
   db: Queryable,
   instanceUid: string,
+  afterName: string,
+  limit: number,
 ): Promise<CatalogRow[]> {
   const { rows } = await db.query<CatalogRow>(
-    `SELECT ${CATALOG_COLUMNS} FROM catalogs WHERE instance_uid = $1 ORDER BY name`,
-    [instanceUid],
+    `SELECT ${CATALOG_COLUMNS} FROM catalogs WHERE instance_uid = $1 AND name COLLATE "C" > $2
+      ORDER BY name COLLATE "C" LIMIT $3`,
+    [instanceUid, afterName, limit],
   );
   return rows;
 }
@@ -221,6 +231,7 @@ export async function insertTable(
     | 'table_type'
     | 'data_source_format'
     | 'storage_location'
+    | 'storage_path'
     | 'columns'
     | 'comment'
     | 'properties'
@@ -229,8 +240,8 @@ export async function insertTable(
 ): Promise<TableRow> {
   const { rows } = await db.query<TableRow>(
     `INSERT INTO catalog_tables (id, schema_id, name, table_type, data_source_format, storage_location, columns,
-                                 comment, properties, owner, created_by, updated_by)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING ${TABLE_COLUMNS}`,
+                                 comment, properties, owner, created_by, updated_by, storage_path)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, $11) RETURNING ${TABLE_COLUMNS}`,
     [
       row.id,
       row.schema_id,
@@ -242,9 +253,39 @@ export async function insertTable(
       row.comment,
       JSON.stringify(row.properties),
       row.owner,
+      row.storage_path,
     ],
   );
   return rows[0];
+}
+
+/**
+ * The full name of a table whose directory is `path` or contains it, or
+ * (unless `containingOnly`) lies inside it.
+ */
+export async function findOverlappingTable(
+  db: Queryable,
+  path: string,
+  containingOnly = false,
+): Promise<string | undefined> {
+  const { rows } = await db.query<{ full_name: string }>(
+    `SELECT c.name || '.' || s.name || '.' || t.name AS full_name
+       FROM catalog_tables t JOIN catalog_schemas s ON s.id = t.schema_id JOIN catalogs c ON c.id = s.catalog_id
+      WHERE ${PATH_WITHIN('$1', 't.storage_path')} OR (NOT $2 AND ${PATH_WITHIN('t.storage_path', '$1')})
+      ORDER BY 1 LIMIT 1`,
+    [path, containingOnly],
+  );
+  return rows[0]?.full_name;
+}
+
+/** How many tables are registered at or below `dir`, and outside `keep` when given. */
+export async function countTablesUnder(db: Queryable, dir: string, keep?: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM catalog_tables
+      WHERE ${PATH_WITHIN('storage_path', '$1')} AND ($2::text IS NULL OR NOT ${PATH_WITHIN('storage_path', '$2')})`,
+    [dir, keep ?? null],
+  );
+  return rows[0].n;
 }
 
 export async function findTable(
@@ -299,13 +340,13 @@ export async function deleteTableRow(db: Queryable, id: string): Promise<void> {
 }
 
 /**
- * Hands every catalog, schema and table `from` owns to `to` (when `from`'s
+ * Hands every catalog, schema, table and external location `from` owns to `to` (when `from`'s
  * identity is deleted, so a later identity of the same name inherits
  * nothing). Returns how many objects changed owner.
  */
 export async function transferCatalogOwnership(db: Queryable, from: string, to: string): Promise<number> {
   let moved = 0;
-  for (const table of ['catalogs', 'catalog_schemas', 'catalog_tables']) {
+  for (const table of ['catalogs', 'catalog_schemas', 'catalog_tables', 'external_locations']) {
     const { rowCount } = await db.query(
       `UPDATE ${table} SET owner = $2, updated_by = $2, updated_at = now() WHERE lower(owner) = lower($1)`,
       [from, to],

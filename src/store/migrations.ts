@@ -187,6 +187,52 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 6,
+    name: 'external locations, their grants, resolved table paths',
+    sql: `
+      -- Unity Catalog external locations: admin-made directories under which
+      -- EXTERNAL tables may be registered. url is what the admin gave (a file://
+      -- URL); path is its realpath, which every check compares against. No two
+      -- locations overlap.
+      CREATE TABLE external_locations (
+        id uuid PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        url text NOT NULL,
+        path text NOT NULL UNIQUE,
+        credential_name text,
+        comment text,
+        read_only boolean NOT NULL DEFAULT false,
+        owner text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        created_by text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        updated_by text NOT NULL
+      );
+
+      -- Grants on external locations (CREATE_EXTERNAL_TABLE, READ_FILES) live with
+      -- the other catalog grants: one more securable column, and securable_id and its
+      -- checks made again to include it.
+      ALTER TABLE catalog_grants
+        ADD COLUMN external_location_id uuid REFERENCES external_locations ON DELETE CASCADE;
+      ALTER TABLE catalog_grants DROP CONSTRAINT catalog_grants_check;
+      ALTER TABLE catalog_grants DROP COLUMN securable_id;
+      ALTER TABLE catalog_grants ADD COLUMN securable_id uuid
+        GENERATED ALWAYS AS (coalesce(catalog_id, schema_id, table_id, external_location_id)) STORED;
+      ALTER TABLE catalog_grants ADD CONSTRAINT catalog_grants_one_securable
+        CHECK (num_nonnulls(catalog_id, schema_id, table_id, external_location_id) = 1);
+      ALTER TABLE catalog_grants ADD CONSTRAINT catalog_grants_securable_principal_privilege_key
+        UNIQUE (securable_id, principal, privilege);
+
+      -- The resolved directory of each table: no two tables may overlap. Tables
+      -- registered earlier keep the path they were registered with.
+      ALTER TABLE catalog_tables ADD COLUMN storage_path text;
+      UPDATE catalog_tables
+         SET storage_path = coalesce(nullif(rtrim(
+               regexp_replace(regexp_replace(storage_location, '^file://[^/]*', ''), '^file:', ''), '/'), ''), '/');
+      ALTER TABLE catalog_tables ALTER COLUMN storage_path SET NOT NULL;
+    `,
+  },
+  {
     version: 7,
     name: 'secrets sealed by the master key; credential request ids per identity',
     sql: `

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { api, type PierProcess, removePier, startPier } from '../helpers/pier.js';
 
 const corpus = (name: string) =>
@@ -30,6 +30,11 @@ async function snapshot(): Promise<unknown> {
 
 before(async () => {
   pier = await startPier();
+  const location = await call('POST', '/external-locations', {
+    name: 'corpus',
+    url: pathToFileURL(corpus('')).href,
+  });
+  assert.equal(location.status, 200, JSON.stringify(location.body));
   assert.equal((await call('POST', '/catalogs', { name: 'main' })).status, 200);
   assert.equal((await call('POST', '/schemas', { name: 'raw', catalog_name: 'main' })).status, 200);
   const table = await call('POST', '/tables', {
@@ -129,7 +134,7 @@ test('tables must be EXTERNAL Delta tables at a readable location', async () => 
       ...fields,
     });
   await expectError(
-    table({ storage_location: '/nonexistent/table' }),
+    table({ storage_location: corpus('no-such-table') }),
     400,
     'INVALID_PARAMETER_VALUE',
     /No Delta table/,

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { relative } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
+import { scratchDirectories } from '../helpers/scratch.js';
 
 const corpus = (name: string) =>
   fileURLToPath(new URL(`../../../test/fixtures/delta-corpus/${name}`, import.meta.url));
 
 let pier: PierProcess;
+const scratchDir = scratchDirectories();
 
 /** Runs `pier …` against this Pier as its admin and parses stdout as JSON. */
 async function pier_(...args: string[]): Promise<unknown> {
@@ -50,7 +52,18 @@ test('pier catalogs / schemas / tables mirror the databricks CLI', async () => {
     ['gold'],
   );
 
-  // A relative --location is resolved against the working directory.
+  // Tables live inside an external location; a relative path is resolved against the working directory.
+  const created = (await pier_(
+    'external-locations',
+    'create',
+    'corpus',
+    relative(process.cwd(), corpus('')),
+  )) as Record<string, unknown>;
+  assert.equal(created.url, pathToFileURL(corpus('')).href.replace(/\/$/, ''));
+  assert.deepEqual(
+    ((await pier_('external-locations', 'list')) as { name: string }[]).map((l) => l.name),
+    ['corpus'],
+  );
   const location = relative(process.cwd(), corpus('basic_partitioned'));
   const table = (await pier_(
     'tables',
@@ -84,6 +97,30 @@ test('pier catalogs / schemas / tables mirror the databricks CLI', async () => {
   await pier_('schemas', 'delete', 'analytics.gold');
   await pier_('catalogs', 'delete', 'analytics');
   assert.deepEqual(await pier_('catalogs', 'list'), []);
+  const updated2 = (await pier_('external-locations', 'update', 'corpus', '--comment', 'fixtures')) as Record<
+    string,
+    unknown
+  >;
+  assert.equal(updated2.comment, 'fixtures');
+  await pier_('external-locations', 'delete', 'corpus');
+  // As databricks external-locations create NAME URL CREDENTIAL_NAME, or with --url.
+  const dir = await scratchDir('pier-cli-location-');
+  const withCredential = (await pier_(
+    'external-locations',
+    'create',
+    'scratch',
+    pathToFileURL(dir).href,
+    'my_credential',
+  )) as Record<string, unknown>;
+  assert.equal(withCredential.credential_name, 'my_credential');
+  await pier_('external-locations', 'delete', 'scratch');
+  const withFlag = (await pier_('external-locations', 'create', 'scratch', '--url', dir)) as Record<
+    string,
+    unknown
+  >;
+  assert.equal(withFlag.url, pathToFileURL(dir).href);
+  await pier_('external-locations', 'delete', 'scratch');
+  assert.deepEqual(await pier_('external-locations', 'list'), []);
 
   const failed = await runPier(['catalogs', 'get', 'analytics'], {
     DATABRICKS_HOST: pier.apiUrl,

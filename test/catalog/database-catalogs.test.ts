@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WorkspaceClient } from '@databricks/sdk-experimental';
 import pg from 'pg';
 import { addTableLineage } from '../../src/catalog/lineage.js';
 import { Store } from '../../src/store/store.js';
 import { api, eventually, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
+import { createUser } from './users.js';
 
 const corpus = (name: string) =>
   fileURLToPath(new URL(`../../../test/fixtures/delta-corpus/${name}`, import.meta.url));
@@ -160,50 +161,141 @@ test('a missing database is a clear error, and nothing is recorded', async () =>
   assert.equal(taken.body.error_code, 'RESOURCE_ALREADY_EXISTS');
 });
 
-test('creating a database catalog needs CAN_USE on the instance; its creator owns it', async () => {
-  const userName = 'dev@example.com';
-  assert.equal(
-    (await api(pier, pier.adminToken, 'POST', '/api/2.0/preview/scim/v2/Users', { userName })).status,
-    201,
-  );
-  const token = (
-    await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
-      application_id: userName,
-    })
-  ).body.token_value as string;
-  const body = { name: 'devcat', database_instance_name: 'orders-db', database_name: 'databricks_postgres' };
+const setInstancePermission = (userName: string, level: string) =>
+  api(pier, pier.adminToken, 'PATCH', '/api/2.0/permissions/database-instances/orders-db', {
+    access_control_list: [{ user_name: userName, permission_level: level }],
+  });
 
-  const denied = await api(pier, token, 'POST', '/api/2.0/database/catalogs', body);
-  assert.equal(denied.status, 404, 'an instance without permissions is invisible');
+test('CAN_USE on an instance does not let a user make (or own) a catalog over any of its databases', async () => {
+  const userName = 'dev@example.com';
+  const token = await createUser(pier, userName);
+  const granted = await setInstancePermission(userName, 'CAN_USE');
+  assert.equal(granted.status, 200, JSON.stringify(granted.body));
+
+  for (const database_name of ['postgres', 'databricks_postgres', 'orders_app']) {
+    const denied = await api(pier, token, 'POST', '/api/2.0/database/catalogs', {
+      name: 'devcat',
+      database_instance_name: 'orders-db',
+      database_name,
+      create_database_if_not_exists: true,
+    });
+    assert.equal(denied.status, 403, database_name);
+    assert.equal(denied.body.error_code, 'PERMISSION_DENIED');
+    assert.match(String(denied.body.message), /does not have CREATE CATALOG on Metastore/);
+  }
   assert.equal(
     (await api(pier, pier.adminToken, 'GET', '/api/2.1/unity-catalog/catalogs/devcat')).status,
     404,
+    'nothing was recorded',
   );
 
-  const granted = await api(
+  // Not even an admin makes a catalog of a template database.
+  for (const database_name of ['template0', 'template1']) {
+    const template = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/catalogs', {
+      name: 'tpl',
+      database_instance_name: 'orders-db',
+      database_name,
+    });
+    assert.equal(template.status, 400, database_name);
+    assert.equal(template.body.error_code, 'INVALID_PARAMETER_VALUE');
+    assert.match(String(template.body.message), /is a template database/);
+  }
+  assert.equal((await api(pier, pier.adminToken, 'GET', '/api/2.1/unity-catalog/catalogs/tpl')).status, 404);
+});
+
+test('a database catalog is read as the caller’s own Postgres role, while they hold CAN_USE', async () => {
+  const userName = 'analyst@example.com';
+  const token = await createUser(pier, userName);
+  const tables = () =>
+    api(pier, token, 'GET', '/api/2.1/unity-catalog/tables?catalog_name=orders&schema_name=shop');
+  // Unity Catalog lets her in: USE_CATALOG and USE_SCHEMA and SELECT on the whole catalog.
+  const ucGrant = await api(
     pier,
     pier.adminToken,
     'PATCH',
-    '/api/2.0/permissions/database-instances/orders-db',
+    '/api/2.1/unity-catalog/permissions/catalog/orders',
     {
-      access_control_list: [{ user_name: userName, permission_level: 'CAN_USE' }],
+      changes: [{ principal: userName, add: ['USE_CATALOG', 'USE_SCHEMA', 'SELECT'] }],
     },
   );
-  assert.equal(granted.status, 200, JSON.stringify(granted.body));
-  const created = await api(pier, token, 'POST', '/api/2.0/database/catalogs', body);
-  assert.equal(created.status, 200, JSON.stringify(created.body));
-  const catalog = await api(pier, token, 'GET', '/api/2.1/unity-catalog/catalogs/devcat');
-  assert.equal(catalog.body.owner, userName);
-  const tables = await api(
-    pier,
-    token,
-    'GET',
-    '/api/2.1/unity-catalog/tables?catalog_name=devcat&schema_name=public',
+  assert.equal(ucGrant.status, 200, JSON.stringify(ucGrant.body));
+
+  const noInstance = await tables();
+  assert.equal(noInstance.status, 403);
+  assert.equal(noInstance.body.error_code, 'PERMISSION_DENIED');
+  assert.match(String(noInstance.body.message), /does not have CAN_USE on database instance 'orders-db'/);
+
+  await setInstancePermission(userName, 'CAN_USE');
+  const noRole = await tables();
+  assert.equal(noRole.status, 403);
+  assert.equal(noRole.body.error_code, 'PERMISSION_DENIED');
+  assert.match(String(noRole.body.message), /has no Postgres login role in database instance 'orders-db'/);
+  assert.match(String(noRole.body.message), /pier database create-database-instance-role orders-db/);
+
+  // She creates her own role, as the message says: a plain role with no privileges in Postgres.
+  const role = await api(pier, token, 'POST', '/api/2.0/database/instances/orders-db/roles', {
+    name: userName,
+    identity_type: 'USER',
+  });
+  assert.equal(role.status, 200, JSON.stringify(role.body));
+  const schemas = await api(pier, token, 'GET', '/api/2.1/unity-catalog/schemas?catalog_name=orders');
+  assert.equal(schemas.status, 200, JSON.stringify(schemas.body));
+  assert.deepEqual(
+    (schemas.body.schemas as { name: string }[]).map((s) => s.name),
+    ['public'],
+    'shop and reporting are not hers to use in Postgres',
   );
-  assert.equal(tables.status, 200, JSON.stringify(tables.body));
-  // Another user's catalog is not hers to see.
-  assert.equal((await api(pier, token, 'GET', '/api/2.1/unity-catalog/catalogs/orders')).status, 403);
-  assert.equal((await api(pier, token, 'DELETE', '/api/2.0/database/catalogs/devcat')).status, 200);
+  const hidden = await tables();
+  assert.equal(hidden.status, 404);
+  assert.equal(
+    (await api(pier, token, 'GET', '/api/2.1/unity-catalog/tables/orders.shop.orders')).status,
+    404,
+  );
+
+  // Postgres privileges open exactly what they grant: the table, not the view beside it.
+  const client = superuser('orders_app');
+  await client.connect();
+  try {
+    await client.query(`GRANT USAGE ON SCHEMA shop TO "${userName}"`);
+    await client.query(`GRANT SELECT (id, amount) ON shop.orders TO "${userName}"`);
+  } finally {
+    await client.end();
+  }
+  const visible = await tables();
+  assert.equal(visible.status, 200, JSON.stringify(visible.body));
+  const [orders, ...others] = visible.body.tables as { full_name: string; columns: { name: string }[] }[];
+  assert.equal(orders.full_name, 'orders.shop.orders');
+  assert.deepEqual(others, [], 'the view stays hidden');
+  assert.deepEqual(
+    orders.columns.map((c) => c.name),
+    ['id', 'amount'],
+    'only the columns she may read',
+  );
+
+  // A role that is (somehow) a superuser is never read as.
+  const su = superuser('orders_app');
+  await su.connect();
+  await su.query(`ALTER ROLE "${userName}" SUPERUSER`);
+  const asSuperuser = await tables();
+  await su.query(`ALTER ROLE "${userName}" NOSUPERUSER`);
+  await su.end();
+  assert.equal(asSuperuser.status, 403);
+  assert.match(String(asSuperuser.body.message), /is a superuser/);
+
+  // Access ends with the instance permission.
+  const revoked = await api(
+    pier,
+    pier.adminToken,
+    'PUT',
+    '/api/2.0/permissions/database-instances/orders-db',
+    {
+      access_control_list: [],
+    },
+  );
+  assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+  const after = await tables();
+  assert.equal(after.status, 403);
+  assert.match(String(after.body.message), /does not have CAN_USE on database instance 'orders-db'/);
 });
 
 test('pier database register-database-instance creates the catalog and schema as needed', async () => {
@@ -240,6 +332,11 @@ test('pier database register-database-instance creates the catalog and schema as
 });
 
 test('lineage edges added by addTableLineage appear on both tables', async () => {
+  await w.externalLocations.create({
+    name: 'corpus',
+    url: pathToFileURL(corpus('')).href,
+    credential_name: 'none needed',
+  });
   await w.catalogs.create({ name: 'analytics' });
   await w.schemas.create({ name: 'gold', catalog_name: 'analytics' });
   await w.tables.create({

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { WorkspaceClient } from '@databricks/sdk-experimental';
 import { api, type PierProcess, removePier, startPier } from '../helpers/pier.js';
+import { createUser } from './users.js';
 
 const corpus = (name: string) =>
   fileURLToPath(new URL(`../../../test/fixtures/delta-corpus/${name}`, import.meta.url));
@@ -13,24 +14,18 @@ let janeToken: string;
 
 const JANE = 'jane@example.com';
 
-/** A second, non-admin user with a token, made the way an admin does it. */
-async function createUser(userName: string): Promise<string> {
-  const user = await api(pier, pier.adminToken, 'POST', '/api/2.0/preview/scim/v2/Users', { userName });
-  assert.equal(user.status, 201, JSON.stringify(user.body));
-  const token = await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
-    application_id: userName,
-  });
-  assert.equal(token.status, 200, JSON.stringify(token.body));
-  return token.body.token_value as string;
-}
-
 const grant = (type: string, name: string, changes: unknown[], token = pier.adminToken) =>
   api(pier, token, 'PATCH', `/api/2.1/unity-catalog/permissions/${type}/${name}`, { changes });
 
 before(async () => {
   pier = await startPier();
   admin = new WorkspaceClient({ host: pier.apiUrl, token: pier.adminToken, authType: 'pat' });
-  janeToken = await createUser(JANE);
+  janeToken = await createUser(pier, JANE);
+  await admin.externalLocations.create({
+    name: 'corpus',
+    url: pathToFileURL(corpus('')).href,
+    credential_name: 'none needed',
+  });
   await admin.catalogs.create({ name: 'main' });
   await admin.schemas.create({ name: 'sales', catalog_name: 'main' });
   await admin.tables.create({
@@ -136,14 +131,15 @@ test('privileges granted on a catalog are inherited, and effective permissions s
   });
   assert.equal(created.status, 200, JSON.stringify(created.body));
   assert.equal(created.body.owner, JANE);
-  // As its owner she may register tables in it without CREATE_TABLE.
+  // As its owner she may register tables in it without CREATE_TABLE (the files need CREATE_EXTERNAL_TABLE).
+  await grant('external_location', 'corpus', [{ principal: JANE, add: ['CREATE_EXTERNAL_TABLE'] }]);
   const table = await api(pier, janeToken, 'POST', '/api/2.1/unity-catalog/tables', {
     name: 'mine',
     catalog_name: 'main',
     schema_name: 'janes',
     table_type: 'EXTERNAL',
     data_source_format: 'DELTA',
-    storage_location: corpus('basic_partitioned'),
+    storage_location: corpus('basic-decimal-table/delta'),
   });
   assert.equal(table.status, 200, JSON.stringify(table.body));
   assert.equal(
@@ -172,7 +168,7 @@ test('grant changes are checked and all-or-nothing', async () => {
   assert.equal(unknownUser.body.error_code, 'INVALID_PARAMETER_VALUE');
   const wrongLevel = await grant('table', 'main.sales.letters', [{ principal: JANE, add: ['USE_CATALOG'] }]);
   assert.equal(wrongLevel.status, 400);
-  assert.match(String(wrongLevel.body.message), /cannot be granted on a table/);
+  assert.match(String(wrongLevel.body.message), /cannot be granted on Table 'main.sales.letters'/);
   const unknownPrivilege = await grant('schema', 'main.sales', [{ principal: JANE, add: ['FLY'] }]);
   assert.equal(unknownPrivilege.status, 400);
   const badType = await grant('volume', 'main.sales.v', [{ principal: JANE, add: ['SELECT'] }]);

@@ -14,6 +14,12 @@ let w: WorkspaceClient;
 before(async () => {
   pier = await startPier();
   w = new WorkspaceClient({ host: pier.apiUrl, token: pier.adminToken, authType: 'pat' });
+  // Tables are registered inside an external location: the corpus directory is one.
+  await w.externalLocations.create({
+    name: 'corpus',
+    url: pathToFileURL(corpus('')).href,
+    credential_name: 'none needed',
+  });
 });
 after(async () => removePier(pier));
 

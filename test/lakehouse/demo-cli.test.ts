@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { WorkspaceClient } from '@databricks/sdk-experimental';
 import { type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
 
@@ -15,10 +17,15 @@ after(async () => removePier(pier));
 test('pier demo registers analytics.gold.daily_revenue and pier demo advance commits change data', async () => {
   const demo = await runPier(['demo', '--data-dir', pier.dataDir], env);
   assert.equal(demo.code, 0, demo.stderr);
-  const { storage_location: location, version } = JSON.parse(demo.stdout);
+  const { storage_location: storageLocation, version } = JSON.parse(demo.stdout);
+  const location = storageLocation as string;
   assert.equal(version, 1);
 
   const w = new WorkspaceClient({ host: pier.apiUrl, token: pier.adminToken, authType: 'pat' });
+  // The table is registered inside the external location made for the lakehouse directory.
+  const lakehouse = await w.externalLocations.get({ name: 'pier_lakehouse' });
+  assert.equal(lakehouse.url, pathToFileURL(join(pier.dataDir, 'lakehouse')).href);
+  assert.ok(location.startsWith(join(pier.dataDir, 'lakehouse')));
   const table = await w.tables.get({ full_name: 'analytics.gold.daily_revenue' });
   assert.equal(table.table_type, 'EXTERNAL');
   assert.equal(table.data_source_format, 'DELTA');
