@@ -112,6 +112,7 @@ struct conn {
   backend_t *backend;
   napi_ref self, state_ref;
   int backend_idle, held_terminate, want_reset, final_sent;
+  int over_cap; /* 1: over the total cap, 2: over the per-address cap; refused once it can be told */
   conn_t *prev, *next; /* the front's list of live connections */
 };
 
@@ -121,8 +122,10 @@ struct front {
   napi_async_context async_context;
   SSL_CTX *default_ctx; /* owned by its JavaScript external; JavaScript keeps it alive */
   uint32_t max_startup, max_password, preauth_ms, reset_ms;
+  uint32_t max_conns, max_per_address, max_refusing; /* connection caps (src/proxy/connection-caps.ts) */
   conn_t *conns;
-  size_t count;
+  size_t count;    /* live connections, those being refused included */
+  size_t refusing; /* of which over a cap */
 };
 
 typedef struct {
@@ -434,6 +437,7 @@ static void conn_close(conn_t *c, int final_event, int reusable, const char *rea
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   f->count--;
+  if (c->over_cap) f->refusing--;
   close_client(c);
   if (c->timer_open) {
     c->timer_open = 0;
@@ -665,6 +669,9 @@ static void do_handshake(conn_t *c) {
   int e = SSL_get_error(c->ssl, r);
   if (e == SSL_ERROR_WANT_CLIENT_HELLO_CB) {
     c->state = C_HELLO_WAIT;
+    /* Nothing more is read until the certificate is chosen: what a client sends meanwhile stays in the
+       kernel's bounded buffers, not in OpenSSL's. (useContext may run inside the emit below and read again.) */
+    read_client(c, 0);
     if (c->hello_reported) return;
     c->hello_reported = 1;
     napi_env env = c->f->env;
@@ -728,8 +735,7 @@ static void advance(conn_t *c) {
     int type = (unsigned char)c->in.data[0];
     uint32_t len = be32(c->in.data + 1);
     if (length_refused(c, len, 4, c->f->max_password, "message") || c->in.len < 1 + (size_t)len) return;
-    c->state = C_WAIT_JS;
-    uv_timer_stop(&c->timer); /* the client has said all it must; the rest is ours to decide */
+    c->state = C_WAIT_JS; /* the clock runs on until JavaScript says the password held (authenticated) */
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
     napi_value t, body = js_copy(env, c->in.data + 5, len - 4);
@@ -986,7 +992,8 @@ static void front_finalize(napi_env env, void *data, void *hint) {
 }
 
 /*
- * front(onEvent, defaultContext, { maxStartup, maxPassword, preAuthMs, resetMs }) → front
+ * front(onEvent, defaultContext, { maxStartup, maxPassword, preAuthMs, resetMs, maxConnections,
+ *       maxPerAddress, maxRefusing }) → front
  * One per proxy: the event handler and the limits every connection shares.
  */
 static napi_value front_new(napi_env env, napi_callback_info info) {
@@ -1002,14 +1009,17 @@ static napi_value front_new(napi_env env, napi_callback_info info) {
   if (!f) return throw_error(env, "front: out of memory");
   f->env = env;
   f->default_ctx = ctx;
-  const char *names[4] = {"maxStartup", "maxPassword", "preAuthMs", "resetMs"};
-  uint32_t *fields[4] = {&f->max_startup, &f->max_password, &f->preauth_ms, &f->reset_ms};
-  for (int i = 0; i < 4; i++) {
+  const char *names[7] = {"maxStartup", "maxPassword", "preAuthMs",   "resetMs",
+                          "maxConnections", "maxPerAddress", "maxRefusing"};
+  uint32_t *fields[7] = {&f->max_startup, &f->max_password, &f->preauth_ms,  &f->reset_ms,
+                         &f->max_conns,   &f->max_per_address, &f->max_refusing};
+  for (int i = 0; i < 7; i++) {
     napi_value v;
     if (napi_get_named_property(env, argv[2], names[i], &v) != napi_ok ||
         napi_get_value_uint32(env, v, fields[i]) != napi_ok) {
       free(f);
-      return throw_error(env, "front: limits must be numbers (maxStartup, maxPassword, preAuthMs, resetMs)");
+      return throw_error(env, "front: limits must be numbers (maxStartup, maxPassword, preAuthMs, resetMs, "
+                              "maxConnections, maxPerAddress, maxRefusing)");
     }
   }
   napi_create_reference(env, argv[0], 1, &f->on_event);
@@ -1027,6 +1037,22 @@ static void conn_finalize(napi_env env, void *data, void *hint) {
   conn_unref((conn_t *)data);
 }
 
+/* Connections from `remote` within the caps. A scan, done only when the total could be over the per-address cap. */
+static uint32_t open_from(front_t *f, const char *remote) {
+  uint32_t n = 0;
+  for (conn_t *o = f->conns; o; o = o->next)
+    if (!o->over_cap && strcmp(o->remote, remote) == 0) n++;
+  return n;
+}
+
+/* 0 within the caps, 1 over the total cap, 2 over the per-address cap. */
+static int over_cap(front_t *f, const char *remote) {
+  size_t counted = f->count - f->refusing;
+  if (counted >= f->max_conns) return 1;
+  if (counted >= f->max_per_address && open_from(f, remote) >= f->max_per_address) return 2;
+  return 0;
+}
+
 static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *peer) {
   front_t *f = l->f;
   napi_env env = f->env;
@@ -1037,9 +1063,16 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *pee
     close(fd);
     return;
   }
+  format_address(peer, c->remote, sizeof c->remote);
+  int over = over_cap(f, c->remote);
+  if (over && f->refusing >= f->max_refusing) {
+    /* Enough connections are being told "too many" already: this one is closed unanswered. */
+    close(fd);
+    free(c);
+    return;
+  }
   c->f = f;
   c->state = C_PLAIN;
-  format_address(peer, c->remote, sizeof c->remote);
   struct sockaddr_storage sa;
   socklen_t sl = sizeof sa;
   if (getsockname(fd, (struct sockaddr *)&sa, &sl) == 0) format_address(&sa, c->local, sizeof c->local);
@@ -1048,11 +1081,10 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *pee
   c->wbio = BIO_new(BIO_s_mem());
   uv_tcp_init(loop, &c->client);
   if (!c->ssl || !c->rbio || !c->wbio || uv_tcp_open(&c->client, fd) != 0) {
-    if (c->ssl) SSL_free(c->ssl);
-    else {
-      BIO_free(c->rbio);
-      BIO_free(c->wbio);
-    }
+    /* The BIOs are not the SSL's yet (SSL_set_bio comes later): each is freed on its own. */
+    SSL_free(c->ssl);
+    BIO_free(c->rbio);
+    BIO_free(c->wbio);
     /* The handle owns nothing yet: close the descriptor ourselves, free the memory once libuv lets go. */
     close(fd);
     c->ssl = NULL;
@@ -1073,6 +1105,8 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *pee
   if (f->conns) f->conns->prev = c;
   f->conns = c;
   f->count++;
+  c->over_cap = over;
+  if (over) f->refusing++;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   napi_value external;
@@ -1330,14 +1364,16 @@ static int get_buffer(napi_env env, napi_value value, char **data, size_t *len) 
   return napi_get_buffer_info(env, value, (void **)data, len) == napi_ok ? 1 : 0;
 }
 
-/* addresses(conn) → [remote, local] */
+/* addresses(conn) → [remote, local, over cap: '' | 'total' | 'address'] */
 static napi_value conn_addresses(napi_env env, napi_callback_info info) {
   conn_t *c = external_arg(env, info, "addresses(conn)");
   if (!c) return NULL;
+  static const char *const caps[3] = {"", "total", "address"};
   napi_value result;
-  napi_create_array_with_length(env, 2, &result);
+  napi_create_array_with_length(env, 3, &result);
   napi_set_element(env, result, 0, js_string(env, c->remote));
   napi_set_element(env, result, 1, js_string(env, c->local));
+  napi_set_element(env, result, 2, js_string(env, caps[c->over_cap]));
   return result;
 }
 
@@ -1357,6 +1393,7 @@ static napi_value conn_use_context(napi_env env, napi_callback_info info) {
   if (ctx) SSL_set_SSL_CTX(c->ssl, ctx);
   c->context_chosen = 1;
   c->state = C_HANDSHAKE;
+  read_client(c, 1);
   do_handshake(c);
   return js_bool(env, 1);
 }
@@ -1379,6 +1416,13 @@ static napi_value conn_ask_password(napi_env env, napi_callback_info info) {
   c->state = C_PASSWORD;
   advance(c);
   return js_bool(env, 1);
+}
+
+/* authenticated(conn): the password held; the pre-authentication clock stops (connecting has its own). */
+static napi_value conn_authenticated(napi_env env, napi_callback_info info) {
+  conn_t *c = external_arg(env, info, "authenticated(conn)");
+  if (c && c->state == C_WAIT_JS) uv_timer_stop(&c->timer);
+  return NULL;
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
@@ -1491,6 +1535,7 @@ NAPI_MODULE_INIT() {
       {"closeListener", NULL, listen_close, NULL, NULL, NULL, napi_default, NULL},
       {"useContext", NULL, conn_use_context, NULL, NULL, NULL, napi_default, NULL},
       {"askPassword", NULL, conn_ask_password, NULL, NULL, NULL, napi_default, NULL},
+      {"authenticated", NULL, conn_authenticated, NULL, NULL, NULL, napi_default, NULL},
       {"end", NULL, conn_end, NULL, NULL, NULL, napi_default, NULL},
       {"splice", NULL, conn_splice, NULL, NULL, NULL, napi_default, NULL},
       {"addresses", NULL, conn_addresses, NULL, NULL, NULL, napi_default, NULL},
