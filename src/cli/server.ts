@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
 import { processAlive, stopCluster } from '../engine/local/cluster.js';
 import { PierError } from '../errors.js';
+import { DEFAULT_CONNECTION_CAPS } from '../proxy/index.js';
 import {
   dataDirLayout,
   type PierState,
@@ -29,6 +30,8 @@ export interface UpOptions {
   credentialTtl: number;
   tlsCert?: string;
   tlsKey?: string;
+  proxyMaxConnections: number;
+  proxyMaxConnectionsPerAddress: number;
 }
 
 function port(value: string): number {
@@ -73,6 +76,16 @@ export function registerServerCommands(program: Command, components: ComponentFa
     )
     .option('--tls-cert <file>', 'PEM certificate for the proxy (default: one Pier creates).')
     .option('--tls-key <file>', 'PEM private key for --tls-cert.')
+    .addOption(
+      new Option('--proxy-max-connections <n>', 'Client connections the proxy holds at once; more get 53300.')
+        .default(DEFAULT_CONNECTION_CAPS.maxConnections)
+        .argParser(positive),
+    )
+    .addOption(
+      new Option('--proxy-max-connections-per-address <n>', 'Of those, from one client address.')
+        .default(DEFAULT_CONNECTION_CAPS.maxConnectionsPerAddress)
+        .argParser(positive),
+    )
     .action(async (options: UpOptions, command: Command) => {
       const dataDir = resolveDataDir((command.optsWithGlobals() as { dataDir?: string }).dataDir);
       if (options.detach) return detach(dataDir);
@@ -120,6 +133,10 @@ async function runForeground(
       credentialTtlSeconds: options.credentialTtl,
       tlsCert: options.tlsCert,
       tlsKey: options.tlsKey,
+      proxyConnectionCaps: {
+        maxConnections: options.proxyMaxConnections,
+        maxConnectionsPerAddress: options.proxyMaxConnectionsPerAddress,
+      },
       log,
     },
     components,

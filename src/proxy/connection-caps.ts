@@ -80,16 +80,18 @@ export function tooManyConnections(
   return over === 'total'
     ? new ProxyError(
         'TOO_MANY_CONNECTIONS',
-        `sorry, too many clients already: the Pier proxy holds ${caps.maxConnections} connections, its limit.`,
+        `sorry, too many clients already: the Pier proxy holds ${connections(caps.maxConnections)}, its limit.`,
         {
           hint: 'Close idle connections (or pool them) and try again. The limit is set with: pier up --proxy-max-connections <n>',
         },
       )
     : new ProxyError(
         'TOO_MANY_CONNECTIONS',
-        `sorry, too many clients already: ${caps.maxConnectionsPerAddress} connections are open from ${address}, the limit for one address.`,
+        `sorry, too many clients already: ${address} has ${connections(caps.maxConnectionsPerAddress)} open, the limit for one address.`,
         {
           hint: 'Close idle connections (or pool them) and try again. The limit is set with: pier up --proxy-max-connections-per-address <n>',
         },
       );
 }
+
+const connections = (n: number) => `${n} connection${n === 1 ? '' : 's'}`;

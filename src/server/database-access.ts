@@ -39,6 +39,7 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
           : { dir: join(options.dataDir, 'tls') },
       directory,
       passwords: credentialPasswordCheck({ publicKeys: () => keys.jwks(), issuer: DEFAULT_ISSUER }),
+      ...(options.proxyConnectionCaps ? { limits: options.proxyConnectionCaps } : {}),
     });
   } catch (error) {
     keys.stop();

@@ -36,6 +36,8 @@ export interface PierOptions {
   /** The proxy's certificate and key (PEM files); Pier makes its own CA and certificate without them. */
   tlsCert?: string;
   tlsKey?: string;
+  /** Client connections the proxy holds at once, in all and per address (default `DEFAULT_CONNECTION_CAPS`). */
+  proxyConnectionCaps?: { maxConnections: number; maxConnectionsPerAddress: number };
   log: (message: string) => void;
 }
 
