@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceRoute, PasswordCheck, PasswordVerdict, ProxyDirectory } from './directory.js';
 import { ProxyError, type ProxyErrorKind } from './errors.js';
 import type { LoginThrottle } from './login-throttle.js';
@@ -19,6 +20,8 @@ import type { Startup } from './startup.js';
 export const GENERATE_CREDENTIAL_COMMAND = 'pier database generate-database-credential --instance-names';
 const PASSWORD_MESSAGE = 0x70; // 'p'
 const PAT_PREFIX = 'dapi';
+/** A refused Postgres password is answered no sooner than this after its check began. */
+export const NATIVE_REFUSAL_MS = 200;
 const CREDENTIAL_HINT = `Generate a database credential with: ${GENERATE_CREDENTIAL_COMMAND} <instance>, and use its token as the password.`;
 
 const VERDICT_KIND: Record<Exclude<PasswordVerdict, { ok: true }>['reason'], ProxyErrorKind> = {
@@ -119,9 +122,25 @@ async function checkPassword(
  * Native login: the instance the client names must exist, be AVAILABLE and
  * allow Postgres passwords, and the password must match the role's verifier
  * there. The cheap checks come first; every failure, whatever its cause, is
- * the same refusal, with the cause kept for the server log.
+ * the same refusal, sent no sooner than `NATIVE_REFUSAL_MS`, with the cause
+ * kept for the server log.
  */
 async function checkNativePassword(
+  password: string,
+  startup: Startup,
+  where: NonNullable<PasswordOptions['nativeLogin']>,
+): Promise<InstanceRoute> {
+  const started = Date.now();
+  try {
+    return await nativePasswordHolds(password, startup, where);
+  } catch (error) {
+    // As Postgres' auth_delay: a refusal takes as long whether or not there was an instance to ask.
+    await sleep(Math.max(0, NATIVE_REFUSAL_MS - (Date.now() - started)));
+    throw error;
+  }
+}
+
+async function nativePasswordHolds(
   password: string,
   startup: Startup,
   where: NonNullable<PasswordOptions['nativeLogin']>,

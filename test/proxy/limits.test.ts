@@ -11,6 +11,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { MAX_SCRAM_ITERATIONS } from '../../src/auth/scram.js';
+import { NATIVE_REFUSAL_MS } from '../../src/proxy/auth.js';
 import { CancelMap } from '../../src/proxy/cancel.js';
 import type { ProxyContext, ProxyEvent } from '../../src/proxy/connection.js';
 import {
@@ -188,7 +189,10 @@ for (const path of ['native', 'javascript'] as const) {
       await new Promise((r) => setTimeout(r, 50));
       const error = await connectError(config(proxy, 'alice', token));
       assert.equal(error?.code, '53300');
-      assert.match(error!.message, /^sorry, too many clients already: 127\.0\.0\.1 has 2 connections open, the limit for one address\.$/);
+      assert.match(
+        error!.message,
+        /^sorry, too many clients already: 127\.0\.0\.1 has 2 connections open, the limit for one address\.$/,
+      );
       assert.match(error!.hint ?? '', /--proxy-max-connections-per-address/);
       const other = await loginFrom(proxy, '127.0.0.2', 'alice', token);
       assert.equal(other.type, 'Z', `logged in from another address: ${other.fields.get('M')}`);
@@ -266,8 +270,14 @@ for (const path of ['native', 'javascript'] as const) {
       };
       const answers = new Map<string, string>();
       for (const [what, attempt] of Object.entries(attempts)) {
+        const started = Date.now();
         const error = await connectError({ ...attempt, ssl: { ...attempt.ssl, rejectUnauthorized: false } });
         answers.set(what, JSON.stringify([error?.code, error?.message, error?.hint]));
+        // Nor does the time to answer tell (a floor, as Postgres' auth_delay).
+        assert.ok(
+          Date.now() - started >= NATIVE_REFUSAL_MS,
+          `${what} answered in ${Date.now() - started} ms`,
+        );
       }
       const first = answers.get('wrong password');
       assert.match(first ?? '', /"28P01","password authentication failed for user \\"app_user\\""/);
