@@ -69,6 +69,7 @@ export async function handleClient(socket: Socket, ctx: ProxyContext, overCap?: 
   let instance: string | undefined;
 
   function fail(error: unknown): void {
+    if (ended.signal.aborted) return; // already refused, or the client left: a waiting phase giving up says nothing new
     ended.abort();
     const { packet, closedByPeer } = refusal(ctx, error, { client: clientAddress, user, instance });
     // Mid-TLS-handshake there is no channel to speak on: just close.

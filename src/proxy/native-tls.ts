@@ -166,6 +166,7 @@ export function startNativeFrontDoor(
   const certificateKey = (route: InstanceRoute) => `${route.dnsName},${route.address ?? ''}`;
 
   function refuse(state: ConnectionState, error: unknown): void {
+    if (state.ended?.signal.aborted) return; // already refused, or the client left
     state.ended?.abort();
     const { packet, closedByPeer } = refusal(ctx, error, {
       client: state.client,
