@@ -108,6 +108,7 @@ struct conn {
   int tls_open, tls_started, direct, gss_declined, context_chosen, hello_reported;
   char servername[256];
   char remote[INET6_ADDRSTRLEN], local[INET6_ADDRSTRLEN];
+  char client_key[INET6_ADDRSTRLEN + 4]; /* what the per-address cap counts: the IPv4 address, or the IPv6 /64 */
   buffer_t in; /* plaintext read from the client (before TLS: raw) not yet framed */
   backend_t *backend;
   napi_ref self, state_ref;
@@ -209,6 +210,20 @@ static void format_address(const struct sockaddr_storage *sa, char *out, size_t 
     if (IN6_IS_ADDR_V4MAPPED(a)) inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)size);
     else inet_ntop(AF_INET6, a, out, (socklen_t)size);
   }
+}
+
+/* The client's key for the per-address cap: an IPv6 client may use any address of its /64, so that counts as one. */
+static void format_client_key(const struct sockaddr_storage *sa, char *out, size_t size) {
+  const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+  if (sa->ss_family != AF_INET6 || IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_LOOPBACK(a)) {
+    format_address(sa, out, size);
+    return;
+  }
+  struct in6_addr prefix = *a;
+  memset(&prefix.s6_addr[8], 0, 8);
+  char text[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, &prefix, text, sizeof text);
+  snprintf(out, size, "%s/64", text);
 }
 
 /* ---------- TLS contexts ---------- */
@@ -1037,19 +1052,19 @@ static void conn_finalize(napi_env env, void *data, void *hint) {
   conn_unref((conn_t *)data);
 }
 
-/* Connections from `remote` within the caps. A scan, done only when the total could be over the per-address cap. */
-static uint32_t open_from(front_t *f, const char *remote) {
+/* Connections from `key` within the caps. A scan, done only when the total could be over the per-address cap. */
+static uint32_t open_from(front_t *f, const char *key) {
   uint32_t n = 0;
   for (conn_t *o = f->conns; o; o = o->next)
-    if (!o->over_cap && strcmp(o->remote, remote) == 0) n++;
+    if (!o->over_cap && strcmp(o->client_key, key) == 0) n++;
   return n;
 }
 
 /* 0 within the caps, 1 over the total cap, 2 over the per-address cap. */
-static int over_cap(front_t *f, const char *remote) {
+static int over_cap(front_t *f, const char *key) {
   size_t counted = f->count - f->refusing;
   if (counted >= f->max_conns) return 1;
-  if (counted >= f->max_per_address && open_from(f, remote) >= f->max_per_address) return 2;
+  if (counted >= f->max_per_address && open_from(f, key) >= f->max_per_address) return 2;
   return 0;
 }
 
@@ -1064,7 +1079,8 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *pee
     return;
   }
   format_address(peer, c->remote, sizeof c->remote);
-  int over = over_cap(f, c->remote);
+  format_client_key(peer, c->client_key, sizeof c->client_key);
+  int over = over_cap(f, c->client_key);
   if (over && f->refusing >= f->max_refusing) {
     /* Enough connections are being told "too many" already: this one is closed unanswered. */
     close(fd);

@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { ProxyError } from './errors.js';
 
 /**
@@ -25,6 +26,29 @@ export const MAX_BEING_REFUSED = 64;
 /** Which cap a connection went over, if any. */
 export type OverCap = 'total' | 'address' | undefined;
 
+/**
+ * What the limits count a client by: its IPv4 address, or its IPv6 /64 (a
+ * host given one /64 can use any address in it). The same in
+ * native/pier_tls.c (`format_client_key`).
+ *
+ * @example
+ * clientKey('2001:db8:1:2:a:b:c:d') // '2001:db8:1:2::/64'
+ */
+export function clientKey(address: string): string {
+  if (!isIPv6(address) || address === '::1') return address;
+  const [head, tail] = address.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  // A dotted IPv4 tail (::1.2.3.4) stands for two groups.
+  const rightGroups = right.length + (right.at(-1)?.includes('.') ? 1 : 0);
+  const gap = tail === undefined ? [] : Array(8 - left.length - rightGroups).fill('0');
+  const groups = [...left, ...gap, ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((group) => Number.parseInt(group, 16).toString(16))
+    .join(':')}::/64`;
+}
+
 /** The counts for the JavaScript path. */
 export class ConnectionCaps {
   private open = 0;
@@ -38,7 +62,8 @@ export class ConnectionCaps {
    * is then to be refused), or 'drop' when too many are being refused
    * already; `release` uncounts it when it closes.
    */
-  admit(address: string): { over: OverCap | 'drop'; release(): void } {
+  admit(clientAddress: string): { over: OverCap | 'drop'; release(): void } {
+    const address = clientKey(clientAddress);
     const fromAddress = this.perAddress.get(address) ?? 0;
     const over: OverCap =
       this.open >= this.options.maxConnections
@@ -87,7 +112,7 @@ export function tooManyConnections(
       )
     : new ProxyError(
         'TOO_MANY_CONNECTIONS',
-        `sorry, too many clients already: ${address} has ${connections(caps.maxConnectionsPerAddress)} open, the limit for one address.`,
+        `sorry, too many clients already: ${clientKey(address)} has ${connections(caps.maxConnectionsPerAddress)} open, the limit for one address.`,
         {
           hint: 'Close idle connections (or pool them) and try again. The limit is set with: pier up --proxy-max-connections-per-address <n>',
         },

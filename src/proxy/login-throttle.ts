@@ -1,8 +1,10 @@
+import { clientKey } from './connection-caps.js';
 import { ProxyError } from './errors.js';
 import { KeyedSlots } from './slots.js';
 
 /**
- * Failed logins, counted per client address across all its connections.
+ * Failed logins, counted per client address (an IPv6 client by its /64:
+ * `clientKey`) across all its connections.
  * An address with `maxFailures` failures in the last `forgetAfterMs` is
  * refused, with the time to wait, until its last failure is that old. So
  * that parallel connections cannot all guess before the first failure is
@@ -42,7 +44,8 @@ export class LoginThrottle {
   }
 
   /** Throws the refusal for an address over the limit; cheap, so it runs before a password is asked for. */
-  refuseIfThrottled(address: string): void {
+  refuseIfThrottled(clientAddress: string): void {
+    const address = clientKey(clientAddress);
     const entry = this.recent(address);
     if (!entry || entry.count < this.options.maxFailures) return;
     const waitSeconds = Math.max(
@@ -63,7 +66,8 @@ export class LoginThrottle {
    * went over the limit meanwhile). `signal` gives up the place in line when
    * the connection ends.
    */
-  async begin(address: string, signal?: AbortSignal): Promise<LoginAttempt> {
+  async begin(clientAddress: string, signal?: AbortSignal): Promise<LoginAttempt> {
+    const address = clientKey(clientAddress);
     this.refuseIfThrottled(address);
     const width = () => this.options.maxFailures - (this.recent(address)?.count ?? 0);
     const release = await this.checking.acquire(address, width, signal);
