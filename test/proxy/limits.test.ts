@@ -180,6 +180,43 @@ for (const path of ['native', 'javascript'] as const) {
       await Promise.all([again.end(), held[1].end(), held[2].end()]);
     });
 
+    it('at the cap, a CancelRequest still goes through; past 64 being refused, a new connection is closed unanswered', async () => {
+      const proxy = await start({ limits: { maxConnections: 1 } });
+      const client = new pg.Client(config(proxy, 'alice', await h.token('alice'))) as pg.Client & {
+        processID: number;
+        secretKey: number;
+      };
+      await client.connect();
+      const sleeping = client.query('SELECT pg_sleep(30)').then(
+        () => undefined,
+        (error: Error & { code?: string }) => error,
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      const cancel = Buffer.alloc(16);
+      cancel.writeInt32BE(16, 0);
+      cancel.writeInt32BE(80877102, 4);
+      cancel.writeInt32BE(client.processID, 8);
+      cancel.writeInt32BE(client.secretKey, 12);
+      const canceller = netConnect({ host: '127.0.0.1', port: proxy.port }, () => canceller.end(cancel));
+      assert.equal((await sleeping)?.code, '57014');
+
+      // 64 connections over the cap, each waiting to be told so: the next is not answered at all.
+      const waiting = Array.from({ length: 64 }, () => netConnect({ host: '127.0.0.1', port: proxy.port }));
+      await Promise.all(waiting.map((socket) => once(socket, 'connect')));
+      await new Promise((r) => setTimeout(r, 100));
+      const extra = netConnect({ host: '127.0.0.1', port: proxy.port }, () =>
+        extra.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])),
+      );
+      const received: Buffer[] = [];
+      extra.on('data', (chunk) => received.push(chunk));
+      extra.on('error', () => {});
+      await once(extra, 'close');
+      assert.equal(Buffer.concat(received).length, 0, 'closed without a word');
+      assert.equal(proxy.stats().activeClients, 65);
+      for (const socket of waiting) socket.destroy();
+      await client.end();
+    });
+
     it('refuses the connection over the per-address cap with 53300; another address still gets in', async () => {
       const proxy = await start({ limits: { maxConnectionsPerAddress: 2 } });
       const token = await h.token('alice');
