@@ -9,7 +9,9 @@
  * packet is acceptable, whether the password opens the instance, which
  * backend to splice to, and what to tell a client that is refused. There is
  * no JavaScript per message after authentication, and none per read before
- * it: a connection costs a handful of callbacks.
+ * it: a connection costs a handful of callbacks. C counts connections
+ * against the caps at accept (JavaScript words the refusal), and stops
+ * reading a client while its certificate is being chosen.
  *
  * A backend session, once spliced, stays in C for the rest of its life: C
  * watches it while it waits in the warm pool (and tells JavaScript if it
