@@ -157,6 +157,8 @@ for (const path of ['native', 'javascript'] as const) {
       const token = await h.token('alice');
       const held = Array.from({ length: 3 }, () => new pg.Client(config(proxy, 'alice', token)));
       await Promise.all(held.map((client) => client.connect()));
+      const admin = await h.superuser();
+      const since = (await admin.query('SELECT clock_timestamp() AS t')).rows[0].t;
       const error = await connectError(config(proxy, 'alice', token));
       assert.equal(error?.code, '53300');
       assert.match(
@@ -171,6 +173,13 @@ for (const path of ['native', 'javascript'] as const) {
       ).catch((failure: { code: number; stderr: string }) => failure);
       assert.equal((psql as { code?: number }).code, 2);
       assert.match((psql as { stderr: string }).stderr, /FATAL: {2}sorry, too many clients already/);
+      // The refused clients never reached Postgres.
+      const { rows } = await admin.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = 'alice' AND backend_start > $1",
+        [since],
+      );
+      await admin.end();
+      assert.equal(rows[0].n, 0);
 
       await held[0].end();
       await settle(proxy, 2);
