@@ -9,7 +9,9 @@
  * packet is acceptable, whether the password opens the instance, which
  * backend to splice to, and what to tell a client that is refused. There is
  * no JavaScript per message after authentication, and none per read before
- * it: a connection costs a handful of callbacks.
+ * it: a connection costs a handful of callbacks. C counts connections
+ * against the caps at accept (JavaScript words the refusal), and stops
+ * reading a client while its certificate is being chosen.
  *
  * A backend session, once spliced, stays in C for the rest of its life: C
  * watches it while it waits in the warm pool (and tells JavaScript if it
@@ -108,10 +110,12 @@ struct conn {
   int tls_open, tls_started, direct, gss_declined, context_chosen, hello_reported;
   char servername[256];
   char remote[INET6_ADDRSTRLEN], local[INET6_ADDRSTRLEN];
+  char client_key[INET6_ADDRSTRLEN + 4]; /* what the per-address cap counts: the IPv4 address, or the IPv6 /64 */
   buffer_t in; /* plaintext read from the client (before TLS: raw) not yet framed */
   backend_t *backend;
   napi_ref self, state_ref;
   int backend_idle, held_terminate, want_reset, final_sent;
+  int over_cap; /* 1: over the total cap, 2: over the per-address cap; refused once it can be told */
   conn_t *prev, *next; /* the front's list of live connections */
 };
 
@@ -121,8 +125,10 @@ struct front {
   napi_async_context async_context;
   SSL_CTX *default_ctx; /* owned by its JavaScript external; JavaScript keeps it alive */
   uint32_t max_startup, max_password, preauth_ms, reset_ms;
+  uint32_t max_conns, max_per_address, max_refusing; /* connection caps (src/proxy/connection-caps.ts) */
   conn_t *conns;
-  size_t count;
+  size_t count;    /* live connections, those being refused included */
+  size_t refusing; /* of which over a cap */
 };
 
 typedef struct {
@@ -206,6 +212,20 @@ static void format_address(const struct sockaddr_storage *sa, char *out, size_t 
     if (IN6_IS_ADDR_V4MAPPED(a)) inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)size);
     else inet_ntop(AF_INET6, a, out, (socklen_t)size);
   }
+}
+
+/* The client's key for the per-address cap: an IPv6 client may use any address of its /64, so that counts as one. */
+static void format_client_key(const struct sockaddr_storage *sa, char *out, size_t size) {
+  const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+  if (sa->ss_family != AF_INET6 || IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_LOOPBACK(a)) {
+    format_address(sa, out, size);
+    return;
+  }
+  struct in6_addr prefix = *a;
+  memset(&prefix.s6_addr[8], 0, 8);
+  char text[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, &prefix, text, sizeof text);
+  snprintf(out, size, "%s/64", text);
 }
 
 /* ---------- TLS contexts ---------- */
@@ -434,6 +454,7 @@ static void conn_close(conn_t *c, int final_event, int reusable, const char *rea
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   f->count--;
+  if (c->over_cap) f->refusing--;
   close_client(c);
   if (c->timer_open) {
     c->timer_open = 0;
@@ -665,6 +686,9 @@ static void do_handshake(conn_t *c) {
   int e = SSL_get_error(c->ssl, r);
   if (e == SSL_ERROR_WANT_CLIENT_HELLO_CB) {
     c->state = C_HELLO_WAIT;
+    /* Nothing more is read until the certificate is chosen: what a client sends meanwhile stays in the
+       kernel's bounded buffers, not in OpenSSL's. (useContext may run inside the emit below and read again.) */
+    read_client(c, 0);
     if (c->hello_reported) return;
     c->hello_reported = 1;
     napi_env env = c->f->env;
@@ -728,8 +752,7 @@ static void advance(conn_t *c) {
     int type = (unsigned char)c->in.data[0];
     uint32_t len = be32(c->in.data + 1);
     if (length_refused(c, len, 4, c->f->max_password, "message") || c->in.len < 1 + (size_t)len) return;
-    c->state = C_WAIT_JS;
-    uv_timer_stop(&c->timer); /* the client has said all it must; the rest is ours to decide */
+    c->state = C_WAIT_JS; /* the clock runs on until JavaScript says the password held (authenticated) */
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
     napi_value t, body = js_copy(env, c->in.data + 5, len - 4);
@@ -986,7 +1009,8 @@ static void front_finalize(napi_env env, void *data, void *hint) {
 }
 
 /*
- * front(onEvent, defaultContext, { maxStartup, maxPassword, preAuthMs, resetMs }) → front
+ * front(onEvent, defaultContext, { maxStartup, maxPassword, preAuthMs, resetMs, maxConnections,
+ *       maxPerAddress, maxRefusing }) → front
  * One per proxy: the event handler and the limits every connection shares.
  */
 static napi_value front_new(napi_env env, napi_callback_info info) {
@@ -1002,14 +1026,17 @@ static napi_value front_new(napi_env env, napi_callback_info info) {
   if (!f) return throw_error(env, "front: out of memory");
   f->env = env;
   f->default_ctx = ctx;
-  const char *names[4] = {"maxStartup", "maxPassword", "preAuthMs", "resetMs"};
-  uint32_t *fields[4] = {&f->max_startup, &f->max_password, &f->preauth_ms, &f->reset_ms};
-  for (int i = 0; i < 4; i++) {
+  const char *names[7] = {"maxStartup", "maxPassword", "preAuthMs",   "resetMs",
+                          "maxConnections", "maxPerAddress", "maxRefusing"};
+  uint32_t *fields[7] = {&f->max_startup, &f->max_password, &f->preauth_ms,  &f->reset_ms,
+                         &f->max_conns,   &f->max_per_address, &f->max_refusing};
+  for (int i = 0; i < 7; i++) {
     napi_value v;
     if (napi_get_named_property(env, argv[2], names[i], &v) != napi_ok ||
         napi_get_value_uint32(env, v, fields[i]) != napi_ok) {
       free(f);
-      return throw_error(env, "front: limits must be numbers (maxStartup, maxPassword, preAuthMs, resetMs)");
+      return throw_error(env, "front: limits must be numbers (maxStartup, maxPassword, preAuthMs, resetMs, "
+                              "maxConnections, maxPerAddress, maxRefusing)");
     }
   }
   napi_create_reference(env, argv[0], 1, &f->on_event);
@@ -1027,6 +1054,22 @@ static void conn_finalize(napi_env env, void *data, void *hint) {
   conn_unref((conn_t *)data);
 }
 
+/* Connections from `key` within the caps. A scan, done only when the total could be over the per-address cap. */
+static uint32_t open_from(front_t *f, const char *key) {
+  uint32_t n = 0;
+  for (conn_t *o = f->conns; o; o = o->next)
+    if (!o->over_cap && strcmp(o->client_key, key) == 0) n++;
+  return n;
+}
+
+/* 0 within the caps, 1 over the total cap, 2 over the per-address cap. */
+static int over_cap(front_t *f, const char *key) {
+  size_t counted = f->count - f->refusing;
+  if (counted >= f->max_conns) return 1;
+  if (counted >= f->max_per_address && open_from(f, key) >= f->max_per_address) return 2;
+  return 0;
+}
+
 static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *peer) {
   front_t *f = l->f;
   napi_env env = f->env;
@@ -1037,9 +1080,17 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *pee
     close(fd);
     return;
   }
+  format_address(peer, c->remote, sizeof c->remote);
+  format_client_key(peer, c->client_key, sizeof c->client_key);
+  int over = over_cap(f, c->client_key);
+  if (over && f->refusing >= f->max_refusing) {
+    /* Enough connections are being told "too many" already: this one is closed unanswered. */
+    close(fd);
+    free(c);
+    return;
+  }
   c->f = f;
   c->state = C_PLAIN;
-  format_address(peer, c->remote, sizeof c->remote);
   struct sockaddr_storage sa;
   socklen_t sl = sizeof sa;
   if (getsockname(fd, (struct sockaddr *)&sa, &sl) == 0) format_address(&sa, c->local, sizeof c->local);
@@ -1048,11 +1099,10 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *pee
   c->wbio = BIO_new(BIO_s_mem());
   uv_tcp_init(loop, &c->client);
   if (!c->ssl || !c->rbio || !c->wbio || uv_tcp_open(&c->client, fd) != 0) {
-    if (c->ssl) SSL_free(c->ssl);
-    else {
-      BIO_free(c->rbio);
-      BIO_free(c->wbio);
-    }
+    /* The BIOs are not the SSL's yet (SSL_set_bio comes later): each is freed on its own. */
+    SSL_free(c->ssl);
+    BIO_free(c->rbio);
+    BIO_free(c->wbio);
     /* The handle owns nothing yet: close the descriptor ourselves, free the memory once libuv lets go. */
     close(fd);
     c->ssl = NULL;
@@ -1073,6 +1123,8 @@ static void accept_one(listener_t *l, int fd, const struct sockaddr_storage *pee
   if (f->conns) f->conns->prev = c;
   f->conns = c;
   f->count++;
+  c->over_cap = over;
+  if (over) f->refusing++;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   napi_value external;
@@ -1330,14 +1382,16 @@ static int get_buffer(napi_env env, napi_value value, char **data, size_t *len) 
   return napi_get_buffer_info(env, value, (void **)data, len) == napi_ok ? 1 : 0;
 }
 
-/* addresses(conn) → [remote, local] */
+/* addresses(conn) → [remote, local, over cap: '' | 'total' | 'address'] */
 static napi_value conn_addresses(napi_env env, napi_callback_info info) {
   conn_t *c = external_arg(env, info, "addresses(conn)");
   if (!c) return NULL;
+  static const char *const caps[3] = {"", "total", "address"};
   napi_value result;
-  napi_create_array_with_length(env, 2, &result);
+  napi_create_array_with_length(env, 3, &result);
   napi_set_element(env, result, 0, js_string(env, c->remote));
   napi_set_element(env, result, 1, js_string(env, c->local));
+  napi_set_element(env, result, 2, js_string(env, caps[c->over_cap]));
   return result;
 }
 
@@ -1357,6 +1411,7 @@ static napi_value conn_use_context(napi_env env, napi_callback_info info) {
   if (ctx) SSL_set_SSL_CTX(c->ssl, ctx);
   c->context_chosen = 1;
   c->state = C_HANDSHAKE;
+  read_client(c, 1);
   do_handshake(c);
   return js_bool(env, 1);
 }
@@ -1379,6 +1434,13 @@ static napi_value conn_ask_password(napi_env env, napi_callback_info info) {
   c->state = C_PASSWORD;
   advance(c);
   return js_bool(env, 1);
+}
+
+/* authenticated(conn): the password held; the pre-authentication clock stops (connecting has its own). */
+static napi_value conn_authenticated(napi_env env, napi_callback_info info) {
+  conn_t *c = external_arg(env, info, "authenticated(conn)");
+  if (c && c->state == C_WAIT_JS) uv_timer_stop(&c->timer);
+  return NULL;
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
@@ -1491,6 +1553,7 @@ NAPI_MODULE_INIT() {
       {"closeListener", NULL, listen_close, NULL, NULL, NULL, napi_default, NULL},
       {"useContext", NULL, conn_use_context, NULL, NULL, NULL, napi_default, NULL},
       {"askPassword", NULL, conn_ask_password, NULL, NULL, NULL, napi_default, NULL},
+      {"authenticated", NULL, conn_authenticated, NULL, NULL, NULL, napi_default, NULL},
       {"end", NULL, conn_end, NULL, NULL, NULL, napi_default, NULL},
       {"splice", NULL, conn_splice, NULL, NULL, NULL, napi_default, NULL},
       {"addresses", NULL, conn_addresses, NULL, NULL, NULL, napi_default, NULL},

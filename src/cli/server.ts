@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
 import { processAlive, stopCluster } from '../engine/local/cluster.js';
 import { PierError } from '../errors.js';
+import { DEFAULT_CONNECTION_CAPS } from '../proxy/index.js';
 import {
   dataDirLayout,
   type PierState,
@@ -33,6 +34,8 @@ export interface UpOptions {
   tlsKey?: string;
   apiTlsCert?: string;
   apiTlsKey?: string;
+  proxyMaxConnections: number;
+  proxyMaxConnectionsPerAddress: number;
 }
 
 function port(value: string): number {
@@ -93,6 +96,16 @@ export function registerServerCommands(program: Command, components: ComponentFa
     .option('--tls-key <file>', 'PEM private key for --tls-cert.')
     .option('--api-tls-cert <file>', 'PEM certificate (chain) for the REST API: serve HTTPS instead of HTTP.')
     .option('--api-tls-key <file>', 'PEM private key for --api-tls-cert.')
+    .addOption(
+      new Option('--proxy-max-connections <n>', 'Client connections the proxy holds at once; more get 53300.')
+        .default(DEFAULT_CONNECTION_CAPS.maxConnections)
+        .argParser(positive),
+    )
+    .addOption(
+      new Option('--proxy-max-connections-per-address <n>', 'Of those, from one client address.')
+        .default(DEFAULT_CONNECTION_CAPS.maxConnectionsPerAddress)
+        .argParser(positive),
+    )
     .action(async (options: UpOptions, command: Command) => {
       const dataDir = resolveDataDir((command.optsWithGlobals() as { dataDir?: string }).dataDir);
       if (options.detach) return detach(dataDir);
@@ -142,6 +155,10 @@ async function runForeground(
       tlsKey: options.tlsKey,
       apiTlsCert: options.apiTlsCert,
       apiTlsKey: options.apiTlsKey,
+      proxyConnectionCaps: {
+        maxConnections: options.proxyMaxConnections,
+        maxConnectionsPerAddress: options.proxyMaxConnectionsPerAddress,
+      },
       log,
     },
     components,

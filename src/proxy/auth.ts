@@ -2,19 +2,27 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceRoute, PasswordCheck, PasswordVerdict, ProxyDirectory } from './directory.js';
 import { ProxyError, type ProxyErrorKind } from './errors.js';
+import type { LoginThrottle } from './login-throttle.js';
 import { AuthenticationCleartextPassword, type PacketReader } from './protocol.js';
+import { routeConnection } from './route.js';
 import type { Startup } from './startup.js';
 
 /**
  * Authentication: ask for a cleartext password (safe: we are inside TLS),
- * then check it is a database credential for this user. Which instance the
- * token must open is checked after routing, by `checkAudience`.
+ * then check it is a database credential for this user, or, where the
+ * instance allows it, the role's own Postgres password. Until one of them
+ * holds, the client learns nothing about instances: an unknown instance, a
+ * stopped one and a wrong password give the same answer. Which instance a
+ * token must open is checked after authentication, by `checkAudience`.
  */
 
 /** The command users run to get a fresh credential; shown in hints. */
 export const GENERATE_CREDENTIAL_COMMAND = 'pier database generate-database-credential --instance-names';
 const PASSWORD_MESSAGE = 0x70; // 'p'
 const PAT_PREFIX = 'dapi';
+/** A refused Postgres password is answered no sooner than this after its check began. */
+export const NATIVE_REFUSAL_MS = 200;
+const CREDENTIAL_HINT = `Generate a database credential with: ${GENERATE_CREDENTIAL_COMMAND} <instance>, and use its token as the password.`;
 
 const VERDICT_KIND: Record<Exclude<PasswordVerdict, { ok: true }>['reason'], ProxyErrorKind> = {
   malformed: 'TOKEN_MALFORMED',
@@ -30,98 +38,140 @@ const VERDICT_KIND: Record<Exclude<PasswordVerdict, { ok: true }>['reason'], Pro
 
 export interface PasswordOptions {
   passwords: PasswordCheck;
-  failures: AuthFailureLimiter;
+  throttle: LoginThrottle;
   clientAddress: string;
-  /** A password that is no token at all may be a role's own Postgres password (checked after routing). */
-  allowNativePassword?: boolean;
+  /** Set: a password that is no token may be a role's own Postgres password on the instance the client names. */
+  nativeLogin?: {
+    directory: ProxyDirectory;
+    servername: string | undefined;
+    localAddress: string | undefined;
+  };
+  /** Aborts when the connection ends: its place in the throttle's line is given up. */
+  signal?: AbortSignal;
 }
 
-/** What a good password says: the instances its credential opens, or a role's own password to check. */
-export interface PasswordResult {
+/** Who the client proved to be: a credential's audience, or (native login) the instance whose role password it knew. */
+export interface Credential {
   audience: string[];
-  nativePassword?: string;
+  nativeRoute?: InstanceRoute;
 }
 
+/** The JavaScript path: asks for the password, reads it and checks it. */
 export async function authenticate(
   stream: Duplex,
   reader: PacketReader,
   startup: Startup,
   options: PasswordOptions & { maxPacketBytes: number },
-): Promise<PasswordResult> {
-  const { failures, clientAddress } = options;
-  const delayMs = failures.delayFor(clientAddress);
-  if (delayMs > 0) await sleep(delayMs);
+): Promise<Credential> {
+  options.throttle.refuseIfThrottled(options.clientAddress);
   stream.write(AuthenticationCleartextPassword());
   const { type, body } = await reader.readMessage(options.maxPacketBytes);
   return verifyPasswordMessage(type, body, startup, options);
 }
 
-/** Checks the client's answer to AuthenticationCleartextPassword: a message of `type` with `body`. */
+/**
+ * Checks the client's answer to AuthenticationCleartextPassword (a message of
+ * `type` with `body`), in its turn: each check counts for or against the
+ * client's address.
+ */
 export async function verifyPasswordMessage(
   type: number,
   body: Buffer,
   startup: Startup,
   options: PasswordOptions,
-): Promise<PasswordResult> {
-  const { failures, clientAddress } = options;
+): Promise<Credential> {
   if (type !== PASSWORD_MESSAGE) {
     throw new ProxyError('PROTOCOL_VIOLATION', `Expected a password message, got message type ${type}.`);
   }
   const end = body.indexOf(0);
   const password = body.toString('utf8', 0, end < 0 ? body.length : end);
-  const hint = `Generate a database credential with: ${GENERATE_CREDENTIAL_COMMAND} <instance>, and use its token as the password.`;
+  const attempt = await options.throttle.begin(options.clientAddress, options.signal);
+  try {
+    const credential = await checkPassword(password, startup, options);
+    attempt.succeeded();
+    return credential;
+  } catch (error) {
+    attempt.failed();
+    throw error;
+  }
+}
+
+async function checkPassword(
+  password: string,
+  startup: Startup,
+  options: PasswordOptions,
+): Promise<Credential> {
   if (password.startsWith(PAT_PREFIX)) {
-    failures.recordFailure(clientAddress);
     throw new ProxyError(
       'PAT_AS_PASSWORD',
       'Personal access tokens cannot be used as Postgres passwords; use a database credential instead.',
-      { hint },
+      { hint: CREDENTIAL_HINT },
     );
   }
   const verdict = await options.passwords.verify(password, startup.user);
-  if (!verdict.ok && verdict.reason === 'malformed' && options.allowNativePassword) {
-    return { audience: [], nativePassword: password };
+  if (verdict.ok) return { audience: verdict.audience };
+  if (verdict.reason === 'malformed' && options.nativeLogin) {
+    return { audience: [], nativeRoute: await checkNativePassword(password, startup, options.nativeLogin) };
   }
-  if (!verdict.ok) {
-    failures.recordFailure(clientAddress);
-    throw new ProxyError(
-      VERDICT_KIND[verdict.reason] ?? 'TOKEN_MALFORMED',
-      `password authentication failed for user "${startup.user}": ${verdict.message}`,
-      { hint },
-    );
-  }
-  failures.recordSuccess(clientAddress);
-  return { audience: verdict.audience };
+  throw new ProxyError(
+    VERDICT_KIND[verdict.reason] ?? 'TOKEN_MALFORMED',
+    `password authentication failed for user "${startup.user}": ${verdict.message}`,
+    { hint: CREDENTIAL_HINT },
+  );
 }
 
 /**
- * Native login: the instance must allow it and the password must be the
- * role's own (its SCRAM verifier in the instance decides).
+ * Native login: the instance the client names must exist, be AVAILABLE and
+ * allow Postgres passwords, and the password must match the role's verifier
+ * there. The cheap checks come first; every failure, whatever its cause, is
+ * the same refusal, sent no sooner than `NATIVE_REFUSAL_MS`, with the cause
+ * kept for the server log.
  */
-export async function checkNativePassword(
-  route: InstanceRoute,
-  directory: ProxyDirectory,
-  user: string,
+async function checkNativePassword(
   password: string,
-  failures: AuthFailureLimiter,
-  clientAddress: string,
-): Promise<void> {
-  const hint = `Generate a database credential with: ${GENERATE_CREDENTIAL_COMMAND} ${route.name}, and use its token as the password.`;
-  if (!route.nativeLogin) {
-    failures.recordFailure(clientAddress);
-    throw new ProxyError(
-      'TOKEN_MALFORMED',
-      `password authentication failed for user "${user}": the password is not a database credential, and Postgres password login is off on instance '${route.name}'.`,
-      { hint },
-    );
+  startup: Startup,
+  where: NonNullable<PasswordOptions['nativeLogin']>,
+): Promise<InstanceRoute> {
+  const started = Date.now();
+  try {
+    return await nativePasswordHolds(password, startup, where);
+  } catch (error) {
+    // As Postgres' auth_delay: a refusal takes as long whether or not there was an instance to ask.
+    await sleep(Math.max(0, NATIVE_REFUSAL_MS - (Date.now() - started)));
+    throw error;
   }
-  if (!(await directory.verifyNativePassword?.(route, user, password))) {
-    failures.recordFailure(clientAddress);
-    throw new ProxyError('TOKEN_MALFORMED', `password authentication failed for user "${user}"`, {
-      hint: `The password is neither a database credential nor ${user}'s Postgres password. ${hint}`,
+}
+
+async function nativePasswordHolds(
+  password: string,
+  startup: Startup,
+  where: NonNullable<PasswordOptions['nativeLogin']>,
+): Promise<InstanceRoute> {
+  const refuse = (detail: string, cause?: unknown) =>
+    new ProxyError('TOKEN_MALFORMED', `password authentication failed for user "${startup.user}"`, {
+      hint: `The password is neither a database credential nor a Postgres password the instance accepts. ${CREDENTIAL_HINT}`,
+      detail,
+      cause,
     });
+  let route: InstanceRoute;
+  try {
+    route = routeConnection(where.directory, { ...where, startup, audience: [] });
+  } catch (error) {
+    throw refuse(`native login: ${(error as Error).message}`, error);
   }
-  failures.recordSuccess(clientAddress);
+  if (!route.nativeLogin) throw refuse(`native login is off on instance '${route.name}'`);
+  let verdict: string;
+  try {
+    verdict = (await where.directory.verifyNativePassword?.(route, startup.user, password)) ?? 'mismatch';
+  } catch (error) {
+    throw refuse(`native login on '${route.name}' failed: ${(error as Error).message}`, error);
+  }
+  if (verdict === 'match') return route;
+  throw refuse(
+    verdict === 'too_costly'
+      ? `the SCRAM verifier of "${startup.user}" on '${route.name}' asks for more iterations than Pier computes`
+      : `wrong Postgres password for "${startup.user}" on '${route.name}'`,
+  );
 }
 
 /** The token must name the instance the connection was routed to. */
@@ -132,61 +182,4 @@ export function checkAudience(route: InstanceRoute, audience: string[], user: st
     `password authentication failed for user "${user}": the database credential is not valid for instance '${route.name}'.`,
     { hint: `Generate one for it with: ${GENERATE_CREDENTIAL_COMMAND} ${route.name}` },
   );
-}
-
-/**
- * Slows down addresses that keep failing authentication: after `threshold`
- * failures each attempt waits 100 ms, doubling up to `maxDelayMs`. Bounded:
- * the oldest addresses are forgotten past `maxEntries`; a quiet minute or a
- * success forgives.
- */
-export class AuthFailureLimiter {
-  private readonly entries = new Map<string, { failures: number; lastAt: number }>();
-
-  constructor(
-    private readonly options: {
-      threshold: number;
-      maxDelayMs: number;
-      maxEntries: number;
-      forgetAfterMs: number;
-    } = {
-      threshold: 5,
-      maxDelayMs: 3000,
-      maxEntries: 10_000,
-      forgetAfterMs: 60_000,
-    },
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  delayFor(address: string): number {
-    const entry = this.entries.get(address);
-    if (!entry) return 0;
-    if (this.now() - entry.lastAt > this.options.forgetAfterMs) {
-      this.entries.delete(address);
-      return 0;
-    }
-    const excess = entry.failures - this.options.threshold;
-    if (excess < 0) return 0;
-    return Math.min(100 * 2 ** Math.min(excess, 16), this.options.maxDelayMs);
-  }
-
-  recordFailure(address: string): void {
-    const entry = this.entries.get(address);
-    const failures =
-      entry && this.now() - entry.lastAt <= this.options.forgetAfterMs ? entry.failures + 1 : 1;
-    this.entries.delete(address); // re-insert: Map order is our LRU order
-    this.entries.set(address, { failures, lastAt: this.now() });
-    if (this.entries.size > this.options.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
-  }
-
-  recordSuccess(address: string): void {
-    this.entries.delete(address);
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
 }

@@ -1,17 +1,13 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import {
-  type AuthFailureLimiter,
-  authenticate,
-  checkAudience,
-  checkNativePassword,
-  type PasswordResult,
-} from './auth.js';
+import { authenticate, type Credential, checkAudience, type PasswordOptions } from './auth.js';
 import type { CancelKey, CancelMap } from './cancel.js';
 import { acquireBackend, type BackendSession, parameterStatusMessages } from './connect.js';
+import { type ConnectionCapOptions, type OverCap, tooManyConnections } from './connection-caps.js';
 import type { PasswordCheck, ProxyDirectory } from './directory.js';
 import { errorResponseFor, ProxyError, type ProxyErrorKind } from './errors.js';
-import { handshake } from './handshake.js';
+import { handshake, normalizeAddress } from './handshake.js';
+import type { LoginThrottle } from './login-throttle.js';
 import { passthrough } from './passthrough.js';
 import type { WarmPool } from './pool.js';
 import {
@@ -25,8 +21,8 @@ import { routeConnection } from './route.js';
 import { readStartup, type Startup } from './startup.js';
 import type { TlsMaterial } from './tls.js';
 
-export interface ProxyLimits {
-  /** Handshake, startup and authentication together must finish within this. */
+export interface ProxyLimits extends ConnectionCapOptions {
+  /** Handshake, startup and authentication (the password checked) together must finish within this. */
   preAuthTimeoutMs: number;
   maxStartupPacketBytes: number;
   maxPasswordBytes: number;
@@ -48,7 +44,7 @@ export interface ProxyContext {
   passwords: PasswordCheck;
   cancels: CancelMap;
   pool: WarmPool;
-  failures: AuthFailureLimiter;
+  throttle: LoginThrottle;
   limits: ProxyLimits;
   log(event: ProxyEvent): void;
 }
@@ -57,12 +53,14 @@ export interface ProxyContext {
  * One client connection, phase by phase: handshake (TLS) → startup → auth →
  * route → connect → passthrough. Never throws: every failure becomes an
  * ErrorResponse to the client (when it can still be told) and a log event.
+ * `overCap`: the connection is one too many, to be refused once it can be told.
  */
-export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<void> {
-  const clientAddress = socket.remoteAddress ?? 'unknown';
+export async function handleClient(socket: Socket, ctx: ProxyContext, overCap?: OverCap): Promise<void> {
+  const clientAddress = normalizeAddress(socket.remoteAddress ?? 'unknown');
   let stream: Duplex = socket; // where an ErrorResponse can be written, once the handshake allows it
   let tlsStarted = false;
   let tlsReady = false;
+  const ended = new AbortController();
   const preAuthDeadline = setTimeout(() => {
     fail(new ProxyError('PRE_AUTH_TIMEOUT', 'The connection did not authenticate in time.'));
   }, ctx.limits.preAuthTimeoutMs);
@@ -71,6 +69,8 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
   let instance: string | undefined;
 
   function fail(error: unknown): void {
+    if (ended.signal.aborted) return; // already refused, or the client left: a waiting phase giving up says nothing new
+    ended.abort();
     const { packet, closedByPeer } = refusal(ctx, error, { client: clientAddress, user, instance });
     // Mid-TLS-handshake there is no channel to speak on: just close.
     const canSpeak = tlsReady || !tlsStarted;
@@ -83,6 +83,7 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
   }
 
   socket.on('error', () => {}); // failures surface through the phase that was waiting
+  socket.once('close', () => ended.abort());
   try {
     const hello = await handshake(socket, {
       tls: ctx.tls,
@@ -111,21 +112,21 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
       return ctx.cancels.forward(startup);
     }
     user = startup.user;
+    if (overCap) throw tooManyConnections(overCap, clientAddress, ctx.limits);
     if (startup.negotiate) {
       stream.write(NegotiateProtocolVersion(startup.negotiate.minor, startup.negotiate.unsupportedOptions));
     }
 
-    const { audience, nativePassword } = await authenticate(hello.stream, hello.reader, startup, {
-      passwords: ctx.passwords,
-      failures: ctx.failures,
-      clientAddress,
+    const client = { servername: hello.servername, localAddress: socket.localAddress, clientAddress };
+    const credential = await authenticate(hello.stream, hello.reader, startup, {
+      ...passwordOptions(ctx, client),
       maxPacketBytes: ctx.limits.maxPasswordBytes,
-      allowNativePassword: ctx.directory.verifyNativePassword !== undefined,
+      signal: ended.signal,
     });
     clearTimeout(preAuthDeadline);
+    if (ended.signal.aborted) return; // refused meanwhile (e.g. out of time): nothing to connect
 
-    const client = { servername: hello.servername, localAddress: socket.localAddress, clientAddress };
-    const admitted = await admit(ctx, client, startup, { audience, nativePassword }, (name) => {
+    const admitted = await admit(ctx, client, startup, credential, (name) => {
       instance = name;
     });
     backend = admitted.backend;
@@ -146,6 +147,24 @@ export async function handleClient(socket: Socket, ctx: ProxyContext): Promise<v
   }
 }
 
+/** What the connection knows that authentication needs (both TLS paths). */
+export interface ClientFacts {
+  servername: string | undefined;
+  localAddress: string | undefined;
+  clientAddress: string;
+}
+
+export function passwordOptions(ctx: ProxyContext, client: ClientFacts): PasswordOptions {
+  return {
+    passwords: ctx.passwords,
+    throttle: ctx.throttle,
+    clientAddress: client.clientAddress,
+    nativeLogin: ctx.directory.verifyNativePassword
+      ? { directory: ctx.directory, servername: client.servername, localAddress: client.localAddress }
+      : undefined,
+  };
+}
+
 /**
  * A failed connection: the ErrorResponse to send (unless the client already
  * left) and the 'refused' log event.
@@ -157,7 +176,10 @@ export function refusal(
 ): { packet: Buffer; closedByPeer: boolean } {
   const { kind, packet } = errorResponseFor(error);
   const closedByPeer = error instanceof ProtocolViolation && error.kind === 'CLOSED';
-  if (!closedByPeer) ctx.log({ event: 'refused', kind, message: (error as Error).message, ...who });
+  if (!closedByPeer) {
+    const detail = error instanceof ProxyError && error.detail ? ` (${error.detail})` : '';
+    ctx.log({ event: 'refused', kind, message: `${(error as Error).message}${detail}`, ...who });
+  }
   return { packet, closedByPeer };
 }
 
@@ -170,36 +192,22 @@ export interface Admission {
 }
 
 /**
- * After the password: route to the instance, check the credential opens it
- * (or the role's own password, with native login), get a backend session,
- * and build the greeting. Throws a ProxyError the client is shown.
+ * After authentication: route to the instance (native login already has),
+ * check the credential opens it, get a backend session, and build the
+ * greeting. Throws a ProxyError the client is shown.
  */
 export async function admit(
   ctx: ProxyContext,
-  client: { servername: string | undefined; localAddress: string | undefined; clientAddress: string },
+  client: ClientFacts,
   startup: Startup,
-  credential: PasswordResult,
+  credential: Credential,
   onRouted: (instance: string) => void,
 ): Promise<Admission> {
-  const route = routeConnection(ctx.directory, {
-    servername: client.servername,
-    localAddress: client.localAddress,
-    startup,
-    audience: credential.audience,
-  });
+  const route =
+    credential.nativeRoute ??
+    routeConnection(ctx.directory, { ...client, startup, audience: credential.audience });
   onRouted(route.name);
-  if (credential.nativePassword !== undefined) {
-    await checkNativePassword(
-      route,
-      ctx.directory,
-      startup.user,
-      credential.nativePassword,
-      ctx.failures,
-      client.clientAddress,
-    );
-  } else {
-    checkAudience(route, credential.audience, startup.user);
-  }
+  if (!credential.nativeRoute) checkAudience(route, credential.audience, startup.user);
   const backend = await acquireBackend(route, startup, {
     directory: ctx.directory,
     timeoutMs: ctx.limits.backendConnectTimeoutMs,

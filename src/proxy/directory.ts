@@ -46,10 +46,19 @@ export interface ProxyDirectory {
   createRoleHint?(instance: InstanceRoute, role: string): string;
   /**
    * Optional: whether `password` is `user`'s own Postgres password on the
-   * instance (native login, for instances with `nativeLogin`).
+   * instance (native login, for instances with `nativeLogin`). Runs before
+   * the client is authenticated, so it must be bounded in time and in how
+   * many run at once; 'too_costly' is a verifier it refused to compute.
+   * Whatever it answers or throws, the client is told the same.
    */
-  verifyNativePassword?(instance: InstanceRoute, user: string, password: string): Promise<boolean>;
+  verifyNativePassword?(
+    instance: InstanceRoute,
+    user: string,
+    password: string,
+  ): Promise<NativePasswordVerdict>;
 }
+
+export type NativePasswordVerdict = 'match' | 'mismatch' | 'too_costly';
 
 export type PasswordVerdict =
   | { ok: true /** Instance uids the credential opens. */; audience: string[] }

@@ -22,6 +22,8 @@ export type ProxyErrorKind =
   | 'USER_NOT_ALLOWED'
   | 'IDENTITY_REVOKED'
   | 'PAT_AS_PASSWORD'
+  | 'LOGIN_THROTTLED'
+  | 'TOO_MANY_CONNECTIONS'
   | 'INSTANCE_NOT_CHOSEN'
   | 'INSTANCE_NOT_FOUND'
   | 'INSTANCE_NOT_AVAILABLE'
@@ -44,6 +46,8 @@ const SQLSTATE: Record<ProxyErrorKind, string> = {
   USER_NOT_ALLOWED: '28000', // as Postgres' "role … is not permitted to log in"
   IDENTITY_REVOKED: '28P01',
   PAT_AS_PASSWORD: '28P01',
+  LOGIN_THROTTLED: '28000', // invalid_authorization_specification: refused for who is asking, not what
+  TOO_MANY_CONNECTIONS: '53300', // too_many_connections, as Postgres' "sorry, too many clients already"
   INSTANCE_NOT_CHOSEN: '08004', // sqlserver_rejected_establishment_of_sqlconnection
   INSTANCE_NOT_FOUND: '3D000', // invalid_catalog_name
   INSTANCE_NOT_AVAILABLE: '57P03', // cannot_connect_now
@@ -56,6 +60,8 @@ const SQLSTATE: Record<ProxyErrorKind, string> = {
 export class ProxyError extends Error {
   readonly kind: ProxyErrorKind;
   readonly hint: string | undefined;
+  /** For the server log only: what was really wrong when the client is told less (before authentication). */
+  readonly detail: string | undefined;
 
   /**
    * @example
@@ -63,10 +69,15 @@ export class ProxyError extends Error {
    *   hint: 'Start it with: pier database start-database-instance x',
    * });
    */
-  constructor(kind: ProxyErrorKind, message: string, options: { hint?: string; cause?: unknown } = {}) {
+  constructor(
+    kind: ProxyErrorKind,
+    message: string,
+    options: { hint?: string; cause?: unknown; detail?: string } = {},
+  ) {
     super(message, { cause: options.cause });
     this.kind = kind;
     this.hint = options.hint;
+    this.detail = options.detail;
     this.name = 'ProxyError';
   }
 }

@@ -5,10 +5,12 @@
  */
 export { GENERATE_CREDENTIAL_COMMAND } from './auth.js';
 export type { ProxyEvent, ProxyLimits } from './connection.js';
+export { DEFAULT_CONNECTION_CAPS } from './connection-caps.js';
 export { credentialPasswordCheck } from './credential-check.js';
 export type {
   InstanceRoute,
   InstanceState,
+  NativePasswordVerdict,
   PasswordCheck,
   PasswordVerdict,
   ProxyDirectory,
@@ -16,6 +18,8 @@ export type {
 export { staticDirectory } from './directory.js';
 export type { ProxyErrorKind } from './errors.js';
 export { sqlstateOf } from './errors.js';
+export type { LoginThrottleOptions } from './login-throttle.js';
 export type { WarmPoolOptions } from './pool.js';
 export { DEFAULT_LIMITS, type PierProxy, type ProxyOptions, startProxy } from './server.js';
+export { KeyedSlots } from './slots.js';
 export { loadTlsMaterial, type TlsMaterial, type TlsSource } from './tls.js';

@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { verifyPasswordMessage } from './auth.js';
 import { type BackendSession, reportParameter } from './connect.js';
-import { admit, type ProxyContext, refusal } from './connection.js';
+import { admit, type ProxyContext, passwordOptions, refusal } from './connection.js';
+import { MAX_BEING_REFUSED, type OverCap, tooManyConnections } from './connection-caps.js';
 import type { InstanceRoute } from './directory.js';
 import { ProxyError } from './errors.js';
 import { checkAlpn, normalizeAddress, plaintextRequest } from './handshake.js';
@@ -46,12 +47,22 @@ export interface NativeTlsBinding {
   front(
     onEvent: EventHandler,
     defaultContext: NativeContext,
-    limits: { maxStartup: number; maxPassword: number; preAuthMs: number; resetMs: number },
+    limits: {
+      maxStartup: number;
+      maxPassword: number;
+      preAuthMs: number;
+      resetMs: number;
+      maxConnections: number;
+      maxPerAddress: number;
+      maxRefusing: number;
+    },
   ): NativeFront;
   listen(front: NativeFront, address: string, port: number): { listener: NativeListener; port: number };
   closeListener(listener: NativeListener): void;
   useContext(conn: NativeConnection, context: NativeContext | undefined): boolean;
   askPassword(conn: NativeConnection, prefix?: Buffer): boolean;
+  /** The password held: the pre-authentication clock stops. */
+  authenticated(conn: NativeConnection): void;
   end(conn: NativeConnection, lastWords?: Buffer): void;
   /** 1: spliced; 0: the client is gone; -1: the backend broke while waiting. Nothing is taken unless 1. */
   splice(
@@ -63,7 +74,8 @@ export interface NativeTlsBinding {
   ): 1 | 0 | -1;
   adoptBackend(front: NativeFront, fd: number, state: BackendState): NativeBackend;
   closeBackend(backend: NativeBackend): void;
-  addresses(conn: NativeConnection): [string, string];
+  /** [remote, local, the cap the connection went over ('' if none)]. */
+  addresses(conn: NativeConnection): [string, string, '' | 'total' | 'address'];
   stats(front: NativeFront): number;
   closeAll(front: NativeFront): void;
 }
@@ -91,7 +103,7 @@ export function nativeTls(): { binding: NativeTlsBinding | undefined; why: strin
     try {
       const binding = createRequire(import.meta.url)(MODULE_PATH) as Partial<NativeTlsBinding>;
       loaded =
-        typeof binding.front === 'function'
+        typeof binding.authenticated === 'function'
           ? { binding: binding as NativeTlsBinding, why: 'loaded' }
           : { binding: undefined, why: 'out of date (rebuild it: npm rebuild pier)' };
     } catch (error) {
@@ -119,6 +131,9 @@ interface ConnectionState {
   servername?: string;
   startup?: Startup;
   instance?: string;
+  overCap?: OverCap;
+  /** Aborted when the connection ends before a splice: a password check waiting its turn gives up. */
+  ended?: AbortController;
   /** Set once spliced: what to do when C reports the end. */
   onSpliceEnd?: (reusable: boolean, parameterStatus: Buffer | undefined) => void;
 }
@@ -151,6 +166,8 @@ export function startNativeFrontDoor(
   const certificateKey = (route: InstanceRoute) => `${route.dnsName},${route.address ?? ''}`;
 
   function refuse(state: ConnectionState, error: unknown): void {
+    if (state.ended?.signal.aborted) return; // already refused, or the client left
+    state.ended?.abort();
     const { packet, closedByPeer } = refusal(ctx, error, {
       client: state.client,
       user: state.startup?.user,
@@ -201,25 +218,26 @@ export function startNativeFrontDoor(
       return;
     }
     state.startup = parsed;
+    if (state.overCap) throw tooManyConnections(state.overCap, state.client, ctx.limits);
+    ctx.throttle.refuseIfThrottled(state.client);
     const prefix = parsed.negotiate
       ? NegotiateProtocolVersion(parsed.negotiate.minor, parsed.negotiate.unsupportedOptions)
       : undefined;
-    const delayMs = ctx.failures.delayFor(state.client);
-    if (delayMs > 0) setTimeout(() => binding.askPassword(conn, prefix), delayMs);
-    else binding.askPassword(conn, prefix);
+    binding.askPassword(conn, prefix);
   }
 
   async function password(state: ConnectionState, conn: NativeConnection, type: number, body: Buffer) {
     const startup = state.startup as Startup;
     let backend: BackendSession | undefined;
     try {
-      const credential = await verifyPasswordMessage(type, body, startup, {
-        passwords: ctx.passwords,
-        failures: ctx.failures,
-        clientAddress: state.client,
-        allowNativePassword: ctx.directory.verifyNativePassword !== undefined,
-      });
       const client = { servername: state.servername, localAddress: state.local, clientAddress: state.client };
+      state.ended = new AbortController();
+      const credential = await verifyPasswordMessage(type, body, startup, {
+        ...passwordOptions(ctx, client),
+        signal: state.ended.signal,
+      });
+      if (state.ended.signal.aborted) return; // refused meanwhile (e.g. out of time): nothing to connect
+      binding.authenticated(conn);
       // A warm session can end between the pool and the splice (C then refuses it): one more try, fresh.
       for (let attempt = 1; ; attempt++) {
         const admitted = await admit(ctx, client, startup, credential, (name) => {
@@ -293,7 +311,10 @@ export function startNativeFrontDoor(
     try {
       if (state.conn === undefined) {
         state.conn = conn;
-        [state.client, state.local] = binding.addresses(conn);
+        const [client, local, overCap] = binding.addresses(conn);
+        state.client = client;
+        state.local = local;
+        state.overCap = overCap || undefined;
       }
       switch (type) {
         case EV_HELLO:
@@ -327,7 +348,8 @@ export function startNativeFrontDoor(
           state.onSpliceEnd?.(a as boolean, b as Buffer | undefined);
           break;
         default:
-          break; // EV_CLOSED: the client left before authenticating; nothing to tell it
+          state.ended?.abort(); // EV_CLOSED: the client left before authenticating; nothing to tell it
+          break;
       }
     } catch (error) {
       refuse(state, error);
@@ -339,6 +361,9 @@ export function startNativeFrontDoor(
     maxPassword: ctx.limits.maxPasswordBytes,
     preAuthMs: ctx.limits.preAuthTimeoutMs,
     resetMs: resetTimeoutMs,
+    maxConnections: ctx.limits.maxConnections,
+    maxPerAddress: ctx.limits.maxConnectionsPerAddress,
+    maxRefusing: MAX_BEING_REFUSED,
   });
   return {
     listen(address, port) {

@@ -1,9 +1,11 @@
 import { lookup } from 'node:dns/promises';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
-import { AuthFailureLimiter } from './auth.js';
 import { CancelMap } from './cancel.js';
 import { handleClient, type ProxyContext, type ProxyEvent, type ProxyLimits } from './connection.js';
+import { ConnectionCaps, DEFAULT_CONNECTION_CAPS } from './connection-caps.js';
 import type { PasswordCheck, ProxyDirectory } from './directory.js';
+import { normalizeAddress } from './handshake.js';
+import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
 import { type NativeFrontDoor, nativeTls, startNativeFrontDoor } from './native-tls.js';
 import { DEFAULT_WARM_POOL, WarmPool, type WarmPoolOptions } from './pool.js';
 import { loadTlsMaterial, type TlsSource } from './tls.js';
@@ -19,11 +21,12 @@ export interface ProxyOptions {
   passwords: PasswordCheck;
   /** Handshake + startup + authentication must finish within this; default 10 s. */
   preAuthTimeoutMs?: number;
+  /** Size and time limits, and the connection caps (`maxConnections`, `maxConnectionsPerAddress`). */
   limits?: Partial<ProxyLimits>;
   /** Warm backend sessions; `false` turns reuse off. */
   warmPool?: Partial<WarmPoolOptions> | false;
-  /** Backoff after repeated failed logins from one address. */
-  authFailures?: ConstructorParameters<typeof AuthFailureLimiter>[0];
+  /** Failed logins per address before it is refused for a while (docs/proxy.md, Limits). */
+  loginThrottle?: Partial<LoginThrottleOptions>;
   logger?: (event: ProxyEvent) => void;
   /** Use the native TLS path when it is built (default true); false keeps Node's TLS for every connection. */
   nativeTls?: boolean;
@@ -49,6 +52,7 @@ export const DEFAULT_LIMITS: ProxyLimits = {
   maxStartupPacketBytes: 10_000,
   maxPasswordBytes: 16_384,
   backendConnectTimeoutMs: 10_000,
+  ...DEFAULT_CONNECTION_CAPS,
 };
 
 /**
@@ -75,7 +79,7 @@ export async function startProxy(options: ProxyOptions): Promise<PierProxy> {
     passwords: options.passwords,
     cancels: new CancelMap(),
     pool,
-    failures: new AuthFailureLimiter(options.authFailures),
+    throttle: new LoginThrottle(options.loginThrottle),
     limits: {
       ...DEFAULT_LIMITS,
       ...options.limits,
@@ -124,7 +128,7 @@ export async function startProxy(options: ProxyOptions): Promise<PierProxy> {
         activeClients: listeners.activeClients(),
         idleBackends: pool.idleCount,
         cancelKeys: ctx.cancels.size,
-        throttledAddresses: ctx.failures.size,
+        throttledAddresses: ctx.throttle.size,
       };
     },
     async close() {
@@ -156,11 +160,20 @@ interface Listeners {
 
 function nodeListeners(ctx: ProxyContext): Listeners {
   const clients = new Set<Socket>();
+  const caps = new ConnectionCaps(ctx.limits);
   const onConnection = (socket: Socket) => {
+    const counted = caps.admit(normalizeAddress(socket.remoteAddress ?? ''));
+    if (counted.over === 'drop') {
+      socket.destroy();
+      return;
+    }
     clients.add(socket);
-    socket.once('close', () => clients.delete(socket));
+    socket.once('close', () => {
+      clients.delete(socket);
+      counted.release();
+    });
     socket.setNoDelay(true);
-    void handleClient(socket, ctx);
+    void handleClient(socket, ctx, counted.over);
   };
   const main = createServer({ pauseOnConnect: false }, onConnection);
   const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));

@@ -47,6 +47,7 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
         issuer: DEFAULT_ISSUER,
         identities: ctx.identities,
       }),
+      ...(options.proxyConnectionCaps ? { limits: options.proxyConnectionCaps } : {}),
     });
   } catch (error) {
     keys.stop();

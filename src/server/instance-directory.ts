@@ -1,11 +1,15 @@
 import pg from 'pg';
 import { instanceDnsName } from '../api/views.js';
-import { scramPasswordMatches } from '../auth/scram.js';
+import { checkScramPassword } from '../auth/scram.js';
 import type { ControlConfig } from '../control/context.js';
 import type { Engine } from '../engine/engine.js';
-import type { InstanceRoute, ProxyDirectory } from '../proxy/index.js';
+import { type InstanceRoute, KeyedSlots, type ProxyDirectory } from '../proxy/index.js';
 import { listNodeInstances } from '../store/instances.js';
 import type { Store } from '../store/store.js';
+
+/** Native-login checks run at once per instance: each holds a superuser session for a moment. */
+const NATIVE_CHECKS_PER_INSTANCE = 2;
+const NATIVE_CHECK_TIMEOUT_MS = 5000;
 
 /**
  * The proxy's view of the instances: an in-memory routing table rebuilt from
@@ -45,25 +49,8 @@ export class InstanceDirectory implements ProxyDirectory {
     return `Create it with: pier database create-database-instance-role ${instance.name} --json '{"name": "${role}", "identity_type": "USER"}'`;
   }
 
-  /** Native login: the password must match the role's SCRAM verifier in the instance itself. */
-  async verifyNativePassword(instance: InstanceRoute, user: string, password: string): Promise<boolean> {
-    const client = new pg.Client({
-      host: instance.socketDir,
-      port: 5432,
-      user: 'postgres',
-      database: 'postgres',
-    });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ rolpassword: string | null }>(
-        'SELECT rolpassword FROM pg_authid WHERE rolname = $1 AND rolcanlogin AND (rolvaliduntil IS NULL OR rolvaliduntil > now())',
-        [user],
-      );
-      return rows.length === 1 && (await scramPasswordMatches(password, rows[0].rolpassword));
-    } finally {
-      await client.end();
-    }
-  }
+  /** Native login: see `nativePasswordCheck`. */
+  readonly verifyNativePassword = nativePasswordCheck();
 
   /** Sets a state ahead of the store (the reconciler is about to write it). */
   setState(uid: string, state: string): void {
@@ -107,5 +94,52 @@ export class InstanceDirectory implements ProxyDirectory {
     this.byDnsMap = new Map(routes.map((r) => [r.dnsName.toLowerCase(), r]));
     this.byAddressMap = new Map(routes.flatMap((r) => (r.address ? [[r.address, r] as const] : [])));
     await this.onAddresses(routes.flatMap((r) => (r.address ? [r.address] : [])));
+  }
+}
+
+/**
+ * Native login's check: the password must match the role's SCRAM verifier in
+ * the instance itself. It runs before the client is authenticated, so it is
+ * bounded: a few checks per instance at a time (the rest wait their turn),
+ * a superuser session only long enough to read the verifier, every step
+ * under a time limit, and the PBKDF2 work, done after that session closed,
+ * capped (`MAX_SCRAM_ITERATIONS`).
+ *
+ * @example
+ * const verify = nativePasswordCheck();
+ * await verify(route, 'app_user', 'correct horse') // 'match' | 'mismatch' | 'too_costly'
+ */
+export function nativePasswordCheck(): NonNullable<ProxyDirectory['verifyNativePassword']> {
+  const checks = new KeyedSlots();
+  return async (instance, user, password) => {
+    const release = await checks.acquire(instance.uid, () => NATIVE_CHECKS_PER_INSTANCE);
+    try {
+      return await checkScramPassword(password, await readVerifier(instance, user));
+    } finally {
+      release();
+    }
+  };
+}
+
+async function readVerifier(instance: InstanceRoute, user: string): Promise<string | null> {
+  const client = new pg.Client({
+    host: instance.socketDir,
+    port: 5432,
+    user: 'postgres',
+    database: 'postgres',
+    connectionTimeoutMillis: NATIVE_CHECK_TIMEOUT_MS,
+    query_timeout: NATIVE_CHECK_TIMEOUT_MS,
+    application_name: 'pier native login check',
+  });
+  client.on('error', () => {}); // a failure surfaces through connect or query
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ rolpassword: string | null }>(
+      'SELECT rolpassword FROM pg_authid WHERE rolname = $1 AND rolcanlogin AND (rolvaliduntil IS NULL OR rolvaliduntil > now())',
+      [user],
+    );
+    return rows.length === 1 ? rows[0].rolpassword : null;
+  } finally {
+    await client.end().catch(() => {});
   }
 }

@@ -50,6 +50,8 @@ export interface PierOptions {
   /** The API's certificate and key (PEM files): HTTPS instead of HTTP. Both or neither. */
   apiTlsCert?: string;
   apiTlsKey?: string;
+  /** Client connections the proxy holds at once, in all and per address (default `DEFAULT_CONNECTION_CAPS`). */
+  proxyConnectionCaps?: { maxConnections: number; maxConnectionsPerAddress: number };
   log: (message: string) => void;
 }
 

@@ -38,6 +38,8 @@ export interface Harness {
   db2: InstanceRoute;
   stopped: InstanceRoute;
   directory: ReturnType<typeof staticDirectory>;
+  /** db1's Postgres data directory (its postmaster.pid names the server's process). */
+  dataDir: string;
   token(user: string, instances?: InstanceRoute[], ttlSeconds?: number): Promise<string>;
   /** node-postgres client options for the proxy, verifying the certificate. */
   clientConfig(user: string, password: string, extra?: Partial<pg.ClientConfig>): pg.ClientConfig;
@@ -132,6 +134,7 @@ export async function startHarness(
     db2,
     stopped,
     directory,
+    dataDir,
     startProxy: launch,
     async token(user, instances = [db1], ttlSeconds = 600) {
       const credential = await issueDatabaseCredential(key, {

@@ -7,7 +7,8 @@ import { type Harness, startHarness } from './harness.js';
 
 let h: Harness;
 before(async () => {
-  h = await startHarness({ maxConnections: 540 });
+  // 500 clients from one address: over the proxy's default cap per address (250).
+  h = await startHarness({ maxConnections: 540, proxy: { limits: { maxConnectionsPerAddress: 600 } } });
 });
 after(async () => {
   await h?.close();

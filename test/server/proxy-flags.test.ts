@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
@@ -77,4 +78,35 @@ test('--tls-cert/--tls-key make the proxy present your certificate; a lone flag 
     await rm(dir, { recursive: true, force: true });
   }
   await removePier(a);
+});
+
+test('--proxy-max-connections-per-address caps one address with 53300; a cap must be a positive integer', async () => {
+  const zeroDir = await tempDataDir();
+  const zero = await runPier(['up', '--data-dir', zeroDir, '--proxy-max-connections', '0']);
+  assert.equal(zero.code, 1);
+  assert.match(zero.stderr, /"0" must be a positive integer/);
+  await rm(zeroDir, { recursive: true, force: true });
+
+  const pier = await startPier({ args: ['--proxy-max-connections-per-address', '1'] });
+  // A connection that has not sent a byte holds the address's one place.
+  const held = connect({ host: '127.0.0.1', port: pier.proxyPort });
+  await once(held, 'connect');
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port: pier.proxyPort,
+    user: 'admin@pier.local',
+    password: 'whatever',
+    database: 'postgres',
+    ssl: { rejectUnauthorized: false },
+  });
+  client.on('error', () => {});
+  const error = (await client.connect().then(
+    () => undefined,
+    (failure: Error & { code?: string; hint?: string }) => failure,
+  )) as (Error & { code?: string; hint?: string }) | undefined;
+  assert.equal(error?.code, '53300');
+  assert.match(error!.message, /127\.0\.0\.1 has 1 connection open, the limit for one address/);
+  assert.match(error!.hint ?? '', /--proxy-max-connections-per-address/);
+  held.destroy();
+  await removePier(pier);
 });
