@@ -56,6 +56,8 @@ export interface ReadFileOptions {
   extraColumns?: { name: string; type: DeltaType }[];
   /** Fixed values added to every row (e.g. `_commit_version`). */
   constants?: ConstantColumn[];
+  /** The most rows per batch (default {@link MAX_BATCH_ROWS}). */
+  maxBatchRows?: number;
 }
 
 /** `add.path` is a URI: relative paths are percent-encoded, absolute ones are URIs. */
@@ -151,9 +153,10 @@ export function batchRows(batch: ColumnBatch): DeltaRow[] {
 }
 
 /**
- * Streams the rows of one file column by column, one batch per row group:
- * only the row group being read is decoded, and nothing of it is kept once
- * the consumer moves on to the next.
+ * Streams the rows of one file column by column, one batch per row group
+ * (or per slice of a large one, see {@link MAX_BATCH_ROWS}): only the batch
+ * being read is decoded, and nothing of it is kept once the consumer moves
+ * on to the next.
  *
  * @example
  * for await (const batch of readColumnBatches(layout, add)) console.log(batch.length);
@@ -183,43 +186,37 @@ export async function* readColumnBatches(
       utf8: false,
     });
   };
-  const [scan, byteScan] = await Promise.all([scanOf(false), scanOf(true)]);
   const skip = 'exclude' in selection ? selection.exclude : null;
   const keep = 'only' in selection ? selection.only : null;
   let cursor = 0;
-  let groupStart = 0;
-  for (const group of metadata.row_groups) {
-    const groupRows = Number(group.num_rows);
-    const groupEnd = groupStart + groupRows;
-    if (keep && (cursor >= keep.length || keep[cursor] >= groupEnd)) {
-      groupStart = groupEnd;
-      continue;
-    }
+  const groupRows = metadata.row_groups.map((group) => Number(group.num_rows));
+  for (const [start, end] of batchRanges(groupRows, options.maxBatchRows)) {
+    const rows = end - start;
+    if (keep && (cursor >= keep.length || keep[cursor] >= end)) continue;
     // Positions of the rows kept, when some are left out.
     let positions: Int32Array | undefined;
     if (keep) {
       const first = cursor;
-      while (cursor < keep.length && keep[cursor] < groupEnd) cursor++;
-      positions = Int32Array.from(keep.slice(first, cursor), (position) => position - groupStart);
-    } else if (skip && cursor < skip.length && skip[cursor] < groupEnd) {
-      positions = new Int32Array(groupRows);
+      while (cursor < keep.length && keep[cursor] < end) cursor++;
+      positions = Int32Array.from(keep.slice(first, cursor), (position) => position - start);
+    } else if (skip && cursor < skip.length && skip[cursor] < end) {
+      positions = new Int32Array(rows);
       let n = 0;
-      for (let r = 0; r < groupRows; r++) {
-        if (cursor < skip.length && skip[cursor] === groupStart + r) cursor++;
+      for (let r = 0; r < rows; r++) {
+        if (cursor < skip.length && skip[cursor] === start + r) cursor++;
         else positions[n++] = r;
       }
       positions = positions.subarray(0, n);
     }
-    const length = positions ? positions.length : groupRows;
-    if (length === 0) {
-      groupStart = groupEnd;
-      continue;
-    }
+    const length = positions ? positions.length : rows;
+    if (length === 0) continue;
+    // Fresh scans per batch: a scan keeps the last range it read of each column.
+    const [scan, byteScan] = await Promise.all([scanOf(false), scanOf(true)]);
     const raws = await Promise.all(
       plans.map((plan) => {
         if (!plan.parquetColumn) return undefined;
         const from = isTopLevelString(plan) ? byteScan : scan;
-        return from?.readColumn({ column: plan.parquetColumn, rowStart: groupStart, rowEnd: groupEnd });
+        return from?.readColumn({ column: plan.parquetColumn, rowStart: start, rowEnd: end });
       }),
     );
     const columns = plans.map(
@@ -232,9 +229,37 @@ export async function* readColumnBatches(
         constant: plan.constant ?? null,
       }),
     );
-    groupStart = groupEnd;
     yield { length, positions, columns };
   }
+}
+
+/**
+ * The most rows decoded at once. Row groups hold anything from a few
+ * thousand rows to millions (Spark aims at 128 MB); larger ones are read in
+ * equal slices, so memory does not follow the writer's choice. Not smaller:
+ * a slice decodes every page it touches, and writers with one page per
+ * column chunk would have it decoded once per slice.
+ */
+export const MAX_BATCH_ROWS = 131_072;
+
+/**
+ * [start, end) row ranges covering the row groups, none larger than `maxRows` nor across a group.
+ *
+ * @example
+ * batchRanges([300_000, 10], 131_072) // [[0, 100000], [100000, 200000], [200000, 300000], [300000, 300010]]
+ */
+export function batchRanges(groupRows: number[], maxRows = MAX_BATCH_ROWS): [number, number][] {
+  const ranges: [number, number][] = [];
+  let groupStart = 0;
+  for (const rows of groupRows) {
+    const slices = Math.max(1, Math.ceil(rows / maxRows));
+    const size = Math.ceil(rows / slices);
+    for (let start = 0; start < rows; start += size) {
+      ranges.push([groupStart + start, groupStart + Math.min(rows, start + size)]);
+    }
+    groupStart += rows;
+  }
+  return ranges;
 }
 
 function isTopLevelString(plan: ColumnPlan): boolean {

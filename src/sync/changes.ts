@@ -108,9 +108,19 @@ async function applyFeed(
         batchColumn(batch, '_commit_version').constant,
       );
       let type: DeltaValue = null;
+      // Change types are dictionary-encoded: the same few byte arrays, decoded once each.
+      const decoded = new Map<unknown, DeltaValue>();
+      const typeOf = (raw: unknown) => {
+        let text = decoded.get(raw);
+        if (text === undefined) {
+          text = changeType.convert(raw);
+          if (decoded.size < 16) decoded.set(raw, text);
+        }
+        return text;
+      };
       encoder.encode(out, batch, {
         skip(position) {
-          type = changeType.raw ? changeType.convert(changeType.raw[position]) : changeType.constant;
+          type = changeType.raw ? typeOf(changeType.raw[position]) : changeType.constant;
           if (type === 'update_preimage') return true;
           changes++;
           return false;

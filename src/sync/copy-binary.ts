@@ -44,6 +44,7 @@ const SHORT_STRING = 64;
  */
 export class CopyBinaryWriter {
   private buffer = Buffer.allocUnsafe(PIECE_BYTES);
+  private view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
   private start = 0;
   private position = 0;
   private pieces: Buffer[] = [];
@@ -68,6 +69,7 @@ export class CopyBinaryWriter {
     if (this.position + bytes <= this.buffer.length) return;
     if (this.position > this.start) this.pieces.push(this.buffer.subarray(this.start, this.position));
     this.buffer = Buffer.allocUnsafe(Math.max(PIECE_BYTES, bytes));
+    this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
     this.start = 0;
     this.position = 0;
   }
@@ -88,35 +90,35 @@ export class CopyBinaryWriter {
   }
 
   int16(value: number): void {
-    this.buffer.writeInt16BE(value, this.position);
+    this.view.setInt16(this.position, value);
     this.position += 2;
   }
 
   int32(value: number): void {
-    this.buffer.writeInt32BE(value, this.position);
+    this.view.setInt32(this.position, value);
     this.position += 4;
   }
 
   /** A 64-bit integer held exactly by a JS number (|value| < 2^53). */
   int64Number(value: number): void {
     const high = Math.floor(value / TWO_32);
-    this.buffer.writeInt32BE(high, this.position);
-    this.buffer.writeUInt32BE(value - high * TWO_32, this.position + 4);
+    this.view.setInt32(this.position, high);
+    this.view.setUint32(this.position + 4, value - high * TWO_32);
     this.position += 8;
   }
 
   int64(value: bigint): void {
-    this.buffer.writeBigInt64BE(value, this.position);
+    this.view.setBigInt64(this.position, value);
     this.position += 8;
   }
 
   float32(value: number): void {
-    this.buffer.writeFloatBE(value, this.position);
+    this.view.setFloat32(this.position, value);
     this.position += 4;
   }
 
   float64(value: number): void {
-    this.buffer.writeDoubleBE(value, this.position);
+    this.view.setFloat64(this.position, value);
     this.position += 8;
   }
 
@@ -168,18 +170,19 @@ export class CopyBinaryWriter {
     const pad = (4 - (scale % 4)) % 4;
     const fractionDigits = (scale + pad) / 4;
     const negative = unscaled < 0;
-    const digits = numericDigits(negative ? -unscaled : unscaled, pad);
+    const digits = numericScratch;
+    const length = numericDigits(negative ? -unscaled : unscaled, pad);
     // digits are least significant first; trailing zero digits carry nothing.
     let low = 0;
-    while (low < digits.length && digits[low] === 0) low++;
-    const count = digits.length - low;
+    while (low < length && digits[low] === 0) low++;
+    const count = length - low;
     this.reserve(12 + 2 * count);
     this.int32(8 + 2 * count);
     this.int16(count);
-    this.int16(count === 0 ? 0 : digits.length - fractionDigits - 1);
+    this.int16(count === 0 ? 0 : length - fractionDigits - 1);
     this.int16(negative ? NUMERIC_NEGATIVE : 0);
     this.int16(scale);
-    for (let i = digits.length - 1; i >= low; i--) this.int16(digits[i]);
+    for (let i = length - 1; i >= low; i--) this.int16(digits[i]);
   }
 
   nullField(): void {
@@ -190,29 +193,32 @@ export class CopyBinaryWriter {
 
 const utf8 = new TextDecoder();
 const POWERS_OF_TEN = [1, 10, 100, 1000];
-const numericScratch: number[] = [];
+/** Base-10000 digits of one NUMERIC (a 38-digit decimal has at most 11). */
+const numericScratch = new Uint16Array(64);
 
-/** |value| × 10^pad in base 10000, least significant digit first (a shared scratch array). */
-function numericDigits(value: bigint | number, pad: number): number[] {
+/** Puts |value| × 10^pad in base 10000 into numericScratch, least significant digit first; returns the count. */
+function numericDigits(value: bigint | number, pad: number): number {
   const digits = numericScratch;
-  digits.length = 0;
+  let count = 0;
   if (typeof value === 'number' || value < 9_007_199_254_740_992n) {
     let n = Number(value) * POWERS_OF_TEN[pad];
     if (Number.isSafeInteger(n)) {
       while (n > 0) {
         const next = Math.floor(n / 10_000);
-        digits.push(n - next * 10_000);
+        digits[count++] = n - next * 10_000;
         n = next;
       }
-      return digits;
+      return count;
     }
   }
   let n = BigInt(value) * BigInt(POWERS_OF_TEN[pad]);
   while (n > 0n) {
-    digits.push(Number(n % 10_000n));
+    if (count === digits.length)
+      throw new PierError('INVALID_STATE', 'A decimal value has more digits than NUMERIC holds.');
+    digits[count++] = Number(n % 10_000n);
     n /= 10_000n;
   }
-  return digits;
+  return count;
 }
 
 function nulCharacter(column: string): PierError {
@@ -222,120 +228,156 @@ function nulCharacter(column: string): PierError {
   );
 }
 
-/** Writes one field (length and value, or null) from a value as the parquet decoder left it. */
-type FieldWriter = (out: CopyBinaryWriter, raw: unknown) => void;
+/** How one column's raw values become fields, decided once per batch. */
+interface FieldPlan {
+  kind: FieldKind;
+  name: string;
+  type: DeltaType;
+  convert: (raw: unknown) => DeltaValue;
+  /** Decimals: the table's scale, and 10^(table scale - file scale) when the file's is smaller. */
+  scale: number;
+  factor: bigint;
+}
+
+enum FieldKind {
+  Boolean,
+  Int16,
+  Int32,
+  Date,
+  Long,
+  Float,
+  Double,
+  Timestamp,
+  Decimal,
+  Text,
+  Bytes,
+  Json,
+}
+
+const KINDS: Record<DeltaType['type'], FieldKind> = {
+  boolean: FieldKind.Boolean,
+  byte: FieldKind.Int16,
+  short: FieldKind.Int16,
+  integer: FieldKind.Int32,
+  date: FieldKind.Date,
+  long: FieldKind.Long,
+  float: FieldKind.Float,
+  double: FieldKind.Double,
+  timestamp: FieldKind.Timestamp,
+  timestamp_ntz: FieldKind.Timestamp,
+  decimal: FieldKind.Decimal,
+  string: FieldKind.Text,
+  binary: FieldKind.Bytes,
+  struct: FieldKind.Json,
+  array: FieldKind.Json,
+  map: FieldKind.Json,
+};
 
 /**
- * The field writer for a column of `type` whose raw values come from
- * `column` (its converter and parquet node say what they look like; see
- * parquet.ts `converterFor`).
+ * The plan for a column of `type` whose raw values are as parquet.ts
+ * `converterFor` takes them; `rawScale` is the file's decimal scale.
  */
-function fieldWriter(
+function fieldPlan(
   type: DeltaType,
   name: string,
   convert: (raw: unknown) => DeltaValue,
   rawScale: number,
-): FieldWriter {
-  switch (type.type) {
-    case 'boolean':
-      return (out, raw) => {
-        if (raw == null) return out.nullField();
-        out.reserve(5);
-        out.int32(1);
-        out.byte(raw ? 1 : 0);
-      };
-    case 'byte':
-    case 'short':
-      return (out, raw) => {
-        if (raw == null) return out.nullField();
-        out.reserve(6);
-        out.int32(2);
-        out.int16(Number(raw));
-      };
-    case 'integer':
-    case 'date':
-      // A date is days since 1970 (dateFromDays keeps them as they are).
-      return type.type === 'date'
-        ? (out, raw) => {
-            if (raw == null) return out.nullField();
-            out.reserve(8);
-            out.int32(4);
-            out.int32((raw as number) - POSTGRES_EPOCH_DAYS);
-          }
-        : (out, raw) => {
-            if (raw == null) return out.nullField();
-            out.reserve(8);
-            out.int32(4);
-            out.int32(Number(raw));
-          };
-    case 'long':
-      return (out, raw) => {
-        if (raw == null) return out.nullField();
-        out.reserve(12);
-        out.int32(8);
-        const n = Number(raw);
-        if (Number.isSafeInteger(n)) out.int64Number(n);
-        else out.int64(raw as bigint);
-      };
-    case 'float':
-      return (out, raw) => {
-        if (raw == null) return out.nullField();
-        out.reserve(8);
-        out.int32(4);
-        out.float32(raw as number);
-      };
-    case 'double':
-      return (out, raw) => {
-        if (raw == null) return out.nullField();
-        out.reserve(12);
-        out.int32(8);
-        out.float64(Number(raw));
-      };
-    case 'timestamp':
-    case 'timestamp_ntz':
-      // Microseconds as a bigint, or days (a date widened to a timestamp).
-      return (out, raw) => {
-        if (raw == null) return out.nullField();
-        out.reserve(12);
-        out.int32(8);
-        const micros = typeof raw === 'number' ? BigInt(raw) * MICROS_PER_DAY : (raw as bigint);
-        const m = Number(micros);
-        if (Number.isSafeInteger(m) && Number.isSafeInteger(m - POSTGRES_EPOCH_MICROS))
-          out.int64Number(m - POSTGRES_EPOCH_MICROS);
-        else out.int64(micros - POSTGRES_EPOCH_MICROS_BIG);
-      };
-    case 'decimal': {
-      const factor = 10n ** BigInt(Math.max(0, type.scale - rawScale));
-      const scale = type.scale;
-      return (out, raw) => {
-        if (raw == null) return out.nullField();
-        if (typeof raw === 'number' && factor === 1n) return out.numericField(raw, scale);
-        const unscaled = unscaledDecimal(raw);
-        out.numericField(factor === 1n ? unscaled : unscaled * factor, scale);
-      };
+): FieldPlan {
+  const scale = type.type === 'decimal' ? type.scale : 0;
+  return {
+    kind: KINDS[type.type],
+    name,
+    type,
+    convert,
+    scale,
+    factor: 10n ** BigInt(Math.max(0, scale - rawScale)),
+  };
+}
+
+/** Writes one field (length and value, or -1 for null) from a value as the parquet decoder left it. */
+function writeField(out: CopyBinaryWriter, plan: FieldPlan, raw: unknown): void {
+  if (raw == null) {
+    out.nullField();
+    return;
+  }
+  switch (plan.kind) {
+    case FieldKind.Boolean:
+      out.reserve(5);
+      out.int32(1);
+      out.byte(raw ? 1 : 0);
+      return;
+    case FieldKind.Int16:
+      out.reserve(6);
+      out.int32(2);
+      out.int16(Number(raw));
+      return;
+    case FieldKind.Int32:
+      out.reserve(8);
+      out.int32(4);
+      out.int32(Number(raw));
+      return;
+    case FieldKind.Date:
+      // Days since 1970 (dateFromDays keeps them as they are).
+      out.reserve(8);
+      out.int32(4);
+      out.int32((raw as number) - POSTGRES_EPOCH_DAYS);
+      return;
+    case FieldKind.Long: {
+      out.reserve(12);
+      out.int32(8);
+      const n = Number(raw);
+      if (Number.isSafeInteger(n)) out.int64Number(n);
+      else out.int64(raw as bigint);
+      return;
     }
-    case 'string':
-      return (out, raw) => {
-        if (raw == null) return out.nullField();
-        out.textField(raw instanceof Uint8Array ? raw : Buffer.from(String(raw)), name);
-      };
-    case 'binary':
-      return (out, raw) => {
-        if (raw == null) return out.nullField();
-        out.bytesField(raw instanceof Uint8Array ? raw : Buffer.from(String(raw)));
-      };
-    case 'struct':
-    case 'array':
-    case 'map':
+    case FieldKind.Float:
+      out.reserve(8);
+      out.int32(4);
+      out.float32(raw as number);
+      return;
+    case FieldKind.Double:
+      out.reserve(12);
+      out.int32(8);
+      out.float64(Number(raw));
+      return;
+    case FieldKind.Timestamp: {
+      // Microseconds as a bigint, or days (a date widened to a timestamp).
+      out.reserve(12);
+      out.int32(8);
+      const micros = typeof raw === 'number' ? BigInt(raw) * MICROS_PER_DAY : (raw as bigint);
+      const m = Number(micros);
+      if (Number.isSafeInteger(m) && Number.isSafeInteger(m - POSTGRES_EPOCH_MICROS))
+        out.int64Number(m - POSTGRES_EPOCH_MICROS);
+      else out.int64(micros - POSTGRES_EPOCH_MICROS_BIG);
+      return;
+    }
+    case FieldKind.Decimal: {
+      const { factor, scale } = plan;
+      if (factor === 1n) {
+        out.numericField(
+          typeof raw === 'number' || typeof raw === 'bigint' ? raw : unscaledDecimal(raw),
+          scale,
+        );
+      } else {
+        out.numericField(unscaledDecimal(raw) * factor, scale);
+      }
+      return;
+    }
+    case FieldKind.Text:
+      out.textField(raw instanceof Uint8Array ? raw : Buffer.from(String(raw)), plan.name);
+      return;
+    case FieldKind.Bytes:
+      out.bytesField(raw instanceof Uint8Array ? raw : Buffer.from(String(raw)));
+      return;
+    case FieldKind.Json: {
       // jsonb's binary form: version 1, then the JSON text.
-      return (out, raw) => {
-        if (raw == null) return out.nullField();
-        const json = Buffer.from(toSparkJson(type, convert(raw)));
-        out.reserve(5 + json.length);
-        out.int32(json.length + 1);
-        out.byte(1);
-        out.bytes(json);
-      };
+      const json = Buffer.from(toSparkJson(plan.type, plan.convert(raw)));
+      out.reserve(5 + json.length);
+      out.int32(json.length + 1);
+      out.byte(1);
+      out.bytes(json);
+      return;
+    }
   }
 }
 
@@ -364,12 +406,8 @@ function rawForm(type: DeltaType, value: DeltaValue): unknown {
  */
 export function constantField(type: DeltaType, name: string, value: DeltaValue): Buffer {
   const out = new CopyBinaryWriter();
-  fieldWriter(
-    type,
-    name,
-    (raw) => raw as DeltaValue,
-    type.type === 'decimal' ? type.scale : 0,
-  )(out, rawForm(type, value));
+  const plan = fieldPlan(type, name, (raw) => raw as DeltaValue, type.type === 'decimal' ? type.scale : 0);
+  writeField(out, plan, rawForm(type, value));
   return Buffer.concat(out.take());
 }
 
@@ -414,20 +452,16 @@ export class CopyBinaryEncoder {
       return 0;
     }
     const keyRaws = keys.flatMap((key) => (key.raw ? [key.raw] : []));
-    const writers = sources.map((source, i) => {
-      const column = this.columns[i];
-      if (!source.raw) {
-        const bytes = constantField(column.type, column.name, source.constant);
-        return (w: CopyBinaryWriter) => {
-          w.reserve(bytes.length);
-          w.bytes(bytes);
-        };
-      }
-      const write = fieldWriter(column.type, column.name, source.convert, source.node?.element.scale ?? 0);
-      const raw = source.raw;
-      return (w: CopyBinaryWriter, position: number) => write(w, raw[position]);
-    });
+    // Constant columns are encoded once; the others field by field from their raw arrays.
+    const constants = sources.map((source, i) =>
+      source.raw ? undefined : constantField(this.columns[i].type, this.columns[i].name, source.constant),
+    );
+    const raws = sources.map((source) => source.raw);
+    const plans = sources.map((source, i) =>
+      fieldPlan(this.columns[i].type, this.columns[i].name, source.convert, source.node?.element.scale ?? 0),
+    );
     const { positions, length } = batch;
+    const columnCount = plans.length;
     let written = 0;
     rows: for (let r = 0; r < length; r++) {
       const position = positions ? positions[r] : r;
@@ -441,7 +475,16 @@ export class CopyBinaryEncoder {
       out.reserve(2);
       out.int16(fields);
       prefix?.write(out, position);
-      for (let c = 0; c < writers.length; c++) writers[c](out, position);
+      for (let c = 0; c < columnCount; c++) {
+        const raw = raws[c];
+        if (raw === undefined) {
+          const bytes = constants[c] as Buffer;
+          out.reserve(bytes.length);
+          out.bytes(bytes);
+        } else {
+          writeField(out, plans[c], raw[position]);
+        }
+      }
       written++;
     }
     return written;
