@@ -381,7 +381,7 @@ function writeField(out: CopyBinaryWriter, plan: FieldPlan, raw: unknown): void 
   }
 }
 
-/** A Delta value (values.ts) in the raw form {@link fieldWriter} reads, at the type's own scale. */
+/** A Delta value (values.ts) in the raw form {@link writeField} reads, at the type's own scale. */
 function rawForm(type: DeltaType, value: DeltaValue): unknown {
   if (value === null) return null;
   switch (type.type) {
