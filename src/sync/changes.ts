@@ -97,6 +97,8 @@ async function applyFeed(
   });
   let seq = 0;
   let changes = 0;
+  // Rows written per operation: statements with nothing to do are not run.
+  const written = { d: 0, i: 0, u: 0 };
   async function* data(): AsyncGenerator<Buffer> {
     const out = new CopyBinaryWriter();
     out.header();
@@ -126,6 +128,8 @@ async function applyFeed(
           return false;
         },
         write(out) {
+          const op = type === 'delete' ? 'd' : type === 'insert' ? 'i' : 'u';
+          written[op]++;
           // Within one commit a key's delete comes before its insert (a rewrite of the same key).
           out.reserve(version.length + 23);
           out.bytes(version);
@@ -134,7 +138,7 @@ async function applyFeed(
           out.int32(8);
           out.int64Number(seq++);
           out.int32(1);
-          out.byte(type === 'delete' ? 0x64 : type === 'insert' ? 0x69 : 0x75); // 'd', 'i', 'u'
+          out.byte(op.charCodeAt(0));
         },
       });
       yield* out.take();
@@ -156,10 +160,16 @@ async function applyFeed(
   const keyMatch = layout.primaryKey
     .map((column) => `t.${pg.escapeIdentifier(column.name)} = c.${pg.escapeIdentifier(column.name)}`)
     .join(' AND ');
-  if (!layout.timeseriesKey) await assertKeysStayUnique(client, target, layout, keyMatch);
-  const deleted = await client.query(
-    `DELETE FROM ${qualified(target)} t USING pier_last c WHERE c.pier_op = 'd' AND ${keyMatch}`,
-  );
+  // Only an insert can give a key a second live row.
+  if (!layout.timeseriesKey && written.i > 0) await assertKeysStayUnique(client, target, layout, keyMatch);
+  const deleted =
+    written.d === 0
+      ? 0
+      : ((
+          await client.query(
+            `DELETE FROM ${qualified(target)} t USING pier_last c WHERE c.pier_op = 'd' AND ${keyMatch}`,
+          )
+        ).rowCount ?? 0);
   const updates = layout.columns
     .filter((column) => !column.primaryKey)
     .map((column) => `${pg.escapeIdentifier(column.name)} = EXCLUDED.${pg.escapeIdentifier(column.name)}`);
@@ -171,17 +181,17 @@ async function applyFeed(
             ? ` WHERE ${qualified(target)}.${pg.escapeIdentifier(layout.timeseriesKey.name)} IS NULL OR ${qualified(target)}.${pg.escapeIdentifier(layout.timeseriesKey.name)} <= EXCLUDED.${pg.escapeIdentifier(layout.timeseriesKey.name)}`
             : ''
         }`;
-  const upserted = await client.query(
-    `INSERT INTO ${qualified(target)} (${columns})
-       SELECT ${columns} FROM pier_last WHERE pier_op <> 'd'
-       ON CONFLICT (${keys}) ${onConflict}`,
-  );
-  return {
-    changes,
-    upserted: upserted.rowCount ?? 0,
-    deleted: deleted.rowCount ?? 0,
-    skippedNullKeys,
-  };
+  const upserted =
+    written.i + written.u === 0
+      ? 0
+      : ((
+          await client.query(
+            `INSERT INTO ${qualified(target)} (${columns})
+               SELECT ${columns} FROM pier_last WHERE pier_op <> 'd'
+               ON CONFLICT (${keys}) ${onConflict}`,
+          )
+        ).rowCount ?? 0);
+  return { changes, upserted, deleted, skippedNullKeys };
 }
 
 /**
