@@ -5,11 +5,11 @@ import { authenticateBearer } from '../auth/personal-access-tokens.js';
 import type { ControlContext } from '../control/context.js';
 import { optionalInteger } from '../control/validate.js';
 import { PierError } from '../errors.js';
-import type { IdentityRow } from '../store/identities.js';
+import type { IdentityRow } from '../identities/store.js';
 import { databaseCatalogRoutes } from './database-catalogs.js';
-import { databaseInstanceRoutes } from './database-instances.js';
+import { databaseInstanceRoutes } from './instances.js';
 import { errorEnvelope } from './errors.js';
-import { identityRoutes } from './identity.js';
+import { identityRoutes } from './identities.js';
 import { unityCatalogRoutes } from './unity-catalog.js';
 
 export type ApiEnv = { Variables: { caller: IdentityRow } };

@@ -10,8 +10,8 @@ import {
   insertCatalog,
   listCatalogsPage,
   updateCatalogRow,
-} from '../store/catalog.js';
-import type { IdentityRow } from '../store/identities.js';
+} from './store.js';
+import type { IdentityRow } from '../identities/store.js';
 import type { Queryable } from '../store/store.js';
 import {
   alreadyExistsOnConflict,
@@ -22,7 +22,7 @@ import {
   validatePrincipal,
 } from './fields.js';
 import { validateName } from './names.js';
-import { collectPage, type Page, parsePageRequest } from './pagination.js';
+import { collectPage, type Page, parsePageRequest } from '../pagination.js';
 import { Access } from './privileges.js';
 import { catalogAccess, catalogSecurable, isDatabaseCatalog, loadCatalog } from './resolve.js';
 

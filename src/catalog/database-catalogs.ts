@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { ControlContext } from '../control/context.js';
-import { instanceForCaller } from '../control/instance-permissions.js';
+import { instanceForCaller } from '../instances/permissions.js';
 import { asObject, optionalBoolean, optionalInteger, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, type PierError } from '../errors.js';
 import {
@@ -10,15 +10,15 @@ import {
   findCatalog,
   insertCatalog,
   listDatabaseCatalogsOfInstance,
-} from '../store/catalog.js';
-import type { IdentityRow } from '../store/identities.js';
-import { findInstanceByUid } from '../store/instances.js';
+} from './store.js';
+import type { IdentityRow } from '../identities/store.js';
+import { findInstanceByUid } from '../instances/store.js';
 import type { Queryable } from '../store/store.js';
 import { alreadyExists, requireCreateCatalog, usableCatalogs } from './catalogs.js';
 import { withInstanceDatabase } from './database-live.js';
 import { alreadyExistsOnConflict } from './fields.js';
 import { validateName } from './names.js';
-import { collectPage, decodePageToken } from './pagination.js';
+import { collectPage, decodePageToken } from '../pagination.js';
 import { catalogAccess, isDatabaseCatalog, loadCatalog } from './resolve.js';
 
 /**

@@ -1,11 +1,11 @@
 import pg from 'pg';
 import type { ControlContext } from '../control/context.js';
-import { permissionOn } from '../control/instance-permissions.js';
+import { permissionOn } from '../instances/permissions.js';
 import type { Engine } from '../engine/engine.js';
 import { PierError } from '../errors.js';
-import type { CatalogRow, ColumnInfo } from '../store/catalog.js';
-import type { IdentityRow } from '../store/identities.js';
-import { findInstanceByUid } from '../store/instances.js';
+import type { CatalogRow, ColumnInfo } from './store.js';
+import type { IdentityRow } from '../identities/store.js';
+import { findInstanceByUid } from '../instances/store.js';
 import type { LiveSchema, LiveTable } from './views.js';
 
 /**

@@ -1,6 +1,6 @@
 import { type DeltaType, openDeltaTable, typeName } from '../delta/index.js';
 import { invalidParameter, isPierError } from '../errors.js';
-import type { ColumnInfo } from '../store/catalog.js';
+import type { ColumnInfo } from './store.js';
 import { fileUrl, localPath } from './storage-paths.js';
 
 /** Unity Catalog's `type_name` for a Delta type. */

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import type { ControlContext } from '../control/context.js';
 import { asObject, optionalBoolean, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import { countTablesUnder } from '../store/catalog.js';
+import { countTablesUnder } from './store.js';
 import {
   deleteExternalLocationRow,
   type ExternalLocationRow,
@@ -14,8 +14,8 @@ import {
   listExternalLocationsPage,
   lockStoragePaths,
   updateExternalLocationRow,
-} from '../store/external-locations.js';
-import type { IdentityRow } from '../store/identities.js';
+} from './external-locations-store.js';
+import type { IdentityRow } from '../identities/store.js';
 import type { Queryable } from '../store/store.js';
 import {
   alreadyExistsOnConflict,
@@ -25,7 +25,7 @@ import {
   validatePrincipal,
 } from './fields.js';
 import { validateName } from './names.js';
-import { collectPage, type Page, parsePageRequest } from './pagination.js';
+import { collectPage, type Page, parsePageRequest } from '../pagination.js';
 import { Access, type Privilege, type Securable } from './privileges.js';
 import { fileUrl, isWithin, localPath, resolveOnDisk } from './storage-paths.js';
 

@@ -1,9 +1,9 @@
 import type { ControlContext } from '../control/context.js';
 import { asObject, describe } from '../control/validate.js';
 import { invalidParameter, notFound } from '../errors.js';
-import { deleteGrant, type GrantSecurableKind, insertGrant, listGrants } from '../store/catalog-grants.js';
-import { findExternalLocation } from '../store/external-locations.js';
-import type { IdentityRow } from '../store/identities.js';
+import { deleteGrant, type GrantSecurableKind, insertGrant, listGrants } from './grants-store.js';
+import { findExternalLocation } from './external-locations-store.js';
+import type { IdentityRow } from '../identities/store.js';
 import type { Queryable } from '../store/store.js';
 import { externalLocationSecurable } from './external-locations.js';
 import { validatePrincipal } from './fields.js';

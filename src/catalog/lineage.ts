@@ -5,8 +5,8 @@ import {
   type LineageEdge,
   listDownstreams,
   listUpstreams,
-} from '../store/catalog-lineage.js';
-import type { IdentityRow } from '../store/identities.js';
+} from './lineage-store.js';
+import type { IdentityRow } from '../identities/store.js';
 import type { Queryable } from '../store/store.js';
 import { parseTableFullName } from './names.js';
 import { getTable } from './tables.js';

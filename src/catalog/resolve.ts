@@ -6,8 +6,8 @@ import {
   findTable,
   type SchemaRow,
   type TableRow,
-} from '../store/catalog.js';
-import type { IdentityRow } from '../store/identities.js';
+} from './store.js';
+import type { IdentityRow } from '../identities/store.js';
 import type { Queryable } from '../store/store.js';
 import { Access, type Securable } from './privileges.js';
 

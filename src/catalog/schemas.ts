@@ -11,8 +11,8 @@ import {
   listSchemasPage,
   type SchemaRow,
   updateSchemaRow,
-} from '../store/catalog.js';
-import type { IdentityRow } from '../store/identities.js';
+} from './store.js';
+import type { IdentityRow } from '../identities/store.js';
 import { createLiveSchema, findLiveSchema, listLiveSchemas, withCatalogDatabase } from './database-live.js';
 import {
   alreadyExistsOnConflict,
@@ -23,7 +23,7 @@ import {
   validatePrincipal,
 } from './fields.js';
 import { parseSchemaFullName, validateName } from './names.js';
-import { collectPage, type Page, pageOf, parsePageRequest } from './pagination.js';
+import { collectPage, type Page, pageOf, parsePageRequest } from '../pagination.js';
 import { Access } from './privileges.js';
 import {
   catalogAccess,

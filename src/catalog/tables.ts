@@ -12,16 +12,16 @@ import {
   type SchemaRow,
   type TableRow,
   updateTableOwner,
-} from '../store/catalog.js';
-import { lockStoragePaths } from '../store/external-locations.js';
-import type { IdentityRow } from '../store/identities.js';
+} from './store.js';
+import { lockStoragePaths } from './external-locations-store.js';
+import type { IdentityRow } from '../identities/store.js';
 import type { Queryable } from '../store/store.js';
 import { findLiveSchema, listLiveTables, withCatalogDatabase } from './database-live.js';
 import { describeDeltaTable, validateStorageLocation } from './delta-columns.js';
 import { authorizeStorageLocation } from './external-locations.js';
 import { alreadyExistsOnConflict, optionalComment, optionalProperties, validatePrincipal } from './fields.js';
 import { parseTableFullName, validateName } from './names.js';
-import { collectPage, type Page, pageOf, parsePageRequest } from './pagination.js';
+import { collectPage, type Page, pageOf, parsePageRequest } from '../pagination.js';
 import { Access } from './privileges.js';
 import {
   catalogSecurable,

@@ -10,7 +10,7 @@ import {
   listAllInstanceUids,
   listNodeInstances,
   updateInstanceStatus,
-} from '../store/instances.js';
+} from '../instances/store.js';
 import type { Store } from '../store/store.js';
 import { planInstance, type Step } from './plan.js';
 

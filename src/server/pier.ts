@@ -5,7 +5,7 @@ import { serve } from '@hono/node-server';
 import { createApi, type RouteGroup } from '../api/app.js';
 import { ActiveIdentities } from '../auth/active-identities.js';
 import type { ControlConfig, ControlContext } from '../control/context.js';
-import { openMasterKey } from '../control/signing-keys.js';
+import { openMasterKey } from '../access/signing-keys.js';
 import { LocalEngine, listInstanceStorage } from '../engine/local/local-engine.js';
 import {
   assertReachableByPostgres,

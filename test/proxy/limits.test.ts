@@ -25,7 +25,7 @@ import { nativeTls, startNativeFrontDoor } from '../../src/proxy/native-tls.js';
 import { DEFAULT_WARM_POOL, WarmPool } from '../../src/proxy/pool.js';
 import { DEFAULT_LIMITS } from '../../src/proxy/server.js';
 import { loadTlsMaterial } from '../../src/proxy/tls.js';
-import { nativePasswordCheck } from '../../src/server/instance-directory.js';
+import { nativePasswordCheck } from '../../src/instances/directory.js';
 import { connectError, type Harness, startHarness } from './harness.js';
 
 /**

@@ -1,10 +1,10 @@
 import pg from 'pg';
-import { instanceDnsName } from '../api/views.js';
+import { instanceDnsName } from './view.js';
 import { checkScramPassword } from '../auth/scram.js';
 import type { ControlConfig } from '../control/context.js';
 import type { Engine } from '../engine/engine.js';
 import { type InstanceRoute, KeyedSlots, type ProxyDirectory } from '../proxy/index.js';
-import { listNodeInstances } from '../store/instances.js';
+import { listNodeInstances } from './store.js';
 import type { Store } from '../store/store.js';
 
 /** Native-login checks run at once per instance: each holds a superuser session for a moment. */

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
-import { databaseAccessRoutes } from '../api/database-access.js';
+import { databaseAccessRoutes } from '../api/access.js';
 import { DEFAULT_ISSUER } from '../auth/credentials.js';
-import { SigningKeys } from '../control/signing-keys.js';
+import { SigningKeys } from './signing-keys.js';
 import { PierError } from '../errors.js';
 import { credentialPasswordCheck, startProxy } from '../proxy/index.js';
-import { InstanceDirectory } from './instance-directory.js';
-import type { ComponentFactory } from './pier.js';
-import { portError } from './pier.js';
+import { InstanceDirectory } from '../instances/directory.js';
+import type { ComponentFactory } from '../server/pier.js';
+import { portError } from '../server/pier.js';
 
 /**
  * How clients reach instances: database credentials (signed JWTs), the roles

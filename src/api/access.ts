@@ -1,6 +1,6 @@
-import { generateDatabaseCredential } from '../control/credentials.js';
-import { createRole, deleteRole, getRole, listRoles } from '../control/roles.js';
-import type { SigningKeys } from '../control/signing-keys.js';
+import { generateDatabaseCredential } from '../access/credentials.js';
+import { createRole, deleteRole, getRole, listRoles } from '../access/roles.js';
+import type { SigningKeys } from '../access/signing-keys.js';
 import type { RouteGroup } from './app.js';
 import { readJson, requireAdmin } from './app.js';
 

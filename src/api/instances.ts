@@ -5,7 +5,7 @@ import {
   getInstancePermissions,
   instanceForCaller,
   permissionLevelsView,
-} from '../control/instance-permissions.js';
+} from '../instances/permissions.js';
 import {
   createInstance,
   deleteInstance,
@@ -13,9 +13,9 @@ import {
   getInstance,
   listInstances,
   updateInstance,
-} from '../control/instances.js';
+} from '../instances/service.js';
 import { type ApiEnv, readJson } from './app.js';
-import { instanceView } from './views.js';
+import { instanceView } from '../instances/view.js';
 
 /** `/api/2.0/database/instances…` and `/api/2.0/permissions/database-instances/…`. */
 export function databaseInstanceRoutes(app: Hono<ApiEnv>, ctx: ControlContext): void {

@@ -1,6 +1,6 @@
 import type { ControlConfig } from '../control/context.js';
-import type { IdentityRow } from '../store/identities.js';
-import type { InstanceRow } from '../store/instances.js';
+import type { IdentityRow } from '../identities/store.js';
+import type { InstanceRow } from './store.js';
 
 /**
  * The single mapping from stored rows to the JSON Databricks clients expect

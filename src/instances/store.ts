@@ -1,5 +1,5 @@
 import type { Capacity } from '../engine/engine.js';
-import type { Queryable } from './store.js';
+import type { Queryable } from '../store/store.js';
 
 export type InstanceState =
   | 'STARTING'

@@ -9,7 +9,7 @@ import {
   type StoredSigningKey,
   sealingMasterKeyIds,
   sealPlaintextSigningKeys,
-} from '../store/signing-keys.js';
+} from './signing-keys-store.js';
 import type { Store } from '../store/store.js';
 
 const DAY_MS = 24 * 3600 * 1000;

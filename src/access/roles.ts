@@ -1,12 +1,12 @@
 import pg from 'pg';
 import { reservedNameReason } from '../auth/reserved-names.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import type { IdentityRow } from '../store/identities.js';
-import type { InstanceRow } from '../store/instances.js';
+import type { IdentityRow } from '../identities/store.js';
+import type { InstanceRow } from '../instances/store.js';
 import type { Queryable } from '../store/store.js';
-import type { ControlContext } from './context.js';
-import { instanceForCaller, permissionOn } from './instance-permissions.js';
-import { asObject, optionalBoolean, optionalString } from './validate.js';
+import type { ControlContext } from '../control/context.js';
+import { instanceForCaller, permissionOn } from '../instances/permissions.js';
+import { asObject, optionalBoolean, optionalString } from '../control/validate.js';
 
 const IDENTITY_TYPES = ['USER', 'SERVICE_PRINCIPAL', 'GROUP', 'PG_ONLY'] as const;
 type IdentityType = (typeof IDENTITY_TYPES)[number];

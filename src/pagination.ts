@@ -1,5 +1,5 @@
-import { optionalInteger } from '../control/validate.js';
-import { invalidParameter } from '../errors.js';
+import { optionalInteger } from './control/validate.js';
+import { invalidParameter } from './errors.js';
 
 /**
  * Unity Catalog list paging: `max_results` (0 = the server's page size,

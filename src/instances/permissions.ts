@@ -1,17 +1,17 @@
 import { reservedNameReason } from '../auth/reserved-names.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import { findIdentityByUserName, type IdentityRow } from '../store/identities.js';
-import { findInstanceByName, type InstanceRow } from '../store/instances.js';
+import { findIdentityByUserName, type IdentityRow } from '../identities/store.js';
+import { findInstanceByName, type InstanceRow } from './store.js';
 import {
   clearInstancePermissions,
   findInstancePermission,
   type InstancePermissionLevel,
   listInstancePermissions,
   setInstancePermission,
-} from '../store/permissions.js';
+} from './permissions-store.js';
 import type { Queryable } from '../store/store.js';
-import type { ControlContext } from './context.js';
-import { asObject } from './validate.js';
+import type { ControlContext } from '../control/context.js';
+import { asObject } from '../control/validate.js';
 
 const RANK: Record<InstancePermissionLevel, number> = { CAN_USE: 1, CAN_MANAGE: 2 };
 const LEVELS = Object.keys(RANK) as InstancePermissionLevel[];

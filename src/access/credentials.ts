@@ -7,12 +7,12 @@ import {
   findCredentialRequest,
   purgeExpiredCredentialRequests,
   saveCredentialRequest,
-} from '../store/credentials.js';
-import type { IdentityRow } from '../store/identities.js';
-import type { ControlContext } from './context.js';
-import { instanceForCaller } from './instance-permissions.js';
+} from './credentials-store.js';
+import type { IdentityRow } from '../identities/store.js';
+import type { ControlContext } from '../control/context.js';
+import { instanceForCaller } from '../instances/permissions.js';
 import type { SigningKeys } from './signing-keys.js';
-import { asObject, optionalString } from './validate.js';
+import { asObject, optionalString } from '../control/validate.js';
 
 /**
  * `POST /api/2.0/database/credentials`: a signed, short-lived token that logs

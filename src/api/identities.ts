@@ -8,11 +8,11 @@ import {
   listTokenInfos,
   removeUser,
   revokeToken,
-} from '../control/identities.js';
+} from '../identities/service.js';
 import { asObject, optionalInteger, optionalString } from '../control/validate.js';
-import { countIdentities, listIdentities } from '../store/identities.js';
+import { countIdentities, listIdentities } from '../identities/store.js';
 import { type ApiEnv, integerAtMost, readJson, requireAdmin } from './app.js';
-import { userView } from './views.js';
+import { userView } from '../instances/view.js';
 
 const SCIM = '/api/2.0/preview/scim/v2';
 /** Far beyond any workspace; past it the offset would overflow the store's bigint. */

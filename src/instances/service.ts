@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { CAPACITIES, type Capacity } from '../engine/engine.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import type { IdentityRow } from '../store/identities.js';
+import type { IdentityRow } from '../identities/store.js';
 import {
   allocateLoopbackAddress,
   type CustomTag,
@@ -14,11 +14,11 @@ import {
   insertInstance,
   listInstancesPage,
   updateInstanceSpec,
-} from '../store/instances.js';
-import { setInstancePermission } from '../store/permissions.js';
-import type { ControlContext } from './context.js';
-import { instanceForCaller, permissionOn } from './instance-permissions.js';
-import { asObject, describe, optionalBoolean, optionalInteger, optionalString } from './validate.js';
+} from './store.js';
+import { setInstancePermission } from './permissions-store.js';
+import type { ControlContext } from '../control/context.js';
+import { instanceForCaller, permissionOn } from './permissions.js';
+import { asObject, describe, optionalBoolean, optionalInteger, optionalString } from '../control/validate.js';
 
 const NAME_PATTERN = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const DEFAULT_PAGE_SIZE = 50;

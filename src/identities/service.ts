@@ -1,8 +1,8 @@
 import { createPersonalAccessToken } from '../auth/personal-access-tokens.js';
 import { reservedNameReason } from '../auth/reserved-names.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import { transferCatalogOwnership } from '../store/catalog.js';
-import { deleteGrantsOfPrincipal } from '../store/catalog-grants.js';
+import { transferCatalogOwnership } from '../catalog/store.js';
+import { deleteGrantsOfPrincipal } from '../catalog/grants-store.js';
 import {
   deleteIdentity,
   deleteToken,
@@ -11,10 +11,10 @@ import {
   type IdentityRow,
   insertIdentity,
   listTokens,
-} from '../store/identities.js';
-import { deletePermissionsOfPrincipal } from '../store/permissions.js';
-import type { ControlContext } from './context.js';
-import { asObject, optionalBoolean, optionalInteger, optionalString } from './validate.js';
+} from './store.js';
+import { deletePermissionsOfPrincipal } from '../instances/permissions-store.js';
+import type { ControlContext } from '../control/context.js';
+import { asObject, optionalBoolean, optionalInteger, optionalString } from '../control/validate.js';
 
 const USER_NAME_PATTERN = /^[^\s@]+@[^\s@]+$|^[a-z0-9][a-z0-9._-]*$/i;
 
