@@ -1,12 +1,14 @@
 import pg from 'pg';
 import { reservedNameReason } from '../auth/reserved-names.js';
+import type { ControlContext } from '../control/context.js';
+import { asObject, optionalBoolean, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
+import { noteFailure } from '../failures.js';
 import type { IdentityRow } from '../identities/store.js';
+import { instanceForCaller, permissionOn } from '../instances/permissions.js';
+import { reportedState } from '../instances/state.js';
 import type { InstanceRow } from '../instances/store.js';
 import type { Queryable } from '../store/store.js';
-import type { ControlContext } from '../control/context.js';
-import { instanceForCaller, permissionOn } from '../instances/permissions.js';
-import { asObject, optionalBoolean, optionalString } from '../control/validate.js';
 
 const IDENTITY_TYPES = ['USER', 'SERVICE_PRINCIPAL', 'GROUP', 'PG_ONLY'] as const;
 type IdentityType = (typeof IDENTITY_TYPES)[number];
@@ -38,10 +40,11 @@ async function withInstance<T>(
   instance: InstanceRow,
   work: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
-  if (instance.state !== 'AVAILABLE') {
+  const state = reportedState(instance);
+  if (state !== 'AVAILABLE') {
     throw new PierError(
       'INVALID_STATE',
-      `Database instance '${instance.name}' is ${instance.state}; roles can be changed only while it is AVAILABLE.${instance.state === 'STOPPED' ? ` Start it with: pier database start-database-instance ${instance.name}` : ''}`,
+      `Database instance '${instance.name}' is ${state}; roles can be changed only while it is AVAILABLE.${state === 'STOPPED' ? ` Start it with: pier database start-database-instance ${instance.name}` : ''}`,
     );
   }
   const client = new pg.Client({
@@ -364,7 +367,11 @@ export async function deleteRole(
         // Ownership is per database: hand over in each.
         for (const { datname } of databases.rows) await handOverOwned(ctx, instance, datname, name, target);
       } catch (error) {
-        if (rows[0]?.rolcanlogin) await client.query(`ALTER ROLE ${quoted} LOGIN`).catch(() => {});
+        // The deletion's own error is the one to report; a role left without LOGIN is logged and counted.
+        if (rows[0]?.rolcanlogin)
+          await client
+            .query(`ALTER ROLE ${quoted} LOGIN`)
+            .catch((cause) => noteFailure('roles.restore-login', cause));
         throw error;
       }
     }

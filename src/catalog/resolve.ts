@@ -1,4 +1,7 @@
 import { notFound } from '../errors.js';
+import type { IdentityRow } from '../identities/store.js';
+import type { Queryable } from '../store/store.js';
+import { Access, type Securable } from './privileges.js';
 import {
   type CatalogRow,
   findCatalog,
@@ -7,9 +10,6 @@ import {
   type SchemaRow,
   type TableRow,
 } from './store.js';
-import type { IdentityRow } from '../identities/store.js';
-import type { Queryable } from '../store/store.js';
-import { Access, type Securable } from './privileges.js';
 
 /**
  * Loads catalog objects by name together with the caller's Access on the
