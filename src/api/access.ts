@@ -1,5 +1,6 @@
 import { generateDatabaseCredential } from '../access/credentials.js';
 import { createRole, deleteRole, getRole, listRoles } from '../access/roles.js';
+import { roleView } from '../access/view.js';
 import { type RouteGroup, readJson, requireAdmin } from './request.js';
 
 /**
@@ -13,11 +14,14 @@ export const databaseAccessRoutes: RouteGroup = (app, ctx) => {
 
   const roles = '/api/2.0/database/instances/:instance/roles';
   app.post(roles, async (c) =>
-    c.json(await createRole(ctx, c.var.caller, c.req.param('instance'), await readJson(c))),
+    c.json(roleView(await createRole(ctx, c.var.caller, c.req.param('instance'), await readJson(c)))),
   );
-  app.get(roles, async (c) => c.json(await listRoles(ctx, c.var.caller, c.req.param('instance'))));
+  app.get(roles, async (c) => {
+    const listed = await listRoles(ctx, c.var.caller, c.req.param('instance'));
+    return c.json({ database_instance_roles: listed.map(roleView) });
+  });
   app.get(`${roles}/:name`, async (c) =>
-    c.json(await getRole(ctx, c.var.caller, c.req.param('instance'), c.req.param('name'))),
+    c.json(roleView(await getRole(ctx, c.var.caller, c.req.param('instance'), c.req.param('name')))),
   );
   app.delete(`${roles}/:name`, async (c) => {
     await deleteRole(ctx, c.var.caller, c.req.param('instance'), c.req.param('name'), c.req.query());

@@ -53,6 +53,8 @@ export class Reconciler extends EventEmitter {
   private readonly running = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
   private readonly failures = new Map<string, number>();
+  /** When each lease held was last claimed or renewed. */
+  private readonly renewedAt = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private stopped = false;
   /**
@@ -132,7 +134,7 @@ export class Reconciler extends EventEmitter {
         if (needsWork) this.kick(row.uid);
       }
     } catch (error) {
-      this.log(`resync failed: ${(error as Error).message}`);
+      noteFailure('reconciler.resync', error);
     }
   }
 
@@ -158,9 +160,11 @@ export class Reconciler extends EventEmitter {
       return;
     }
     if (claimed.length === 0) return;
+    this.renewedAt.set(uid, Date.now());
     try {
       await this.passes(uid);
     } finally {
+      this.renewedAt.delete(uid);
       await releaseLease(this.store, LEASE, uid, this.holder).catch((error) =>
         noteFailure('reconciler.release-lease', error),
       );
@@ -189,15 +193,32 @@ export class Reconciler extends EventEmitter {
     }
   }
 
-  /** Keeps this instance's lease; false if another process has taken it over. */
+  /**
+   * Keeps this instance's lease, at most every third of its lifetime; false
+   * if another process has taken it over. A store that cannot be reached
+   * keeps the pass going: its next query fails and is retried with backoff.
+   */
   private async renew(uid: string): Promise<boolean> {
-    return renewLease(this.store, LEASE, uid, this.holder, LEASE_TTL_MS);
+    const now = Date.now();
+    if (now - (this.renewedAt.get(uid) ?? 0) < LEASE_TTL_MS / 3) return true;
+    try {
+      const held = await renewLease(this.store, LEASE, uid, this.holder, LEASE_TTL_MS);
+      if (held) this.renewedAt.set(uid, now);
+      return held;
+    } catch (error) {
+      noteFailure('reconciler.renew-lease', error);
+      return true;
+    }
   }
 
   private async reconcileOnce(uid: string): Promise<'done' | 'again' | 'wait'> {
     const row = await findInstanceByUid(this.store, uid);
-    // Gone, or run by another Pier node (which sees the change on its next resync).
-    if (!row || row.node_id !== this.options.nodeId) return 'done';
+    if (!row) {
+      await forgetLease(this.store, LEASE, uid);
+      return 'done';
+    }
+    // Run by another Pier node (which sees the change on its next resync).
+    if (row.node_id !== this.options.nodeId) return 'done';
     const observed = await this.engine.observe(uid);
     const plan = planInstance(row.spec, row.status, observed);
     if (plan.waitForReady) return 'wait';
