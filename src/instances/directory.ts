@@ -29,7 +29,8 @@ export class InstanceDirectory implements ProxyDirectory {
 
   constructor(
     private readonly store: Store,
-    private readonly engine: Engine,
+    /** Where each instance's Postgres socket is (the engine knows). */
+    private readonly engine: Pick<Engine, 'socketDir'>,
     private readonly config: ControlConfig,
     /** Called with every instance address after each refresh (the proxy binds them). */
     private readonly onAddresses: (addresses: string[]) => Promise<void>,

@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Engine, EngineInstance } from '../engine/engine.js';
-import { type ErrorKind, isPierError } from '../errors.js';
 import { noteFailure } from '../failures.js';
 import {
   claimUnownedInstances,
@@ -15,16 +14,13 @@ import {
 } from '../instances/store.js';
 import { claimLeases, forgetLease, releaseLease, renewLease } from '../store/leases.js';
 import type { Store } from '../store/store.js';
+import { failureStatus } from './failure.js';
 import { planInstance, type Step } from './plan.js';
 
 /** Lease resource name for instances (see store/leases.ts). */
 const LEASE = 'instance';
 /** How long a pass may run between renewals before another process may take the instance over. */
 const LEASE_TTL_MS = 60_000;
-
-/** What a user is told of a failed pass that will be retried: never the exception's own text. */
-const INTERNAL_FAILURE =
-  'Pier could not finish the last change to this instance and keeps retrying; the details are in the Pier log.';
 
 export interface ReconcilerOptions {
   /** This Pier node: only instances whose node_id is this one are driven here. */
@@ -309,19 +305,14 @@ export class Reconciler extends EventEmitter {
   }
 
   /**
-   * Records a failed pass in the instance's status as an error kind and a
-   * message a client may see: a PierError's own message (written for users),
-   * or a generic one for anything unexpected, whose text stays in the log.
-   * The state is left as the last pass reported it.
+   * Records a failed pass in the instance's status (see failureStatus). The
+   * state is left as the last pass reported it.
    */
   private async recordFailure(uid: string, error: unknown): Promise<void> {
-    const known = isPierError(error) && error.kind !== 'INTERNAL_ERROR';
-    const kind: ErrorKind = known ? error.kind : 'INTERNAL_ERROR';
-    const message = known ? error.message : INTERNAL_FAILURE;
     try {
       const row = await findInstanceByUid(this.store, uid);
       if (!row) return;
-      const status = { ...row.status, error_kind: kind, message };
+      const status = { ...row.status, ...failureStatus(error) };
       await updateInstanceStatus(this.store, uid, row.generation, row.state, status, false);
     } catch (cause) {
       // The store itself failing is why the pass failed, often: the next pass records it.

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openMasterKey, SigningKeys } from '../../src/access/signing-keys.js';
 import { ActiveIdentities } from '../../src/auth/active-identities.js';
 import { deleteIdentity, insertIdentity } from '../../src/identities/store.js';
+import { InstanceDirectory } from '../../src/instances/directory.js';
+import { type InstanceSpec, insertInstance, updateInstanceSpec } from '../../src/instances/store.js';
 import { followChanges, StoreChanges } from '../../src/store/notifications.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { eventually, tempDataDir } from '../helpers/pier.js';
@@ -79,6 +83,51 @@ describe('caches follow changes made by another Pier process sharing the store',
       async () => ((await identities.isActive(jane.id, 'jane@example.com')) ? undefined : true),
       WITHIN_MS,
       'the deletion to reach this process',
+    );
+  });
+
+  it("updates the proxy's routing table for an instance changed elsewhere at once", async () => {
+    const nodeId = randomUUID();
+    const config = { nodeId, maxInstances: 10, credentialTtlSeconds: 3600 };
+    const directory = new InstanceDirectory(
+      here,
+      { socketDir: (uid) => join(keysDir, uid) },
+      config,
+      async () => {},
+    );
+    await directory.refresh();
+    stops.push(
+      followChanges(changes, 'instances', () => directory.refresh(), { pollMs: NO_POLL_MS, kind: 'test' }),
+    );
+    const spec: InstanceSpec = {
+      capacity: 'CU_1',
+      stopped: false,
+      custom_tags: [],
+      retention_window_in_days: 7,
+      node_count: 1,
+      enable_readable_secondaries: false,
+      enable_pg_native_login: false,
+      deleted: false,
+    };
+    const row = await insertInstance(there, {
+      uid: randomUUID(),
+      name: 'routed-db',
+      creator: 'admin@pier.local',
+      spec,
+      address: null,
+      nodeId,
+    });
+    await eventually(
+      async () => (directory.byName('routed-db')?.state === 'STARTING' ? true : undefined),
+      WITHIN_MS,
+      'the new instance in the routing table',
+    );
+    // A deletion asked through another process: routed as DELETING before any reconciler acts.
+    await updateInstanceSpec(there, row.uid, { ...spec, deleted: true });
+    await eventually(
+      async () => (directory.byName('routed-db')?.state === 'DELETING' ? true : undefined),
+      WITHIN_MS,
+      'the deletion in the routing table',
     );
   });
 });
