@@ -43,3 +43,23 @@ export function notFound(message: string): PierError {
 export function isPierError(error: unknown): error is PierError {
   return error instanceof PierError;
 }
+
+/**
+ * What a listener that could not bind says: a port in use or not allowed is
+ * the user's to fix, with the flag that moves it; anything else passes as is.
+ */
+export function listenError(error: NodeJS.ErrnoException, host: string, port: number, flag: string): Error {
+  if (error.code === 'EADDRINUSE') {
+    return new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `Port ${port} on ${host} is already in use. Free it, or pass ${flag} with another port.`,
+    );
+  }
+  if (error.code === 'EACCES') {
+    return new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `Not allowed to listen on ${host}:${port}. Use a port above 1024 with ${flag}.`,
+    );
+  }
+  return error;
+}

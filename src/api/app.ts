@@ -3,19 +3,26 @@ import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { authenticateBearer } from '../auth/personal-access-tokens.js';
 import type { ControlContext } from '../control/context.js';
-import { optionalInteger } from '../control/validate.js';
 import { PierError } from '../errors.js';
-import type { IdentityRow } from '../store/identities.js';
+import { databaseAccessRoutes } from './access.js';
 import { databaseCatalogRoutes } from './database-catalogs.js';
-import { databaseInstanceRoutes } from './database-instances.js';
 import { errorEnvelope } from './errors.js';
-import { identityRoutes } from './identity.js';
+import { identityRoutes } from './identities.js';
+import { databaseInstanceRoutes } from './instances.js';
+import type { ApiEnv, RouteGroup } from './request.js';
 import { unityCatalogRoutes } from './unity-catalog.js';
 
-export type ApiEnv = { Variables: { caller: IdentityRow } };
-
-/** Extra route groups (catalog, credentials, …) mounted by other modules. */
-export type RouteGroup = (app: Hono<ApiEnv>, ctx: ControlContext) => void;
+/**
+ * Every route group, mounted in this order. A new resource adds its group
+ * here (see docs/architecture.md).
+ */
+const ROUTE_GROUPS: RouteGroup[] = [
+  identityRoutes,
+  databaseInstanceRoutes,
+  unityCatalogRoutes,
+  databaseCatalogRoutes,
+  databaseAccessRoutes,
+];
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -25,7 +32,7 @@ export const MAX_BODY_BYTES = 1024 * 1024;
  */
 export function createApi(
   ctx: ControlContext,
-  options: { log?: (message: string) => void; routes?: RouteGroup[] } = {},
+  options: { log?: (message: string) => void } = {},
 ): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
 
@@ -61,54 +68,6 @@ export function createApi(
     await next();
   });
 
-  identityRoutes(app, ctx);
-  databaseInstanceRoutes(app, ctx);
-  unityCatalogRoutes(app, ctx);
-  databaseCatalogRoutes(app, ctx);
-  for (const routes of options.routes ?? []) routes(app, ctx);
+  for (const routes of ROUTE_GROUPS) routes(app, ctx);
   return app;
-}
-
-/** Parses a JSON request body; an empty body is `{}`; anything unparsable is MALFORMED_REQUEST. */
-export async function readJson(c: { req: { text(): Promise<string> } }): Promise<unknown> {
-  const text = await c.req.text();
-  if (text.trim() === '') return {};
-  try {
-    return JSON.parse(text);
-  } catch (cause) {
-    throw new PierError(
-      'MALFORMED_REQUEST',
-      `The request body is not valid JSON: ${(cause as Error).message}`,
-    );
-  }
-}
-
-/**
- * An integer field or query parameter that may be absent, and is refused
- * with INVALID_PARAMETER_VALUE above `max` (a huge number must never reach
- * the store as an out-of-range value).
- *
- * @example
- * const start = integerAtMost(c.req.query(), 'startIndex', 2 ** 31 - 1) ?? 1;
- */
-export function integerAtMost(
-  params: Record<string, unknown>,
-  field: string,
-  max: number,
-): number | undefined {
-  const value = optionalInteger(params, field);
-  if (value !== undefined && value > max) {
-    throw new PierError('INVALID_PARAMETER_VALUE', `${field} must be at most ${max}, got ${params[field]}.`);
-  }
-  return value;
-}
-
-/** Admin-only operations. */
-export function requireAdmin(caller: IdentityRow, what: string): void {
-  if (!caller.is_admin) {
-    throw new PierError(
-      'PERMISSION_DENIED',
-      `Only workspace admins can ${what}; ${caller.user_name} is not an admin.`,
-    );
-  }
 }

@@ -1,4 +1,3 @@
-import type { Hono } from 'hono';
 import {
   createDatabaseCatalog,
   databaseCatalogView,
@@ -6,16 +5,14 @@ import {
   getDatabaseCatalog,
   listDatabaseCatalogs,
 } from '../catalog/database-catalogs.js';
-import type { ControlContext } from '../control/context.js';
 import { invalidParameter } from '../errors.js';
-import type { ApiEnv, RouteGroup } from './app.js';
-import { readJson } from './app.js';
+import { nextPage, type RouteGroup, readJson } from './request.js';
 
 /**
  * `/api/2.0/database/catalogs…` and `/api/2.0/database/instances/{name}/catalogs`:
  * the SDK's `w.database.createDatabaseCatalog` and friends.
  */
-export const databaseCatalogRoutes: RouteGroup = (app: Hono<ApiEnv>, ctx: ControlContext) => {
+export const databaseCatalogRoutes: RouteGroup = (app, ctx) => {
   app.post('/api/2.0/database/catalogs', async (c) => {
     const catalog = await createDatabaseCatalog(ctx, c.var.caller, await readJson(c));
     return c.json(await databaseCatalogView(ctx.store, catalog));
@@ -44,6 +41,6 @@ export const databaseCatalogRoutes: RouteGroup = (app: Hono<ApiEnv>, ctx: Contro
     );
     const views = [];
     for (const catalog of catalogs) views.push(await databaseCatalogView(ctx.store, catalog));
-    return c.json({ database_catalogs: views, ...(nextPageToken ? { next_page_token: nextPageToken } : {}) });
+    return c.json({ database_catalogs: views, ...nextPage(nextPageToken) });
   });
 };

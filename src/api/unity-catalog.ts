@@ -1,4 +1,3 @@
-import type { Hono } from 'hono';
 import {
   createCatalog,
   deleteCatalog,
@@ -39,9 +38,7 @@ import {
   schemaView,
   tableView,
 } from '../catalog/views.js';
-import type { ControlContext } from '../control/context.js';
-import type { ApiEnv, RouteGroup } from './app.js';
-import { readJson } from './app.js';
+import { nextPage, type RouteGroup, readJson } from './request.js';
 
 const UC = '/api/2.1/unity-catalog';
 
@@ -50,7 +47,7 @@ const UC = '/api/2.1/unity-catalog';
  * (`/api/2.1/unity-catalog/…`), and table lineage
  * (`/api/2.0/lineage-tracking/table-lineage`).
  */
-export const unityCatalogRoutes: RouteGroup = (app: Hono<ApiEnv>, ctx: ControlContext) => {
+export const unityCatalogRoutes: RouteGroup = (app, ctx) => {
   const metastore = () => getMetastoreId(ctx.store);
   const schemaJson = async ({ catalog, schema }: SchemaResult) =>
     schemaView(catalog, schema, await metastore());
@@ -66,7 +63,7 @@ export const unityCatalogRoutes: RouteGroup = (app: Hono<ApiEnv>, ctx: ControlCo
     const id = await metastore();
     return c.json({
       catalogs: page.items.map((row) => catalogView(row, id)),
-      ...(page.nextPageToken ? { next_page_token: page.nextPageToken } : {}),
+      ...nextPage(page.nextPageToken),
     });
   });
   app.get(`${UC}/catalogs/:name`, async (c) => {
@@ -90,7 +87,7 @@ export const unityCatalogRoutes: RouteGroup = (app: Hono<ApiEnv>, ctx: ControlCo
     const id = await metastore();
     return c.json({
       schemas: page.items.map((schema) => schemaView(catalog, schema, id)),
-      ...(page.nextPageToken ? { next_page_token: page.nextPageToken } : {}),
+      ...nextPage(page.nextPageToken),
     });
   });
   app.get(`${UC}/schemas/:full_name`, async (c) => {
@@ -117,7 +114,7 @@ export const unityCatalogRoutes: RouteGroup = (app: Hono<ApiEnv>, ctx: ControlCo
     const omitColumns = query.omit_columns === 'true';
     return c.json({
       tables: page.items.map((table) => tableView(catalog, schemaName, table, id, { omitColumns })),
-      ...(page.nextPageToken ? { next_page_token: page.nextPageToken } : {}),
+      ...nextPage(page.nextPageToken),
     });
   });
   app.get(`${UC}/tables/:full_name/exists`, async (c) => {
@@ -146,7 +143,7 @@ export const unityCatalogRoutes: RouteGroup = (app: Hono<ApiEnv>, ctx: ControlCo
     const id = await metastore();
     return c.json({
       external_locations: page.items.map((row) => externalLocationView(row, id)),
-      ...(page.nextPageToken ? { next_page_token: page.nextPageToken } : {}),
+      ...nextPage(page.nextPageToken),
     });
   });
   app.get(`${UC}/external-locations/:name`, async (c) => {

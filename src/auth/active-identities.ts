@@ -4,8 +4,8 @@ import type { Queryable } from '../store/store.js';
  * Which workspace identities exist and are active, in memory, so the proxy
  * can refuse a database credential whose identity was deleted (or
  * deactivated) without asking the store on every connection. Rebuilt from
- * the store by `refresh` (the proxy does it every 2 s, for changes made by
- * other Pier processes); a deletion in this process takes effect at once
+ * the store by `refresh`, on every change to the identities in any Pier
+ * process sharing the store (NOTIFY, see store/notifications.ts); a deletion in this process takes effect at once
  * through `forget`. An identity created since the last refresh is looked up
  * once, on its first login.
  *

@@ -18,7 +18,9 @@ import {
  * instances the token opens, the issuer a configurable string. Tokens are
  * signed with ES256; each signing key has a `kid`, and verification accepts
  * any key of the published set, so keys rotate without breaking live tokens.
- * Storing keys is the caller's job (the control plane keeps them in `keys/`).
+ * Storing keys is the caller's job: the control plane keeps them in the store,
+ * private halves sealed by the master key (access/signing-keys-store.ts).
+ * Issuing is access/credentials.ts; verifying, proxy/credential-check.ts.
  */
 
 export const CREDENTIAL_ALGORITHM = 'ES256';
@@ -81,7 +83,7 @@ export type CredentialVerification = { ok: true; claims: DatabaseCredentialClaim
  *
  * @example
  * const key = await generateSigningKey();
- * await writeFile(join(keysDir, `${key.kid}.json`), JSON.stringify(key), { mode: 0o600 });
+ * await insertSigningKey(tx, masterKey, key); // sealed in the store (access/signing-keys-store.ts)
  */
 export async function generateSigningKey(now: Date = new Date()): Promise<SigningKey> {
   const { privateKey, publicKey } = await generateKeyPair(CREDENTIAL_ALGORITHM, { extractable: true });

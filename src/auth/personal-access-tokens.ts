@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { PierError } from '../errors.js';
-import { findIdentityByTokenHash, type IdentityRow, insertToken } from '../store/identities.js';
+import { findIdentityByTokenHash, type IdentityRow, insertToken } from '../identities/store.js';
 import type { Queryable } from '../store/store.js';
 
 /** Pier's personal access tokens look like Databricks ones: `dapi` + 32 hex digits. */

@@ -2,16 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { ControlContext } from '../control/context.js';
 import { asObject, optionalString } from '../control/validate.js';
 import { PierError } from '../errors.js';
-import {
-  type CatalogRow,
-  countSchemas,
-  deleteCatalogRow,
-  findCatalog,
-  insertCatalog,
-  listCatalogsPage,
-  updateCatalogRow,
-} from '../store/catalog.js';
-import type { IdentityRow } from '../store/identities.js';
+import type { IdentityRow } from '../identities/store.js';
+import { collectPage, type Page, parsePageRequest } from '../pagination.js';
 import type { Queryable } from '../store/store.js';
 import {
   alreadyExistsOnConflict,
@@ -22,9 +14,17 @@ import {
   validatePrincipal,
 } from './fields.js';
 import { validateName } from './names.js';
-import { collectPage, type Page, parsePageRequest } from './pagination.js';
 import { Access } from './privileges.js';
 import { catalogAccess, catalogSecurable, isDatabaseCatalog, loadCatalog } from './resolve.js';
+import {
+  type CatalogRow,
+  countSchemas,
+  deleteCatalogRow,
+  findCatalog,
+  insertCatalog,
+  listCatalogsPage,
+  updateCatalogRow,
+} from './store.js';
 
 /** Only the metastore admin (a workspace admin) creates catalogs, as in UC without CREATE_CATALOG grants. */
 export function requireCreateCatalog(caller: IdentityRow): void {

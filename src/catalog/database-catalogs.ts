@@ -1,25 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { ControlContext } from '../control/context.js';
-import { instanceForCaller } from '../control/instance-permissions.js';
 import { asObject, optionalBoolean, optionalInteger, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, type PierError } from '../errors.js';
+import type { IdentityRow } from '../identities/store.js';
+import { instanceForCaller } from '../instances/permissions.js';
+import { findInstanceByUid } from '../instances/store.js';
+import { collectPage, decodePageToken } from '../pagination.js';
+import type { Queryable } from '../store/store.js';
+import { alreadyExists, requireCreateCatalog, usableCatalogs } from './catalogs.js';
+import { withInstanceDatabase } from './database-live.js';
+import { alreadyExistsOnConflict } from './fields.js';
+import { validateName } from './names.js';
+import { catalogAccess, isDatabaseCatalog, loadCatalog } from './resolve.js';
 import {
   type CatalogRow,
   deleteCatalogRow,
   findCatalog,
   insertCatalog,
   listDatabaseCatalogsOfInstance,
-} from '../store/catalog.js';
-import type { IdentityRow } from '../store/identities.js';
-import { findInstanceByUid } from '../store/instances.js';
-import type { Queryable } from '../store/store.js';
-import { alreadyExists, requireCreateCatalog, usableCatalogs } from './catalogs.js';
-import { withInstanceDatabase } from './database-live.js';
-import { alreadyExistsOnConflict } from './fields.js';
-import { validateName } from './names.js';
-import { collectPage, decodePageToken } from './pagination.js';
-import { catalogAccess, isDatabaseCatalog, loadCatalog } from './resolve.js';
+} from './store.js';
 
 /**
  * Database catalogs (`/api/2.0/database/catalogs`): a Unity Catalog catalog

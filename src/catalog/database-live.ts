@@ -1,11 +1,13 @@
 import pg from 'pg';
 import type { ControlContext } from '../control/context.js';
-import { permissionOn } from '../control/instance-permissions.js';
 import type { Engine } from '../engine/engine.js';
 import { PierError } from '../errors.js';
-import type { CatalogRow, ColumnInfo } from '../store/catalog.js';
-import type { IdentityRow } from '../store/identities.js';
-import { findInstanceByUid } from '../store/instances.js';
+import { noteFailure } from '../failures.js';
+import type { IdentityRow } from '../identities/store.js';
+import { permissionOn } from '../instances/permissions.js';
+import { reportedState } from '../instances/state.js';
+import { findInstanceByUid, type InstanceRow } from '../instances/store.js';
+import type { CatalogRow, ColumnInfo } from './store.js';
 import type { LiveSchema, LiveTable } from './views.js';
 
 /**
@@ -156,7 +158,7 @@ export async function withCatalogDatabase<T>(
       await client.query('COMMIT');
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
+      await client.query('ROLLBACK').catch((cause) => noteFailure('database-catalog.rollback', cause));
       if ((error as { code?: string }).code === '42501') {
         throw new PierError(
           'PERMISSION_DENIED',
@@ -194,14 +196,18 @@ function noUsableRole(
  */
 export async function withInstanceDatabase<T>(
   engine: Engine,
-  instance: { uid: string; name: string; state: string },
+  instance: Pick<
+    InstanceRow,
+    'uid' | 'name' | 'spec' | 'state' | 'status' | 'generation' | 'observed_generation'
+  >,
   database: string,
   work: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
-  if (instance.state !== 'AVAILABLE') {
+  const state = reportedState(instance);
+  if (state !== 'AVAILABLE') {
     throw new PierError(
       'INVALID_STATE',
-      `Database instance '${instance.name}' is ${instance.state}; it must be AVAILABLE. Start it (or wait for it) and retry.`,
+      `Database instance '${instance.name}' is ${state}; it must be AVAILABLE. Start it (or wait for it) and retry.`,
     );
   }
   const client = new pg.Client({
@@ -229,7 +235,7 @@ export async function withInstanceDatabase<T>(
   try {
     return await work(client);
   } finally {
-    await client.end().catch(() => {});
+    await client.end().catch((cause) => noteFailure('database-catalog.close', cause));
   }
 }
 

@@ -1,7 +1,7 @@
 import { type DeltaType, openDeltaTable, typeName } from '../delta/index.js';
 import { invalidParameter, isPierError } from '../errors.js';
-import type { ColumnInfo } from '../store/catalog.js';
 import { fileUrl, localPath } from './storage-paths.js';
+import type { ColumnInfo } from './store.js';
 
 /** Unity Catalog's `type_name` for a Delta type. */
 const TYPE_NAMES: Record<string, string> = {

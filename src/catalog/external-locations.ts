@@ -3,7 +3,9 @@ import { promises as fs } from 'node:fs';
 import type { ControlContext } from '../control/context.js';
 import { asObject, optionalBoolean, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import { countTablesUnder } from '../store/catalog.js';
+import type { IdentityRow } from '../identities/store.js';
+import { collectPage, type Page, parsePageRequest } from '../pagination.js';
+import type { Queryable } from '../store/store.js';
 import {
   deleteExternalLocationRow,
   type ExternalLocationRow,
@@ -14,9 +16,7 @@ import {
   listExternalLocationsPage,
   lockStoragePaths,
   updateExternalLocationRow,
-} from '../store/external-locations.js';
-import type { IdentityRow } from '../store/identities.js';
-import type { Queryable } from '../store/store.js';
+} from './external-locations-store.js';
 import {
   alreadyExistsOnConflict,
   optionalComment,
@@ -25,9 +25,9 @@ import {
   validatePrincipal,
 } from './fields.js';
 import { validateName } from './names.js';
-import { collectPage, type Page, parsePageRequest } from './pagination.js';
 import { Access, type Privilege, type Securable } from './privileges.js';
 import { fileUrl, isWithin, localPath, resolveOnDisk } from './storage-paths.js';
+import { countTablesUnder } from './store.js';
 
 /**
  * Unity Catalog external locations (`/api/2.1/unity-catalog/external-locations`):

@@ -1,6 +1,6 @@
 import { asObject, describe, optionalString } from '../control/validate.js';
 import { invalidParameter, PierError } from '../errors.js';
-import { findIdentityByUserName } from '../store/identities.js';
+import { findIdentityByUserName } from '../identities/store.js';
 import type { Queryable } from '../store/store.js';
 import { EVERYONE } from './privileges.js';
 

@@ -1,12 +1,12 @@
 import type { ControlContext } from '../control/context.js';
 import { asObject, describe } from '../control/validate.js';
 import { invalidParameter, notFound } from '../errors.js';
-import { deleteGrant, type GrantSecurableKind, insertGrant, listGrants } from '../store/catalog-grants.js';
-import { findExternalLocation } from '../store/external-locations.js';
-import type { IdentityRow } from '../store/identities.js';
+import type { IdentityRow } from '../identities/store.js';
 import type { Queryable } from '../store/store.js';
 import { externalLocationSecurable } from './external-locations.js';
+import { findExternalLocation } from './external-locations-store.js';
 import { validatePrincipal } from './fields.js';
+import { deleteGrant, type GrantSecurableKind, insertGrant, listGrants } from './grants-store.js';
 import { parseSchemaFullName, parseTableFullName, validateName } from './names.js';
 import {
   Access,

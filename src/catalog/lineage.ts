@@ -1,13 +1,8 @@
 import type { ControlContext } from '../control/context.js';
 import { invalidParameter, isPierError } from '../errors.js';
-import {
-  insertLineageEdge,
-  type LineageEdge,
-  listDownstreams,
-  listUpstreams,
-} from '../store/catalog-lineage.js';
-import type { IdentityRow } from '../store/identities.js';
+import type { IdentityRow } from '../identities/store.js';
 import type { Queryable } from '../store/store.js';
+import { insertLineageEdge, type LineageEdge, listDownstreams, listUpstreams } from './lineage-store.js';
 import { parseTableFullName } from './names.js';
 import { getTable } from './tables.js';
 

@@ -1,7 +1,7 @@
 import { PierError } from '../errors.js';
-import { type GrantRow, listGrants } from '../store/catalog-grants.js';
-import type { IdentityRow } from '../store/identities.js';
+import type { IdentityRow } from '../identities/store.js';
 import type { Queryable } from '../store/store.js';
+import { type GrantRow, listGrants } from './grants-store.js';
 
 /**
  * Unity Catalog's privilege model, for the privileges Pier enforces.

@@ -1,4 +1,7 @@
 import { notFound } from '../errors.js';
+import type { IdentityRow } from '../identities/store.js';
+import type { Queryable } from '../store/store.js';
+import { Access, type Securable } from './privileges.js';
 import {
   type CatalogRow,
   findCatalog,
@@ -6,10 +9,7 @@ import {
   findTable,
   type SchemaRow,
   type TableRow,
-} from '../store/catalog.js';
-import type { IdentityRow } from '../store/identities.js';
-import type { Queryable } from '../store/store.js';
-import { Access, type Securable } from './privileges.js';
+} from './store.js';
 
 /**
  * Loads catalog objects by name together with the caller's Access on the

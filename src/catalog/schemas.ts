@@ -2,17 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { ControlContext } from '../control/context.js';
 import { asObject } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import {
-  type CatalogRow,
-  countTablesInSchema,
-  deleteSchemaRow,
-  findSchema,
-  insertSchema,
-  listSchemasPage,
-  type SchemaRow,
-  updateSchemaRow,
-} from '../store/catalog.js';
-import type { IdentityRow } from '../store/identities.js';
+import type { IdentityRow } from '../identities/store.js';
+import { collectPage, type Page, pageOf, parsePageRequest } from '../pagination.js';
 import { createLiveSchema, findLiveSchema, listLiveSchemas, withCatalogDatabase } from './database-live.js';
 import {
   alreadyExistsOnConflict,
@@ -23,7 +14,6 @@ import {
   validatePrincipal,
 } from './fields.js';
 import { parseSchemaFullName, validateName } from './names.js';
-import { collectPage, type Page, pageOf, parsePageRequest } from './pagination.js';
 import { Access } from './privileges.js';
 import {
   catalogAccess,
@@ -34,6 +24,16 @@ import {
   loadStoredSchema,
   schemaSecurable,
 } from './resolve.js';
+import {
+  type CatalogRow,
+  countTablesInSchema,
+  deleteSchemaRow,
+  findSchema,
+  insertSchema,
+  listSchemasPage,
+  type SchemaRow,
+  updateSchemaRow,
+} from './store.js';
 import type { LiveSchema } from './views.js';
 
 export interface SchemaResult {

@@ -2,26 +2,15 @@ import { randomUUID } from 'node:crypto';
 import type { ControlContext } from '../control/context.js';
 import { asObject, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import {
-  type CatalogRow,
-  deleteTableRow,
-  findOverlappingTable,
-  findTable,
-  insertTable,
-  listTablesPage,
-  type SchemaRow,
-  type TableRow,
-  updateTableOwner,
-} from '../store/catalog.js';
-import { lockStoragePaths } from '../store/external-locations.js';
-import type { IdentityRow } from '../store/identities.js';
+import type { IdentityRow } from '../identities/store.js';
+import { collectPage, type Page, pageOf, parsePageRequest } from '../pagination.js';
 import type { Queryable } from '../store/store.js';
 import { findLiveSchema, listLiveTables, withCatalogDatabase } from './database-live.js';
 import { describeDeltaTable, validateStorageLocation } from './delta-columns.js';
 import { authorizeStorageLocation } from './external-locations.js';
+import { lockStoragePaths } from './external-locations-store.js';
 import { alreadyExistsOnConflict, optionalComment, optionalProperties, validatePrincipal } from './fields.js';
 import { parseTableFullName, validateName } from './names.js';
-import { collectPage, type Page, pageOf, parsePageRequest } from './pagination.js';
 import { Access } from './privileges.js';
 import {
   catalogSecurable,
@@ -33,6 +22,17 @@ import {
   schemaSecurable,
   tableSecurable,
 } from './resolve.js';
+import {
+  type CatalogRow,
+  deleteTableRow,
+  findOverlappingTable,
+  findTable,
+  insertTable,
+  listTablesPage,
+  type SchemaRow,
+  type TableRow,
+  updateTableOwner,
+} from './store.js';
 import type { LiveTable } from './views.js';
 
 export interface TableResult {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { CatalogRow, ColumnInfo, SchemaRow, TableRow } from '../store/catalog.js';
-import type { ExternalLocationRow } from '../store/external-locations.js';
 import type { Queryable } from '../store/store.js';
+import type { ExternalLocationRow } from './external-locations-store.js';
+import type { CatalogRow, ColumnInfo, SchemaRow, TableRow } from './store.js';
 
 /**
  * Unity Catalog's JSON shapes (CatalogInfo, SchemaInfo, TableInfo,

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { databaseAccess } from '../server/database-access.js';
+import { databaseAccess } from '../access/component.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { registerCatalogCommands } from './catalog.js';
 import { describeCliError, registerDatabaseCommands, registerKeyCommands } from './database.js';

@@ -1,7 +1,9 @@
+import type { SigningKeys } from '../access/signing-keys.js';
 import type { ActiveIdentities } from '../auth/active-identities.js';
 import type { MasterKey } from '../auth/master-key.js';
 import type { Engine } from '../engine/engine.js';
 import type { Reconciler } from '../reconcile/reconciler.js';
+import type { StoreChanges } from '../store/notifications.js';
 import type { Store } from '../store/store.js';
 
 /** Settings the control plane needs from `pier up`. */
@@ -30,4 +32,8 @@ export interface ControlContext {
   masterKey: MasterKey;
   /** Which identities may still log in (the proxy's cache; told at once when one is deleted). */
   identities: ActiveIdentities;
+  /** The keys that sign database credentials (and the JWKS that verifies them). */
+  keys: SigningKeys;
+  /** Which store tables changed, in any Pier process: caches follow it (store/notifications.ts). */
+  changes: StoreChanges;
 }

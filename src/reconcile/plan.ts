@@ -1,5 +1,5 @@
 import type { EngineObservation } from '../engine/engine.js';
-import type { InstanceSpec, InstanceState, InstanceStatus } from '../store/instances.js';
+import type { InstanceSpec, InstanceState, InstanceStatus } from '../instances/store.js';
 
 /** One engine action. The reconciler runs a plan's steps in order. */
 export type Step =

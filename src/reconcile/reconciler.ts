@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Engine, EngineInstance } from '../engine/engine.js';
+import { noteFailure } from '../failures.js';
 import {
   claimUnownedInstances,
   deleteInstanceRow,
@@ -10,9 +11,16 @@ import {
   listAllInstanceUids,
   listNodeInstances,
   updateInstanceStatus,
-} from '../store/instances.js';
+} from '../instances/store.js';
+import { claimLeases, forgetLease, releaseLease, renewLease } from '../store/leases.js';
 import type { Store } from '../store/store.js';
+import { failureStatus } from './failure.js';
 import { planInstance, type Step } from './plan.js';
+
+/** Lease resource name for instances (see store/leases.ts). */
+const LEASE = 'instance';
+/** How long a pass may run between renewals before another process may take the instance over. */
+const LEASE_TTL_MS = 60_000;
 
 export interface ReconcilerOptions {
   /** This Pier node: only instances whose node_id is this one are driven here. */
@@ -41,8 +49,16 @@ export class Reconciler extends EventEmitter {
   private readonly running = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
   private readonly failures = new Map<string, number>();
+  /** When each lease held was last claimed or renewed. */
+  private readonly renewedAt = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  /**
+   * This reconciler's name on the leases it holds: its node, of which one
+   * process runs at a time (the data-dir lock), so a Pier restarted after
+   * kill -9 takes its leases back at once instead of waiting for them to expire.
+   */
+  private readonly holder: string;
 
   constructor(
     private readonly store: Store,
@@ -50,6 +66,7 @@ export class Reconciler extends EventEmitter {
     private readonly options: ReconcilerOptions,
   ) {
     super();
+    this.holder = options.nodeId;
   }
 
   /** Moves aside what no instance owns, then reconciles everything and keeps watching. */
@@ -113,7 +130,7 @@ export class Reconciler extends EventEmitter {
         if (needsWork) this.kick(row.uid);
       }
     } catch (error) {
-      this.log(`resync failed: ${(error as Error).message}`);
+      noteFailure('reconciler.resync', error);
     }
   }
 
@@ -124,7 +141,33 @@ export class Reconciler extends EventEmitter {
     return !observed.running;
   }
 
+  /**
+   * Drives one instance while holding its lease: a process that cannot
+   * claim it (another one works on it) leaves it alone; the lease is renewed
+   * between steps and given back at the end.
+   */
   private async reconcileLoop(uid: string): Promise<void> {
+    let claimed: string[];
+    try {
+      claimed = await claimLeases(this.store, LEASE, this.holder, { keys: [uid], ttlMs: LEASE_TTL_MS });
+    } catch (error) {
+      // The store is away: the next resync tries again.
+      noteFailure('reconciler.claim-lease', error);
+      return;
+    }
+    if (claimed.length === 0) return;
+    this.renewedAt.set(uid, Date.now());
+    try {
+      await this.passes(uid);
+    } finally {
+      this.renewedAt.delete(uid);
+      await releaseLease(this.store, LEASE, uid, this.holder).catch((error) =>
+        noteFailure('reconciler.release-lease', error),
+      );
+    }
+  }
+
+  private async passes(uid: string): Promise<void> {
     for (;;) {
       if (this.stopped) return;
       let outcome: 'done' | 'again' | 'wait';
@@ -135,31 +178,57 @@ export class Reconciler extends EventEmitter {
         const failures = (this.failures.get(uid) ?? 0) + 1;
         this.failures.set(uid, failures);
         this.log(`instance ${uid}: ${(error as Error).message} (attempt ${failures})`);
-        await this.recordFailure(uid, (error as Error).message);
+        await this.recordFailure(uid, error);
         await sleep(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)));
+        if (!(await this.renew(uid))) return;
         continue;
       }
       if (outcome === 'done') return;
       if (outcome === 'wait') await sleep(20);
+      if (!(await this.renew(uid))) return;
+    }
+  }
+
+  /**
+   * Keeps this instance's lease, at most every third of its lifetime; false
+   * if another process has taken it over. A store that cannot be reached
+   * keeps the pass going: its next query fails and is retried with backoff.
+   */
+  private async renew(uid: string): Promise<boolean> {
+    const now = Date.now();
+    if (now - (this.renewedAt.get(uid) ?? 0) < LEASE_TTL_MS / 3) return true;
+    try {
+      const held = await renewLease(this.store, LEASE, uid, this.holder, LEASE_TTL_MS);
+      if (held) this.renewedAt.set(uid, now);
+      return held;
+    } catch (error) {
+      noteFailure('reconciler.renew-lease', error);
+      return true;
     }
   }
 
   private async reconcileOnce(uid: string): Promise<'done' | 'again' | 'wait'> {
     const row = await findInstanceByUid(this.store, uid);
-    // Gone, or run by another Pier node (which sees the change on its next resync).
-    if (!row || row.node_id !== this.options.nodeId) return 'done';
+    if (!row) {
+      await forgetLease(this.store, LEASE, uid);
+      return 'done';
+    }
+    // Run by another Pier node (which sees the change on its next resync).
+    if (row.node_id !== this.options.nodeId) return 'done';
     const observed = await this.engine.observe(uid);
     const plan = planInstance(row.spec, row.status, observed);
     if (plan.waitForReady) return 'wait';
     const status: InstanceStatus = { ...row.status };
     delete status.message;
+    delete status.error_kind;
     if (plan.message) status.message = plan.message;
     // Nothing to do and nothing new to say: leave the row alone.
     if (
       plan.steps.length === 0 &&
       row.state === plan.done &&
       row.observed_generation === row.generation &&
-      row.status.message === status.message
+      row.status.message === status.message &&
+      row.status.error_kind === undefined
     )
       return 'done';
     if (plan.steps.length > 0 && row.state !== plan.progress) {
@@ -169,11 +238,15 @@ export class Reconciler extends EventEmitter {
     for (const step of plan.steps) {
       if (step === 'forget') {
         const forgotten = await deleteInstanceRow(this.store, uid, row.generation);
-        if (forgotten) this.emit('changed', uid);
+        if (forgotten) {
+          await forgetLease(this.store, LEASE, uid);
+          this.emit('changed', uid);
+        }
         return forgotten ? 'done' : 'again';
       }
       const started = performance.now();
       await this.apply(step, instance, row, status);
+      if (!(await this.renew(uid))) return 'done';
       if (process.env.PIER_TRACE)
         this.log(`${row.name}: ${step} ${(performance.now() - started).toFixed(1)} ms`);
     }
@@ -231,17 +304,20 @@ export class Reconciler extends EventEmitter {
     return written;
   }
 
-  private async recordFailure(uid: string, message: string): Promise<void> {
-    const row = await findInstanceByUid(this.store, uid).catch(() => undefined);
-    if (!row) return;
-    await updateInstanceStatus(
-      this.store,
-      uid,
-      row.generation,
-      row.state,
-      { ...row.status, message },
-      false,
-    ).catch(() => {});
+  /**
+   * Records a failed pass in the instance's status (see failureStatus). The
+   * state is left as the last pass reported it.
+   */
+  private async recordFailure(uid: string, error: unknown): Promise<void> {
+    try {
+      const row = await findInstanceByUid(this.store, uid);
+      if (!row) return;
+      const status = { ...row.status, ...failureStatus(error) };
+      await updateInstanceStatus(this.store, uid, row.generation, row.state, status, false);
+    } catch (cause) {
+      // The store itself failing is why the pass failed, often: the next pass records it.
+      noteFailure('reconciler.record-failure', cause);
+    }
   }
 
   private log(message: string): void {

@@ -1,6 +1,6 @@
 import { createPersonalAccessToken, hashToken } from '../auth/personal-access-tokens.js';
 import { writeFileAtomic } from '../files.js';
-import { findIdentityByTokenHash, findIdentityByUserName, insertIdentity } from '../store/identities.js';
+import { findIdentityByTokenHash, findIdentityByUserName, insertIdentity } from '../identities/store.js';
 import type { Store } from '../store/store.js';
 import { readAdminToken } from './data-dir.js';
 

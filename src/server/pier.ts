@@ -2,18 +2,20 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import { createApi, type RouteGroup } from '../api/app.js';
+import { openMasterKey, SigningKeys } from '../access/signing-keys.js';
+import { createApi } from '../api/app.js';
 import { ActiveIdentities } from '../auth/active-identities.js';
 import type { ControlConfig, ControlContext } from '../control/context.js';
-import { openMasterKey } from '../control/signing-keys.js';
 import { LocalEngine, listInstanceStorage } from '../engine/local/local-engine.js';
 import {
   assertReachableByPostgres,
   handToPostgres,
   preparePostgresRuntime,
 } from '../engine/local/runtime.js';
-import { PierError } from '../errors.js';
+import { listenError } from '../errors.js';
+import { setFailureLog } from '../failures.js';
 import { Reconciler } from '../reconcile/reconciler.js';
+import { followChanges, SAFETY_POLL_MS, StoreChanges } from '../store/notifications.js';
 import { openStore } from '../store/store.js';
 import { plainHttpWarning, readApiTls } from './api-tls.js';
 import { bootstrapAdmin } from './bootstrap.js';
@@ -55,9 +57,8 @@ export interface PierOptions {
   log: (message: string) => void;
 }
 
-/** A started component that `pier up` wires in (the proxy, sync workers, …). */
+/** A started component that `pier up` wires in (the proxy, sync workers, …); routes live in api/. */
 export interface PierComponent {
-  routes?: RouteGroup;
   close(): Promise<void>;
   /** Facts for `pier status` (e.g. the proxy's CA path). */
   state?: Partial<PierState>;
@@ -82,6 +83,7 @@ export async function startPier(
   components: ComponentFactory[] = [],
 ): Promise<RunningPier> {
   const layout = dataDirLayout(options.dataDir);
+  setFailureLog(options.log);
   const apiTls = await readApiTls(options);
   const warning = plainHttpWarning(options.host, apiTls);
   if (warning) options.log(warning);
@@ -152,7 +154,19 @@ export async function startPier(
       credentialTtlSeconds: options.credentialTtlSeconds,
     };
     const identities = new ActiveIdentities(store);
-    const ctx: ControlContext = { store, engine, reconciler, config, masterKey, identities };
+    const changes = await StoreChanges.listen(store.url);
+    cleanups.push(() => changes.close());
+    const keys = new SigningKeys(store, { masterKey, tokenLifetimeSeconds: config.credentialTtlSeconds });
+    await keys.start();
+    const stopFollowingKeys = followChanges(changes, 'signingKeys', () => keys.reload(), {
+      pollMs: SAFETY_POLL_MS,
+      kind: 'signing-keys.reload',
+    });
+    cleanups.push(async () => {
+      stopFollowingKeys();
+      keys.stop();
+    });
+    const ctx: ControlContext = { store, engine, reconciler, config, masterKey, identities, keys, changes };
 
     cleanups.push(async () => {
       await reconciler.stop();
@@ -167,17 +181,16 @@ export async function startPier(
       cleanups.push(() => component.close());
     }
 
-    const app = createApi(ctx, {
-      log: options.log,
-      routes: started.flatMap((component) => (component.routes ? [component.routes] : [])),
-    });
+    const app = createApi(ctx, { log: options.log });
     const listen = { fetch: app.fetch, port: options.apiPort, hostname: options.host };
     const server = apiTls
       ? serve({ ...listen, createServer: createHttpsServer, serverOptions: apiTls })
       : serve(listen);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
-      server.once('error', (error) => reject(portError(error, options.host, options.apiPort, '--api-port')));
+      server.once('error', (error) =>
+        reject(listenError(error, options.host, options.apiPort, '--api-port')),
+      );
     });
     cleanups.push(
       () =>
@@ -225,20 +238,4 @@ function redactUrl(url: string): string {
   } catch {
     return 'the --store-url';
   }
-}
-
-export function portError(error: NodeJS.ErrnoException, host: string, port: number, flag: string): Error {
-  if (error.code === 'EADDRINUSE') {
-    return new PierError(
-      'INVALID_PARAMETER_VALUE',
-      `Port ${port} on ${host} is already in use. Free it, or pass ${flag} with another port.`,
-    );
-  }
-  if (error.code === 'EACCES') {
-    return new PierError(
-      'INVALID_PARAMETER_VALUE',
-      `Not allowed to listen on ${host}:${port}. Use a port above 1024 with ${flag}.`,
-    );
-  }
-  return error;
 }

@@ -253,4 +253,38 @@ export const migrations: Migration[] = [
       ALTER TABLE credential_requests ADD COLUMN sealed_token jsonb NOT NULL;
     `,
   },
+  {
+    version: 8,
+    name: 'change notifications for caches; leases on work; instance state written by the reconciler only',
+    sql: `
+      -- Caches (the proxy's routing table, active identities, signing keys) reload
+      -- when their table changes, in any Pier process sharing the store: each
+      -- change to one NOTIFYs its channel, once per transaction (see src/store/notifications.ts).
+      CREATE FUNCTION pier_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify(TG_ARGV[0], '');
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER instances_changed AFTER INSERT OR UPDATE OR DELETE ON instances
+        FOR EACH ROW EXECUTE FUNCTION pier_notify_change('pier_instances_changed');
+      CREATE TRIGGER identities_changed AFTER INSERT OR UPDATE OR DELETE ON identities
+        FOR EACH ROW EXECUTE FUNCTION pier_notify_change('pier_identities_changed');
+      CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE ON signing_keys
+        FOR EACH ROW EXECUTE FUNCTION pier_notify_change('pier_signing_keys_changed');
+
+      -- Who works on what until when (src/store/leases.ts): the reconciler per
+      -- instance, sync workers per pipeline.
+      CREATE TABLE leases (
+        resource text NOT NULL,
+        key text NOT NULL,
+        holder text,
+        expires_at timestamptz,
+        PRIMARY KEY (resource, key)
+      );
+
+      -- A new instance is STARTING until the reconciler says otherwise; the API
+      -- writes only the spec.
+      ALTER TABLE instances ALTER COLUMN state SET DEFAULT 'STARTING';
+    `,
+  },
 ];

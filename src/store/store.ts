@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { isPierError, PierError } from '../errors.js';
+import { noteFailure } from '../failures.js';
 import { migrations } from './migrations.js';
 
 /** Anything that runs a query: the pool, or a client inside a transaction. */
@@ -20,8 +21,8 @@ export class Store implements Queryable {
 
   constructor(readonly url: string) {
     this.pool = new pg.Pool({ connectionString: url, max: 10, idleTimeoutMillis: 30_000 });
-    // An idle client losing its connection (store restart) must not crash Pier.
-    this.pool.on('error', () => {});
+    // An idle client losing its connection (store restart) must not crash Pier; the pool makes a new one.
+    this.pool.on('error', (error) => noteFailure('store.idle-connection', error));
   }
 
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(
@@ -44,7 +45,8 @@ export class Store implements Queryable {
       await client.query('COMMIT');
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
+      // The work's error is the one to report; a failed ROLLBACK (connection gone) is noted.
+      await client.query('ROLLBACK').catch((cause) => noteFailure('store.rollback', cause));
       throw error;
     } finally {
       client.release();

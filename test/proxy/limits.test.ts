@@ -11,6 +11,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { MAX_SCRAM_ITERATIONS } from '../../src/auth/scram.js';
+import { nativePasswordCheck } from '../../src/instances/directory.js';
 import { NATIVE_REFUSAL_MS } from '../../src/proxy/auth.js';
 import { CancelMap } from '../../src/proxy/cancel.js';
 import type { ProxyContext, ProxyEvent } from '../../src/proxy/connection.js';
@@ -25,7 +26,6 @@ import { nativeTls, startNativeFrontDoor } from '../../src/proxy/native-tls.js';
 import { DEFAULT_WARM_POOL, WarmPool } from '../../src/proxy/pool.js';
 import { DEFAULT_LIMITS } from '../../src/proxy/server.js';
 import { loadTlsMaterial } from '../../src/proxy/tls.js';
-import { nativePasswordCheck } from '../../src/server/instance-directory.js';
 import { connectError, type Harness, startHarness } from './harness.js';
 
 /**

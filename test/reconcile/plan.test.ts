@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { InstanceSpec, InstanceStatus } from '../../src/instances/store.js';
 import { planInstance } from '../../src/reconcile/plan.js';
-import type { InstanceSpec, InstanceStatus } from '../../src/store/instances.js';
 
 const spec: InstanceSpec = {
   capacity: 'CU_1',

@@ -75,6 +75,19 @@ test('--store-url keeps control-plane state in an external Postgres', async () =
     (listed.body.database_instances as { name: string }[]).map((i) => i.name),
     ['external-db', 'second-node-db'],
   );
+  // A key rotated through one node verifies on the other at once (NOTIFY; the old poll took 10 s).
+  const rotated = await api(second, token, 'POST', '/api/2.0/pier/signing-keys/rotate');
+  assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+  const rotatedAt = Date.now();
+  await eventually(
+    async () => {
+      const { body: jwks } = await api(pier, token, 'GET', '/oidc/v1/keys');
+      return (jwks.keys as { kid: string }[]).some((key) => key.kid === rotated.body.kid) ? true : undefined;
+    },
+    1000,
+    'the first node to serve the key rotated on the second',
+  );
+  assert.ok(Date.now() - rotatedAt < 1000);
   // A change made through the first node's API is carried out by the node that runs the instance.
   await api(pier, token, 'PATCH', '/api/2.0/database/instances/second-node-db?update_mask=stopped', {
     stopped: true,

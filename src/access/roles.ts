@@ -1,36 +1,35 @@
 import pg from 'pg';
 import { reservedNameReason } from '../auth/reserved-names.js';
+import type { ControlContext } from '../control/context.js';
+import { asObject, optionalBoolean, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import type { IdentityRow } from '../store/identities.js';
-import type { InstanceRow } from '../store/instances.js';
-import type { Queryable } from '../store/store.js';
-import type { ControlContext } from './context.js';
-import { instanceForCaller, permissionOn } from './instance-permissions.js';
-import { asObject, optionalBoolean, optionalString } from './validate.js';
+import { noteFailure } from '../failures.js';
+import type { IdentityRow } from '../identities/store.js';
+import { instanceForCaller, permissionOn } from '../instances/permissions.js';
+import { reportedState } from '../instances/state.js';
+import type { InstanceRow } from '../instances/store.js';
+import {
+  ATTRIBUTES,
+  type Attributes,
+  deleteRoleRecord,
+  IDENTITY_TYPES,
+  type IdentityType,
+  type PgRole,
+  type RoleRecord,
+  readPgRoles,
+  roleRecords,
+  saveRoleRecord,
+} from './roles-store.js';
 
-const IDENTITY_TYPES = ['USER', 'SERVICE_PRINCIPAL', 'GROUP', 'PG_ONLY'] as const;
-type IdentityType = (typeof IDENTITY_TYPES)[number];
-const ATTRIBUTES = ['createdb', 'createrole', 'bypassrls'] as const;
-type Attributes = Partial<Record<(typeof ATTRIBUTES)[number], boolean>>;
+/** A role as a service returns it: what Postgres says, and what Pier recorded when it made it. */
+export interface RoleResult {
+  instance: InstanceRow;
+  role: PgRole;
+  record: RoleRecord | undefined;
+}
 
 /** An expired password: identity roles' own Postgres passwords never log in (see createRole). */
 const IDENTITY_PASSWORD_NEVER_VALID = "VALID UNTIL '-infinity'";
-
-interface RoleRecord {
-  identity_type: IdentityType;
-  membership_role: string | null;
-  attributes: Attributes;
-}
-
-/** What Postgres says about a role. */
-interface PgRole {
-  rolname: string;
-  rolcanlogin: boolean;
-  rolcreatedb: boolean;
-  rolcreaterole: boolean;
-  rolbypassrls: boolean;
-  superuser_member: boolean;
-}
 
 /** Runs `work` as the instance's superuser over its private socket. */
 async function withInstance<T>(
@@ -38,10 +37,11 @@ async function withInstance<T>(
   instance: InstanceRow,
   work: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
-  if (instance.state !== 'AVAILABLE') {
+  const state = reportedState(instance);
+  if (state !== 'AVAILABLE') {
     throw new PierError(
       'INVALID_STATE',
-      `Database instance '${instance.name}' is ${instance.state}; roles can be changed only while it is AVAILABLE.${instance.state === 'STOPPED' ? ` Start it with: pier database start-database-instance ${instance.name}` : ''}`,
+      `Database instance '${instance.name}' is ${state}; roles can be changed only while it is AVAILABLE.${state === 'STOPPED' ? ` Start it with: pier database start-database-instance ${instance.name}` : ''}`,
     );
   }
   const client = new pg.Client({
@@ -56,46 +56,6 @@ async function withInstance<T>(
   } finally {
     await client.end();
   }
-}
-
-async function readPgRoles(client: pg.Client, name?: string): Promise<PgRole[]> {
-  const { rows } = await client.query<PgRole>(
-    `SELECT r.rolname, r.rolcanlogin, r.rolcreatedb, r.rolcreaterole, r.rolbypassrls,
-            pg_has_role(r.oid, 'databricks_superuser', 'MEMBER') AND r.rolname <> 'databricks_superuser' AS superuser_member
-       FROM pg_roles r
-      WHERE r.rolname !~ '^pg_' AND r.rolname NOT IN ('postgres', 'databricks_superuser')
-        AND ($1::text IS NULL OR r.rolname = $1)
-      ORDER BY r.rolname`,
-    [name ?? null],
-  );
-  return rows;
-}
-
-async function roleRecords(db: Queryable, instanceUid: string): Promise<Map<string, RoleRecord>> {
-  const { rows } = await db.query<RoleRecord & { name: string }>(
-    'SELECT name, identity_type, membership_role, attributes FROM instance_roles WHERE instance_uid = $1',
-    [instanceUid],
-  );
-  return new Map(rows.map((row) => [row.name, row]));
-}
-
-/** The SDK's DatabaseInstanceRole for a Postgres role. */
-function roleView(instance: InstanceRow, role: PgRole, record: RoleRecord | undefined) {
-  const effective = {
-    createdb: role.rolcreatedb,
-    createrole: role.rolcreaterole,
-    bypassrls: role.rolbypassrls,
-  };
-  return {
-    name: role.rolname,
-    instance_name: instance.name,
-    identity_type:
-      record?.identity_type ??
-      (role.rolname === instance.creator || role.rolname.includes('@') ? 'USER' : 'PG_ONLY'),
-    ...(role.superuser_member ? { membership_role: 'DATABRICKS_SUPERUSER' } : {}),
-    attributes: record?.attributes ?? effective,
-    effective_attributes: effective,
-  };
 }
 
 function parseRole(input: unknown) {
@@ -166,7 +126,7 @@ export async function createRole(
   caller: IdentityRow,
   instanceName: string,
   input: unknown,
-) {
+): Promise<RoleResult> {
   const instance = await instanceForCaller(ctx.store, caller, instanceName, 'CAN_USE');
   const parsed = parseRole(input);
   // Omitted: the kind of identity the name belongs to when it is the caller's own, else USER.
@@ -182,7 +142,7 @@ export async function createRole(
       `PG_ONLY roles log in with a Postgres password, which is off on '${instanceName}'. Turn it on with: pier database update-database-instance ${instanceName} enable_pg_native_login --enable-pg-native-login`,
     );
   }
-  const view = await withInstance(ctx, instance, async (client) => {
+  return withInstance(ctx, instance, async (client) => {
     if ((await readPgRoles(client, role.name)).length > 0) {
       throw new PierError(
         'RESOURCE_ALREADY_EXISTS',
@@ -211,49 +171,43 @@ export async function createRole(
     if (!role.membership) {
       await client.query(`GRANT ${quoted} TO databricks_superuser WITH ADMIN TRUE, INHERIT FALSE, SET FALSE`);
     }
-    await ctx.store.query(
-      `INSERT INTO instance_roles (instance_uid, name, identity_type, membership_role, attributes, created_by)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (instance_uid, name) DO UPDATE SET identity_type = excluded.identity_type,
-         membership_role = excluded.membership_role, attributes = excluded.attributes`,
-      [
-        instance.uid,
-        role.name,
-        role.identityType,
-        role.membership ?? null,
-        JSON.stringify(role.attributes),
-        caller.user_name,
-      ],
-    );
-    await client.query('COMMIT');
-    const [created] = await readPgRoles(client, role.name);
-    return roleView(instance, created, {
+    const record: RoleRecord = {
       identity_type: role.identityType,
       membership_role: role.membership ?? null,
       attributes: role.attributes,
-    });
+    };
+    await saveRoleRecord(ctx.store, instance.uid, role.name, record, caller.user_name);
+    await client.query('COMMIT');
+    const [created] = await readPgRoles(client, role.name);
+    return { instance, role: created, record };
   });
-  return view;
 }
 
-export async function getRole(ctx: ControlContext, caller: IdentityRow, instanceName: string, name: string) {
+export async function getRole(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  instanceName: string,
+  name: string,
+): Promise<RoleResult> {
   const instance = await instanceForCaller(ctx.store, caller, instanceName, 'CAN_USE');
   const records = await roleRecords(ctx.store, instance.uid);
   return withInstance(ctx, instance, async (client) => {
     const [role] = await readPgRoles(client, name);
     if (!role) throw notFound(`Role '${name}' does not exist in instance '${instanceName}'.`);
-    return roleView(instance, role, records.get(name));
+    return { instance, role, record: records.get(name) };
   });
 }
 
-export async function listRoles(ctx: ControlContext, caller: IdentityRow, instanceName: string) {
+export async function listRoles(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  instanceName: string,
+): Promise<RoleResult[]> {
   const instance = await instanceForCaller(ctx.store, caller, instanceName, 'CAN_USE');
   const records = await roleRecords(ctx.store, instance.uid);
-  return withInstance(ctx, instance, async (client) => ({
-    database_instance_roles: (await readPgRoles(client)).map((role) =>
-      roleView(instance, role, records.get(role.rolname)),
-    ),
-  }));
+  return withInstance(ctx, instance, async (client) =>
+    (await readPgRoles(client)).map((role) => ({ instance, role, record: records.get(role.rolname) })),
+  );
 }
 
 /**
@@ -364,7 +318,11 @@ export async function deleteRole(
         // Ownership is per database: hand over in each.
         for (const { datname } of databases.rows) await handOverOwned(ctx, instance, datname, name, target);
       } catch (error) {
-        if (rows[0]?.rolcanlogin) await client.query(`ALTER ROLE ${quoted} LOGIN`).catch(() => {});
+        // The deletion's own error is the one to report; a role left without LOGIN is logged and counted.
+        if (rows[0]?.rolcanlogin)
+          await client
+            .query(`ALTER ROLE ${quoted} LOGIN`)
+            .catch((cause) => noteFailure('roles.restore-login', cause));
         throw error;
       }
     }
@@ -380,8 +338,5 @@ export async function deleteRole(
       throw error;
     }
   });
-  await ctx.store.query('DELETE FROM instance_roles WHERE instance_uid = $1 AND name = $2', [
-    instance.uid,
-    name,
-  ]);
+  await deleteRoleRecord(ctx.store, instance.uid, name);
 }

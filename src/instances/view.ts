@@ -1,6 +1,7 @@
 import type { ControlConfig } from '../control/context.js';
-import type { IdentityRow } from '../store/identities.js';
-import type { InstanceRow } from '../store/instances.js';
+import type { InstancePermissions } from './permissions.js';
+import { reportedState } from './state.js';
+import type { InstanceRow } from './store.js';
 
 /**
  * The single mapping from stored rows to the JSON Databricks clients expect
@@ -13,14 +14,15 @@ export function instanceView(
   options: { withInputs?: boolean } = {},
 ) {
   const { spec } = row;
+  const state = reportedState(row);
   const view: Record<string, unknown> = {
     name: row.name,
     uid: row.uid,
     capacity: spec.capacity,
     effective_capacity: spec.capacity,
     stopped: spec.stopped,
-    effective_stopped: row.state === 'STOPPED',
-    state: row.state,
+    effective_stopped: state === 'STOPPED',
+    state,
     creator: row.creator,
     creation_time: row.created_at.toISOString(),
     pg_version: `PG_VERSION_${pgMajorVersion}`,
@@ -41,7 +43,7 @@ export function instanceView(
   }
   // Pier's own field: why an instance is FAILED and what to do. (Other reconciler
   // errors are retried and logged; their text is internal and stays there.)
-  if (row.state === 'FAILED' && row.status.message) view.status_message = row.status.message;
+  if (state === 'FAILED' && row.status.message) view.status_message = row.status.message;
   // Databricks returns the input-only custom_tags on create and update responses.
   if (options.withInputs) view.custom_tags = spec.custom_tags;
   return view;
@@ -53,18 +55,42 @@ export function instanceDnsName(row: Pick<InstanceRow, 'name' | 'address'>, conf
   return row.address ?? `${row.name}.localhost`;
 }
 
-/** SCIM User resource. */
-export function userView(row: IdentityRow) {
+/** Databricks' ObjectPermissions shape for `/permissions/database-instances/{name}`. */
+export function instancePermissionsView({ instance, rows }: InstancePermissions) {
   return {
-    schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'],
-    id: row.id,
-    userName: row.user_name,
-    displayName: row.display_name ?? row.user_name,
-    active: row.active,
-    emails: [{ value: row.user_name, type: 'work', primary: true }],
-    groups: row.is_admin ? [{ display: 'admins', value: 'admins' }] : [],
-    entitlements: row.is_admin
-      ? [{ value: 'workspace-access' }, { value: 'allow-cluster-create' }]
-      : [{ value: 'workspace-access' }],
+    object_id: `/database-instances/${instance.name}`,
+    object_type: 'database-instance',
+    access_control_list: [
+      ...rows.map((row) => ({
+        user_name: row.principal,
+        all_permissions: [{ permission_level: row.permission_level, inherited: false }],
+      })),
+      {
+        group_name: 'admins',
+        all_permissions: [
+          {
+            permission_level: 'CAN_MANAGE',
+            inherited: true,
+            inherited_from_object: ['/database-instances/'],
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** The levels an instance grants, for `…/permissionLevels`. */
+export function permissionLevelsView() {
+  return {
+    permission_levels: [
+      {
+        permission_level: 'CAN_USE',
+        description: 'Can connect to the instance and generate database credentials.',
+      },
+      {
+        permission_level: 'CAN_MANAGE',
+        description: 'Can change, stop, start, resize and delete the instance.',
+      },
+    ],
   };
 }

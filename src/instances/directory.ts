@@ -1,20 +1,23 @@
 import pg from 'pg';
-import { instanceDnsName } from '../api/views.js';
 import { checkScramPassword } from '../auth/scram.js';
 import type { ControlConfig } from '../control/context.js';
 import type { Engine } from '../engine/engine.js';
+import { noteFailure } from '../failures.js';
 import { type InstanceRoute, KeyedSlots, type ProxyDirectory } from '../proxy/index.js';
-import { listNodeInstances } from '../store/instances.js';
 import type { Store } from '../store/store.js';
+import { reportedState } from './state.js';
+import { listNodeInstances } from './store.js';
+import { instanceDnsName } from './view.js';
 
 /** Native-login checks run at once per instance: each holds a superuser session for a moment. */
 const NATIVE_CHECKS_PER_INSTANCE = 2;
 const NATIVE_CHECK_TIMEOUT_MS = 5000;
 
 /**
- * The proxy's view of the instances: an in-memory routing table rebuilt from
- * the store (the source of truth) whenever the reconciler acts, and every
- * few seconds for changes made by other processes. Lookups never wait.
+ * The proxy's view of the instances (its ProxyDirectory): an in-memory
+ * routing table rebuilt from the store (the source of truth) whenever the
+ * reconciler here acts and on every change to the instances in any Pier
+ * process (NOTIFY, see store/notifications.ts). Lookups never wait.
  */
 export class InstanceDirectory implements ProxyDirectory {
   private byNameMap = new Map<string, InstanceRoute>();
@@ -26,7 +29,8 @@ export class InstanceDirectory implements ProxyDirectory {
 
   constructor(
     private readonly store: Store,
-    private readonly engine: Engine,
+    /** Where each instance's Postgres socket is (the engine knows). */
+    private readonly engine: Pick<Engine, 'socketDir'>,
     private readonly config: ControlConfig,
     /** Called with every instance address after each refresh (the proxy binds them). */
     private readonly onAddresses: (addresses: string[]) => Promise<void>,
@@ -82,7 +86,7 @@ export class InstanceDirectory implements ProxyDirectory {
       (row): InstanceRoute => ({
         name: row.name,
         uid: row.uid,
-        state: row.state,
+        state: reportedState(row),
         dnsName: instanceDnsName(row, this.config),
         ...(row.address ? { address: row.address } : {}),
         socketDir: this.engine.socketDir(row.uid),
@@ -140,6 +144,6 @@ async function readVerifier(instance: InstanceRoute, user: string): Promise<stri
     );
     return rows.length === 1 ? rows[0].rolpassword : null;
   } finally {
-    await client.end().catch(() => {});
+    await client.end().catch((error) => noteFailure('native-login.close', error));
   }
 }

@@ -1,4 +1,4 @@
-import type { Queryable } from './store.js';
+import type { Queryable } from '../store/store.js';
 
 export type InstancePermissionLevel = 'CAN_USE' | 'CAN_MANAGE';
 

@@ -1,7 +1,7 @@
 import type { JWK } from 'jose';
 import type { SigningKey } from '../auth/credentials.js';
 import type { MasterKey, SealedSecret } from '../auth/master-key.js';
-import type { Queryable } from './store.js';
+import type { Queryable } from '../store/store.js';
 
 interface SigningKeyRow {
   kid: string;

@@ -1,4 +1,4 @@
-import type { Queryable } from './store.js';
+import type { Queryable } from '../store/store.js';
 
 export interface IdentityRow {
   id: string;

@@ -1,18 +1,17 @@
 import { issueDatabaseCredential } from '../auth/credentials.js';
 import { reservedNameReason } from '../auth/reserved-names.js';
+import type { ControlContext } from '../control/context.js';
+import { asObject, optionalString } from '../control/validate.js';
 import { invalidParameter, PierError } from '../errors.js';
+import type { IdentityRow } from '../identities/store.js';
+import { instanceForCaller } from '../instances/permissions.js';
 import {
   type CredentialRequestRow,
   credentialSealContext,
   findCredentialRequest,
   purgeExpiredCredentialRequests,
   saveCredentialRequest,
-} from '../store/credentials.js';
-import type { IdentityRow } from '../store/identities.js';
-import type { ControlContext } from './context.js';
-import { instanceForCaller } from './instance-permissions.js';
-import type { SigningKeys } from './signing-keys.js';
-import { asObject, optionalString } from './validate.js';
+} from './credentials-store.js';
 
 /**
  * `POST /api/2.0/database/credentials`: a signed, short-lived token that logs
@@ -24,7 +23,6 @@ import { asObject, optionalString } from './validate.js';
  */
 export async function generateDatabaseCredential(
   ctx: ControlContext,
-  keys: SigningKeys,
   caller: IdentityRow,
   input: unknown,
 ): Promise<{ token: string; expiration_time: string }> {
@@ -63,14 +61,14 @@ export async function generateDatabaseCredential(
           `request_id '${requestId}' was already used for other instances. Use a fresh UUID for every request.`,
         );
       }
-      const token = keys.masterKey.open(row.sealed_token, credentialSealContext(row));
+      const token = ctx.masterKey.open(row.sealed_token, credentialSealContext(row));
       return { token, expiration_time: row.expires_at.toISOString() };
     };
     if (requestId) {
       const previous = await findCredentialRequest(tx, caller.id, requestId);
       if (previous) return retry(previous);
     }
-    const credential = await issueDatabaseCredential(keys.current(), {
+    const credential = await issueDatabaseCredential(ctx.keys.current(), {
       subject: caller.user_name,
       identityId: caller.id,
       instanceUids: uids,
@@ -82,7 +80,7 @@ export async function generateDatabaseCredential(
       const saved = await saveCredentialRequest(tx, {
         ...key,
         instance_uids: uids,
-        sealed_token: keys.masterKey.seal(credential.token, credentialSealContext(key)),
+        sealed_token: ctx.masterKey.seal(credential.token, credentialSealContext(key)),
         expires_at: new Date(credential.expiration_time),
       });
       // The same caller's concurrent request with this id got there first: answer as it did.

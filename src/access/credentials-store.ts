@@ -1,5 +1,5 @@
 import type { SealedSecret } from '../auth/master-key.js';
-import type { Queryable } from './store.js';
+import type { Queryable } from '../store/store.js';
 
 /** A credential kept for `request_id` retries. The token is sealed by the master key. */
 export interface CredentialRequestRow {

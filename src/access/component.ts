@@ -1,26 +1,20 @@
 import { join } from 'node:path';
-import { databaseAccessRoutes } from '../api/database-access.js';
 import { DEFAULT_ISSUER } from '../auth/credentials.js';
-import { SigningKeys } from '../control/signing-keys.js';
-import { PierError } from '../errors.js';
+import { listenError, PierError } from '../errors.js';
+import { noteFailure } from '../failures.js';
+import { InstanceDirectory } from '../instances/directory.js';
 import { credentialPasswordCheck, startProxy } from '../proxy/index.js';
-import { InstanceDirectory } from './instance-directory.js';
-import type { ComponentFactory } from './pier.js';
-import { portError } from './pier.js';
+import type { ComponentFactory } from '../server/pier.js';
+import { followChanges, SAFETY_POLL_MS } from '../store/notifications.js';
 
 /**
- * How clients reach instances: database credentials (signed JWTs), the roles
- * API, and the TLS Postgres proxy that checks those credentials and routes
- * each connection to its instance.
+ * How clients reach instances: the TLS Postgres proxy that checks database
+ * credentials (issued by access/credentials.ts, signed by ctx.keys) and
+ * routes each connection through the instance directory. The credentials
+ * and roles API is in api/access.ts.
  */
 export const databaseAccess: ComponentFactory = async (ctx, options) => {
-  const keys = new SigningKeys(ctx.store, {
-    masterKey: ctx.masterKey,
-    tokenLifetimeSeconds: ctx.config.credentialTtlSeconds,
-  });
-  await keys.start();
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
-    keys.stop();
     throw new PierError(
       'INVALID_PARAMETER_VALUE',
       '--tls-cert and --tls-key go together: pass both, or neither.',
@@ -43,46 +37,41 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
           : { dir: join(options.dataDir, 'tls') },
       directory,
       passwords: credentialPasswordCheck({
-        publicKeys: () => keys.jwks(),
+        publicKeys: () => ctx.keys.jwks(),
         issuer: DEFAULT_ISSUER,
         identities: ctx.identities,
       }),
       ...(options.proxyConnectionCaps ? { limits: options.proxyConnectionCaps } : {}),
     });
   } catch (error) {
-    keys.stop();
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES') {
-      throw portError(error as NodeJS.ErrnoException, options.host, options.proxyPort, '--proxy-port');
-    }
-    throw error;
+    throw listenError(error as NodeJS.ErrnoException, options.host, options.proxyPort, '--proxy-port');
   }
   // Per-instance loopback listeners only make sense when Pier listens on loopback.
   const loopback = options.host.startsWith('127.') || options.host === 'localhost';
   bindAddresses = async (addresses) => {
     if (!loopback) return;
-    await proxy
-      .setInstanceAddresses(addresses)
-      .catch((error) => options.log(`proxy: ${(error as Error).message}`));
+    await proxy.setInstanceAddresses(addresses).catch((error) => noteFailure('proxy.bind-addresses', error));
   };
   await directory.refresh();
 
-  const refresh = () =>
-    void directory.refresh().catch((error) => options.log(`directory: ${(error as Error).message}`));
-  // Identities deleted through another Pier process sharing the store stop logging in within a tick.
-  const refreshIdentities = () =>
-    void ctx.identities.refresh().catch((error) => options.log(`identities: ${(error as Error).message}`));
+  // This process's reconciler says at once; any other process's changes arrive by NOTIFY.
+  const refresh = () => void directory.refresh().catch((error) => noteFailure('directory.refresh', error));
   ctx.reconciler.on('kick', refresh);
   ctx.reconciler.on('changed', refresh);
   ctx.reconciler.setBeforeReport((uid, state) => directory.setState(uid, state));
-  const timer = setInterval(() => {
-    refresh();
-    refreshIdentities();
-  }, 2000);
-  timer.unref();
+  const stopFollowing = [
+    followChanges(ctx.changes, 'instances', () => directory.refresh(), {
+      pollMs: SAFETY_POLL_MS,
+      kind: 'directory.refresh',
+    }),
+    // An identity deleted through another Pier process sharing the store stops logging in at once.
+    followChanges(ctx.changes, 'identities', () => ctx.identities.refresh(), {
+      pollMs: SAFETY_POLL_MS,
+      kind: 'identities.refresh',
+    }),
+  ];
 
   return {
-    routes: databaseAccessRoutes(keys),
     state: {
       proxyPort: proxy.port,
       proxyTlsPath:
@@ -90,8 +79,7 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
       ...(proxy.caCertPath ? { caCertPath: proxy.caCertPath } : {}),
     },
     close: async () => {
-      clearInterval(timer);
-      keys.stop();
+      for (const stop of stopFollowing) stop();
       ctx.reconciler.off('kick', refresh);
       ctx.reconciler.off('changed', refresh);
       await proxy.close();

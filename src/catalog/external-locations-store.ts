@@ -1,4 +1,4 @@
-import type { Queryable } from './store.js';
+import type { Queryable } from '../store/store.js';
 
 /**
  * Typed queries for Unity Catalog external locations (migration 6). Paths

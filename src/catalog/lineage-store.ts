@@ -1,4 +1,4 @@
-import type { Queryable } from './store.js';
+import type { Queryable } from '../store/store.js';
 
 export interface LineageEdge {
   source_name: string;

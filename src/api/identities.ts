@@ -1,35 +1,33 @@
-import type { Hono } from 'hono';
-import type { ControlContext } from '../control/context.js';
+import { asObject, optionalInteger, optionalString } from '../control/validate.js';
 import {
   createToken,
   createUser,
   findUser,
   getUser,
-  listTokenInfos,
+  listOwnTokens,
+  listUsers,
   removeUser,
   revokeToken,
-} from '../control/identities.js';
-import { asObject, optionalInteger, optionalString } from '../control/validate.js';
-import { countIdentities, listIdentities } from '../store/identities.js';
-import { type ApiEnv, integerAtMost, readJson, requireAdmin } from './app.js';
-import { userView } from './views.js';
+} from '../identities/service.js';
+import { createdTokenView, tokenInfosView, userView } from '../identities/view.js';
+import { integerAtMost, type RouteGroup, readJson, requireAdmin } from './request.js';
 
 const SCIM = '/api/2.0/preview/scim/v2';
 /** Far beyond any workspace; past it the offset would overflow the store's bigint. */
 const MAX_SCIM_START_INDEX = 2 ** 31 - 1;
 
 /** SCIM Me/Users and personal access tokens. */
-export function identityRoutes(app: Hono<ApiEnv>, ctx: ControlContext): void {
+export const identityRoutes: RouteGroup = (app, ctx) => {
   app.get(`${SCIM}/Me`, (c) => c.json(userView(c.var.caller)));
 
   app.get(`${SCIM}/Users`, async (c) => {
     // As RFC 7644 says: a startIndex below 1 means 1, a count beyond the page limit gets the limit.
     const start = Math.max(1, integerAtMost(c.req.query(), 'startIndex', MAX_SCIM_START_INDEX) ?? 1);
     const count = Math.min(1000, Math.max(0, optionalInteger(c.req.query(), 'count') ?? 100));
-    const rows = await listIdentities(ctx.store, { offset: start - 1, limit: count });
+    const { rows, total } = await listUsers(ctx, { offset: start - 1, limit: count });
     return c.json({
       schemas: ['urn:ietf:params:scim:api:messages:2.0:ListResponse'],
-      totalResults: await countIdentities(ctx.store),
+      totalResults: total,
       startIndex: start,
       itemsPerPage: rows.length,
       Resources: rows.map(userView),
@@ -50,9 +48,9 @@ export function identityRoutes(app: Hono<ApiEnv>, ctx: ControlContext): void {
   });
 
   app.post('/api/2.0/token/create', async (c) =>
-    c.json(await createToken(ctx, c.var.caller, await readJson(c))),
+    c.json(createdTokenView(await createToken(ctx, c.var.caller, await readJson(c)))),
   );
-  app.get('/api/2.0/token/list', async (c) => c.json(await listTokenInfos(ctx, c.var.caller)));
+  app.get('/api/2.0/token/list', async (c) => c.json(tokenInfosView(await listOwnTokens(ctx, c.var.caller))));
   app.post('/api/2.0/token/delete', async (c) => {
     await revokeToken(ctx, c.var.caller, await readJson(c));
     return c.json({});
@@ -63,6 +61,6 @@ export function identityRoutes(app: Hono<ApiEnv>, ctx: ControlContext): void {
     requireAdmin(c.var.caller, 'create tokens for other users');
     const body = asObject(await readJson(c), 'The request body');
     const owner = await findUser(ctx, optionalString(body, 'application_id') ?? '');
-    return c.json(await createToken(ctx, owner, body));
+    return c.json(createdTokenView(await createToken(ctx, owner, body)));
   });
-}
+};

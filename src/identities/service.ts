@@ -1,20 +1,23 @@
 import { createPersonalAccessToken } from '../auth/personal-access-tokens.js';
 import { reservedNameReason } from '../auth/reserved-names.js';
+import { deleteGrantsOfPrincipal } from '../catalog/grants-store.js';
+import { transferCatalogOwnership } from '../catalog/store.js';
+import type { ControlContext } from '../control/context.js';
+import { asObject, optionalBoolean, optionalInteger, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import { transferCatalogOwnership } from '../store/catalog.js';
-import { deleteGrantsOfPrincipal } from '../store/catalog-grants.js';
+import { deletePermissionsOfPrincipal } from '../instances/permissions-store.js';
 import {
+  countIdentities,
   deleteIdentity,
   deleteToken,
   findIdentityById,
   findIdentityByUserName,
   type IdentityRow,
   insertIdentity,
+  listIdentities,
   listTokens,
-} from '../store/identities.js';
-import { deletePermissionsOfPrincipal } from '../store/permissions.js';
-import type { ControlContext } from './context.js';
-import { asObject, optionalBoolean, optionalInteger, optionalString } from './validate.js';
+  type TokenRow,
+} from './store.js';
 
 const USER_NAME_PATTERN = /^[^\s@]+@[^\s@]+$|^[a-z0-9][a-z0-9._-]*$/i;
 
@@ -47,6 +50,14 @@ export async function createUser(ctx: ControlContext, input: unknown): Promise<I
     }
     return insertIdentity(tx, { userName, displayName: optionalString(body, 'displayName'), isAdmin });
   });
+}
+
+/** One page of users in id order, and how many there are in all. */
+export async function listUsers(
+  ctx: ControlContext,
+  page: { offset: number; limit: number },
+): Promise<{ rows: IdentityRow[]; total: number }> {
+  return { rows: await listIdentities(ctx.store, page), total: await countIdentities(ctx.store) };
 }
 
 export async function getUser(ctx: ControlContext, id: string): Promise<IdentityRow> {
@@ -85,7 +96,10 @@ export async function findUser(ctx: ControlContext, idOrName: string): Promise<I
   return row;
 }
 
-/** `POST /api/2.0/token/create` shape. */
+/**
+ * A new personal access token for `owner` (`POST /api/2.0/token/create`).
+ * The plain token is in the result once; the store keeps only its hash.
+ */
 export async function createToken(ctx: ControlContext, owner: IdentityRow, input: unknown) {
   const body = asObject(input, 'The request body');
   const lifetime = optionalInteger(body, 'lifetime_seconds');
@@ -95,33 +109,17 @@ export async function createToken(ctx: ControlContext, owner: IdentityRow, input
     );
   }
   optionalBoolean(body, 'is_admin');
+  const comment = optionalString(body, 'comment');
   const created = await createPersonalAccessToken(ctx.store, owner.id, {
-    comment: optionalString(body, 'comment'),
+    comment,
     lifetimeSeconds: lifetime,
   });
-  return {
-    token_value: created.token,
-    token_info: {
-      token_id: created.tokenId,
-      creation_time: created.createdAt.getTime(),
-      expiry_time: created.expiresAt ? created.expiresAt.getTime() : -1,
-      comment: optionalString(body, 'comment') ?? '',
-      owner_id: Number(owner.id),
-      created_by_username: owner.user_name,
-    },
-  };
+  return { ...created, comment, owner };
 }
 
-export async function listTokenInfos(ctx: ControlContext, owner: IdentityRow) {
-  const rows = await listTokens(ctx.store, owner.id);
-  return {
-    token_infos: rows.map((row) => ({
-      token_id: row.token_id,
-      creation_time: row.created_at.getTime(),
-      expiry_time: row.expires_at ? row.expires_at.getTime() : -1,
-      comment: row.comment ?? '',
-    })),
-  };
+/** The owner's tokens (never their values). */
+export async function listOwnTokens(ctx: ControlContext, owner: IdentityRow): Promise<TokenRow[]> {
+  return listTokens(ctx.store, owner.id);
 }
 
 export async function revokeToken(ctx: ControlContext, owner: IdentityRow, input: unknown): Promise<void> {

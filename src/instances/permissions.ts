@@ -1,17 +1,18 @@
 import { reservedNameReason } from '../auth/reserved-names.js';
+import type { ControlContext } from '../control/context.js';
+import { asObject } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import { findIdentityByUserName, type IdentityRow } from '../store/identities.js';
-import { findInstanceByName, type InstanceRow } from '../store/instances.js';
+import { findIdentityByUserName, type IdentityRow } from '../identities/store.js';
+import type { Queryable } from '../store/store.js';
 import {
   clearInstancePermissions,
   findInstancePermission,
   type InstancePermissionLevel,
   listInstancePermissions,
+  type PermissionRow,
   setInstancePermission,
-} from '../store/permissions.js';
-import type { Queryable } from '../store/store.js';
-import type { ControlContext } from './context.js';
-import { asObject } from './validate.js';
+} from './permissions-store.js';
+import { findInstanceByName, type InstanceRow } from './store.js';
 
 const RANK: Record<InstancePermissionLevel, number> = { CAN_USE: 1, CAN_MANAGE: 2 };
 const LEVELS = Object.keys(RANK) as InstancePermissionLevel[];
@@ -50,29 +51,14 @@ export async function instanceForCaller(
   return instance;
 }
 
-/** Databricks' ObjectPermissions shape for `/permissions/database-instances/{name}`. */
-export async function instancePermissionsView(db: Queryable, instance: InstanceRow) {
-  const rows = await listInstancePermissions(db, instance.uid);
-  return {
-    object_id: `/database-instances/${instance.name}`,
-    object_type: 'database-instance',
-    access_control_list: [
-      ...rows.map((row) => ({
-        user_name: row.principal,
-        all_permissions: [{ permission_level: row.permission_level, inherited: false }],
-      })),
-      {
-        group_name: 'admins',
-        all_permissions: [
-          {
-            permission_level: 'CAN_MANAGE',
-            inherited: true,
-            inherited_from_object: ['/database-instances/'],
-          },
-        ],
-      },
-    ],
-  };
+/** An instance and who holds which level on it directly (admins hold CAN_MANAGE on all). */
+export interface InstancePermissions {
+  instance: InstanceRow;
+  rows: PermissionRow[];
+}
+
+async function permissionsOf(db: Queryable, instance: InstanceRow): Promise<InstancePermissions> {
+  return { instance, rows: await listInstancePermissions(db, instance.uid) };
 }
 
 interface AccessControlEntry {
@@ -124,32 +110,21 @@ export async function changeInstancePermissions(
   name: string,
   body: unknown,
   mode: 'replace' | 'add',
-) {
+): Promise<InstancePermissions> {
   return ctx.store.transaction(async (tx) => {
     const instance = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
     const entries = await parseAccessControlList(tx, body);
     if (mode === 'replace') await clearInstancePermissions(tx, instance.uid);
     for (const entry of entries) await setInstancePermission(tx, instance.uid, entry.principal, entry.level);
-    return instancePermissionsView(tx, instance);
+    return permissionsOf(tx, instance);
   });
 }
 
-export async function getInstancePermissions(ctx: ControlContext, caller: IdentityRow, name: string) {
+export async function getInstancePermissions(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  name: string,
+): Promise<InstancePermissions> {
   const instance = await instanceForCaller(ctx.store, caller, name, 'CAN_USE');
-  return instancePermissionsView(ctx.store, instance);
-}
-
-export function permissionLevelsView() {
-  return {
-    permission_levels: [
-      {
-        permission_level: 'CAN_USE',
-        description: 'Can connect to the instance and generate database credentials.',
-      },
-      {
-        permission_level: 'CAN_MANAGE',
-        description: 'Can change, stop, start, resize and delete the instance.',
-      },
-    ],
-  };
+  return permissionsOf(ctx.store, instance);
 }

@@ -1,11 +1,8 @@
-import type { Hono } from 'hono';
-import type { ControlContext } from '../control/context.js';
 import {
   changeInstancePermissions,
   getInstancePermissions,
   instanceForCaller,
-  permissionLevelsView,
-} from '../control/instance-permissions.js';
+} from '../instances/permissions.js';
 import {
   createInstance,
   deleteInstance,
@@ -13,12 +10,12 @@ import {
   getInstance,
   listInstances,
   updateInstance,
-} from '../control/instances.js';
-import { type ApiEnv, readJson } from './app.js';
-import { instanceView } from './views.js';
+} from '../instances/service.js';
+import { instancePermissionsView, instanceView, permissionLevelsView } from '../instances/view.js';
+import { nextPage, type RouteGroup, readJson } from './request.js';
 
 /** `/api/2.0/database/instances…` and `/api/2.0/permissions/database-instances/…`. */
-export function databaseInstanceRoutes(app: Hono<ApiEnv>, ctx: ControlContext): void {
+export const databaseInstanceRoutes: RouteGroup = (app, ctx) => {
   const view = (row: Parameters<typeof instanceView>[0], withInputs = false) =>
     instanceView(row, ctx.config, ctx.engine.pgMajorVersion, { withInputs });
 
@@ -31,7 +28,7 @@ export function databaseInstanceRoutes(app: Hono<ApiEnv>, ctx: ControlContext): 
     const { rows, nextPageToken } = await listInstances(ctx, c.var.caller, c.req.query());
     return c.json({
       database_instances: rows.map((row) => view(row)),
-      ...(nextPageToken ? { next_page_token: nextPageToken } : {}),
+      ...nextPage(nextPageToken),
     });
   });
 
@@ -67,18 +64,26 @@ export function databaseInstanceRoutes(app: Hono<ApiEnv>, ctx: ControlContext): 
   });
 
   app.get('/api/2.0/permissions/database-instances/:name', async (c) => {
-    return c.json(await getInstancePermissions(ctx, c.var.caller, c.req.param('name')));
+    return c.json(
+      instancePermissionsView(await getInstancePermissions(ctx, c.var.caller, c.req.param('name'))),
+    );
   });
 
   app.put('/api/2.0/permissions/database-instances/:name', async (c) => {
+    const body = await readJson(c);
     return c.json(
-      await changeInstancePermissions(ctx, c.var.caller, c.req.param('name'), await readJson(c), 'replace'),
+      instancePermissionsView(
+        await changeInstancePermissions(ctx, c.var.caller, c.req.param('name'), body, 'replace'),
+      ),
     );
   });
 
   app.patch('/api/2.0/permissions/database-instances/:name', async (c) => {
+    const body = await readJson(c);
     return c.json(
-      await changeInstancePermissions(ctx, c.var.caller, c.req.param('name'), await readJson(c), 'add'),
+      instancePermissionsView(
+        await changeInstancePermissions(ctx, c.var.caller, c.req.param('name'), body, 'add'),
+      ),
     );
   });
-}
+};

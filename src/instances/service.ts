@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import type { ControlContext } from '../control/context.js';
+import { asObject, describe, optionalBoolean, optionalInteger, optionalString } from '../control/validate.js';
 import { CAPACITIES, type Capacity } from '../engine/engine.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
-import type { IdentityRow } from '../store/identities.js';
+import type { IdentityRow } from '../identities/store.js';
+import { decodePageToken, encodePageToken } from '../pagination.js';
+import { instanceForCaller, permissionOn } from './permissions.js';
+import { setInstancePermission } from './permissions-store.js';
 import {
   allocateLoopbackAddress,
   type CustomTag,
@@ -10,15 +15,10 @@ import {
   findInstanceByUid,
   type InstanceRow,
   type InstanceSpec,
-  type InstanceState,
   insertInstance,
   listInstancesPage,
   updateInstanceSpec,
-} from '../store/instances.js';
-import { setInstancePermission } from '../store/permissions.js';
-import type { ControlContext } from './context.js';
-import { instanceForCaller, permissionOn } from './instance-permissions.js';
-import { asObject, describe, optionalBoolean, optionalInteger, optionalString } from './validate.js';
+} from './store.js';
 
 const NAME_PATTERN = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const DEFAULT_PAGE_SIZE = 50;
@@ -172,7 +172,6 @@ export async function createInstance(
       name,
       creator: caller.user_name,
       spec,
-      state: 'STARTING',
       address,
       nodeId: ctx.config.nodeId,
     });
@@ -204,7 +203,7 @@ export async function findInstanceForCallerByUid(
   return row;
 }
 
-/** Keyset pagination on name; the page token is opaque to clients. */
+/** Keyset pagination on name, with the API's one page-token codec (pagination.ts). */
 export async function listInstances(
   ctx: ControlContext,
   caller: IdentityRow,
@@ -213,20 +212,13 @@ export async function listInstances(
   const size = optionalInteger(query, 'page_size') ?? DEFAULT_PAGE_SIZE;
   if (size < 0) throw invalidParameter(`page_size must be positive, got ${size}.`);
   const limit = Math.min(size === 0 ? DEFAULT_PAGE_SIZE : size, MAX_PAGE_SIZE);
-  let afterName: string | undefined;
-  if (query.page_token) {
-    afterName = Buffer.from(query.page_token, 'base64url').toString('utf8');
-    if (!NAME_PATTERN.test(afterName))
-      throw invalidParameter('page_token is invalid; pass the next_page_token of the previous page.');
-  }
   const rows = await listInstancesPage(ctx.store, {
-    afterName,
+    afterName: decodePageToken(query.page_token) || undefined,
     limit: limit + 1,
     visibleTo: caller.is_admin ? undefined : caller.user_name,
   });
   const page = rows.slice(0, limit);
-  const nextPageToken =
-    rows.length > limit ? Buffer.from(page[page.length - 1].name).toString('base64url') : undefined;
+  const nextPageToken = rows.length > limit ? encodePageToken(page[page.length - 1].name) : undefined;
   return { rows: page, nextPageToken };
 }
 
@@ -275,18 +267,10 @@ export async function updateInstance(
     if (current.spec.deleted)
       throw new PierError('INVALID_STATE', `Database instance '${name}' is being deleted.`);
     const spec = applyFields(current.spec, body, fields);
-    return updateInstanceSpec(tx, current.uid, spec, transitionalState(current, spec));
+    return updateInstanceSpec(tx, current.uid, spec);
   });
   ctx.reconciler.kick(row.uid);
   return row;
-}
-
-/** What a user sees right after a change, until the reconciler reports. */
-function transitionalState(current: InstanceRow, next: InstanceSpec): InstanceState {
-  if (next.stopped && !current.spec.stopped) return current.state === 'STOPPED' ? 'STOPPED' : 'UPDATING';
-  if (!next.stopped && current.spec.stopped) return 'STARTING';
-  if (!next.stopped && next.capacity !== current.spec.capacity) return 'UPDATING';
-  return current.state;
 }
 
 /** Marks the instance for deletion (DELETING); the reconciler removes its data, then the record. */
@@ -305,7 +289,7 @@ export async function deleteInstance(
   const row = await ctx.store.transaction(async (tx) => {
     const current = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
     if (current.spec.deleted) return current;
-    return updateInstanceSpec(tx, current.uid, { ...current.spec, deleted: true }, 'DELETING');
+    return updateInstanceSpec(tx, current.uid, { ...current.spec, deleted: true });
   });
   ctx.reconciler.kick(row.uid);
 }

@@ -1,4 +1,4 @@
-import type { Queryable } from './store.js';
+import type { Queryable } from '../store/store.js';
 
 /** Which kind of object a grant is on: decides the column it is stored in. */
 export type GrantSecurableKind = 'catalog' | 'schema' | 'table' | 'external_location';

@@ -1,5 +1,5 @@
 import type { Capacity } from '../engine/engine.js';
-import type { Queryable } from './store.js';
+import type { Queryable } from '../store/store.js';
 
 export type InstanceState =
   | 'STARTING'
@@ -29,7 +29,7 @@ export interface InstanceSpec {
   deleted: boolean;
 }
 
-/** What the reconciler observed and did. Only the reconciler writes it. */
+/** What the reconciler observed and did. Only the reconciler writes it (and `state`). */
 export interface InstanceStatus {
   /** Storage was made for the instance: from now on, missing storage is a loss, not a new instance. */
   provisioned?: boolean;
@@ -37,8 +37,13 @@ export interface InstanceStatus {
   applied_capacity?: Capacity;
   /** The creator's login role exists. */
   roles_ready?: boolean;
-  /** The last failure, shown to users until the next success. */
+  /**
+   * Why the instance is FAILED and what to do, or the last failure of a pass
+   * that will be retried: always client-safe text (never an exception's).
+   */
   message?: string;
+  /** The kind of the last failure (an ErrorKind), while it lasts. */
+  error_kind?: string;
 }
 
 export interface InstanceRow {
@@ -66,15 +71,15 @@ export async function insertInstance(
     name: string;
     creator: string;
     spec: InstanceSpec;
-    state: InstanceState;
     address: string | null;
     nodeId: string;
   },
 ): Promise<InstanceRow> {
+  // No state: the reconciler writes it (a new row is STARTING by the column's default).
   const { rows } = await db.query<InstanceRow>(
-    `INSERT INTO instances (uid, name, creator, spec, state, address, node_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
+    `INSERT INTO instances (uid, name, creator, spec, address, node_id) VALUES ($1, $2, $3, $4, $5, $6)
      RETURNING ${COLUMNS}`,
-    [row.uid, row.name, row.creator, JSON.stringify(row.spec), row.state, row.address, row.nodeId],
+    [row.uid, row.name, row.creator, JSON.stringify(row.spec), row.address, row.nodeId],
   );
   return rows[0];
 }
@@ -156,17 +161,19 @@ export async function allocateLoopbackAddress(db: Queryable): Promise<string> {
   return rows[0].address;
 }
 
-/** A user's change: bumps the generation so the reconciler knows there is new work. */
+/**
+ * A user's change: bumps the generation so the reconciler knows there is new
+ * work. Never touches `state` (see instances/state.ts for what is reported meanwhile).
+ */
 export async function updateInstanceSpec(
   db: Queryable,
   uid: string,
   spec: InstanceSpec,
-  state: InstanceState,
 ): Promise<InstanceRow> {
   const { rows } = await db.query<InstanceRow>(
-    `UPDATE instances SET spec = $2, state = $3, generation = generation + 1, updated_at = now()
+    `UPDATE instances SET spec = $2, generation = generation + 1, updated_at = now()
       WHERE uid = $1 RETURNING ${COLUMNS}`,
-    [uid, JSON.stringify(spec), state],
+    [uid, JSON.stringify(spec)],
   );
   return rows[0];
 }

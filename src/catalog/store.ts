@@ -1,5 +1,5 @@
-import { PATH_WITHIN } from './external-locations.js';
-import type { Queryable } from './store.js';
+import type { Queryable } from '../store/store.js';
+import { PATH_WITHIN } from './external-locations-store.js';
 
 /**
  * Typed queries for Unity Catalog objects: catalogs, schemas and tables.

@@ -1,5 +1,8 @@
 import { generateSigningKey, type JsonWebKeySet, publicJwks } from '../auth/credentials.js';
 import { loadMasterKey, type MasterKey } from '../auth/master-key.js';
+import { noteFailure } from '../failures.js';
+import { SAFETY_POLL_MS } from '../store/notifications.js';
+import type { Store } from '../store/store.js';
 import {
   dropRetiredSigningKeys,
   insertSigningKey,
@@ -9,8 +12,7 @@ import {
   type StoredSigningKey,
   sealingMasterKeyIds,
   sealPlaintextSigningKeys,
-} from '../store/signing-keys.js';
-import type { Store } from '../store/store.js';
+} from './signing-keys-store.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 const MASTER_KEY_LOCK = 0x6d6b6579; // "mkey"
@@ -34,9 +36,11 @@ export async function openMasterKey(store: Store, keysDir: string): Promise<Mast
 /**
  * The keys that sign database credentials, cached from the store. The newest
  * active key signs; every key not yet dropped verifies, so rotating never
- * breaks a token already issued. Refreshed from the store periodically, so
- * every Pier process sharing a store sees a rotation. Private halves are
- * kept sealed by the master key in the store and unsealed only in memory.
+ * breaks a token already issued. `reload` runs on every change to the keys
+ * (NOTIFY, see store/notifications.ts), so every Pier process sharing a store
+ * sees a rotation at once; a slow timer rotates a key that grew old and drops
+ * retired keys whose tokens have all expired. Private halves are kept sealed
+ * by the master key in the store and unsealed only in memory.
  */
 export class SigningKeys {
   private keys: StoredSigningKey[] = [];
@@ -61,12 +65,20 @@ export class SigningKeys {
    * them fresh. Private keys an older Pier stored in plain text are sealed,
    * and a fresh key takes over signing: one that was never in plain text.
    */
-  async start(refreshMs = 10_000): Promise<void> {
+  async start(maintainMs = SAFETY_POLL_MS): Promise<void> {
     const sealed = await this.store.transaction((tx) => sealPlaintextSigningKeys(tx, this.masterKey));
     if (sealed > 0) await this.rotate();
     await this.ensureCurrent();
-    this.timer = setInterval(() => void this.ensureCurrent().catch(() => {}), refreshMs);
+    this.timer = setInterval(
+      () => void this.ensureCurrent().catch((error) => noteFailure('signing-keys.maintain', error)),
+      maintainMs,
+    );
     this.timer.unref();
+  }
+
+  /** Reads the keys again (another process rotated them). Only reads: see followChanges. */
+  async reload(): Promise<void> {
+    this.keys = await listSigningKeys(this.store, this.masterKey);
   }
 
   stop(): void {

@@ -1,11 +1,15 @@
-import { optionalInteger } from '../control/validate.js';
-import { invalidParameter } from '../errors.js';
+import { optionalInteger } from './control/validate.js';
+import { invalidParameter } from './errors.js';
 
 /**
- * Unity Catalog list paging: `max_results` (0 = the server's page size,
- * larger values capped, negative an error) and `page_token`. Without
- * `max_results` a list still comes in pages of at most MAX_PAGE_SIZE, with a
+ * Paging for every list of the API. Every list is ordered by name and
+ * continues after the last name of the previous page; the one page-token
+ * codec below (`encodePageToken` / `decodePageToken`) carries that name,
+ * opaque to clients. Unity Catalog lists take `max_results` (0 = the
+ * server's page size, larger values capped, negative an error); without it
+ * a list still comes in pages of at most MAX_PAGE_SIZE, with a
  * `next_page_token` when more remain: one request never reads a whole store.
+ * Database lists take `page_size` (see their services).
  */
 export interface PageRequest {
   /** List names strictly after this one ('' = from the start). */
@@ -33,7 +37,7 @@ export function parsePageRequest(query: Record<string, string | undefined>): Pag
   return { afterName: decodePageToken(query.page_token), limit };
 }
 
-/** The name a page token continues after ('' without a token). */
+/** The name a page token continues after ('' without a token); INVALID_PARAMETER_VALUE if it is not one of ours. */
 export function decodePageToken(token: string | undefined): string {
   if (!token) return '';
   const decoded = Buffer.from(token, 'base64url').toString('utf8');
@@ -43,7 +47,8 @@ export function decodePageToken(token: string | undefined): string {
   return decoded.slice(2);
 }
 
-function tokenAfter(name: string): string {
+/** The page token of the page after the one that ended with `name`. */
+export function encodePageToken(name: string): string {
   return Buffer.from(`n:${name}`).toString('base64url');
 }
 
@@ -67,7 +72,7 @@ export async function collectPage<T extends { name: string }>(
     for (const row of rows) {
       if (!kept.has(row)) continue;
       if (items.length === request.limit) {
-        return { items, nextPageToken: tokenAfter(items[items.length - 1].name) };
+        return { items, nextPageToken: encodePageToken(items[items.length - 1].name) };
       }
       items.push(row);
     }
@@ -81,5 +86,5 @@ export function pageOf<T extends { name: string }>(request: PageRequest, all: T[
   const rest = all.filter((row) => row.name > request.afterName);
   if (rest.length <= request.limit) return { items: rest };
   const items = rest.slice(0, request.limit);
-  return { items, nextPageToken: tokenAfter(items[items.length - 1].name) };
+  return { items, nextPageToken: encodePageToken(items[items.length - 1].name) };
 }
