@@ -163,6 +163,7 @@ interface Listeners {
 function nodeListeners(ctx: ProxyContext): Listeners {
   const clients = new Set<Socket>();
   const caps = new ConnectionCaps(ctx.limits);
+  const limits = { ...ctx.limits, resetTimeoutMs: ctx.pool.options.resetTimeoutMs };
   const onConnection = (socket: Socket) => {
     const counted = caps.admit(normalizeAddress(socket.remoteAddress ?? ''));
     if (counted.over === 'drop') {
@@ -175,7 +176,6 @@ function nodeListeners(ctx: ProxyContext): Listeners {
       counted.release();
     });
     socket.setNoDelay(true);
-    const limits = { ...ctx.limits, resetTimeoutMs: ctx.pool.options.resetTimeoutMs };
     void handleClient(new NodeClient(socket, ctx.tls, limits, counted.over), ctx);
   };
   const main = createServer({ pauseOnConnect: false }, onConnection);
