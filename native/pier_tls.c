@@ -15,9 +15,10 @@
  *
  * A backend session, once spliced, stays in C for the rest of its life: C
  * watches it while it waits in the warm pool (and tells JavaScript if it
- * speaks or closes), and when a client leaves with an idle-time Terminate, C
- * resets it (DISCARD ALL, then a SELECT of a random nonce that must come back)
- * and JavaScript learns whether it may be kept warm.
+ * speaks or closes). When a client leaves with an idle-time Terminate, C
+ * hands the backend's bytes to JavaScript, which resets it exactly as on the
+ * other TLS path (src/proxy/pool.ts `resetSession`) and then says whether it
+ * waits for the next client (backendIdle) or is closed.
  *
  * Everything runs on Node's event loop with libuv streams and timers. OpenSSL
  * is the copy inside Node (its symbols are exported to addons), so nothing is
@@ -31,7 +32,6 @@
 #include <netinet/tcp.h>
 #include <node_api.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +43,6 @@
 #define CHUNK 65536
 #define SSL_REQUEST_CODE 80877103
 #define GSSENC_REQUEST_CODE 80877104
-#define MAX_RESET_MESSAGE (16 << 20)
-#define MAX_RESET_BYTES (64 << 20)
 
 /* Events delivered to JavaScript: onEvent(handle, state, type, a, b, c). */
 enum {
@@ -55,8 +53,9 @@ enum {
   EV_TIMEOUT = 5,    /* the pre-authentication time is up */
   EV_BAD_PACKET = 6, /* a: 'PROTOCOL_VIOLATION' | 'PACKET_TOO_LARGE' | 'DATA_BEFORE_TLS', b: message */
   EV_CLOSED = 7,     /* before a splice, the client went away. a: reason */
-  EV_SPLICE_END = 8, /* a: backend reusable, b: ParameterStatus messages seen while resetting, c: reason */
-  EV_BACKEND_LOST = 9, /* (on a backend) it spoke or closed while waiting for a client. a: reason */
+  EV_SPLICE_END = 8, /* a: the client left cleanly and the backend is held for JavaScript's reset, c: reason */
+  EV_BACKEND_LOST = 9, /* (on a backend) it spoke or closed while waiting for a client, or broke while held. a: reason */
+  EV_BACKEND_DATA = 10, /* (on a held backend) a: what it sent, for JavaScript's reset */
 };
 
 typedef struct {
@@ -72,12 +71,12 @@ typedef enum {
   C_PASSWORD,   /* reading the password message */
   C_WAIT_JS,    /* JavaScript is deciding; input is buffered (bounded) */
   C_SPLICE,     /* client and backend joined */
-  C_RESET,      /* client gone; its backend is being reset */
   C_CLOSING,    /* last words sent; waiting for the client to close (bounded) */
   C_CLOSED,
 } conn_state;
 
-typedef enum { B_IDLE, B_SPLICED, B_RESETTING, B_BROKEN, B_CLOSED } backend_state;
+/* B_HELD: its client left cleanly; its bytes go to JavaScript (EV_BACKEND_DATA), which resets it. */
+typedef enum { B_IDLE, B_SPLICED, B_HELD, B_BROKEN, B_CLOSED } backend_state;
 
 typedef struct front front_t;
 typedef struct conn conn_t;
@@ -88,13 +87,8 @@ typedef struct backend {
   int refs; /* the JavaScript external, the open pipe, pending writes, a conn using it */
   uv_pipe_t pipe;
   int pipe_open, reading;
-  conn_t *owner; /* the connection it serves or is being reset for */
+  conn_t *owner; /* the connection it serves */
   napi_ref self, state_ref;
-  /* reset */
-  buffer_t in, params;
-  char nonce[40];
-  int labels[6], nlabels;
-  size_t reset_budget;
 } backend_t;
 
 struct conn {
@@ -124,7 +118,7 @@ struct front {
   napi_ref on_event;
   napi_async_context async_context;
   SSL_CTX *default_ctx; /* owned by its JavaScript external; JavaScript keeps it alive */
-  uint32_t max_startup, max_password, preauth_ms, reset_ms;
+  uint32_t max_startup, max_password, preauth_ms;
   uint32_t max_conns, max_per_address, max_refusing; /* connection caps (src/proxy/connection-caps.ts) */
   conn_t *conns;
   size_t count;    /* live connections, those being refused included */
@@ -399,8 +393,6 @@ static void conn_unref(conn_t *c) {
 
 static void backend_unref(backend_t *b) {
   if (--b->refs > 0) return;
-  buffer_free(&b->in);
-  buffer_free(&b->params);
   free(b);
 }
 
@@ -440,7 +432,7 @@ static void backend_detach(conn_t *c) {
   if (!b) return;
   c->backend = NULL;
   if (b->owner == c) b->owner = NULL;
-  if (b->state == B_SPLICED || b->state == B_RESETTING) backend_break(b);
+  if (b->state == B_SPLICED) backend_break(b);
   backend_unref(b);
 }
 
@@ -465,14 +457,10 @@ static void conn_close(conn_t *c, int final_event, int reusable, const char *rea
   napi_env env = f->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  /* A clean reset hands on the ParameterStatus messages it saw: the next client is told current values. */
-  backend_t *b = c->backend;
-  napi_value params = tell && reusable && b && b->params.len ? js_copy(env, b->params.data, b->params.len)
-                                                              : undefined_value(env);
   backend_detach(c);
   if (tell) {
     c->final_sent = 1;
-    if (final_event == EV_SPLICE_END) emit(c, EV_SPLICE_END, js_bool(env, reusable), params, js_string(env, reason));
+    if (final_event == EV_SPLICE_END) emit(c, EV_SPLICE_END, js_bool(env, reusable), NULL, js_string(env, reason));
     else emit(c, EV_CLOSED, js_string(env, reason), NULL, NULL);
   }
   napi_close_handle_scope(env, scope);
@@ -802,7 +790,6 @@ static void on_client_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b
 static void on_timer(uv_timer_t *timer) {
   conn_t *c = timer->data;
   if (c->state == C_CLOSING) return conn_close(c, 0, 0, "closed");
-  if (c->state == C_RESET) return conn_close(c, EV_SPLICE_END, 0, "reset timed out");
   if (c->state == C_CLOSED || c->state == C_SPLICE) return;
   if (c->state == C_HANDSHAKE || c->state == C_HELLO_WAIT) return conn_close(c, EV_CLOSED, 0, "TLS handshake timed out");
   napi_env env = c->f->env;
@@ -828,13 +815,16 @@ static int send_to_backend(conn_t *c, const char *data, size_t len) {
   return send_to_backend_raw(b, data, len);
 }
 
-static void start_reset(conn_t *c);
-
-/* The client is gone: the backend may be reused only after an idle-time Terminate and nothing else. */
+/*
+ * The client is gone: the backend may be reused only after an idle-time
+ * Terminate and nothing else. Then it is held (still read) for JavaScript's reset.
+ */
 static void client_gone(conn_t *c, const char *reason) {
   backend_t *b = c->backend;
-  if (c->held_terminate && c->backend_idle && c->want_reset && b && b->pipe.write_queue_size == 0)
-    return start_reset(c);
+  if (c->held_terminate && c->backend_idle && c->want_reset && b && b->pipe.write_queue_size == 0) {
+    b->state = B_HELD;
+    return conn_close(c, EV_SPLICE_END, 1, "client left cleanly");
+  }
   conn_close(c, EV_SPLICE_END, 0, reason);
 }
 
@@ -865,8 +855,6 @@ static int ends_with_ready_for_query_idle(const char *data, size_t n) {
          data[n - 5] == 0 && data[n - 6] == 'Z';
 }
 
-static void reset_data(backend_t *b, const char *raw, size_t n);
-
 static void backend_lost(backend_t *b, const char *reason) {
   backend_break(b);
   if (!b->state_ref) return;
@@ -875,6 +863,18 @@ static void backend_lost(backend_t *b, const char *reason) {
   napi_open_handle_scope(env, &scope);
   b->refs++;
   call_js(b->f, b->self, &b->state_ref, EV_BACKEND_LOST, js_string(env, reason), NULL, NULL);
+  backend_unref(b);
+  napi_close_handle_scope(env, scope);
+}
+
+/* A held backend's output, for JavaScript's reset. */
+static void backend_data(backend_t *b, const char *data, size_t n) {
+  if (!b->state_ref) return;
+  napi_env env = b->f->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  b->refs++;
+  call_js(b->f, b->self, &b->state_ref, EV_BACKEND_DATA, js_copy(env, data, n), NULL, NULL);
   backend_unref(b);
   napi_close_handle_scope(env, scope);
 }
@@ -889,113 +889,13 @@ static void on_backend_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
     if (send_to_client(c, buf->base, (size_t)nread) != 0) return client_gone(c, "client write failed");
     return on_drained(c);
   }
-  if (b->state == B_RESETTING && c && c->state == C_RESET) {
-    if (nread < 0) return conn_close(c, EV_SPLICE_END, 0, "backend closed during reset");
-    return reset_data(b, buf->base, (size_t)nread);
+  if (b->state == B_HELD) {
+    if (nread < 0) return backend_lost(b, "backend closed during reset");
+    return backend_data(b, buf->base, (size_t)nread);
   }
   /* Waiting for a client, a backend has nothing to say: a notice of shutdown, or it closed. */
   if (b->state == B_IDLE) backend_lost(b, nread < 0 ? "backend closed" : "backend spoke while idle");
   else backend_break(b);
-}
-
-/* ---------- resetting a backend for the next client ---------- */
-
-enum { L_OTHER, L_DISCARD, L_IDLE, L_ROWDESC, L_NONCE, L_SELECT1 };
-static const int CLEAN_ENDING[6] = {L_DISCARD, L_IDLE, L_ROWDESC, L_NONCE, L_SELECT1, L_IDLE};
-
-static void query_message(buffer_t *out, const char *sql) {
-  size_t len = strlen(sql) + 1;
-  uint32_t total = (uint32_t)len + 4;
-  char head[5] = {'Q', (char)(total >> 24), (char)(total >> 16), (char)(total >> 8), (char)total};
-  buffer_append(out, head, 5);
-  buffer_append(out, sql, len);
-}
-
-/*
- * The client left cleanly. Reset the session with DISCARD ALL, then prove it
- * is clean: a SELECT of a random nonce must come back, ending in
- * ReadyForQuery 'I', with nothing after. Anything else and it is not reused.
- */
-static void start_reset(conn_t *c) {
-  backend_t *b = c->backend;
-  close_client(c);
-  c->state = C_RESET;
-  b->state = B_RESETTING;
-  b->in.len = b->params.len = 0;
-  b->nlabels = 0;
-  b->reset_budget = MAX_RESET_BYTES;
-  unsigned char random[12];
-  if (RAND_bytes(random, sizeof random) != 1) return conn_close(c, EV_SPLICE_END, 0, "no randomness");
-  static const char hex[] = "0123456789abcdef";
-  memcpy(b->nonce, "pier-reset-", 11);
-  for (size_t i = 0; i < sizeof random; i++) {
-    b->nonce[11 + 2 * i] = hex[random[i] >> 4];
-    b->nonce[12 + 2 * i] = hex[random[i] & 15];
-  }
-  b->nonce[11 + 2 * sizeof random] = 0;
-  char select[64];
-  snprintf(select, sizeof select, "SELECT '%s'", b->nonce);
-  buffer_t queries = {0};
-  query_message(&queries, "DISCARD ALL");
-  query_message(&queries, select);
-  int failed = !queries.data || send_to_backend_raw(b, queries.data, queries.len) != 0;
-  buffer_free(&queries);
-  if (failed) return conn_close(c, EV_SPLICE_END, 0, "backend write failed");
-  read_backend(b, 1);
-  uv_timer_stop(&c->timer);
-  uv_timer_start(&c->timer, on_timer, c->f->reset_ms, 0);
-}
-
-static int reset_label(backend_t *b, int type, const char *body, size_t len) {
-  if (type == 'C' && len == 12 && memcmp(body, "DISCARD ALL", 12) == 0) return L_DISCARD;
-  if (type == 'C' && len == 9 && memcmp(body, "SELECT 1", 9) == 0) return L_SELECT1;
-  if (type == 'Z' && len == 1 && body[0] == 'I') return L_IDLE;
-  if (type == 'T') return L_ROWDESC;
-  if (type == 'D') {
-    size_t n = strlen(b->nonce);
-    for (size_t i = 0; i + n <= len; i++)
-      if (memcmp(body + i, b->nonce, n) == 0) return L_NONCE;
-  }
-  return L_OTHER;
-}
-
-/* The reset is over: the backend waits for the next client, or is not to be reused. */
-static void finish_reset(backend_t *b, int clean, const char *reason) {
-  if (clean) b->state = B_IDLE;
-  else backend_break(b);
-  if (b->owner) conn_close(b->owner, EV_SPLICE_END, clean, reason);
-}
-
-static void reset_data(backend_t *b, const char *raw, size_t n) {
-  if (n > b->reset_budget) return finish_reset(b, 0, "too much output during reset");
-  b->reset_budget -= n;
-  if (buffer_append(&b->in, raw, n) != 0) return finish_reset(b, 0, "out of memory");
-  size_t at = 0;
-  while (b->in.len - at >= 5) {
-    int type = (unsigned char)b->in.data[at];
-    uint32_t len = be32(b->in.data + at + 1);
-    if (len < 4 || len > MAX_RESET_MESSAGE) return finish_reset(b, 0, "bad message during reset");
-    if (b->in.len - at < 1 + (size_t)len) break;
-    const char *message = b->in.data + at;
-    at += 1 + (size_t)len;
-    if (type == 'S') {
-      /* A parameter the reset changed back: the next client is told the current value. */
-      if (buffer_append(&b->params, message, 1 + (size_t)len) != 0) return finish_reset(b, 0, "out of memory");
-      continue;
-    }
-    int label = reset_label(b, type, message + 5, len - 4);
-    if (b->nlabels == 6) {
-      memmove(b->labels, b->labels + 1, 5 * sizeof b->labels[0]);
-      b->nlabels = 5;
-    }
-    b->labels[b->nlabels++] = label;
-    if (label == L_IDLE && b->nlabels == 6 && memcmp(b->labels, CLEAN_ENDING, sizeof CLEAN_ENDING) == 0) {
-      int clean = at == b->in.len;
-      b->in.len = 0;
-      return finish_reset(b, clean, clean ? "reset" : "data after reset");
-    }
-  }
-  buffer_consume(&b->in, at);
 }
 
 /* ---------- the front and its listeners ---------- */
@@ -1009,7 +909,7 @@ static void front_finalize(napi_env env, void *data, void *hint) {
 }
 
 /*
- * front(onEvent, defaultContext, { maxStartup, maxPassword, preAuthMs, resetMs, maxConnections,
+ * front(onEvent, defaultContext, { maxStartup, maxPassword, preAuthMs, maxConnections,
  *       maxPerAddress, maxRefusing }) → front
  * One per proxy: the event handler and the limits every connection shares.
  */
@@ -1026,16 +926,16 @@ static napi_value front_new(napi_env env, napi_callback_info info) {
   if (!f) return throw_error(env, "front: out of memory");
   f->env = env;
   f->default_ctx = ctx;
-  const char *names[7] = {"maxStartup", "maxPassword", "preAuthMs",   "resetMs",
-                          "maxConnections", "maxPerAddress", "maxRefusing"};
-  uint32_t *fields[7] = {&f->max_startup, &f->max_password, &f->preauth_ms,  &f->reset_ms,
+  const char *names[6] = {"maxStartup", "maxPassword", "preAuthMs", "maxConnections", "maxPerAddress",
+                          "maxRefusing"};
+  uint32_t *fields[6] = {&f->max_startup, &f->max_password, &f->preauth_ms,
                          &f->max_conns,   &f->max_per_address, &f->max_refusing};
-  for (int i = 0; i < 7; i++) {
+  for (int i = 0; i < 6; i++) {
     napi_value v;
     if (napi_get_named_property(env, argv[2], names[i], &v) != napi_ok ||
         napi_get_value_uint32(env, v, fields[i]) != napi_ok) {
       free(f);
-      return throw_error(env, "front: limits must be numbers (maxStartup, maxPassword, preAuthMs, resetMs, "
+      return throw_error(env, "front: limits must be numbers (maxStartup, maxPassword, preAuthMs, "
                               "maxConnections, maxPerAddress, maxRefusing)");
     }
   }
@@ -1279,7 +1179,7 @@ static napi_value front_close_all(napi_env env, napi_callback_info info) {
   if (!f) return NULL;
   while (f->conns) {
     conn_t *c = f->conns;
-    int spliced = c->state == C_SPLICE || c->state == C_RESET;
+    int spliced = c->state == C_SPLICE;
     conn_close(c, spliced ? EV_SPLICE_END : EV_CLOSED, 0, "the proxy is closing");
   }
   return NULL;
@@ -1358,6 +1258,29 @@ static napi_value backend_close(napi_env env, napi_callback_info info) {
   if (b->state_ref) napi_delete_reference(env, b->state_ref);
   if (b->self) napi_delete_reference(env, b->self);
   b->state_ref = b->self = NULL;
+  return NULL;
+}
+
+static int get_buffer(napi_env env, napi_value value, char **data, size_t *len);
+
+/* backendWrite(backend, data: Buffer) → boolean: writes to a held backend (JavaScript's reset). */
+static napi_value backend_write(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  backend_t *b = NULL;
+  char *data;
+  size_t len;
+  if (argc < 2 || napi_get_value_external(env, argv[0], (void **)&b) != napi_ok || !b ||
+      !get_buffer(env, argv[1], &data, &len))
+    return throw_error(env, "backendWrite(backend, data)");
+  return js_bool(env, b->state == B_HELD && send_to_backend_raw(b, data, len) == 0);
+}
+
+/* backendIdle(backend): the reset proved a held backend clean; it waits for the next client (watched). */
+static napi_value backend_idle(napi_env env, napi_callback_info info) {
+  backend_t *b = external_arg(env, info, "backendIdle(backend)");
+  if (b && b->state == B_HELD) b->state = B_IDLE;
   return NULL;
 }
 
@@ -1458,7 +1381,7 @@ static napi_value conn_end(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   conn_t *c = conn_call(env, info, &argc, argv);
   if (!c) return NULL;
-  if (c->state == C_CLOSED || c->state == C_CLOSING || c->state == C_SPLICE || c->state == C_RESET) return NULL;
+  if (c->state == C_CLOSED || c->state == C_CLOSING || c->state == C_SPLICE) return NULL;
   c->final_sent = 1;
   char *words = NULL;
   size_t words_len = 0;
@@ -1561,6 +1484,8 @@ NAPI_MODULE_INIT() {
       {"closeAll", NULL, front_close_all, NULL, NULL, NULL, napi_default, NULL},
       {"adoptBackend", NULL, backend_adopt, NULL, NULL, NULL, napi_default, NULL},
       {"closeBackend", NULL, backend_close, NULL, NULL, NULL, napi_default, NULL},
+      {"backendWrite", NULL, backend_write, NULL, NULL, NULL, napi_default, NULL},
+      {"backendIdle", NULL, backend_idle, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   return exports;

@@ -1,9 +1,7 @@
-import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InstanceRoute, PasswordCheck, PasswordVerdict, ProxyDirectory } from './directory.js';
 import { ProxyError, type ProxyErrorKind } from './errors.js';
 import type { LoginThrottle } from './login-throttle.js';
-import { AuthenticationCleartextPassword, type PacketReader } from './protocol.js';
 import { routeConnection } from './route.js';
 import type { Startup } from './startup.js';
 
@@ -54,19 +52,6 @@ export interface PasswordOptions {
 export interface Credential {
   audience: string[];
   nativeRoute?: InstanceRoute;
-}
-
-/** The JavaScript path: asks for the password, reads it and checks it. */
-export async function authenticate(
-  stream: Duplex,
-  reader: PacketReader,
-  startup: Startup,
-  options: PasswordOptions & { maxPacketBytes: number },
-): Promise<Credential> {
-  options.throttle.refuseIfThrottled(options.clientAddress);
-  stream.write(AuthenticationCleartextPassword());
-  const { type, body } = await reader.readMessage(options.maxPacketBytes);
-  return verifyPasswordMessage(type, body, startup, options);
 }
 
 /**

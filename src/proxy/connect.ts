@@ -1,16 +1,11 @@
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type BackendSession, backendPoolKey, reportParameter } from './backend-session.js';
 import type { InstanceRoute, ProxyDirectory } from './directory.js';
 import { BackendErrorResponse, ProxyError } from './errors.js';
 import type { WarmPool } from './pool.js';
-import {
-  PacketReader,
-  ParameterStatus,
-  ProtocolViolation,
-  parseErrorFields,
-  StartupMessage,
-} from './protocol.js';
+import { PacketReader, ProtocolViolation, parseErrorFields, StartupMessage } from './protocol.js';
 import type { Startup } from './startup.js';
 
 /**
@@ -24,32 +19,7 @@ import type { Startup } from './startup.js';
 /** Postgres names its socket after the port; instances all use 5432 in their own directory. */
 export const SOCKET_FILE = '.s.PGSQL.5432';
 
-export interface BackendSession {
-  socket: Socket;
-  socketPath: string;
-  /** Sessions are interchangeable only when this matches: instance, role, database, parameters. */
-  poolKey: string;
-  processId: number;
-  secretKey: number;
-  /** The backend's reported parameters, kept current across resets (change them with `reportParameter`). */
-  parameters: Map<string, string>;
-  /** Their ParameterStatus messages, built once per change: every client of the session is sent them. */
-  parameterStatus?: Buffer;
-  /**
-   * Once the native path has spliced it: C's handle for the session, which C
-   * reads from then on (Node's socket stays stopped; destroying it closes both).
-   */
-  native?: unknown;
-  /** NoticeResponse messages the backend sent while starting, relayed to the first client. */
-  notices: Buffer[];
-}
-
 const MAX_BACKEND_MESSAGE = 1 << 20;
-
-export function backendPoolKey(route: InstanceRoute, startup: Startup): string {
-  const parameters = Object.entries(startup.parameters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([route.socketDir, startup.user, startup.database, parameters]);
-}
 
 export async function connectBackend(
   route: InstanceRoute,
@@ -146,20 +116,6 @@ function backendError(
     );
   }
   return new BackendErrorResponse(fields);
-}
-
-/** Records a ParameterStatus the backend sent. */
-export function reportParameter(session: BackendSession, name: string, value: string): void {
-  session.parameters.set(name, value);
-  session.parameterStatus = undefined;
-}
-
-/** The session's ParameterStatus messages, as each client is sent them. */
-export function parameterStatusMessages(session: BackendSession): Buffer {
-  session.parameterStatus ??= Buffer.concat(
-    [...session.parameters].map(([name, value]) => ParameterStatus(name, value)),
-  );
-  return session.parameterStatus;
 }
 
 /**

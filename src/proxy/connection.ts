@@ -1,14 +1,12 @@
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { authenticate, type Credential, checkAudience, type PasswordOptions } from './auth.js';
+import { type Credential, checkAudience, type PasswordOptions, verifyPasswordMessage } from './auth.js';
+import { type BackendSession, parameterStatusMessages } from './backend-session.js';
 import type { CancelKey, CancelMap } from './cancel.js';
-import { acquireBackend, type BackendSession, parameterStatusMessages } from './connect.js';
-import { type ConnectionCapOptions, type OverCap, tooManyConnections } from './connection-caps.js';
+import type { ClientConnection } from './client-connection.js';
+import { acquireBackend } from './connect.js';
+import { type ConnectionCapOptions, tooManyConnections } from './connection-caps.js';
 import type { PasswordCheck, ProxyDirectory } from './directory.js';
 import { errorResponseFor, ProxyError, type ProxyErrorKind } from './errors.js';
-import { handshake, normalizeAddress } from './handshake.js';
 import type { LoginThrottle } from './login-throttle.js';
-import { passthrough } from './passthrough.js';
 import type { WarmPool } from './pool.js';
 import {
   AuthenticationOk,
@@ -17,8 +15,8 @@ import {
   ProtocolViolation,
   ReadyForQuery,
 } from './protocol.js';
-import { routeConnection } from './route.js';
-import { readStartup, type Startup } from './startup.js';
+import { certificateRoute, routeConnection } from './route.js';
+import type { Startup } from './startup.js';
 import type { TlsMaterial } from './tls.js';
 
 export interface ProxyLimits extends ConnectionCapOptions {
@@ -50,111 +48,111 @@ export interface ProxyContext {
 }
 
 /**
- * One client connection, phase by phase: handshake (TLS) → startup → auth →
- * route → connect → passthrough. Never throws: every failure becomes an
+ * One client connection, top to bottom in its phases: handshake (TLS) →
+ * startup → auth → route → connect → passthrough. The same for both TLS
+ * paths: `conn` moves the bytes (node-client.ts, native-client.ts), this
+ * function takes every decision. Never throws: every failure becomes an
  * ErrorResponse to the client (when it can still be told) and a log event.
- * `overCap`: the connection is one too many, to be refused once it can be told.
  */
-export async function handleClient(socket: Socket, ctx: ProxyContext, overCap?: OverCap): Promise<void> {
-  const clientAddress = normalizeAddress(socket.remoteAddress ?? 'unknown');
-  let stream: Duplex = socket; // where an ErrorResponse can be written, once the handshake allows it
-  let tlsStarted = false;
-  let tlsReady = false;
-  const ended = new AbortController();
-  const preAuthDeadline = setTimeout(() => {
-    fail(new ProxyError('PRE_AUTH_TIMEOUT', 'The connection did not authenticate in time.'));
-  }, ctx.limits.preAuthTimeoutMs);
-  let backend: BackendSession | undefined;
-  let user: string | undefined;
-  let instance: string | undefined;
-
-  function fail(error: unknown): void {
-    if (ended.signal.aborted) return; // already refused, or the client left: a waiting phase giving up says nothing new
+export async function handleClient(conn: ClientConnection, ctx: ProxyContext): Promise<void> {
+  const who: { client: string; user?: string; instance?: string } = { client: conn.clientAddress };
+  const ended = new AbortController(); // refused, or the client left: a waiting phase gives up
+  const fail = (error: unknown) => {
+    if (ended.signal.aborted) return; // already refused, or gone: a phase giving up says nothing new
     ended.abort();
-    const { packet, closedByPeer } = refusal(ctx, error, { client: clientAddress, user, instance });
-    // Mid-TLS-handshake there is no channel to speak on: just close.
-    const canSpeak = tlsReady || !tlsStarted;
-    if (canSpeak && !closedByPeer && stream.writable) stream.end(packet);
-    const hardClose = setTimeout(() => {
-      stream.destroy();
-      socket.destroy();
-    }, 1000);
-    hardClose.unref();
-  }
-
-  socket.on('error', () => {}); // failures surface through the phase that was waiting
-  socket.once('close', () => ended.abort());
+    const { packet, closedByPeer } = refusal(ctx, error, who);
+    conn.refuse(closedByPeer ? undefined : packet);
+  };
+  conn.watch({
+    timedOut: () => fail(new ProxyError('PRE_AUTH_TIMEOUT', 'The connection did not authenticate in time.')),
+    closed: () => ended.abort(),
+    failed: fail,
+  });
+  let backend: BackendSession | undefined;
   try {
-    const hello = await handshake(socket, {
-      tls: ctx.tls,
-      directory: ctx.directory,
-      maxPacketBytes: ctx.limits.maxStartupPacketBytes,
-      onTlsStarted(tlsStream) {
-        stream = tlsStream;
-        tlsStarted = true;
-        tlsStream.once('secure', () => {
-          tlsReady = true;
-        });
-      },
-    });
-    if (hello.kind === 'cancel') {
-      clearTimeout(preAuthDeadline);
-      socket.destroy();
-      ctx.log({ event: 'cancel', client: clientAddress });
-      return ctx.cancels.forward(hello);
-    }
+    // Handshake.
+    const hello = await conn.handshake((servername) =>
+      certificateRoute(ctx.directory, servername, conn.localAddress),
+    );
+    if (hello.kind === 'cancel') return forwardCancel(conn, ctx, hello);
 
-    const startup = await readStartup(hello.reader, ctx.limits.maxStartupPacketBytes);
-    if (startup.kind === 'cancel') {
-      clearTimeout(preAuthDeadline);
-      stream.destroy();
-      ctx.log({ event: 'cancel', client: clientAddress });
-      return ctx.cancels.forward(startup);
-    }
-    user = startup.user;
-    if (overCap) throw tooManyConnections(overCap, clientAddress, ctx.limits);
-    if (startup.negotiate) {
-      stream.write(NegotiateProtocolVersion(startup.negotiate.minor, startup.negotiate.unsupportedOptions));
-    }
+    // Startup.
+    const startup = await conn.readStartup();
+    if (startup.kind === 'cancel') return forwardCancel(conn, ctx, startup);
+    who.user = startup.user;
+    if (conn.overCap) throw tooManyConnections(conn.overCap, conn.clientAddress, ctx.limits);
 
-    const client = { servername: hello.servername, localAddress: socket.localAddress, clientAddress };
-    const credential = await authenticate(hello.stream, hello.reader, startup, {
+    // Auth.
+    ctx.throttle.refuseIfThrottled(conn.clientAddress);
+    const negotiate = startup.negotiate
+      ? NegotiateProtocolVersion(startup.negotiate.minor, startup.negotiate.unsupportedOptions)
+      : undefined;
+    const password = await conn.askPassword(negotiate);
+    const client: ClientFacts = {
+      servername: hello.servername,
+      localAddress: conn.localAddress,
+      clientAddress: conn.clientAddress,
+    };
+    const credential = await verifyPasswordMessage(password.type, password.body, startup, {
       ...passwordOptions(ctx, client),
-      maxPacketBytes: ctx.limits.maxPasswordBytes,
       signal: ended.signal,
     });
-    clearTimeout(preAuthDeadline);
     if (ended.signal.aborted) return; // refused meanwhile (e.g. out of time): nothing to connect
+    conn.authenticated();
 
-    const admitted = await admit(ctx, client, startup, credential, (name) => {
-      instance = name;
-    });
-    backend = admitted.backend;
-    stream.write(admitted.greeting);
-    ctx.log({ event: 'connected', client: clientAddress, user, instance });
-
-    const leftover = hello.reader.detach();
-    const { reusable } = await passthrough(hello.stream, backend.socket, leftover);
-    ctx.cancels.unregister(admitted.cancelKey);
-    if (reusable) await ctx.pool.release(backend);
-    else backend.socket.destroy();
-    hello.stream.destroy();
-    ctx.log({ event: 'closed', client: clientAddress, user, instance });
+    // Route, connect, passthrough. A warm session can end between the pool and the splice: one more try.
+    for (let attempt = 1; ; attempt++) {
+      const admitted = await admit(ctx, client, startup, credential, (name) => {
+        who.instance = name;
+      });
+      backend = admitted.backend;
+      const splice = await conn.splice(backend, admitted.greeting, ctx.pool.hasRoom(backend.poolKey));
+      if (splice.kind === 'spliced') {
+        ctx.log({ event: 'connected', ...who });
+        const { reusable } = await splice.ended;
+        ctx.cancels.unregister(admitted.cancelKey);
+        const session = backend;
+        if (reusable) await ctx.pool.release(session, () => conn.reset(session));
+        else session.socket.destroy();
+        ctx.log({ event: 'closed', ...who });
+        return;
+      }
+      ctx.cancels.unregister(admitted.cancelKey);
+      const session = backend;
+      backend = undefined;
+      if (splice.kind === 'client-gone') return ctx.pool.keep(session); // the session is still good
+      session.socket.destroy();
+      if (attempt === 2) {
+        throw new ProxyError(
+          'BACKEND_UNREACHABLE',
+          `Database instance '${who.instance}' ended the session.`,
+          {
+            hint: 'Connect again.',
+          },
+        );
+      }
+    }
   } catch (error) {
-    clearTimeout(preAuthDeadline);
     backend?.socket.destroy();
     fail(error);
   }
 }
 
-/** What the connection knows that authentication needs (both TLS paths). */
-export interface ClientFacts {
+/** A CancelRequest, in the clear or inside TLS: the connection has said all it will; the key is forwarded. */
+function forwardCancel(conn: ClientConnection, ctx: ProxyContext, key: CancelKey): Promise<void> {
+  conn.close();
+  ctx.log({ event: 'cancel', client: conn.clientAddress });
+  return ctx.cancels.forward(key);
+}
+
+/** What the connection knows that authentication and routing need. */
+interface ClientFacts {
   servername: string | undefined;
   localAddress: string | undefined;
   clientAddress: string;
 }
 
-export function passwordOptions(ctx: ProxyContext, client: ClientFacts): PasswordOptions {
+function passwordOptions(ctx: ProxyContext, client: ClientFacts): PasswordOptions {
   return {
     passwords: ctx.passwords,
     throttle: ctx.throttle,
@@ -169,7 +167,7 @@ export function passwordOptions(ctx: ProxyContext, client: ClientFacts): Passwor
  * A failed connection: the ErrorResponse to send (unless the client already
  * left) and the 'refused' log event.
  */
-export function refusal(
+function refusal(
   ctx: ProxyContext,
   error: unknown,
   who: { client: string; user?: string; instance?: string },
@@ -184,7 +182,7 @@ export function refusal(
 }
 
 /** What a client is let in with: its backend, its cancel key, and the greeting that ends authentication. */
-export interface Admission {
+interface Admission {
   backend: BackendSession;
   cancelKey: CancelKey;
   /** AuthenticationOk, ParameterStatus…, BackendKeyData, notices, ReadyForQuery. */
@@ -192,11 +190,11 @@ export interface Admission {
 }
 
 /**
- * After authentication: route to the instance (native login already has),
+ * Route and connect: to the instance (native login already has routed),
  * check the credential opens it, get a backend session, and build the
  * greeting. Throws a ProxyError the client is shown.
  */
-export async function admit(
+async function admit(
   ctx: ProxyContext,
   client: ClientFacts,
   startup: Startup,

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import type { ProxyDirectory } from './directory.js';
+import type { CancelRequestKey } from './client-connection.js';
+import type { InstanceRoute } from './directory.js';
 import { ProxyError } from './errors.js';
 import {
   CANCEL_REQUEST_CODE,
@@ -13,7 +14,7 @@ import {
 import type { TlsMaterial } from './tls.js';
 
 /**
- * The first phase: agree on encryption. Clients either send SSLRequest and
+ * The first phase on Node's sockets (node-client.ts): agree on encryption. Clients either send SSLRequest and
  * start TLS after our 'S' (every libpq), or start TLS at once with ALPN
  * `postgresql` (PostgreSQL 17 `sslnegotiation=direct`). GSSAPI encryption is
  * declined with 'N'. A plaintext StartupMessage is refused: TLS is mandatory.
@@ -30,13 +31,14 @@ export type ClientStream = TLSSocket;
 
 export type HandshakeResult =
   | { kind: 'tls'; stream: ClientStream; reader: PacketReader; servername: string | undefined }
-  | { kind: 'cancel'; processId: number; secretKey: number };
+  | CancelRequestKey;
 
 export async function handshake(
   socket: Socket,
   options: {
     tls: TlsMaterial;
-    directory: ProxyDirectory;
+    /** Which instance's certificate to present, by SNI name (route.ts `certificateRoute`). */
+    certificateFor: (servername: string | undefined) => InstanceRoute | undefined;
     maxPacketBytes: number;
     /** Called as soon as the socket is handed to TLS: errors must then go through the TLS stream. */
     onTlsStarted?: (stream: ClientStream) => void;
@@ -79,7 +81,7 @@ export async function handshake(
  * A first packet that is neither SSLRequest nor GSSENCRequest: a CancelRequest
  * is honoured in the clear; a plaintext startup is refused, TLS is mandatory.
  */
-export function plaintextRequest(packet: Buffer): { kind: 'cancel'; processId: number; secretKey: number } {
+export function plaintextRequest(packet: Buffer): CancelRequestKey {
   const code = packet.readInt32BE(4);
   if (code === CANCEL_REQUEST_CODE && packet.length === 16) {
     return { kind: 'cancel', processId: packet.readInt32BE(8), secretKey: packet.readInt32BE(12) };
@@ -94,21 +96,23 @@ export function plaintextRequest(packet: Buffer): { kind: 'cancel'; processId: n
 
 async function startTls(
   socket: Socket,
-  options: { tls: TlsMaterial; directory: ProxyDirectory; onTlsStarted?: (stream: ClientStream) => void },
+  options: {
+    tls: TlsMaterial;
+    certificateFor: (servername: string | undefined) => InstanceRoute | undefined;
+    onTlsStarted?: (stream: ClientStream) => void;
+  },
   direct: boolean,
 ): Promise<HandshakeResult> {
-  const { tls, directory } = options;
-  // Before SNI is known, the address the client dialled picks the certificate.
-  const byAddress = socket.localAddress
-    ? directory.byAddress(normalizeAddress(socket.localAddress))
-    : undefined;
-  const secureContext = byAddress ? await tls.contextFor(byAddress) : tls.defaultContext;
+  const { tls, certificateFor } = options;
+  // Before SNI is known (and for clients that send none), the certificate is chosen without it.
+  const withoutSni = certificateFor(undefined);
+  const secureContext = withoutSni ? await tls.contextFor(withoutSni) : tls.defaultContext;
   const stream = new TLSSocket(socket, {
     isServer: true,
     secureContext,
     ALPNProtocols: [PG_ALPN],
     SNICallback(servername, done) {
-      const route = directory.byDnsName(servername);
+      const route = certificateFor(servername);
       if (!route) return done(null, undefined);
       tls.contextFor(route).then(
         (context) => done(null, context),
@@ -141,9 +145,4 @@ export function checkAlpn(direct: boolean, alpn: string | undefined): void {
   if (direct && alpn !== PG_ALPN) {
     throw new ProxyError('PROTOCOL_VIOLATION', 'Direct TLS connections must use ALPN "postgresql".');
   }
-}
-
-/** `::ffff:127.1.0.7` → `127.1.0.7` (listeners on IPv4 report plain addresses; dual-stack ones do not). */
-export function normalizeAddress(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { type BackendSession, reportParameter } from './connect.js';
+import type { Duplex } from 'node:stream';
+import { type BackendSession, reportParameter } from './backend-session.js';
 import { PacketReader, Query } from './protocol.js';
 
 /**
@@ -59,8 +60,15 @@ export class WarmPool {
     return this.enabled && (this.idle.get(poolKey)?.length ?? 0) + resetting < this.options.maxIdlePerKey;
   }
 
-  /** Resets the session and keeps it, or closes it if it cannot be proven clean. */
-  async release(session: BackendSession): Promise<void> {
+  /**
+   * Resets the session with `reset` (the connection's: `resetSession` here,
+   * or C's on the native path) and keeps it, or closes it if it cannot be
+   * proven clean. At most `maxIdlePerKey` per key are kept or being reset.
+   */
+  async release(
+    session: BackendSession,
+    reset: (session: BackendSession) => Promise<boolean>,
+  ): Promise<void> {
     const key = session.poolKey;
     if (!this.hasRoom(key)) {
       session.socket.destroy();
@@ -70,7 +78,7 @@ export class WarmPool {
     this.resetting.set(key, resetting + 1);
     let clean: boolean;
     try {
-      clean = await reset(session, this.options);
+      clean = await reset(session);
     } finally {
       const left = (this.resetting.get(key) ?? 1) - 1;
       if (left > 0) this.resetting.set(key, left);
@@ -83,7 +91,7 @@ export class WarmPool {
     this.keep(session);
   }
 
-  /** Keeps a session that was already reset (the native path resets in C), if there is room. */
+  /** Keeps a session that is clean (never used, or reset), if there is room. */
   keep(session: BackendSession): void {
     if (!this.hasRoom(session.poolKey) || session.socket.destroyed) {
       session.socket.destroy();
@@ -163,12 +171,21 @@ const ROW_DESCRIPTION = 0x54;
 const READY_FOR_QUERY = 0x5a;
 const PARAMETER_STATUS = 0x53;
 
-async function reset(session: BackendSession, options: WarmPoolOptions): Promise<boolean> {
+/**
+ * The reset on a Node socket: DISCARD ALL, then the clean-state check. True
+ * when the session provably ended clean; it is then ready for the next
+ * client. `socket`: where the session's bytes flow, its Node socket unless
+ * the native path holds it (native-backend.ts `heldBackendChannel`).
+ */
+export async function resetSession(
+  session: BackendSession,
+  timeoutMs: number,
+  socket: Duplex = session.socket,
+): Promise<boolean> {
   const nonce = `pier-reset-${randomBytes(12).toString('hex')}`;
-  const { socket } = session;
   if (socket.destroyed) return false;
   const reader = new PacketReader(socket);
-  const timer = setTimeout(() => socket.destroy(), options.resetTimeoutMs);
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
   try {
     socket.write(Buffer.concat([Query('DISCARD ALL'), Query(`SELECT '${nonce}'`)]));
     socket.resume();

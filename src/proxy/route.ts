@@ -1,6 +1,5 @@
 import type { InstanceRoute, ProxyDirectory } from './directory.js';
 import { ProxyError } from './errors.js';
-import { normalizeAddress } from './handshake.js';
 import type { Startup } from './startup.js';
 
 /** What a connection tells about the instance it wants. */
@@ -23,6 +22,27 @@ export function routeConnection(directory: ProxyDirectory, client: ClientHints):
   const route = chooseInstance(directory, client);
   if (route.state !== 'AVAILABLE') throw notAvailable(route);
   return route;
+}
+
+/**
+ * Which instance's certificate a TLS handshake presents: the one whose DNS
+ * name the client sent as SNI, else the one whose address it dialled, else
+ * none (the default certificate). Both TLS paths ask this, once per handshake.
+ */
+export function certificateRoute(
+  directory: ProxyDirectory,
+  servername: string | undefined,
+  localAddress: string | undefined,
+): InstanceRoute | undefined {
+  return (
+    (servername ? directory.byDnsName(servername) : undefined) ??
+    (localAddress ? directory.byAddress(normalizeAddress(localAddress)) : undefined)
+  );
+}
+
+/** `::ffff:127.1.0.7` → `127.1.0.7` (listeners on IPv4 report plain addresses; dual-stack ones do not). */
+export function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
 function chooseInstance(directory: ProxyDirectory, client: ClientHints): InstanceRoute {

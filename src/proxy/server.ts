@@ -4,10 +4,12 @@ import { CancelMap } from './cancel.js';
 import { handleClient, type ProxyContext, type ProxyEvent, type ProxyLimits } from './connection.js';
 import { ConnectionCaps, DEFAULT_CONNECTION_CAPS } from './connection-caps.js';
 import type { PasswordCheck, ProxyDirectory } from './directory.js';
-import { normalizeAddress } from './handshake.js';
 import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
-import { type NativeFrontDoor, nativeTls, startNativeFrontDoor } from './native-tls.js';
+import { type NativeFrontDoor, startNativeFrontDoor } from './native-front-door.js';
+import { nativeTls } from './native-tls.js';
+import { NodeClient } from './node-client.js';
 import { DEFAULT_WARM_POOL, WarmPool, type WarmPoolOptions } from './pool.js';
+import { normalizeAddress } from './route.js';
 import { loadTlsMaterial, type TlsSource } from './tls.js';
 
 export interface ProxyOptions {
@@ -161,6 +163,7 @@ interface Listeners {
 function nodeListeners(ctx: ProxyContext): Listeners {
   const clients = new Set<Socket>();
   const caps = new ConnectionCaps(ctx.limits);
+  const limits = { ...ctx.limits, resetTimeoutMs: ctx.pool.options.resetTimeoutMs };
   const onConnection = (socket: Socket) => {
     const counted = caps.admit(normalizeAddress(socket.remoteAddress ?? ''));
     if (counted.over === 'drop') {
@@ -173,7 +176,7 @@ function nodeListeners(ctx: ProxyContext): Listeners {
       counted.release();
     });
     socket.setNoDelay(true);
-    void handleClient(socket, ctx, counted.over);
+    void handleClient(new NodeClient(socket, ctx.tls, limits, counted.over), ctx);
   };
   const main = createServer({ pauseOnConnect: false }, onConnection);
   const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));

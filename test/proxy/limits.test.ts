@@ -22,7 +22,8 @@ import {
   staticDirectory,
 } from '../../src/proxy/index.js';
 import { LoginThrottle } from '../../src/proxy/login-throttle.js';
-import { nativeTls, startNativeFrontDoor } from '../../src/proxy/native-tls.js';
+import { startNativeFrontDoor } from '../../src/proxy/native-front-door.js';
+import { nativeTls } from '../../src/proxy/native-tls.js';
 import { DEFAULT_WARM_POOL, WarmPool } from '../../src/proxy/pool.js';
 import { DEFAULT_LIMITS } from '../../src/proxy/server.js';
 import { loadTlsMaterial } from '../../src/proxy/tls.js';
