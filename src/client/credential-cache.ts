@@ -1,6 +1,9 @@
 import type { Credential, CredentialSource } from './credential-source.js';
 
-/** A credential this close to expiry no longer opens sessions: the login must finish before it lapses. */
+/**
+ * A credential this close to expiry (a tenth of its lifetime, at most a
+ * second) no longer opens sessions: a login must finish before it lapses.
+ */
 const LOGIN_MARGIN_MS = 1_000;
 
 /** Reported (as the pool's `credentialError` event) each time a refresh fails. */
@@ -38,6 +41,8 @@ export interface CredentialCacheOptions {
  */
 export class CredentialCache {
   #current: Credential | undefined;
+  /** When #current stops being handed to new logins (epoch ms). */
+  #usableUntil = 0;
   #pending: Promise<Credential> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #failures = 0;
@@ -57,8 +62,7 @@ export class CredentialCache {
    * for a login, else a fresh one (waiting for the refresh in flight, if any).
    */
   password(): Promise<string> | string {
-    const current = this.#current;
-    if (current && current.expiresAt - LOGIN_MARGIN_MS > Date.now()) return current.token;
+    if (this.#usableUntil > Date.now()) return this.#current!.token;
     return this.refresh().then((credential) => credential.token);
   }
 
@@ -78,7 +82,9 @@ export class CredentialCache {
     clearTimeout(this.#timer);
     try {
       const credential = await this.options.source.fetchCredential();
+      const lifetime = credential.expiresAt - Date.now();
       this.#current = credential;
+      this.#usableUntil = credential.expiresAt - Math.min(LOGIN_MARGIN_MS, lifetime / 10);
       this.#failures = 0;
       this.refreshes++;
       this.#schedule(this.#refreshDelay(credential));
