@@ -1,11 +1,12 @@
 import type { ConnectionOptions } from 'node:tls';
-import pg from 'pg';
+import type pg from 'pg';
 import { CredentialCache, type CredentialRefreshError } from './credential-cache.js';
 import type { CredentialSource } from './credential-source.js';
 import { databaseCredentialSource } from './database-credential.js';
 import { PierClientError } from './errors.js';
 import { currentUserName, instanceEndpoint, instanceNameForHost } from './instances.js';
 import { oauthM2MSource } from './oauth-m2m.js';
+import { RefreshingPool } from './refreshing-pool.js';
 import { type SslMode, sslModeFrom, tlsOptions } from './tls.js';
 import { workspaceApi } from './workspace-api.js';
 import {
@@ -133,82 +134,50 @@ export function createPool(options: PoolOptions = {}): PierPool {
       ? oauthM2MSource(auth) // as Databricks Apps do: the service principal's token is the password
       : databaseCredentialSource(api!, scope));
 
-  const pool = new pg.Pool({
-    ...poolSettings,
-    host: knownHost,
-    port: port ?? (env.PGPORT ? Number(env.PGPORT) : 5432),
-    database: database ?? (env.PGDATABASE || 'databricks_postgres'),
-    user: knownUser ?? (credentialSource ? undefined : api?.clientId),
-    ssl: ssl ?? tlsOptions(sslMode ?? sslModeFrom(env.PGSSLMODE), sslRootCert ?? env.PGSSLROOTCERT, env),
-    maxLifetimeSeconds,
-    password: () => cache.password(),
-  }) as PierPool;
-
-  const cache = new CredentialCache({
-    source,
-    refreshBeforeMs: (refreshBeforeSeconds ?? 600) * 1000,
-    retry: { initialDelayMs: retry?.initialDelayMs ?? 1000, maxDelayMs: retry?.maxDelayMs ?? 30_000 },
-    onRefresh(credential) {
-      if (maxLifetimeSeconds === undefined) {
-        // New connections take their lifetime from pool.options when they open.
-        pool.options.maxLifetimeSeconds = Math.max(1, Math.round((credential.expiresAt - Date.now()) / 1000));
-      }
-      pool.emit('credentialRefresh', { expiresAt: credential.expiresAt });
+  const needsLookup = !knownHost || !(knownUser ?? api?.clientId);
+  const pool = new RefreshingPool(
+    {
+      ...poolSettings,
+      host: knownHost,
+      port: port ?? (env.PGPORT ? Number(env.PGPORT) : 5432),
+      database: database ?? (env.PGDATABASE || 'databricks_postgres'),
+      user: knownUser ?? api?.clientId,
+      ssl: ssl ?? tlsOptions(sslMode ?? sslModeFrom(env.PGSSLMODE), sslRootCert ?? env.PGSSLROOTCERT, env),
+      maxLifetimeSeconds,
+      // Apps set PGAPPNAME; read it from `env` like the other PG* variables.
+      application_name: poolSettings.application_name ?? env.PGAPPNAME,
     },
-    onError(report) {
-      if (pool.listenerCount('credentialError') > 0) pool.emit('credentialError', report);
-      else if (report.attempt === 1) {
-        process.emitWarning(
-          `refreshing the database credential failed (${report.error.message}); retrying in ${report.retryInMs} ms. Handle pool.on('credentialError') to report it your way.`,
-          'PierCredentialWarning',
-        );
-      }
-    },
-  });
-  Object.defineProperty(pool, 'credentials', { value: cache, enumerable: false });
-
-  if (!pool.options.host || !pool.options.user)
-    resolveTargetBeforeConnecting(pool, async () => ({
-      host: pool.options.host ?? (await instanceEndpoint(workspaceAccess(), instanceName!)).readWriteDns,
-      user: pool.options.user ?? (await currentUserName(workspaceAccess())),
-    }));
-
-  const end = pool.end.bind(pool);
-  pool.end = ((callback?: () => void) => {
-    cache.close();
-    return callback ? end(callback) : end();
-  }) as typeof pool.end;
-  return pool;
-}
-
-/**
- * Holds back the pool's first connections until the host and user are
- * known (they may need the API), then gets out of the way: once resolved,
- * `connect` is node-postgres' own again.
- */
-function resolveTargetBeforeConnecting(
-  pool: pg.Pool,
-  resolve: () => Promise<{ host: string; user: string }>,
-): void {
-  const connect = pool.connect.bind(pool) as (callback?: unknown) => unknown;
-  let pending: Promise<void> | undefined;
-  const ready = () => {
-    pending ??= resolve().then(
-      (target) => {
-        Object.assign(pool.options, target);
-        pool.connect = connect as typeof pool.connect;
-      },
-      (error: unknown) => {
-        pending = undefined;
-        throw error;
-      },
-    );
-    return pending;
-  };
-  pool.connect = ((callback?: (error: Error | undefined, ...rest: unknown[]) => void) => {
-    const connecting = ready().then(() => connect(callback));
-    if (!callback) return connecting;
-    connecting.catch((error: Error) => callback(error, undefined, () => {}));
-    return undefined;
-  }) as typeof pool.connect;
+    (self) =>
+      new CredentialCache({
+        source,
+        refreshBeforeMs: (refreshBeforeSeconds ?? 600) * 1000,
+        retry: { initialDelayMs: retry?.initialDelayMs ?? 1000, maxDelayMs: retry?.maxDelayMs ?? 30_000 },
+        onRefresh(credential) {
+          if (maxLifetimeSeconds === undefined) {
+            // New connections take their lifetime from pool.options when they open.
+            self.options.maxLifetimeSeconds = Math.max(
+              1,
+              Math.round((credential.expiresAt - Date.now()) / 1000),
+            );
+          }
+          self.emit('credentialRefresh', { expiresAt: credential.expiresAt });
+        },
+        onError(report) {
+          if (self.listenerCount('credentialError') > 0) self.emit('credentialError', report);
+          else if (report.attempt === 1) {
+            process.emitWarning(
+              `refreshing the database credential failed (${report.error.message}); retrying in ${report.retryInMs} ms. Handle pool.on('credentialError') to report it your way.`,
+              'PierCredentialWarning',
+            );
+          }
+        },
+      }),
+    needsLookup
+      ? async () => ({
+          host: knownHost ?? (await instanceEndpoint(workspaceAccess(), instanceName!)).readWriteDns,
+          user: knownUser ?? api?.clientId ?? (await currentUserName(workspaceAccess())),
+        })
+      : undefined,
+  );
+  return pool as unknown as PierPool;
 }

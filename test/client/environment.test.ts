@@ -40,8 +40,12 @@ describe('createPool from the environment', () => {
   it('connects with nothing but the injected environment', async () => {
     const pool = createPool({ env: appsEnvironment() });
     try {
-      const { rows } = await pool.query('SELECT current_user, current_database()');
-      assert.deepEqual(rows, [{ current_user: 'admin@pier.local', current_database: 'databricks_postgres' }]);
+      const { rows } = await pool.query(
+        "SELECT current_user, current_database(), current_setting('application_name') AS app",
+      );
+      assert.deepEqual(rows, [
+        { current_user: 'admin@pier.local', current_database: 'databricks_postgres', app: 'feature-flags' },
+      ]);
     } finally {
       await pool.end();
     }
