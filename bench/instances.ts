@@ -10,6 +10,7 @@ import pg from 'pg';
 import { initCluster, startCluster, stopCluster } from '../src/engine/local/cluster.js';
 import { handToPostgres, preparePostgresRuntime } from '../src/engine/local/runtime.js';
 import { api, removePier, startPier } from '../test/helpers/pier.js';
+import { clientPoolTable } from './client-pool.js';
 
 const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 20);
 
@@ -179,6 +180,7 @@ async function main() {
       '',
       `Idle instance memory (proportional set size of the postmaster and its children, after 2 s idle): ${(idleKb / 1024).toFixed(1)} MiB.`,
       '',
+      await clientPoolTable(pier, 'bench-0'),
     ].join('\n');
     process.stdout.write(`${table}\n`);
     await mkdir('bench/results', { recursive: true });
