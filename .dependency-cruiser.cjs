@@ -19,6 +19,13 @@ module.exports = {
       to: { path: '^dist/src/', pathNot: ['^dist/src/delta/', '^dist/src/errors\\.js$'] },
     },
     {
+      name: 'client-stands-alone',
+      comment: 'pier/client runs inside users\' apps, against Pier or Databricks: it needs pg and nothing of the server.',
+      severity: 'error',
+      from: { path: '^dist/src/client/' },
+      to: { path: '^dist/src/', pathNot: ['^dist/src/client/', '^dist/src/errors\\.js$'] },
+    },
+    {
       name: 'proxy-knows-no-store',
       comment: 'The proxy asks the control plane through its own small interfaces (proxy/directory.ts), never the store.',
       severity: 'error',

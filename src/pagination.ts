@@ -23,8 +23,8 @@ export interface Page<T> {
   nextPageToken?: string;
 }
 
-export const DEFAULT_PAGE_SIZE = 100;
-export const MAX_PAGE_SIZE = 1000;
+const DEFAULT_PAGE_SIZE = 100;
+const MAX_PAGE_SIZE = 1000;
 /** Rows read per store query while filtering by privilege. */
 const MAX_CHUNK = 500;
 const MIN_CHUNK = 50;

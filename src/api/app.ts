@@ -24,7 +24,7 @@ const ROUTE_GROUPS: RouteGroup[] = [
   databaseAccessRoutes,
 ];
 
-export const MAX_BODY_BYTES = 1024 * 1024;
+const MAX_BODY_BYTES = 1024 * 1024;
 
 /**
  * The Databricks-shaped REST API. Every request under /api needs a bearer

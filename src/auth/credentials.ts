@@ -23,7 +23,7 @@ import {
  * Issuing is access/credentials.ts; verifying, proxy/credential-check.ts.
  */
 
-export const CREDENTIAL_ALGORITHM = 'ES256';
+const CREDENTIAL_ALGORITHM = 'ES256';
 export const DEFAULT_ISSUER = 'pier';
 
 /** One signing key. `privateJwk` is a secret: never log it or send it anywhere. */
@@ -59,7 +59,7 @@ export interface DatabaseCredentialClaims {
   identity_id?: string;
 }
 
-export type CredentialFailureReason =
+type CredentialFailureReason =
   | 'malformed'
   | 'unknown_kid'
   | 'bad_signature'
@@ -68,7 +68,7 @@ export type CredentialFailureReason =
   | 'wrong_issuer';
 
 /** Why a token was refused; `message` is safe to show the token's holder. */
-export interface CredentialFailure {
+interface CredentialFailure {
   ok: false;
   reason: CredentialFailureReason;
   message: string;

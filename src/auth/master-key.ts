@@ -12,8 +12,8 @@ import { writeFileAtomic } from '../files.js';
  * `<data-dir>/keys/master.key` (mode 0600), or given as `PIER_MASTER_KEY`.
  */
 
-export const MASTER_KEY_ENV = 'PIER_MASTER_KEY';
-export const MASTER_KEY_FILE = 'master.key';
+const MASTER_KEY_ENV = 'PIER_MASTER_KEY';
+const MASTER_KEY_FILE = 'master.key';
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const ALGORITHM = 'A256GCM';
@@ -131,7 +131,7 @@ export async function loadMasterKey(options: {
 }
 
 /** 32 bytes, base64 (or base64url); surrounding whitespace is ignored. */
-export function parseMasterKey(text: string, source: string): Buffer {
+function parseMasterKey(text: string, source: string): Buffer {
   const trimmed = text.trim();
   const key = Buffer.from(trimmed, 'base64');
   if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed) || key.length !== KEY_BYTES) {

@@ -4,10 +4,10 @@ import { findIdentityByTokenHash, type IdentityRow, insertToken } from '../ident
 import type { Queryable } from '../store/store.js';
 
 /** Pier's personal access tokens look like Databricks ones: `dapi` + 32 hex digits. */
-export const PAT_PREFIX = 'dapi';
+const PAT_PREFIX = 'dapi';
 
 /** The longest lifetime a new token may ask for: 730 days (two years). */
-export const MAX_TOKEN_LIFETIME_SECONDS = 730 * 24 * 3600;
+const MAX_TOKEN_LIFETIME_SECONDS = 730 * 24 * 3600;
 
 /**
  * Stored tokens are looked up by their SHA-256 (a unique index), never compared

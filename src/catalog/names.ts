@@ -6,7 +6,7 @@ import { invalidParameter } from '../errors.js';
  * control character. Three-part names join catalog, schema and table with
  * periods, so the parts themselves cannot contain one.
  */
-export const MAX_NAME_LENGTH = 255;
+const MAX_NAME_LENGTH = 255;
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what UC forbids.
 const FORBIDDEN = /[.\s/\u0000-\u001f\u007f]/;

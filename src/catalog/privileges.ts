@@ -67,7 +67,7 @@ function samePrincipal(a: string, b: string): boolean {
 }
 
 /** Whether a grant to `principal` reaches `caller`. */
-export function grantReaches(principal: string, caller: IdentityRow): boolean {
+function grantReaches(principal: string, caller: IdentityRow): boolean {
   if (samePrincipal(principal, caller.user_name)) return true;
   if (EVERYONE.includes(principal.toLowerCase())) return true;
   return caller.is_admin && principal.toLowerCase() === 'admins';

@@ -6,7 +6,7 @@ import { PATH_WITHIN } from './external-locations-store.js';
  * Names arrive here already validated and lower-cased (catalog/names.ts).
  */
 
-export type CatalogType = 'MANAGED_CATALOG' | 'MANAGED_ONLINE_CATALOG';
+type CatalogType = 'MANAGED_CATALOG' | 'MANAGED_ONLINE_CATALOG';
 
 interface Audited {
   id: string;

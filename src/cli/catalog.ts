@@ -4,7 +4,6 @@ import { invalidParameter } from '../errors.js';
 import { ApiError, call } from './api-client.js';
 import { type Credentials, resolveCredentials } from './config.js';
 import { parseJsonFlag } from './database.js';
-import { registerExternalLocations } from './external-locations.js';
 import { printJson, progress } from './output.js';
 
 /**
@@ -368,12 +367,11 @@ async function findOrNull<T>(get: () => Promise<T>): Promise<T | null> {
   }
 }
 
-/** Registers `pier catalogs|schemas|tables|grants|external-locations` and the database-catalog verbs of `pier database`. */
+/** Registers `pier catalogs|schemas|tables|grants` and the database-catalog verbs of `pier database`. */
 export function registerCatalogCommands(program: Command): void {
   registerCatalogs(program);
   registerSchemas(program);
   registerTables(program);
   registerGrants(program);
-  registerExternalLocations(program);
   registerDatabaseCatalogs(program);
 }

@@ -9,10 +9,10 @@ import { ApiError, call } from './api-client.js';
 import { resolveCredentials } from './config.js';
 import { printJson } from './output.js';
 
-export const DEMO_TABLE = 'analytics.gold.daily_revenue';
+const DEMO_TABLE = 'analytics.gold.daily_revenue';
 
 /** The external location `pier demo` makes for the lakehouse directory. */
-export const DEMO_EXTERNAL_LOCATION = 'pier_lakehouse';
+const DEMO_EXTERNAL_LOCATION = 'pier_lakehouse';
 
 function lakehouseDir(command: Command): string {
   const { dataDir } = command.optsWithGlobals() as { dataDir?: string };

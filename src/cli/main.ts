@@ -7,6 +7,7 @@ import { registerCatalogCommands } from './catalog.js';
 import { describeCliError, registerDatabaseCommands, registerKeyCommands } from './database.js';
 import { registerDeltaCommands } from './delta.js';
 import { registerDemoCommands } from './demo.js';
+import { registerExternalLocations } from './external-locations.js';
 import { registerServerCommands } from './server.js';
 
 // A reader that stops early (`pier delta show … | head`) closes the pipe: end quietly,
@@ -40,6 +41,7 @@ const program = new Command('pier')
 registerServerCommands(program, components);
 registerDatabaseCommands(program);
 registerCatalogCommands(program);
+registerExternalLocations(program);
 registerDeltaCommands(program);
 registerDemoCommands(program);
 registerKeyCommands(program);

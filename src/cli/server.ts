@@ -20,7 +20,7 @@ import {
 import { type ComponentFactory, startPier } from '../server/pier.js';
 import { printJson } from './output.js';
 
-export interface UpOptions {
+interface UpOptions {
   dataDir?: string;
   apiPort: number;
   proxyPort: number;
@@ -237,7 +237,7 @@ function healthy(state: PierState): Promise<boolean> {
 }
 
 /** Stops the running Pier; if it was killed, stops the Postgres servers it left behind. */
-export async function down(dataDir: string): Promise<void> {
+async function down(dataDir: string): Promise<void> {
   const layout = dataDirLayout(dataDir);
   const pid = await readPid(layout.pidFile);
   if (pid && processAlive(pid)) {

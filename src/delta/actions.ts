@@ -75,7 +75,7 @@ export interface Sidecar {
   modificationTime: number;
 }
 
-export interface CheckpointMetadata {
+interface CheckpointMetadata {
   version: number;
 }
 

@@ -56,7 +56,7 @@ async function readJsonActions(storage: TableStorage, path: string): Promise<Act
 }
 
 /** Reads the action columns of a parquet checkpoint part or sidecar. */
-export async function readParquetActions(storage: TableStorage, path: string): Promise<Action[]> {
+async function readParquetActions(storage: TableStorage, path: string): Promise<Action[]> {
   let file: Awaited<ReturnType<TableStorage['openParquet']>>;
   try {
     file = await storage.openParquet(path);

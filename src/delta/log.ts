@@ -24,7 +24,7 @@ const UUID_CHECKPOINT = /^(\d{20})\.checkpoint\.[0-9a-fA-F-]{36}\.(json|parquet)
 const COMPACTION = /^(\d{20})\.(\d{20})\.compacted\.json$/;
 
 /** A commit file: the actions of one version. */
-export interface CommitFile {
+interface CommitFile {
   version: number;
   file: FileStatus;
 }
@@ -99,7 +99,7 @@ export async function listLog(storage: TableStorage, fromVersion?: number): Prom
 }
 
 /** `_last_checkpoint`'s version, or undefined when it is missing, empty or unreadable (then: list). */
-export async function readLastCheckpointVersion(storage: TableStorage): Promise<number | undefined> {
+async function readLastCheckpointVersion(storage: TableStorage): Promise<number | undefined> {
   const bytes = await storage.readIfExists('_delta_log/_last_checkpoint');
   if (bytes === null || bytes.byteLength === 0) return undefined;
   try {

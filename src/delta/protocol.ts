@@ -58,12 +58,6 @@ export function columnMappingMode(protocol: Protocol, metadata: Metadata): Colum
   }
   return mode;
 }
-
-/** True when the table writes in-commit timestamps (then they, not file times, date commits). */
-export function inCommitTimestampsEnabled(metadata: Metadata): boolean {
-  return metadata.configuration['delta.enableInCommitTimestamps'] === 'true';
-}
-
 export function changeDataFeedEnabled(metadata: Metadata): boolean {
   return metadata.configuration['delta.enableChangeDataFeed'] === 'true';
 }

@@ -43,7 +43,7 @@ export function decodeRoaringBitmapArray(bytes: Uint8Array): number[] {
  * Decodes one 32-bit roaring bitmap starting at `start`, pushing
  * `base + value` for each value; returns the offset just past it.
  */
-export function decodeRoaring32(view: DataView, start: number, base: number, out: number[]): number {
+function decodeRoaring32(view: DataView, start: number, base: number, out: number[]): number {
   let offset = start;
   const cookie = view.getUint32(offset, true);
   offset += 4;

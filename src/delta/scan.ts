@@ -47,7 +47,7 @@ export interface ConstantColumn {
 }
 
 /** Rows to keep by physical position in the file: all but `exclude`, or only `only` (ascending). */
-export type RowSelection = { exclude: number[] } | { only: number[] };
+type RowSelection = { exclude: number[] } | { only: number[] };
 
 export interface ReadFileOptions {
   /** Defaults to excluding the file's deletion vector. */
@@ -61,7 +61,7 @@ export interface ReadFileOptions {
 }
 
 /** `add.path` is a URI: relative paths are percent-encoded, absolute ones are URIs. */
-export function dataFilePath(path: string): string {
+function dataFilePath(path: string): string {
   return /^[a-z][a-z0-9+.-]*:/i.test(path) ? path : decodeURIComponent(path);
 }
 
@@ -240,7 +240,7 @@ export async function* readColumnBatches(
  * a slice decodes every page it touches, and writers with one page per
  * column chunk would have it decoded once per slice.
  */
-export const MAX_BATCH_ROWS = 131_072;
+const MAX_BATCH_ROWS = 131_072;
 
 /**
  * [start, end) row ranges covering the row groups, none larger than `maxRows` nor across a group.

@@ -5,7 +5,7 @@ import { PierError } from '../errors.js';
  * schema is Spark SQL's JSON schema, so the same parser reads the Spark
  * schema that Spark stores in a parquet file's key-value metadata.
  */
-export type PrimitiveTypeName =
+type PrimitiveTypeName =
   | 'string'
   | 'long'
   | 'integer'

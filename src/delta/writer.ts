@@ -230,12 +230,7 @@ async function writeChangeDataFile(
 }
 
 /** Writes rows as one parquet file; returns its size in bytes. */
-export async function writeParquet(
-  filename: string,
-  schema: StructType,
-  rows: DeltaRow[],
-  rowGroupSize = 100_000,
-) {
+async function writeParquet(filename: string, schema: StructType, rows: DeltaRow[], rowGroupSize = 100_000) {
   const elements: SchemaElement[] = [{ name: 'spark_schema', num_children: schema.fields.length }];
   const columnData: ColumnSource[] = [];
   for (const field of schema.fields) {

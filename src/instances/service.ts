@@ -36,7 +36,7 @@ const UPDATABLE = new Set([
   'usage_policy_id',
 ]);
 
-export function validateInstanceName(name: unknown): string {
+function validateInstanceName(name: unknown): string {
   if (typeof name !== 'string' || name === '') {
     throw invalidParameter(`Field 'name' is required: the instance name (e.g. "order-mgmt-db").`);
   }

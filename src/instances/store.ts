@@ -102,11 +102,6 @@ export async function findInstanceByUid(db: Queryable, uid: string): Promise<Ins
   return rows[0];
 }
 
-export async function listAllInstances(db: Queryable): Promise<InstanceRow[]> {
-  const { rows } = await db.query<InstanceRow>(`SELECT ${COLUMNS} FROM instances ORDER BY name`);
-  return rows;
-}
-
 /** The instances one Pier node runs. */
 export async function listNodeInstances(db: Queryable, nodeId: string): Promise<InstanceRow[]> {
   const { rows } = await db.query<InstanceRow>(

@@ -17,11 +17,11 @@ import type { Startup } from './startup.js';
  */
 
 /** Postgres names its socket after the port; instances all use 5432 in their own directory. */
-export const SOCKET_FILE = '.s.PGSQL.5432';
+const SOCKET_FILE = '.s.PGSQL.5432';
 
 const MAX_BACKEND_MESSAGE = 1 << 20;
 
-export async function connectBackend(
+async function connectBackend(
   route: InstanceRoute,
   startup: Startup,
   options: { directory: ProxyDirectory; timeoutMs: number },

@@ -21,7 +21,7 @@ import type { TlsMaterial } from './tls.js';
  * A CancelRequest may come in the clear (older libpq) and is returned as is.
  */
 
-export const PG_ALPN = 'postgresql';
+const PG_ALPN = 'postgresql';
 const TLS_HANDSHAKE_RECORD = 0x16;
 const SSL_ACCEPTED = Buffer.from('S');
 const GSSENC_DECLINED = Buffer.from('N');

@@ -19,7 +19,7 @@ export interface LoginThrottleOptions {
   maxEntries: number;
 }
 
-export const DEFAULT_LOGIN_THROTTLE: LoginThrottleOptions = {
+const DEFAULT_LOGIN_THROTTLE: LoginThrottleOptions = {
   maxFailures: 10,
   forgetAfterMs: 60_000,
   maxEntries: 10_000,

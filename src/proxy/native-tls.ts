@@ -19,7 +19,7 @@ declare const nativeContextBrand: unique symbol;
 declare const nativeBrand: unique symbol;
 export type NativeContext = { readonly [nativeContextBrand]: true };
 export type NativeFront = { readonly [nativeBrand]: 'front' };
-export type NativeListener = { readonly [nativeBrand]: 'listener' };
+type NativeListener = { readonly [nativeBrand]: 'listener' };
 export type NativeConnection = { readonly [nativeBrand]: 'connection' };
 export type NativeBackend = { readonly [nativeBrand]: 'backend' };
 

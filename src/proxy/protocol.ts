@@ -100,8 +100,6 @@ export function Query(sql: string): Buffer {
   return message(0x51, Buffer.from(`${sql}\0`));
 }
 
-export const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
-
 function message(type: number, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + body.length);
   out[0] = type;

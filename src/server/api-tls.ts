@@ -51,7 +51,7 @@ export async function readApiTls(options: {
 }
 
 /** Addresses only this host can reach: tokens sent there never cross a network. */
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 

@@ -4,7 +4,7 @@ import { findIdentityByTokenHash, findIdentityByUserName, insertIdentity } from 
 import type { Store } from '../store/store.js';
 import { readAdminToken } from './data-dir.js';
 
-export const BOOTSTRAP_ADMIN = 'admin@pier.local';
+const BOOTSTRAP_ADMIN = 'admin@pier.local';
 
 /**
  * On first start: the workspace admin and a personal access token for it. The

@@ -58,7 +58,7 @@ export interface PierOptions {
 }
 
 /** A started component that `pier up` wires in (the proxy, sync workers, …); routes live in api/. */
-export interface PierComponent {
+interface PierComponent {
   close(): Promise<void>;
   /** Facts for `pier status` (e.g. the proxy's CA path). */
   state?: Partial<PierState>;

@@ -7,7 +7,7 @@ import { noteFailure } from '../failures.js';
  * NOTIFYs its channel (triggers of migration 8), in whichever Pier process
  * it ran: every process sharing the store hears it once it commits.
  */
-export const CHANGE_CHANNELS = {
+const CHANGE_CHANNELS = {
   instances: 'pier_instances_changed',
   identities: 'pier_identities_changed',
   signingKeys: 'pier_signing_keys_changed',

@@ -5,7 +5,7 @@ const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 
 /** Compute units per tier; Databricks gives each CU about 16 GB of memory. */
-export const COMPUTE_UNITS: Record<Capacity, number> = { CU_1: 1, CU_2: 2, CU_4: 4, CU_8: 8 };
+const COMPUTE_UNITS: Record<Capacity, number> = { CU_1: 1, CU_2: 2, CU_4: 4, CU_8: 8 };
 
 /**
  * Postgres settings for a capacity tier. Memory follows the tier (16 GiB per

@@ -71,7 +71,7 @@ export async function writeClusterSettings(
   await handToPostgres(runtime, file, 0o600);
 }
 
-export async function readPostmasterPid(dataDir: string): Promise<{ pid: number; status: string } | null> {
+async function readPostmasterPid(dataDir: string): Promise<{ pid: number; status: string } | null> {
   try {
     const lines = (await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n');
     const pid = Number.parseInt(lines[0], 10);

@@ -8,9 +8,9 @@ import { PierError } from '../../errors.js';
 const execFileAsync = promisify(execFile);
 
 /** The OS account Postgres runs as when Pier itself runs as root (Postgres refuses root). */
-export const POSTGRES_OS_USER = 'pier';
+const POSTGRES_OS_USER = 'pier';
 
-export interface OsUser {
+interface OsUser {
   name: string;
   uid: number;
   gid: number;
