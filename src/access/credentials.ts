@@ -13,6 +13,13 @@ import {
   saveCredentialRequest,
 } from './credentials-store.js';
 
+/** A database credential as issued, or as issued before for the same `request_id`. */
+export interface IssuedCredential {
+  /** The signed token, in clear: the caller's Postgres password. */
+  token: string;
+  expiresAt: Date;
+}
+
 /**
  * `POST /api/2.0/database/credentials`: a signed, short-lived token that logs
  * the caller into the named instances as their own Postgres role. Needs
@@ -25,7 +32,7 @@ export async function generateDatabaseCredential(
   ctx: ControlContext,
   caller: IdentityRow,
   input: unknown,
-): Promise<{ token: string; expiration_time: string }> {
+): Promise<IssuedCredential> {
   const reserved = reservedNameReason(caller.user_name);
   if (reserved) {
     throw new PierError(
@@ -55,25 +62,26 @@ export async function generateDatabaseCredential(
   const uids = instances.map((instance) => instance.uid).sort();
 
   return ctx.store.transaction(async (tx) => {
-    const retry = (row: CredentialRequestRow) => {
+    const retry = (row: CredentialRequestRow): IssuedCredential => {
       if ([...row.instance_uids].sort().join() !== uids.join()) {
         throw invalidParameter(
           `request_id '${requestId}' was already used for other instances. Use a fresh UUID for every request.`,
         );
       }
       const token = ctx.masterKey.open(row.sealed_token, credentialSealContext(row));
-      return { token, expiration_time: row.expires_at.toISOString() };
+      return { token, expiresAt: row.expires_at };
     };
     if (requestId) {
       const previous = await findCredentialRequest(tx, caller.id, requestId);
       if (previous) return retry(previous);
     }
-    const credential = await issueDatabaseCredential(ctx.keys.current(), {
+    const signed = await issueDatabaseCredential(ctx.keys.current(), {
       subject: caller.user_name,
       identityId: caller.id,
       instanceUids: uids,
       ttlSeconds: ctx.config.credentialTtlSeconds,
     });
+    const credential = { token: signed.token, expiresAt: new Date(signed.expiration_time) };
     if (requestId) {
       await purgeExpiredCredentialRequests(tx);
       const key = { identity_id: caller.id, request_id: requestId };
@@ -81,7 +89,7 @@ export async function generateDatabaseCredential(
         ...key,
         instance_uids: uids,
         sealed_token: ctx.masterKey.seal(credential.token, credentialSealContext(key)),
-        expires_at: new Date(credential.expiration_time),
+        expires_at: credential.expiresAt,
       });
       // The same caller's concurrent request with this id got there first: answer as it did.
       const winner = saved ? undefined : await findCredentialRequest(tx, caller.id, requestId);

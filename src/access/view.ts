@@ -1,3 +1,4 @@
+import type { IssuedCredential } from './credentials.js';
 import type { RoleResult } from './roles.js';
 
 /**
@@ -20,4 +21,9 @@ export function roleView({ instance, role, record }: RoleResult) {
     attributes: record?.attributes ?? effective,
     effective_attributes: effective,
   };
+}
+
+/** The SDK's DatabaseCredential: the token and its expiry in RFC3339, as Databricks returns them. */
+export function databaseCredentialView({ token, expiresAt }: IssuedCredential) {
+  return { token, expiration_time: expiresAt.toISOString() };
 }

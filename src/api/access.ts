@@ -1,6 +1,6 @@
 import { generateDatabaseCredential } from '../access/credentials.js';
 import { createRole, deleteRole, getRole, listRoles } from '../access/roles.js';
-import { roleView } from '../access/view.js';
+import { databaseCredentialView, roleView } from '../access/view.js';
 import { type RouteGroup, readJson, requireAdmin } from './request.js';
 
 /**
@@ -9,7 +9,7 @@ import { type RouteGroup, readJson, requireAdmin } from './request.js';
  */
 export const databaseAccessRoutes: RouteGroup = (app, ctx) => {
   app.post('/api/2.0/database/credentials', async (c) =>
-    c.json(await generateDatabaseCredential(ctx, c.var.caller, await readJson(c))),
+    c.json(databaseCredentialView(await generateDatabaseCredential(ctx, c.var.caller, await readJson(c)))),
   );
 
   const roles = '/api/2.0/database/instances/:instance/roles';

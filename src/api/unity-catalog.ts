@@ -33,9 +33,12 @@ import {
 } from '../catalog/tables.js';
 import {
   catalogView,
+  effectivePermissionsView,
   externalLocationView,
   getMetastoreId,
+  permissionsView,
   schemaView,
+  tableLineageView,
   tableView,
 } from '../catalog/views.js';
 import { nextPage, type RouteGroup, readJson } from './request.js';
@@ -162,21 +165,28 @@ export const unityCatalogRoutes: RouteGroup = (app, ctx) => {
   // ---- grants
   app.get(`${UC}/permissions/:type/:full_name`, async (c) => {
     const { type, full_name } = c.req.param();
-    return c.json(await getPermissions(ctx, c.var.caller, type, full_name, c.req.query('principal')));
+    const grants = await getPermissions(ctx, c.var.caller, type, full_name, c.req.query('principal'));
+    return c.json(permissionsView(grants));
   });
   app.patch(`${UC}/permissions/:type/:full_name`, async (c) => {
     const { type, full_name } = c.req.param();
-    return c.json(await updatePermissions(ctx, c.var.caller, type, full_name, await readJson(c)));
+    const grants = await updatePermissions(ctx, c.var.caller, type, full_name, await readJson(c));
+    return c.json(permissionsView(grants));
   });
   app.get(`${UC}/effective-permissions/:type/:full_name`, async (c) => {
     const { type, full_name } = c.req.param();
-    return c.json(
-      await getEffectivePermissions(ctx, c.var.caller, type, full_name, c.req.query('principal')),
+    const grants = await getEffectivePermissions(
+      ctx,
+      c.var.caller,
+      type,
+      full_name,
+      c.req.query('principal'),
     );
+    return c.json(effectivePermissionsView(grants));
   });
 
   // ---- lineage
   app.get('/api/2.0/lineage-tracking/table-lineage', async (c) => {
-    return c.json(await getTableLineage(ctx, c.var.caller, c.req.query('table_name')));
+    return c.json(tableLineageView(await getTableLineage(ctx, c.var.caller, c.req.query('table_name'))));
   });
 };

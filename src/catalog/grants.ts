@@ -6,7 +6,13 @@ import type { Queryable } from '../store/store.js';
 import { externalLocationSecurable } from './external-locations.js';
 import { findExternalLocation } from './external-locations-store.js';
 import { validatePrincipal } from './fields.js';
-import { deleteGrant, type GrantSecurableKind, insertGrant, listGrants } from './grants-store.js';
+import {
+  deleteGrant,
+  type GrantRow,
+  type GrantSecurableKind,
+  insertGrant,
+  listGrants,
+} from './grants-store.js';
 import { parseSchemaFullName, parseTableFullName, validateName } from './names.js';
 import {
   Access,
@@ -30,7 +36,8 @@ import {
 /**
  * `/unity-catalog/permissions/{securable_type}/{full_name}` (direct grants,
  * GET and PATCH) and `/unity-catalog/effective-permissions/…` (grants on the
- * object and inherited from its parents).
+ * object and inherited from its parents). The services return grant rows;
+ * `views.ts` groups them by principal into UC's `privilege_assignments`.
  */
 
 const KINDS: Record<SecurableType, GrantSecurableKind> = {
@@ -89,26 +96,16 @@ async function readablePath(db: Queryable, caller: IdentityRow, type: string, fu
   return path;
 }
 
-async function assignmentsView(db: Queryable, securable: Securable, principal?: string) {
-  const grants = await listGrants(db, [securable.id], principal);
-  const byPrincipal = new Map<string, string[]>();
-  for (const grant of grants) {
-    byPrincipal.set(grant.principal, [...(byPrincipal.get(grant.principal) ?? []), grant.privilege]);
-  }
-  return {
-    privilege_assignments: [...byPrincipal].map(([name, privileges]) => ({ principal: name, privileges })),
-  };
-}
-
+/** The direct grants on the securable, in (principal, privilege) order; optionally one principal's. */
 export async function getPermissions(
   ctx: ControlContext,
   caller: IdentityRow,
   type: string,
   fullName: string,
   principal?: string,
-) {
+): Promise<GrantRow[]> {
   const path = await readablePath(ctx.store, caller, type, fullName);
-  return assignmentsView(ctx.store, path[path.length - 1], principal);
+  return listGrants(ctx.store, [path[path.length - 1].id], principal);
 }
 
 interface Change {
@@ -139,7 +136,7 @@ function parsePrivileges(value: unknown, field: string, type: SecurableType, ful
 /**
  * `PATCH /permissions/{type}/{full_name}` with `changes: [{principal, add, remove}]`.
  * Only owners (of the object or a parent) and admins. All changes apply in
- * one transaction, or none does.
+ * one transaction, or none does. Returns the grants on the securable afterwards.
  */
 export async function updatePermissions(
   ctx: ControlContext,
@@ -147,7 +144,7 @@ export async function updatePermissions(
   rawType: string,
   fullName: string,
   input: unknown,
-) {
+): Promise<GrantRow[]> {
   const type = parseSecurableType(rawType);
   const body = asObject(input, 'The request body');
   if (!Array.isArray(body.changes)) {
@@ -174,18 +171,29 @@ export async function updatePermissions(
         await insertGrant(tx, KINDS[type], securable.id, change.principal, privilege);
       }
     }
-    return assignmentsView(tx, securable);
+    return listGrants(tx, [securable.id]);
   });
 }
 
-/** Effective privileges: direct grants plus those inherited from the catalog and schema. */
+/** A grant that reaches a securable: made on it, or on a parent it inherits from. */
+export interface EffectiveGrant {
+  grant: GrantRow;
+  /** The catalog or schema the grant was made on; absent when made on the securable itself. */
+  inheritedFrom?: Securable;
+}
+
+/**
+ * Effective privileges: direct grants plus those inherited from the catalog
+ * and schema, in (principal, privilege) order. Privileges that mean nothing on
+ * the securable's type (CREATE_SCHEMA on a table) are left out.
+ */
 export async function getEffectivePermissions(
   ctx: ControlContext,
   caller: IdentityRow,
   rawType: string,
   fullName: string,
   principal?: string,
-) {
+): Promise<EffectiveGrant[]> {
   const path = await readablePath(ctx.store, caller, rawType, fullName);
   const target = path[path.length - 1];
   const byId = new Map(path.map((s) => [s.id, s]));
@@ -194,16 +202,10 @@ export async function getEffectivePermissions(
     path.map((s) => s.id),
     principal,
   );
-  const byPrincipal = new Map<string, Record<string, string>[]>();
-  for (const grant of grants) {
-    if (!APPLICABLE[target.type].includes(grant.privilege as Privilege)) continue;
-    const from = byId.get(grant.securable_id)!;
-    const privilege: Record<string, string> = { privilege: grant.privilege };
-    if (from !== target)
-      Object.assign(privilege, { inherited_from_type: from.type, inherited_from_name: from.fullName });
-    byPrincipal.set(grant.principal, [...(byPrincipal.get(grant.principal) ?? []), privilege]);
-  }
-  return {
-    privilege_assignments: [...byPrincipal].map(([name, privileges]) => ({ principal: name, privileges })),
-  };
+  return grants
+    .filter((grant) => APPLICABLE[target.type].includes(grant.privilege as Privilege))
+    .map((grant) => {
+      const from = byId.get(grant.securable_id)!;
+      return from === target ? { grant } : { grant, inheritedFrom: from };
+    });
 }

@@ -30,18 +30,12 @@ function canonical(fullName: string): string {
   return `${catalog}.${schema}.${table}`;
 }
 
-/** Databricks' TableInfo inside a lineage response. */
-function lineageTableInfo(fullName: string, edge: LineageEdge) {
-  const [catalog_name, schema_name, name] = fullName.split('.');
-  return {
-    tableInfo: {
-      name,
-      catalog_name,
-      schema_name,
-      table_type: 'TABLE',
-      lineage_timestamp: edge.created_at.toISOString().replace('T', ' ').replace('Z', ''),
-    },
-  };
+/** The edges of one table the caller may see: those it is computed from, and those computed from it. */
+export interface TableLineage {
+  /** Edges whose `target_name` is the table, by source name. */
+  upstreams: LineageEdge[];
+  /** Edges whose `source_name` is the table, by target name. */
+  downstreams: LineageEdge[];
 }
 
 /** Whether the caller may see a related table: hidden if they lack privileges on it. */
@@ -64,7 +58,7 @@ export async function getTableLineage(
   ctx: ControlContext,
   caller: IdentityRow,
   tableName: string | undefined,
-) {
+): Promise<TableLineage> {
   if (!tableName)
     throw invalidParameter(`Query parameter 'table_name' is required: a three-part table name.`);
   const name = canonical(tableName);
@@ -79,14 +73,13 @@ export async function getTableLineage(
       upstreams.length + downstreams.length > 0;
     if (!unknownButLinked) throw error;
   }
-  const view = async (edges: LineageEdge[], end: 'source_name' | 'target_name') => {
-    const shown = [];
-    for (const edge of edges)
-      if (await visible(ctx, caller, edge[end])) shown.push(lineageTableInfo(edge[end], edge));
-    return shown;
+  const shown = async (edges: LineageEdge[], end: 'source_name' | 'target_name') => {
+    const kept = [];
+    for (const edge of edges) if (await visible(ctx, caller, edge[end])) kept.push(edge);
+    return kept;
   };
   return {
-    upstreams: await view(upstreams, 'source_name'),
-    downstreams: await view(downstreams, 'target_name'),
+    upstreams: await shown(upstreams, 'source_name'),
+    downstreams: await shown(downstreams, 'target_name'),
   };
 }

@@ -1,11 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../store/store.js';
 import type { ExternalLocationRow } from './external-locations-store.js';
+import type { EffectiveGrant } from './grants.js';
+import type { GrantRow } from './grants-store.js';
+import type { TableLineage } from './lineage.js';
+import type { LineageEdge } from './lineage-store.js';
 import type { CatalogRow, ColumnInfo, SchemaRow, TableRow } from './store.js';
 
 /**
  * Unity Catalog's JSON shapes (CatalogInfo, SchemaInfo, TableInfo,
- * ExternalLocationInfo) from
+ * ExternalLocationInfo, privilege assignments, table lineage) from
  * store rows and from objects read live from a database catalog's Postgres.
  */
 
@@ -122,5 +126,57 @@ export function externalLocationView(row: ExternalLocationRow, metastore: string
     created_by: row.created_by,
     updated_at: millis(row.updated_at),
     updated_by: row.updated_by,
+  };
+}
+
+/** Databricks' PrivilegeAssignment list: rows in order, one entry per principal at its first grant. */
+function privilegeAssignments<T>(rows: { principal: string; privilege: T }[]) {
+  const byPrincipal = new Map<string, T[]>();
+  for (const row of rows)
+    byPrincipal.set(row.principal, [...(byPrincipal.get(row.principal) ?? []), row.privilege]);
+  return {
+    privilege_assignments: [...byPrincipal].map(([principal, privileges]) => ({ principal, privileges })),
+  };
+}
+
+/** The SDK's PermissionsList (`GET`/`PATCH /permissions/…`): direct grants by principal. */
+export function permissionsView(grants: GrantRow[]) {
+  return privilegeAssignments(grants);
+}
+
+/** The SDK's EffectivePermissionsList: each privilege with where it is inherited from, if not made on the object. */
+export function effectivePermissionsView(grants: EffectiveGrant[]) {
+  return privilegeAssignments(
+    grants.map(({ grant, inheritedFrom }) => ({
+      principal: grant.principal,
+      privilege: {
+        privilege: grant.privilege,
+        ...(inheritedFrom
+          ? { inherited_from_type: inheritedFrom.type, inherited_from_name: inheritedFrom.fullName }
+          : {}),
+      },
+    })),
+  );
+}
+
+/** Databricks' TableInfo inside a lineage response, for the table at `end` of the edge. */
+function lineageTableInfo(edge: LineageEdge, end: 'source_name' | 'target_name') {
+  const [catalog_name, schema_name, name] = edge[end].split('.');
+  return {
+    tableInfo: {
+      name,
+      catalog_name,
+      schema_name,
+      table_type: 'TABLE',
+      lineage_timestamp: edge.created_at.toISOString().replace('T', ' ').replace('Z', ''),
+    },
+  };
+}
+
+/** The lineage-tracking API's table lineage: upstream tables, then downstream ones. */
+export function tableLineageView({ upstreams, downstreams }: TableLineage) {
+  return {
+    upstreams: upstreams.map((edge) => lineageTableInfo(edge, 'source_name')),
+    downstreams: downstreams.map((edge) => lineageTableInfo(edge, 'target_name')),
   };
 }
