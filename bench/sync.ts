@@ -17,7 +17,7 @@
 import { execFile, fork } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -82,6 +82,8 @@ interface Measurement {
   rows: number;
   seconds: number;
   peakRssMb?: number;
+  /** CPU time of the Pier process (user + system), seconds: what is left for Postgres on the same cores. */
+  cpuSeconds?: number;
 }
 
 /** Child process: one Pier measurement against the server at `socketDir`, printed as JSON. */
@@ -105,7 +107,13 @@ async function measure(kind: 'snapshot' | 'changes', location: string, socketDir
   }
   const seconds = (performance.now() - started) / 1000;
   await client.end();
-  const measurement: Measurement = { rows, seconds, peakRssMb: process.resourceUsage().maxRSS / 1024 };
+  const usage = process.resourceUsage();
+  const measurement: Measurement = {
+    rows,
+    seconds,
+    peakRssMb: usage.maxRSS / 1024,
+    cpuSeconds: (usage.userCPUTime + usage.systemCPUTime) / 1e6,
+  };
   process.stdout.write(`${JSON.stringify(measurement)}\n`);
 }
 
@@ -181,6 +189,7 @@ async function main() {
     await startCluster(runtime, { dataDir, socketDir, logFile: join(root, 'pg.log') });
 
     const results: Record<string, Measurement[]> = { copy: [], snapshot: [], upsert: [], changes: [] };
+    const loadBefore = loadavg()[0];
     started = performance.now();
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? ['copy', 'snapshot'] : ['snapshot', 'copy'];
@@ -217,12 +226,15 @@ async function main() {
       }
     }
     const measureSeconds = (performance.now() - started) / 1000;
+    const loads = [loadBefore, loadavg()[0]];
 
     const rate = (m: Measurement[]) => median(m.map((r) => r.rows / r.seconds));
     const rss = (m: Measurement[]) =>
       m[0].peakRssMb === undefined ? '—' : String(Math.round(Math.max(...m.map((r) => r.peakRssMb ?? 0))));
+    const cpu = (m: Measurement[]) =>
+      m[0].cpuSeconds === undefined ? '—' : median(m.map((r) => r.cpuSeconds ?? 0)).toFixed(1);
     const line = (what: string, how: string, m: Measurement[], reference: Measurement[]) =>
-      `| ${what} | ${how} | ${m[0].rows.toLocaleString('en-US')} | ${median(m.map((r) => r.seconds)).toFixed(2)} | ${Math.round(rate(m)).toLocaleString('en-US')} | ${(rate(m) / rate(reference)).toFixed(2)} | ${rss(m)} |`;
+      `| ${what} | ${how} | ${m[0].rows.toLocaleString('en-US')} | ${median(m.map((r) => r.seconds)).toFixed(2)} | ${Math.round(rate(m)).toLocaleString('en-US')} | ${(rate(m) / rate(reference)).toFixed(2)} | ${rss(m)} | ${cpu(m)} |`;
     const date = new Date().toISOString().slice(0, 10);
     const report = [
       `# Synced-table benchmark (${date})`,
@@ -230,10 +242,11 @@ async function main() {
       `Source: ${ROWS.toLocaleString('en-US')} rows × 8 columns (bigint key, int, string, double, timestamp, boolean, decimal(12,2), date), ` +
         `${FILES} files of ${ROW_GROUP.toLocaleString('en-US')}-row row groups, written by Pier's Delta writer; then one commit updating ${CHANGED.toLocaleString('en-US')} rows (Change Data Feed).`,
       `Target: a throwaway Postgres ${runtime.version} with CU_2's settings, autovacuum off, over a unix socket. Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}.`,
-      `Median of ${ROUNDS} rounds (order alternating); Pier runs in a fresh process per measurement (peak RSS is its maximum; psql's is not measured). Ratio = rows/s ÷ the reference's rows/s in the same run.`,
+      `Median of ${ROUNDS} rounds (order alternating); Pier runs in a fresh process per measurement (peak RSS is its maximum, CPU its user + system time; psql's are not measured). Ratio = rows/s ÷ the reference's rows/s in the same run.`,
+      `Host load while measuring (1-minute load average, ${cpus().length} cores): ${loads.map((l) => l.toFixed(1)).join(', ')}.`,
       '',
-      '| workload | how | rows | seconds | rows/s | ratio | peak RSS (MB) |',
-      '|---|---|---:|---:|---:|---:|---:|',
+      '| workload | how | rows | seconds | rows/s | ratio | peak RSS (MB) | Pier CPU (s) |',
+      '|---|---|---:|---:|---:|---:|---:|---:|',
       line('(a) snapshot', 'reference: psql `\\copy` CSV into a keyed table', results.copy, results.copy),
       line(
         '(a) snapshot',

@@ -2,11 +2,19 @@ import { PierError } from '../errors.js';
 import type { Action, AddCDCFile, AddFile, Metadata, RemoveFile } from './actions.js';
 import { commitTimestamp, listLog, readCommitActions } from './log.js';
 import { changeDataFeedEnabled } from './protocol.js';
-import { type DataFile, deletedRows, readDataFile, type TableLayout } from './scan.js';
+import {
+  batchRows,
+  type ColumnBatch,
+  type ConstantColumn,
+  type DataFile,
+  deletedRows,
+  readColumnBatches,
+  type TableLayout,
+} from './scan.js';
 import type { StructType } from './schema.js';
 import { type FileStatus, storageFor, type TableStorage } from './storage.js';
 import { commitTimeline, openDeltaTable, toMillis } from './table.js';
-import { type DeltaRow, formatTimestamp } from './values.js';
+import { type DeltaRow, type DeltaValue, formatTimestamp } from './values.js';
 
 /**
  * Change Data Feed (PROTOCOL.md, "Add CDC File"): the row-level changes of
@@ -34,6 +42,8 @@ export interface ChangeFeed extends AsyncIterable<DeltaRow[]> {
   schema: StructType;
   startVersion: number;
   endVersion: number;
+  /** The same changes column by column, one batch per row group, without building rows. */
+  columnBatches(): AsyncGenerator<ColumnBatch>;
 }
 
 /**
@@ -104,12 +114,16 @@ export async function readChanges(
   }
   const schema: StructType = { type: 'struct', fields: [...end.schema.fields, ...CHANGE_COLUMNS] };
   const layout = end.layout;
+  async function* columnBatches(): AsyncGenerator<ColumnBatch> {
+    for (const commit of commits) yield* changesOfCommit(layout, commit);
+  }
   return {
     schema,
     startVersion,
     endVersion,
+    columnBatches,
     async *[Symbol.asyncIterator]() {
-      for (const commit of commits) yield* changesOfCommit(layout, commit);
+      for await (const batch of columnBatches()) yield batchRows(batch);
     },
   };
 }
@@ -120,7 +134,8 @@ interface CommitChanges {
   adds: AddFile[];
   removes: RemoveFile[];
   metadata?: Metadata;
-  constants: DeltaRow;
+  /** `_commit_version` and `_commit_timestamp`. */
+  constants: ConstantColumn[];
 }
 
 function classify(actions: Action[], version: number, file: FileStatus): CommitChanges {
@@ -128,10 +143,13 @@ function classify(actions: Action[], version: number, file: FileStatus): CommitC
     cdcFiles: [],
     adds: [],
     removes: [],
-    constants: {
-      _commit_version: BigInt(version),
-      _commit_timestamp: formatTimestamp(BigInt(commitTimestamp(actions, file)) * 1000n, true),
-    },
+    constants: [
+      changeColumn('_commit_version', BigInt(version)),
+      changeColumn(
+        '_commit_timestamp',
+        formatTimestamp(BigInt(commitTimestamp(actions, file)) * 1000n, true),
+      ),
+    ],
   };
   for (const action of actions) {
     if ('cdc' in action) changes.cdcFiles.push(action.cdc);
@@ -143,11 +161,11 @@ function classify(actions: Action[], version: number, file: FileStatus): CommitC
   return changes;
 }
 
-async function* changesOfCommit(layout: TableLayout, commit: CommitChanges): AsyncGenerator<DeltaRow[]> {
+async function* changesOfCommit(layout: TableLayout, commit: CommitChanges): AsyncGenerator<ColumnBatch> {
   const { constants } = commit;
   if (commit.cdcFiles.length > 0) {
     for (const cdc of commit.cdcFiles) {
-      yield* readDataFile(layout, cdc, {
+      yield* readColumnBatches(layout, cdc, {
         rows: { exclude: [] },
         extraColumns: [{ name: '_change_type', type: { type: 'string' } }],
         constants,
@@ -181,8 +199,8 @@ async function* deletionVectorChanges(
   layout: TableLayout,
   remove: RemoveFile,
   add: AddFile,
-  constants: DeltaRow,
-): AsyncGenerator<DeltaRow[]> {
+  constants: ConstantColumn[],
+): AsyncGenerator<ColumnBatch> {
   const before = await deletedRows(layout.storage, remove.deletionVector);
   const after = await deletedRows(layout.storage, add.deletionVector);
   const beforeSet = new Set(before);
@@ -190,18 +208,31 @@ async function* deletionVectorChanges(
   const newlyDeleted = after.filter((row) => !beforeSet.has(row));
   const restored = before.filter((row) => !afterSet.has(row));
   const file: DataFile = { path: add.path, partitionValues: add.partitionValues };
-  yield* readDataFile(layout, file, {
+  yield* readColumnBatches(layout, file, {
     rows: { only: newlyDeleted },
-    constants: { _change_type: 'delete', ...constants },
+    constants: [changeColumn('_change_type', 'delete'), ...constants],
   });
-  yield* readDataFile(layout, file, {
+  yield* readColumnBatches(layout, file, {
     rows: { only: restored },
-    constants: { _change_type: 'insert', ...constants },
+    constants: [changeColumn('_change_type', 'insert'), ...constants],
   });
 }
 
-function withChangeType(layout: TableLayout, file: DataFile, changeType: ChangeType, constants: DeltaRow) {
-  return readDataFile(layout, file, { constants: { _change_type: changeType, ...constants } });
+function withChangeType(
+  layout: TableLayout,
+  file: DataFile,
+  changeType: ChangeType,
+  constants: ConstantColumn[],
+) {
+  return readColumnBatches(layout, file, {
+    constants: [changeColumn('_change_type', changeType), ...constants],
+  });
+}
+
+/** One of the change columns, with its type, holding `value` in every row. */
+function changeColumn(name: (typeof CHANGE_COLUMNS)[number]['name'], value: DeltaValue): ConstantColumn {
+  const { type } = CHANGE_COLUMNS.find((column) => column.name === name) as (typeof CHANGE_COLUMNS)[number];
+  return { name, type, value };
 }
 
 async function resolveBound(

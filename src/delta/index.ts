@@ -21,6 +21,7 @@ export { CHANGE_COLUMNS, type ChangeFeed, type ChangeType, readChanges, type Ver
 export { decodeZ85, loadDeletionVector } from './deletion-vector.js';
 export { MAX_READER_VERSION, SUPPORTED_READER_FEATURES } from './protocol.js';
 export { decodeRoaringBitmapArray } from './roaring.js';
+export type { BatchColumn, ColumnBatch } from './scan.js';
 export type { ColumnMappingMode, DeltaType, StructField, StructType } from './schema.js';
 export { parseSchema, typeName } from './schema.js';
 export { storageFor, type TableStorage } from './storage.js';

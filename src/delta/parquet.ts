@@ -93,7 +93,7 @@ export function converterFor(type: DeltaType, node: SchemaTree, mode: ColumnMapp
     case 'decimal': {
       const physicalScale = node.element.scale ?? 0;
       const factor = 10n ** BigInt(Math.max(0, type.scale - physicalScale));
-      return (raw) => (raw == null ? null : formatDecimal(unscaled(raw) * factor, type.scale));
+      return (raw) => (raw == null ? null : formatDecimal(unscaledDecimal(raw) * factor, type.scale));
     }
     case 'struct': {
       const children = type.fields.map((field) => {
@@ -161,7 +161,8 @@ function mapKeyConverter(type: DeltaType, node: SchemaTree, mode: ColumnMappingM
   }
 }
 
-function unscaled(raw: unknown): bigint {
+/** A decimal's unscaled integer from its raw parquet value (INT32, INT64 or big-endian two's complement bytes). */
+export function unscaledDecimal(raw: unknown): bigint {
   if (typeof raw === 'bigint') return raw;
   if (typeof raw === 'number') return BigInt(raw);
   const bytes = raw as Uint8Array;

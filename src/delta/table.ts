@@ -2,7 +2,7 @@ import { PierError } from '../errors.js';
 import type { AddFile, Metadata, Protocol } from './actions.js';
 import { commitTimestamp, listLog, logSegment, readCommitActions, replay } from './log.js';
 import { checkReadable, columnMappingMode } from './protocol.js';
-import { readDataFile, type TableLayout } from './scan.js';
+import { batchRows, type ColumnBatch, readColumnBatches, readDataFile, type TableLayout } from './scan.js';
 import { type ColumnMappingMode, parseSchema, type StructType } from './schema.js';
 import { storageFor, type TableStorage } from './storage.js';
 import type { DeltaRow } from './values.js';
@@ -79,17 +79,25 @@ export class DeltaSnapshot {
   async *scan(options: ScanOptions = {}): AsyncGenerator<DeltaRow[]> {
     let remaining = options.limit ?? Number.POSITIVE_INFINITY;
     if (remaining <= 0) return;
-    const layout = this.layout;
-    for (const file of this.files) {
-      for await (const rows of readDataFile(layout, file)) {
-        if (rows.length >= remaining) {
-          yield rows.slice(0, remaining);
-          return;
-        }
-        remaining -= rows.length;
-        yield rows;
-      }
+    for await (const batch of this.scanColumns()) {
+      const rows = batchRows(batch.length > remaining ? limitBatch(batch, remaining) : batch);
+      remaining -= rows.length;
+      yield rows;
+      if (remaining <= 0) return;
     }
+  }
+
+  /**
+   * The same rows as {@link scan}, column by column (one batch per row
+   * group, values as decoded), for consumers that encode values straight
+   * into bytes without building row objects.
+   *
+   * @example
+   * for await (const batch of snapshot.scanColumns()) console.log(batch.length, batch.columns.map((c) => c.name));
+   */
+  async *scanColumns(): AsyncGenerator<ColumnBatch> {
+    const layout = this.layout;
+    for (const file of this.files) yield* readColumnBatches(layout, file);
   }
 }
 
@@ -189,4 +197,10 @@ function parseTimestampText(text: string): number {
   const hasZone = /(Z|[+-]\d{2}:?\d{2})$/i.test(trimmed) && /T|\s/.test(trimmed);
   const isoLike = trimmed.replace(' ', 'T');
   return Date.parse(hasZone || /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? isoLike : `${isoLike}Z`);
+}
+
+/** The first `length` rows of a batch. */
+function limitBatch(batch: ColumnBatch, length: number): ColumnBatch {
+  const positions = batch.positions ? batch.positions.subarray(0, length) : undefined;
+  return { ...batch, length, ...(positions ? { positions } : {}) };
 }

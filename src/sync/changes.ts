@@ -1,9 +1,10 @@
 import pg from 'pg';
-import { type DeltaRow, readChanges } from '../delta/index.js';
+import { type ChangeFeed, type ColumnBatch, type DeltaValue, readChanges } from '../delta/index.js';
 import { PierError } from '../errors.js';
 import type { TargetLayout } from './columns.js';
-import { copyEncoder } from './copy-text.js';
+import { CopyBinaryEncoder, CopyBinaryWriter, constantField, copyColumns } from './copy-binary.js';
 import {
+  ASYNC_COMMIT,
   columnDefinitions,
   columnList,
   copyInto,
@@ -51,6 +52,7 @@ export async function applyChanges(
 ): Promise<ChangesResult> {
   const { target, layout } = options;
   await client.query('BEGIN');
+  await client.query(ASYNC_COMMIT);
   try {
     const progress = await readProgress(client, target, { lock: true });
     if (!progress) {
@@ -80,7 +82,7 @@ export async function applyChanges(
 
 async function applyFeed(
   client: pg.ClientBase,
-  feed: AsyncIterable<DeltaRow[]>,
+  feed: ChangeFeed,
   target: SyncTarget,
   layout: TargetLayout,
 ): Promise<Omit<ChangesResult, 'deltaVersion'>> {
@@ -89,35 +91,67 @@ async function applyFeed(
   await client.query(
     `CREATE TEMP TABLE pier_changes (pier_version bigint, pier_rank smallint, pier_seq bigint, pier_op "char", ${columnDefinitions(layout.columns)}) ON COMMIT DROP`,
   );
-  const encode = copyEncoder(layout.columns);
-  const keyNames = layout.primaryKey.map((column) => column.name);
+  const encoder = new CopyBinaryEncoder(copyColumns(layout.columns), {
+    keys: layout.primaryKey.map((column) => column.name),
+    prefixFields: 4,
+  });
   let seq = 0;
   let changes = 0;
-  let skippedNullKeys = 0;
-  async function* lines(): AsyncGenerator<string> {
-    for await (const rows of feed) {
-      let chunk = '';
-      for (const row of rows) {
-        const type = row._change_type;
-        if (type === 'update_preimage') continue;
-        changes++;
-        if (keyNames.some((name) => row[name] === null || row[name] === undefined)) {
-          skippedNullKeys++;
-          continue;
+  // Rows written per operation: statements with nothing to do are not run.
+  const written = { d: 0, i: 0, u: 0 };
+  async function* data(): AsyncGenerator<Buffer> {
+    const out = new CopyBinaryWriter();
+    out.header();
+    for await (const batch of feed.columnBatches()) {
+      const changeType = batchColumn(batch, '_change_type');
+      const version = constantField(
+        { type: 'long' },
+        '_commit_version',
+        batchColumn(batch, '_commit_version').constant,
+      );
+      let type: DeltaValue = null;
+      // Change types are dictionary-encoded: the same few byte arrays, decoded once each.
+      const decoded = new Map<unknown, DeltaValue>();
+      const typeOf = (raw: unknown) => {
+        let text = decoded.get(raw);
+        if (text === undefined) {
+          text = changeType.convert(raw);
+          if (decoded.size < 16) decoded.set(raw, text);
         }
-        // Within one commit a key's delete comes before its insert (a rewrite of the same key).
-        const rank = type === 'delete' ? 0 : 1;
-        const op = type === 'delete' ? 'd' : type === 'insert' ? 'i' : 'u';
-        chunk += `${row._commit_version}\t${rank}\t${seq++}\t${op}\t${encode(row)}`;
-      }
-      yield chunk;
+        return text;
+      };
+      encoder.encode(out, batch, {
+        skip(position) {
+          type = changeType.raw ? typeOf(changeType.raw[position]) : changeType.constant;
+          if (type === 'update_preimage') return true;
+          changes++;
+          return false;
+        },
+        write(out) {
+          const op = type === 'delete' ? 'd' : type === 'insert' ? 'i' : 'u';
+          written[op]++;
+          // Within one commit a key's delete comes before its insert (a rewrite of the same key).
+          out.reserve(version.length + 23);
+          out.bytes(version);
+          out.int32(2);
+          out.int16(type === 'delete' ? 0 : 1);
+          out.int32(8);
+          out.int64Number(seq++);
+          out.int32(1);
+          out.byte(op.charCodeAt(0));
+        },
+      });
+      yield* out.take();
     }
+    out.trailer();
+    yield* out.take();
   }
   await copyInto(
     client,
-    `COPY pier_changes (pier_version, pier_rank, pier_seq, pier_op, ${columns}) FROM STDIN`,
-    lines(),
+    `COPY pier_changes (pier_version, pier_rank, pier_seq, pier_op, ${columns}) FROM STDIN (FORMAT binary)`,
+    data(),
   );
+  const skippedNullKeys = encoder.skippedNullKeys;
   await client.query(
     `CREATE TEMP TABLE pier_last ON COMMIT DROP AS
        SELECT DISTINCT ON (${keys}) * FROM pier_changes
@@ -126,10 +160,16 @@ async function applyFeed(
   const keyMatch = layout.primaryKey
     .map((column) => `t.${pg.escapeIdentifier(column.name)} = c.${pg.escapeIdentifier(column.name)}`)
     .join(' AND ');
-  if (!layout.timeseriesKey) await assertKeysStayUnique(client, target, layout, keyMatch);
-  const deleted = await client.query(
-    `DELETE FROM ${qualified(target)} t USING pier_last c WHERE c.pier_op = 'd' AND ${keyMatch}`,
-  );
+  // Only an insert can give a key a second live row.
+  if (!layout.timeseriesKey && written.i > 0) await assertKeysStayUnique(client, target, layout, keyMatch);
+  const deleted =
+    written.d === 0
+      ? 0
+      : ((
+          await client.query(
+            `DELETE FROM ${qualified(target)} t USING pier_last c WHERE c.pier_op = 'd' AND ${keyMatch}`,
+          )
+        ).rowCount ?? 0);
   const updates = layout.columns
     .filter((column) => !column.primaryKey)
     .map((column) => `${pg.escapeIdentifier(column.name)} = EXCLUDED.${pg.escapeIdentifier(column.name)}`);
@@ -141,23 +181,24 @@ async function applyFeed(
             ? ` WHERE ${qualified(target)}.${pg.escapeIdentifier(layout.timeseriesKey.name)} IS NULL OR ${qualified(target)}.${pg.escapeIdentifier(layout.timeseriesKey.name)} <= EXCLUDED.${pg.escapeIdentifier(layout.timeseriesKey.name)}`
             : ''
         }`;
-  const upserted = await client.query(
-    `INSERT INTO ${qualified(target)} (${columns})
-       SELECT ${columns} FROM pier_last WHERE pier_op <> 'd'
-       ON CONFLICT (${keys}) ${onConflict}`,
-  );
-  return {
-    changes,
-    upserted: upserted.rowCount ?? 0,
-    deleted: deleted.rowCount ?? 0,
-    skippedNullKeys,
-  };
+  const upserted =
+    written.i + written.u === 0
+      ? 0
+      : ((
+          await client.query(
+            `INSERT INTO ${qualified(target)} (${columns})
+               SELECT ${columns} FROM pier_last WHERE pier_op <> 'd'
+               ON CONFLICT (${keys}) ${onConflict}`,
+          )
+        ).rowCount ?? 0);
+  return { changes, upserted, deleted, skippedNullKeys };
 }
 
 /**
  * A key inserted while a row with it is live means the source holds the key
  * twice. Counted per key over the batch: live before (0 or 1), plus inserts,
- * minus deletes, must stay at most 1.
+ * minus deletes, must stay at most 1; only keys with more inserts than
+ * deletes can break that, so only those are looked up in the table.
  */
 async function assertKeysStayUnique(
   client: pg.ClientBase,
@@ -169,7 +210,8 @@ async function assertKeysStayUnique(
   const { rows } = await client.query<{ key: string }>(
     `SELECT row(${layout.primaryKey.map((column) => `c.${pg.escapeIdentifier(column.name)}`).join(', ')})::text AS key
        FROM (SELECT ${keys}, sum(CASE pier_op WHEN 'i' THEN 1 WHEN 'd' THEN -1 ELSE 0 END) AS net
-               FROM pier_changes GROUP BY ${keys}) c
+               FROM pier_changes GROUP BY ${keys}
+             HAVING sum(CASE pier_op WHEN 'i' THEN 1 WHEN 'd' THEN -1 ELSE 0 END) > 0) c
       WHERE c.net + (SELECT count(*) FROM ${qualified(target)} t WHERE ${keyMatch}) > 1
       LIMIT 1`,
   );
@@ -179,4 +221,10 @@ async function assertKeysStayUnique(
       `PRIMARY_KEY_CONSTRAINT_VIOLATION: the source now has more than one row with primary key (${layout.primaryKey.map((c) => c.name).join(', ')}) = ${rows[0].key}. Make the key unique in the source, or set a timeseries_key so the latest row of each key wins; then run a full refresh.`,
     );
   }
+}
+
+function batchColumn(batch: ColumnBatch, name: string) {
+  const column = batch.columns.find((c) => c.name === name);
+  if (!column) throw new Error(`change batch without ${name}`);
+  return column;
 }

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { DeltaRow, DeltaSnapshot } from '../delta/index.js';
+import type { DeltaSnapshot } from '../delta/index.js';
 import { PierError } from '../errors.js';
 import type { TargetLayout } from './columns.js';
-import { copyEncoder } from './copy-text.js';
+import { CopyBinaryEncoder, CopyBinaryWriter, copyColumns } from './copy-binary.js';
 import {
+  ASYNC_COMMIT,
   columnDefinitions,
   columnList,
   copyInto,
@@ -60,40 +61,38 @@ export async function snapshotInto(
   const staging: SyncTarget = { schema: target.schema, table: `pier_staging_${hashName(target)}` };
   const keyConstraint = `${target.table.slice(0, 58)}_pkey`;
   const totalRows = totalRowsOf(snapshot);
-  let skippedNullKeys = 0;
   let syncedRows = 0;
-  const encode = copyEncoder(layout.columns);
-  const keyNames = layout.primaryKey.map((column) => column.name);
-  const hasNullKey = (row: DeltaRow) =>
-    keyNames.some((name) => row[name] === null || row[name] === undefined);
+  const encoder = new CopyBinaryEncoder(copyColumns(layout.columns), {
+    keys: layout.primaryKey.map((column) => column.name),
+  });
 
-  async function* lines(): AsyncGenerator<string> {
-    for await (const rows of snapshot.scan()) {
-      let chunk = '';
-      for (const row of rows) {
-        if (hasNullKey(row)) {
-          skippedNullKeys++;
-          continue;
-        }
-        chunk += encode(row);
-      }
-      syncedRows += rows.length;
-      yield chunk;
+  // Row groups go straight from the parquet decoder's columns to COPY bytes, one at a time.
+  async function* data(): AsyncGenerator<Buffer> {
+    const out = new CopyBinaryWriter();
+    out.header();
+    for await (const batch of snapshot.scanColumns()) {
+      encoder.encode(out, batch);
+      syncedRows += batch.length;
+      yield* out.take();
       options.onProgress?.({ syncedRows, ...(totalRows !== undefined ? { totalRows } : {}) });
     }
+    out.trailer();
+    yield* out.take();
   }
 
   await client.query('BEGIN');
+  await client.query(ASYNC_COMMIT);
   try {
     // One snapshot of a target at a time, whichever process runs it.
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [qualified(target)]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(target.schema)}`);
     await client.query(`DROP TABLE IF EXISTS ${qualified(staging)}`);
     await client.query(`CREATE TABLE ${qualified(staging)} (${columnDefinitions(layout.columns)})`);
+    // FREEZE: the table is new in this transaction, so its rows can be written frozen and all-visible.
     let rows = await copyInto(
       client,
-      `COPY ${qualified(staging)} (${columnList(layout.columns)}) FROM STDIN`,
-      lines(),
+      `COPY ${qualified(staging)} (${columnList(layout.columns)}) FROM STDIN (FORMAT binary, FREEZE)`,
+      data(),
     );
     if (layout.timeseriesKey) rows = await keepLatestPerKey(client, staging, layout);
     await addPrimaryKey(client, staging, layout, `pier_staging_${hashName(target)}_pkey`);
@@ -112,7 +111,7 @@ export async function snapshotInto(
       ...(options.commitTimestamp ? { deltaCommitTimestamp: options.commitTimestamp } : {}),
     });
     await client.query('COMMIT');
-    return { deltaVersion: snapshot.version, rows, skippedNullKeys };
+    return { deltaVersion: snapshot.version, rows, skippedNullKeys: encoder.skippedNullKeys };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
     throw error;

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { TargetColumn, TargetLayout } from './columns.js';
@@ -19,6 +18,14 @@ export interface SyncTarget {
  * and the version that produced them can never disagree.
  */
 export const PROGRESS_TABLE = 'pier_sync.progress';
+
+/**
+ * Sync transactions commit without waiting for their WAL to reach disk: the
+ * rows and the version they reflect commit together, so a commit a crash
+ * loses is lost whole, the recorded version with it, and the next sync
+ * simply does that work again. Nothing is applied twice or half.
+ */
+export const ASYNC_COMMIT = 'SET LOCAL synchronous_commit = off';
 
 export function qualified(target: SyncTarget): string {
   return `${pg.escapeIdentifier(target.schema)}.${pg.escapeIdentifier(target.table)}`;
@@ -90,14 +97,22 @@ export async function writeProgress(
 }
 
 /**
- * Streams COPY text into `sql` (a `COPY … FROM STDIN`), honouring
- * backpressure, so memory holds one batch at a time however large the
+ * COPY bytes queued for the server before the producer waits, and how far
+ * the queue must fall before it carries on: Postgres always has the next
+ * megabytes while the producer decodes, and memory stays bounded.
+ */
+const QUEUE_HIGH_BYTES = 8 << 20;
+const QUEUE_LOW_BYTES = 4 << 20;
+
+/**
+ * Streams COPY data into `sql` (a `COPY … FROM STDIN`), honouring
+ * backpressure, so memory holds a few megabytes at a time however large the
  * table. Returns the rows Postgres took.
  */
 export async function copyInto(
   client: pg.ClientBase,
   sql: string,
-  batches: AsyncIterable<string>,
+  batches: AsyncIterable<string | Buffer>,
 ): Promise<number> {
   const stream = client.query(copyFrom(sql));
   const finished = new Promise<void>((resolve, reject) => {
@@ -106,10 +121,30 @@ export async function copyInto(
   });
   // An error while we still write (Postgres refused a row) must not go unhandled.
   finished.catch(() => {});
+  // Not the stream's 'drain' (only once its queue is empty, leaving Postgres idle while we decode).
+  let queued = 0;
+  let resume: (() => void) | undefined;
+  const sent = (bytes: number) => () => {
+    queued -= bytes;
+    if (resume && queued <= QUEUE_LOW_BYTES) {
+      resume();
+      resume = undefined;
+    }
+  };
   try {
     for await (const chunk of batches) {
       if (chunk.length === 0) continue;
-      if (!stream.write(chunk)) await Promise.race([once(stream, 'drain'), finished]);
+      const bytes = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+      queued += bytes;
+      stream.write(chunk, sent(bytes));
+      if (queued > QUEUE_HIGH_BYTES) {
+        await Promise.race([
+          new Promise<void>((resolve) => {
+            resume = resolve;
+          }),
+          finished,
+        ]);
+      }
     }
   } catch (error) {
     stream.destroy(error as Error);
