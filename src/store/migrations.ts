@@ -339,6 +339,13 @@ export const migrations: Migration[] = [
         ended_at timestamptz
       );
       CREATE INDEX sync_pipeline_updates_pipeline ON sync_pipeline_updates (pipeline_id, created_at);
+
+      -- A schema of a standard catalog may show a Postgres schema of an instance's
+      -- database (pier database register-database-instance into an existing catalog).
+      ALTER TABLE catalog_schemas
+        ADD COLUMN instance_uid uuid REFERENCES instances ON DELETE CASCADE,
+        ADD COLUMN database_name text,
+        ADD CHECK ((instance_uid IS NULL) = (database_name IS NULL));
     `,
   },
 ];

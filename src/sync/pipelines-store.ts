@@ -45,7 +45,11 @@ export async function insertPipeline(
   return rows[0];
 }
 
-export async function findPipeline(db: Queryable, id: string, lock = false): Promise<PipelineRow | undefined> {
+export async function findPipeline(
+  db: Queryable,
+  id: string,
+  lock = false,
+): Promise<PipelineRow | undefined> {
   // A malformed id is no pipeline, not a store error.
   if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined;
   const { rows } = await db.query<PipelineRow>(
@@ -112,7 +116,10 @@ export async function listUpdates(
 }
 
 /** The oldest QUEUED or RUNNING update that is due: what the worker runs next. */
-export async function nextDueUpdate(db: Queryable, pipelineId: string): Promise<PipelineUpdateRow | undefined> {
+export async function nextDueUpdate(
+  db: Queryable,
+  pipelineId: string,
+): Promise<PipelineUpdateRow | undefined> {
   const { rows } = await db.query<PipelineUpdateRow>(
     `SELECT ${UPDATE} FROM sync_pipeline_updates
       WHERE pipeline_id = $1 AND state IN ('QUEUED', 'RUNNING') AND not_before <= clock_timestamp()

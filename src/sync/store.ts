@@ -109,7 +109,10 @@ export async function listSyncedTablesOfInstance(
   return rows;
 }
 
-export async function listSyncedTablesOfPipeline(db: Queryable, pipelineId: string): Promise<SyncedTableRow[]> {
+export async function listSyncedTablesOfPipeline(
+  db: Queryable,
+  pipelineId: string,
+): Promise<SyncedTableRow[]> {
   const { rows } = await db.query<SyncedTableRow>(
     `SELECT ${COLUMNS} FROM synced_tables WHERE pipeline_id = $1 ORDER BY name`,
     [pipelineId],
@@ -143,10 +146,10 @@ export async function updateSyncedTableStatus(
   id: string,
   status: SyncedTableStatus,
 ): Promise<void> {
-  await db.query(
-    `UPDATE synced_tables SET status = jsonb_strip_nulls(status || $2::jsonb) WHERE id = $1`,
-    [id, JSON.stringify(status)],
-  );
+  await db.query(`UPDATE synced_tables SET status = jsonb_strip_nulls(status || $2::jsonb) WHERE id = $1`, [
+    id,
+    JSON.stringify(status),
+  ]);
 }
 
 export async function updateSyncedTableSpec(db: Queryable, id: string, spec: SyncedTableSpec): Promise<void> {
