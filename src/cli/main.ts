@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { databaseAccess } from '../access/component.js';
 import type { ComponentFactory } from '../server/pier.js';
+import { syncWorkers } from '../sync/worker.js';
 import { registerCatalogCommands } from './catalog.js';
 import { describeCliError, registerDatabaseCommands, registerKeyCommands } from './database.js';
 import { registerDeltaCommands } from './delta.js';
@@ -19,7 +20,7 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 /** What `pier up` runs besides the API and the reconciler. */
-const components: ComponentFactory[] = [databaseAccess];
+const components: ComponentFactory[] = [databaseAccess, syncWorkers];
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;

@@ -144,7 +144,7 @@ export async function findSyncedTableByTarget(
 export async function updateSyncedTableStatus(
   db: Queryable,
   id: string,
-  status: SyncedTableStatus,
+  status: { [K in keyof SyncedTableStatus]: SyncedTableStatus[K] | null },
 ): Promise<void> {
   await db.query(`UPDATE synced_tables SET status = jsonb_strip_nulls(status || $2::jsonb) WHERE id = $1`, [
     id,
