@@ -9,6 +9,7 @@ import { describeCliError, registerDatabaseCommands, registerKeyCommands } from 
 import { registerDeltaCommands } from './delta.js';
 import { registerDemoCommands } from './demo.js';
 import { registerServerCommands } from './server.js';
+import { registerSyncedTableCommands } from './synced-tables.js';
 
 // A reader that stops early (`pier delta show … | head`) closes the pipe: end quietly,
 // as Unix tools do, instead of with an EPIPE stack trace.
@@ -44,6 +45,7 @@ registerCatalogCommands(program);
 registerDeltaCommands(program);
 registerDemoCommands(program);
 registerKeyCommands(program);
+registerSyncedTableCommands(program);
 addGlobalOptionsEverywhere(program);
 
 /** `--data-dir` and `--profile` work before or after any subcommand, as in the Databricks CLI. */

@@ -43,7 +43,11 @@ after(async () => {
   await removePier(pier);
 });
 
-function syncedTable(name: string, policy: 'SNAPSHOT' | 'TRIGGERED' | 'CONTINUOUS', extra: Record<string, unknown> = {}) {
+function syncedTable(
+  name: string,
+  policy: 'SNAPSHOT' | 'TRIGGERED' | 'CONTINUOUS',
+  extra: Record<string, unknown> = {},
+) {
   return {
     name,
     database_instance_name: 'orders-db',
@@ -250,7 +254,11 @@ test('creation rules: each refusal names its cause and creates nothing', async (
     400,
     /delta\.enableChangeDataFeed/,
   );
-  await refused({ ...base, spec: { ...base.spec, scheduling_policy: 'HOURLY' as never } }, 400, /scheduling_policy/);
+  await refused(
+    { ...base, spec: { ...base.spec, scheduling_policy: 'HOURLY' as never } },
+    400,
+    /scheduling_policy/,
+  );
   await refused(
     { name: base.name, spec: base.spec },
     400,
