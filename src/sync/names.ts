@@ -1,3 +1,4 @@
+import { findDatabaseBackedSchema, listDatabaseBackedSchemas } from '../catalog/database-schemas-store.js';
 import { parseTableFullName } from '../catalog/names.js';
 import { findCatalog } from '../catalog/store.js';
 import { invalidParameter, notFound } from '../errors.js';
@@ -11,30 +12,6 @@ export interface SyncedTablePlace {
   databaseName: string;
   targetSchema: string;
   targetTable: string;
-}
-
-/** A schema of a standard catalog that shows a Postgres schema (see docs/synced-tables.md). */
-export async function findDatabaseBackedSchema(
-  db: Queryable,
-  catalogId: string,
-  schema: string,
-): Promise<{ instance_uid: string; database_name: string } | undefined> {
-  const { rows } = await db.query<{ instance_uid: string; database_name: string }>(
-    `SELECT instance_uid::text, database_name FROM catalog_schemas
-      WHERE catalog_id = $1 AND name = $2 AND instance_uid IS NOT NULL`,
-    [catalogId, schema],
-  );
-  return rows[0];
-}
-
-/** The registered places of an instance: database catalogs and database-backed schemas. */
-async function registeredSchemasOf(db: Queryable, instanceUid: string): Promise<string[]> {
-  const { rows } = await db.query<{ name: string }>(
-    `SELECT c.name || '.' || s.name AS name FROM catalog_schemas s JOIN catalogs c ON c.id = s.catalog_id
-      WHERE s.instance_uid = $1 ORDER BY 1`,
-    [instanceUid],
-  );
-  return rows.map((row) => row.name);
 }
 
 /**
@@ -51,7 +28,7 @@ export async function resolvePlace(
 ): Promise<SyncedTablePlace> {
   let fullName = rawName;
   if (typeof rawName === 'string' && !rawName.includes('.') && given.instance) {
-    const registered = await registeredSchemasOf(db, given.instance.uid);
+    const registered = await listDatabaseBackedSchemas(db, given.instance.uid);
     if (registered.length !== 1) {
       throw invalidParameter(
         `Synced table name '${rawName}' is not a three-part name, and instance '${given.instance.name}' has ${registered.length === 0 ? 'no registered schema' : `several registered schemas (${registered.join(', ')})`}. Name it <catalog>.<schema>.<table>.`,
