@@ -170,12 +170,13 @@ export class PipelineRunner {
     const start = new Date();
     const target = { schema: table.target_schema, table: table.target_table };
     let client: pg.Client | undefined;
-    let everSynced = false;
+    // Until Postgres says otherwise (it may be unreachable): synced before if the status says so.
+    let everSynced = table.status.last_sync !== undefined;
     let lastVersion: number | undefined;
     try {
       client = await this.connect(table);
       const before = await readProgress(client, target).catch(() => undefined);
-      everSynced = before !== undefined;
+      everSynced ||= before !== undefined;
       lastVersion = before?.deltaVersion;
       if (triggered && everSynced) {
         await updateSyncedTableStatus(this.store, table.id, status.updating(table.spec.scheduling_policy));

@@ -33,10 +33,10 @@ before(async () => {
   assert.equal(demo.code, 0, demo.stderr);
   demoLocation = JSON.parse(demo.stdout).storage_location;
   uid = await availableInstance(pier, pier.adminToken, 'orders-db');
-  pgClient = await instanceSuperuser(pier, uid, 'databricks_postgres').catch(async () => {
-    // The database may not exist before the first synced table makes it.
-    return instanceSuperuser(pier, uid);
-  });
+  // The database may not exist before the first synced table makes it.
+  pgClient = quiet(
+    await instanceSuperuser(pier, uid, 'databricks_postgres').catch(() => instanceSuperuser(pier, uid)),
+  );
 });
 after(async () => {
   await pgClient?.end().catch(() => {});
@@ -75,10 +75,16 @@ async function waitForVersion(name: string, version: number, timeoutMs = 60_000)
   );
 }
 
+/** The test's own connection; the instance's stop ends it, which is expected. */
+function quiet(client: pg.Client): pg.Client {
+  client.on('error', () => {});
+  return client;
+}
+
 async function targetClient(): Promise<pg.Client> {
   if ((pgClient as unknown as { database: string }).database !== 'databricks_postgres') {
     await pgClient.end();
-    pgClient = await instanceSuperuser(pier, uid, 'databricks_postgres');
+    pgClient = quiet(await instanceSuperuser(pier, uid, 'databricks_postgres'));
   }
   return pgClient;
 }
@@ -311,4 +317,98 @@ test('permissions: CAN_USE on the instance and SELECT on the source', async () =
   }
   const allowed = await api(pier, user.token, 'POST', '/api/2.0/database/synced_tables', body);
   assert.equal(allowed.status, 200, JSON.stringify(allowed.body));
+});
+
+test('limits: at most 20 synced tables per source; VARIANT columns are refused', async () => {
+  // analytics.gold.no_cdf has one synced table (no_cdf_copy): 19 more fit, the 21st does not.
+  for (let i = 1; i < 20; i++) {
+    const made = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/synced_tables', {
+      ...syncedTable(`analytics.gold.copy_${i}`, 'SNAPSHOT'),
+      spec: { ...syncedTable('x', 'SNAPSHOT').spec, source_table_full_name: 'analytics.gold.no_cdf' },
+    });
+    assert.equal(made.status, 200, JSON.stringify(made.body));
+  }
+  const over = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/synced_tables', {
+    ...syncedTable('analytics.gold.copy_21', 'SNAPSHOT'),
+    spec: { ...syncedTable('x', 'SNAPSHOT').spec, source_table_full_name: 'analytics.gold.no_cdf' },
+  });
+  assert.equal(over.status, 429, JSON.stringify(over.body));
+  assert.match(String(over.body.message), /already has 20 synced tables/);
+  for (let i = 1; i < 20; i++)
+    await w.database.deleteSyncedDatabaseTable({ name: `analytics.gold.copy_${i}` });
+});
+
+test('a duplicate key fails the pass with PRIMARY_KEY_CONSTRAINT_VIOLATION and is retried', async () => {
+  const created = await w.database.createSyncedDatabaseTable({
+    synced_table: syncedTable('analytics.gold.by_region', 'TRIGGERED', { primary_key_columns: ['region'] }),
+  });
+  const failed = await eventually(
+    async () => {
+      const table = await w.database.getSyncedDatabaseTable({ name: created.name });
+      return table.data_synchronization_status?.detailed_state === 'SYNCED_TABLE_OFFLINE_FAILED'
+        ? table
+        : undefined;
+    },
+    60_000,
+    'the failed state',
+  );
+  assert.match(String(failed.data_synchronization_status?.message), /PRIMARY_KEY_CONSTRAINT_VIOLATION/);
+  assert.ok(failed.data_synchronization_status?.failed_status?.timestamp);
+  const pipelineId = failed.data_synchronization_status?.pipeline_id as string;
+  const updates = await api(pier, pier.adminToken, 'GET', `/api/2.0/pipelines/${pipelineId}/updates`);
+  const history = updates.body.updates as { state: string; cause: string }[];
+  assert.equal(history[history.length - 1].state, 'FAILED');
+  assert.ok(history.some((u) => u.cause === 'RETRY_ON_FAILURE'));
+  const pipeline = await api(pier, pier.adminToken, 'GET', `/api/2.0/pipelines/${pipelineId}`);
+  assert.equal(pipeline.body.state, 'FAILED');
+  await w.database.deleteSyncedDatabaseTable({ name: created.name });
+});
+
+test('a stopped instance fails the continuous table, which heals by itself once it is started', async () => {
+  const name = 'analytics.gold.revenue_continuous';
+  const stop = await api(
+    pier,
+    pier.adminToken,
+    'PATCH',
+    '/api/2.0/database/instances/orders-db?update_mask=stopped',
+    {
+      stopped: true,
+    },
+  );
+  assert.equal(stop.status, 200, JSON.stringify(stop.body));
+  await eventually(
+    async () => {
+      const { body } = await api(pier, pier.adminToken, 'GET', '/api/2.0/database/instances/orders-db');
+      return body.state === 'STOPPED' ? true : undefined;
+    },
+    60_000,
+    'STOPPED',
+  );
+  await pgClient.end().catch(() => {});
+  const version = await advanceDemoTable(demoLocation);
+  const failed = await eventually(
+    async () => {
+      const table = await w.database.getSyncedDatabaseTable({ name });
+      return table.data_synchronization_status?.detailed_state === 'SYNCED_TABLE_ONLINE_PIPELINE_FAILED'
+        ? table
+        : undefined;
+    },
+    30_000,
+    'the failed state',
+  );
+  assert.match(String(failed.data_synchronization_status?.message), /is STOPPED/);
+  const start = await api(
+    pier,
+    pier.adminToken,
+    'PATCH',
+    '/api/2.0/database/instances/orders-db?update_mask=stopped',
+    {
+      stopped: false,
+    },
+  );
+  assert.equal(start.status, 200, JSON.stringify(start.body));
+  const healed = await waitForVersion(name, version, 120_000);
+  assert.equal(healed.data_synchronization_status?.detailed_state, 'SYNCED_TABLE_ONLINE_CONTINUOUS_UPDATE');
+  pgClient = quiet(await instanceSuperuser(pier, uid, 'databricks_postgres'));
+  await assertSameAsDelta('gold', 'revenue_continuous', version);
 });
