@@ -1,5 +1,10 @@
-import { invalidParameter } from '../errors.js';
-import { createSyncedTable, deleteSyncedTable, getSyncedTable, listSyncedTables } from '../sync/service.js';
+import {
+  createSyncedTable,
+  deleteSyncedTable,
+  getSyncedTable,
+  listSyncedTables,
+  updateSyncedTable,
+} from '../sync/service.js';
 import { syncedTableView } from '../sync/view.js';
 import { nextPage, type RouteGroup, readJson } from './request.js';
 
@@ -16,10 +21,10 @@ export const syncedTableRoutes: RouteGroup = (app, ctx) => {
     c.json(syncedTableView(await getSyncedTable(ctx, c.var.caller, c.req.param('name')))),
   );
 
-  app.patch('/api/2.0/database/synced_tables/:name', async () => {
-    throw invalidParameter(
-      'Updating a synced table is not supported yet; delete it (its Postgres table is kept) and create it again.',
-    );
+  app.patch('/api/2.0/database/synced_tables/:name', async (c) => {
+    const mask = c.req.query('update_mask');
+    const table = await updateSyncedTable(ctx, c.var.caller, c.req.param('name'), mask, await readJson(c));
+    return c.json(syncedTableView(table));
   });
 
   app.delete('/api/2.0/database/synced_tables/:name', async (c) => {

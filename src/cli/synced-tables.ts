@@ -113,6 +113,19 @@ export function registerSyncedTableCommands(program: Command): void {
     });
 
   database
+    .command('update-synced-database-table <NAME> <UPDATE_MASK>')
+    .description('Update a synced table (UPDATE_MASK: spec.scheduling_policy), the new values in --json.')
+    .option('--json <json>', 'The SyncedDatabaseTable fields to change, as JSON or @file.')
+    .action(async (name: string, mask: string, options: { json?: string }, command: Command) => {
+      printJson(
+        await call(credentials(command), 'PATCH', tablePath(name), {
+          query: { update_mask: mask },
+          body: { ...parseJsonFlag(options.json), name },
+        }),
+      );
+    });
+
+  database
     .command('delete-synced-database-table <NAME>')
     .description('Delete a synced table; its Postgres table is kept unless --purge-data.')
     .option('--purge-data', 'Drop the Postgres table too.')

@@ -173,6 +173,8 @@ export class PipelineRunner {
     // Until Postgres says otherwise (it may be unreachable): synced before if the status says so.
     let everSynced = table.status.last_sync !== undefined;
     let lastVersion: number | undefined;
+    // Progress is written in order and always before the final status, never after it.
+    let progressWrites = Promise.resolve();
     try {
       client = await this.connect(table);
       const before = await readProgress(client, target).catch(() => undefined);
@@ -204,17 +206,17 @@ export class PipelineRunner {
             onProgress: (syncedRows, total) => {
               if (everSynced || Date.now() - lastWrite < PROGRESS_EVERY_MS) return;
               lastWrite = Date.now();
-              void updateSyncedTableStatus(
-                this.store,
-                table.id,
-                status.snapshotRunning(syncedRows, total),
-              ).catch((e) => noteFailure('sync.progress', e));
+              const patch = status.snapshotRunning(syncedRows, total);
+              progressWrites = progressWrites
+                .then(() => updateSyncedTableStatus(this.store, table.id, patch))
+                .catch((e) => noteFailure('sync.progress', e));
             },
           },
         );
         refresh = false;
         if (outcome.kind !== 'changes' || this.stopped) break;
       }
+      await progressWrites;
       const after = await readProgress(client, target);
       await updateSyncedTableStatus(
         this.store,
@@ -227,6 +229,7 @@ export class PipelineRunner {
       );
       return undefined;
     } catch (error) {
+      await progressWrites;
       const message = await this.describe(table, error);
       if (!(error instanceof SyncFailure)) {
         // The connection may be broken: the next pass opens a new one.

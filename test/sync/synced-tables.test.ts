@@ -364,6 +364,41 @@ test('a duplicate key fails the pass with PRIMARY_KEY_CONSTRAINT_VIOLATION and i
   await w.database.deleteSyncedDatabaseTable({ name: created.name });
 });
 
+test('PATCH changes the scheduling policy (plain HTTP: the SDK sends no body); the Change Data Feed rule applies again', async () => {
+  const patch = (name: string, mask: string | undefined, body: unknown) =>
+    api(
+      pier,
+      pier.adminToken,
+      'PATCH',
+      `/api/2.0/database/synced_tables/${name}${mask ? `?update_mask=${mask}` : ''}`,
+      body,
+    );
+  const noCdf = await patch('analytics.gold.no_cdf_copy', 'spec.scheduling_policy', {
+    spec: { scheduling_policy: 'TRIGGERED' },
+  });
+  assert.equal(noCdf.status, 400, JSON.stringify(noCdf.body));
+  assert.match(String(noCdf.body.message), /delta\.enableChangeDataFeed/);
+  const unchanged = await w.database.getSyncedDatabaseTable({ name: 'analytics.gold.no_cdf_copy' });
+  assert.equal(unchanged.spec?.scheduling_policy, 'SNAPSHOT');
+  const key = await patch('analytics.gold.by_user', 'spec.primary_key_columns', {
+    spec: { primary_key_columns: ['day'] },
+  });
+  assert.equal(key.status, 400);
+  assert.match(String(key.body.message), /cannot be changed/);
+  const noMask = await patch('analytics.gold.by_user', undefined, {
+    spec: { scheduling_policy: 'TRIGGERED' },
+  });
+  assert.equal(noMask.status, 400);
+  const version = await advanceDemoTable(demoLocation);
+  const changed = await patch('analytics.gold.by_user', 'spec.scheduling_policy', {
+    spec: { scheduling_policy: 'TRIGGERED' },
+  });
+  assert.equal(changed.status, 200, JSON.stringify(changed.body));
+  assert.equal((changed.body.spec as { scheduling_policy: string }).scheduling_policy, 'TRIGGERED');
+  await waitForVersion('analytics.gold.by_user', version);
+  await assertSameAsDelta('gold', 'by_user', version);
+});
+
 test('a stopped instance fails the continuous table, which heals by itself once it is started', async () => {
   const name = 'analytics.gold.revenue_continuous';
   const stop = await api(
