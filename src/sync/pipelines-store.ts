@@ -129,14 +129,6 @@ export async function nextDueUpdate(
   return rows[0];
 }
 
-export async function hasPendingUpdate(db: Queryable, pipelineId: string): Promise<boolean> {
-  const { rows } = await db.query(
-    `SELECT 1 FROM sync_pipeline_updates WHERE pipeline_id = $1 AND state IN ('QUEUED', 'RUNNING') LIMIT 1`,
-    [pipelineId],
-  );
-  return rows.length > 0;
-}
-
 export async function markUpdate(
   db: Queryable,
   id: string,

@@ -8,7 +8,7 @@ export interface SyncRoles {
 }
 
 /** Postgres role names are cluster-wide and at most 63 bytes: the database's name, shortened with a hash if long. */
-export function syncRolesFor(database: string): SyncRoles {
+function syncRolesFor(database: string): SyncRoles {
   const tag =
     Buffer.byteLength(database) <= 40
       ? database

@@ -23,7 +23,7 @@ import { type LogWatcher, watchDeltaLog } from './watch.js';
 
 const INSTANCE_PORT = 5432;
 /** Retry delays after consecutive failures: 1 s, 2 s, 4 s … at most 60 s. */
-export function backoffMs(failures: number): number {
+function backoffMs(failures: number): number {
   return Math.min(60_000, 1000 * 2 ** Math.max(0, failures - 1));
 }
 /** Progress of a running snapshot is written at most this often. */

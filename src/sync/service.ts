@@ -44,7 +44,7 @@ import {
 } from './store.js';
 
 /** At most this many synced tables follow one source table (as Lakebase documents). */
-export const MAX_SYNCED_TABLES_PER_SOURCE = 20;
+const MAX_SYNCED_TABLES_PER_SOURCE = 20;
 const POLICIES: SchedulingPolicy[] = ['SNAPSHOT', 'TRIGGERED', 'CONTINUOUS'];
 
 /** A synced table and the name of its instance, for the view. */
