@@ -43,6 +43,8 @@ export class PipelineRunner {
   private readonly watchers = new Map<string, LogWatcher>();
   private retry: NodeJS.Timeout | undefined;
   private continuousFailures = 0;
+  /** No continuous pass before this time (ms): the backoff after a failed one. */
+  private retryAt = 0;
   private client: pg.Client | undefined;
 
   constructor(
@@ -118,14 +120,19 @@ export class PipelineRunner {
     }
     const continuous = tables.filter((t) => t.spec.scheduling_policy === 'CONTINUOUS');
     if (continuous.length === 0 || !this.continuousDue) return;
+    // After a failure the backoff decides when to try again, not every commit or poll.
+    if (Date.now() < this.retryAt) return;
     this.continuousDue = false;
     const error = await this.syncAll(continuous, false, false);
     if (error) {
       this.continuousFailures++;
+      const delay = backoffMs(this.continuousFailures);
+      this.retryAt = Date.now() + delay;
       clearTimeout(this.retry);
-      this.retry = setTimeout(() => this.poke(true), backoffMs(this.continuousFailures));
+      this.retry = setTimeout(() => this.poke(true), delay);
     } else {
       this.continuousFailures = 0;
+      this.retryAt = 0;
     }
   }
 

@@ -25,7 +25,7 @@ async function pierCli(...args: string[]): Promise<string> {
   return result.stdout;
 }
 
-test("the seed's sequence, verbatim, through the CLI on a fresh pier up", async () => {
+test("the seed's sequence, verbatim, through the CLI on a fresh pier up", async (t) => {
   const demo = JSON.parse(await pierCli('demo'));
   await pierCli('database', 'create-database-instance', 'order-mgmt-db', '--capacity', 'CU_2');
   const registered = JSON.parse(
@@ -87,6 +87,7 @@ test("the seed's sequence, verbatim, through the CLI on a fresh pier up", async 
     seenAfterMs !== undefined,
     `the new commit never showed through the proxy: ${JSON.stringify(lastRows.slice(0, 3))} vs ${JSON.stringify(expected.slice(0, 3))} (${lastRows.length} vs ${expected.length})`,
   );
+  t.diagnostic(`the new commit was visible through the proxy after ${seenAfterMs} ms`);
   // "Within about a second" (psql's own start-up included; generous on a loaded 2-core host).
   assert.ok(seenAfterMs < 3000, `the new commit took ${seenAfterMs} ms`);
 });

@@ -355,9 +355,16 @@ test('a duplicate key fails the pass with PRIMARY_KEY_CONSTRAINT_VIOLATION and i
   assert.match(String(failed.data_synchronization_status?.message), /PRIMARY_KEY_CONSTRAINT_VIOLATION/);
   assert.ok(failed.data_synchronization_status?.failed_status?.timestamp);
   const pipelineId = failed.data_synchronization_status?.pipeline_id as string;
-  const updates = await api(pier, pier.adminToken, 'GET', `/api/2.0/pipelines/${pipelineId}/updates`);
-  const history = updates.body.updates as { state: string; cause: string }[];
-  assert.equal(history[history.length - 1].state, 'FAILED');
+  // The table's status is written first, the update's end just after it.
+  const history = await eventually(
+    async () => {
+      const { body } = await api(pier, pier.adminToken, 'GET', `/api/2.0/pipelines/${pipelineId}/updates`);
+      const updates = body.updates as { state: string; cause: string }[];
+      return updates[updates.length - 1].state === 'FAILED' ? updates : undefined;
+    },
+    30_000,
+    'the failed update',
+  );
   assert.ok(history.some((u) => u.cause === 'RETRY_ON_FAILURE'));
   const pipeline = await api(pier, pier.adminToken, 'GET', `/api/2.0/pipelines/${pipelineId}`);
   assert.equal(pipeline.body.state, 'FAILED');
@@ -421,16 +428,20 @@ test('a stopped instance fails the continuous table, which heals by itself once 
   );
   await pgClient.end().catch(() => {});
   const version = await advanceDemoTable(demoLocation);
+  let seen: unknown;
   const failed = await eventually(
     async () => {
       const table = await w.database.getSyncedDatabaseTable({ name });
+      seen = table.data_synchronization_status;
       return table.data_synchronization_status?.detailed_state === 'SYNCED_TABLE_ONLINE_PIPELINE_FAILED'
         ? table
         : undefined;
     },
-    30_000,
+    60_000,
     'the failed state',
-  );
+  ).catch((error) => {
+    throw new Error(`${(error as Error).message}; last status ${JSON.stringify(seen)}`);
+  });
   assert.match(String(failed.data_synchronization_status?.message), /is STOPPED/);
   const start = await api(
     pier,
