@@ -433,7 +433,10 @@ test('a stopped instance fails the continuous table, which heals by itself once 
     async () => {
       const table = await w.database.getSyncedDatabaseTable({ name });
       seen = table.data_synchronization_status;
-      return table.data_synchronization_status?.detailed_state === 'SYNCED_TABLE_ONLINE_PIPELINE_FAILED'
+      // A pass while the instance was stopping says UPDATING; the retry after it says STOPPED.
+      const status = table.data_synchronization_status;
+      return status?.detailed_state === 'SYNCED_TABLE_ONLINE_PIPELINE_FAILED' &&
+        /is STOPPED/.test(status.message ?? '')
         ? table
         : undefined;
     },
