@@ -91,3 +91,66 @@ test("the seed's sequence, verbatim, through the CLI on a fresh pier up", async 
   // "Within about a second" (psql's own start-up included; generous on a loaded 2-core host).
   assert.ok(seenAfterMs < 3000, `the new commit took ${seenAfterMs} ms`);
 });
+
+test('the synced-table verbs of the CLI', async () => {
+  const name = 'analytics.operational.daily_revenue';
+  const refreshed = JSON.parse(
+    await pierCli('database', 'sync-synced-table', name, '--full-refresh', '--wait'),
+  );
+  assert.equal(refreshed.name, name);
+  const listed = JSON.parse(await pierCli('database', 'list-synced-database-tables', 'order-mgmt-db'));
+  assert.deepEqual(
+    listed.map((t: { name: string }) => t.name),
+    [name],
+  );
+  const got = JSON.parse(await pierCli('database', 'get-synced-database-table', name));
+  const pipelineId = got.data_synchronization_status.pipeline_id;
+  const updates = await api(pier, pier.adminToken, 'GET', `/api/2.0/pipelines/${pipelineId}/updates`);
+  assert.equal((updates.body.updates as { full_refresh: boolean }[])[0].full_refresh, true);
+
+  // A source without a key Pier knows needs --primary-key.
+  const noKey = await runPier([
+    'database',
+    'create-synced-table',
+    '--instance-name',
+    'order-mgmt-db',
+    '--source-table',
+    'analytics.gold.other',
+    '--target-table',
+    'other',
+    '--scheduling-policy',
+    'SNAPSHOT',
+    '--data-dir',
+    pier.dataDir,
+  ]);
+  assert.notEqual(noKey.code, 0);
+  assert.match(noKey.stderr, /--primary-key is required/);
+
+  // Shared by a second table through existing_pipeline_id (JSON form of the Databricks CLI).
+  const shared = JSON.parse(
+    await pierCli(
+      'database',
+      'create-synced-database-table',
+      'analytics.operational.revenue_copy',
+      '--json',
+      JSON.stringify({
+        spec: {
+          source_table_full_name: 'analytics.gold.daily_revenue',
+          primary_key_columns: ['day', 'region'],
+          scheduling_policy: 'TRIGGERED',
+          existing_pipeline_id: pipelineId,
+        },
+      }),
+    ),
+  );
+  assert.equal(shared.data_synchronization_status.pipeline_id, pipelineId);
+  const pipeline = await api(pier, pier.adminToken, 'GET', `/api/2.0/pipelines/${pipelineId}`);
+  assert.match(String(pipeline.body.name), /revenue_copy/);
+
+  await pierCli('database', 'delete-synced-database-table', 'analytics.operational.revenue_copy');
+  await pierCli('database', 'delete-synced-database-table', name, '--purge-data');
+  const after = JSON.parse(await pierCli('database', 'list-synced-database-tables', 'order-mgmt-db'));
+  assert.deepEqual(after, []);
+  const gone = await api(pier, pier.adminToken, 'GET', `/api/2.0/pipelines/${pipelineId}`);
+  assert.equal(gone.status, 404);
+});
