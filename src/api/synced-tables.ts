@@ -1,10 +1,5 @@
-import {
-  createSyncedTable,
-  deleteSyncedTable,
-  getSyncedTable,
-  listSyncedTables,
-  updateSyncedTable,
-} from '../sync/service.js';
+import { createSyncedTable, deleteSyncedTable, getSyncedTable, listSyncedTables } from '../sync/service.js';
+import { updateSyncedTable } from '../sync/update.js';
 import { syncedTableView } from '../sync/view.js';
 import { nextPage, type RouteGroup, readJson } from './request.js';
 

@@ -3,18 +3,8 @@ import pg from 'pg';
 import { withInstanceDatabase } from '../catalog/database-live.js';
 import { addTableLineage } from '../catalog/lineage.js';
 import { parseTableFullName } from '../catalog/names.js';
-import { Access } from '../catalog/privileges.js';
-import {
-  catalogSecurable,
-  isDatabaseCatalog,
-  loadCatalog,
-  loadStoredSchema,
-  loadStoredTable,
-  schemaSecurable,
-  tableSecurable,
-} from '../catalog/resolve.js';
 import type { ControlContext } from '../control/context.js';
-import { asObject, optionalBoolean, optionalInteger, optionalString } from '../control/validate.js';
+import { asObject, optionalInteger, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
 import { instanceForCaller, permissionOn } from '../instances/permissions.js';
@@ -22,7 +12,6 @@ import { findInstanceByUid, type InstanceRow } from '../instances/store.js';
 import { collectPage, decodePageToken } from '../pagination.js';
 import { forgetLease } from '../store/leases.js';
 import { resolvePlace } from './names.js';
-import type { SchedulingPolicy } from './pipeline.js';
 import {
   deletePipelineIfUnused,
   findPipeline,
@@ -31,6 +20,7 @@ import {
   PIPELINE_LEASE,
 } from './pipelines-store.js';
 import { checkSource } from './source.js';
+import { loadSource, parseSpec } from './spec.js';
 import {
   countSyncedTablesOfSource,
   deleteSyncedTableRow,
@@ -39,75 +29,15 @@ import {
   insertSyncedTable,
   listSyncedTablesOfInstance,
   type SyncedTableRow,
-  type SyncedTableSpec,
-  updateSyncedTableSpec,
 } from './store.js';
 
 /** At most this many synced tables follow one source table (as Lakebase documents). */
 const MAX_SYNCED_TABLES_PER_SOURCE = 20;
-const POLICIES: SchedulingPolicy[] = ['SNAPSHOT', 'TRIGGERED', 'CONTINUOUS'];
 
 /** A synced table and the name of its instance, for the view. */
 export interface SyncedTableRecord {
   table: SyncedTableRow;
   instanceName: string;
-}
-
-function parseSpec(value: unknown): SyncedTableSpec {
-  const spec = asObject(value ?? {}, 'spec');
-  const source = optionalString(spec, 'source_table_full_name');
-  if (!source) {
-    throw invalidParameter(
-      `Field 'spec.source_table_full_name' is required: the Delta table to sync (<catalog>.<schema>.<table>).`,
-    );
-  }
-  const { catalog, schema, table } = parseTableFullName(source);
-  const keys = spec.primary_key_columns ?? [];
-  if (!Array.isArray(keys) || keys.some((key) => typeof key !== 'string' || key === '')) {
-    throw invalidParameter('spec.primary_key_columns must be an array of column names.');
-  }
-  const policy = optionalString(spec, 'scheduling_policy') ?? 'SNAPSHOT';
-  if (!POLICIES.includes(policy as SchedulingPolicy)) {
-    throw invalidParameter(
-      `spec.scheduling_policy '${policy}' is not valid; use one of ${POLICIES.join(', ')}.`,
-    );
-  }
-  const timeseries = optionalString(spec, 'timeseries_key');
-  const existing = optionalString(spec, 'existing_pipeline_id');
-  const create = optionalBoolean(spec, 'create_database_objects_if_missing');
-  return {
-    source_table_full_name: `${catalog}.${schema}.${table}`,
-    primary_key_columns: keys as string[],
-    scheduling_policy: policy as SchedulingPolicy,
-    ...(timeseries ? { timeseries_key: timeseries } : {}),
-    ...(existing ? { existing_pipeline_id: existing } : {}),
-    ...(create !== undefined ? { create_database_objects_if_missing: create } : {}),
-    ...(spec.new_pipeline_spec && typeof spec.new_pipeline_spec === 'object'
-      ? { new_pipeline_spec: spec.new_pipeline_spec as Record<string, unknown> }
-      : {}),
-  };
-}
-
-/** The source table, which the caller must be able to SELECT; returns its directory. */
-async function loadSource(ctx: ControlContext, caller: IdentityRow, fullName: string): Promise<string> {
-  const names = parseTableFullName(fullName);
-  const catalog = await loadCatalog(ctx.store, names.catalog);
-  if (isDatabaseCatalog(catalog)) {
-    throw invalidParameter(
-      `Source table ${fullName} is a Postgres table of a database catalog; a synced table's source is a Delta table.`,
-    );
-  }
-  const schema = await loadStoredSchema(ctx.store, catalog, names.schema);
-  const table = await loadStoredTable(ctx.store, catalog, schema, names.table);
-  const access = await Access.load(ctx.store, caller, [
-    catalogSecurable(catalog),
-    schemaSecurable(catalog, schema),
-    tableSecurable(catalog, schema, table),
-  ]);
-  access.require('USE_CATALOG', 0);
-  if (!access.ownsUpTo(1)) access.require('USE_SCHEMA', 1);
-  access.require('SELECT', 2);
-  return table.storage_path;
 }
 
 /**
@@ -208,7 +138,7 @@ export async function createSyncedTable(
 }
 
 /** The synced table, if the caller holds CAN_USE on its instance (else it does not exist for them). */
-async function loadForCaller(
+export async function loadForCaller(
   ctx: ControlContext,
   caller: IdentityRow,
   rawName: string,
@@ -289,77 +219,7 @@ export async function deleteSyncedTable(
   });
 }
 
-/** Fields `update_mask` may name. */
-const UPDATABLE = ['spec.scheduling_policy'];
-
-/**
- * `PATCH /api/2.0/database/synced_tables/{name}?update_mask=…`: the
- * creator or CAN_MANAGE on the instance may change the scheduling policy
- * (the Change Data Feed rule applies again); the table then catches up at
- * once under its new policy. Other fields need a new synced table.
- */
-export async function updateSyncedTable(
-  ctx: ControlContext,
-  caller: IdentityRow,
-  name: string,
-  updateMask: string | undefined,
-  input: unknown,
-): Promise<SyncedTableRecord> {
-  const { table, instance } = await loadForCaller(ctx, caller, name);
-  requireCreatorOrManager(
-    caller,
-    table,
-    await permissionOn(ctx.store, caller, instance),
-    instance.name,
-    'update',
-  );
-  const fields = (updateMask ?? '')
-    .split(',')
-    .map((f) => f.trim())
-    .filter(Boolean);
-  if (fields.length === 0) {
-    throw invalidParameter(
-      `Query parameter 'update_mask' is required: the fields to change (${UPDATABLE.join(', ')}).`,
-    );
-  }
-  const refused = fields.find((f) => !UPDATABLE.includes(f));
-  if (refused) {
-    throw invalidParameter(
-      `'${refused}' cannot be changed on a synced table (only ${UPDATABLE.join(', ')}); delete it (its Postgres table is kept) and create it again.`,
-    );
-  }
-  const body = asObject(input, 'The synced table');
-  const spec = asObject(body.spec ?? {}, 'spec');
-  const policy = optionalString(spec, 'scheduling_policy');
-  if (!policy || !POLICIES.includes(policy as SchedulingPolicy)) {
-    throw invalidParameter(
-      `update_mask names spec.scheduling_policy, so the body needs spec.scheduling_policy: one of ${POLICIES.join(', ')}.`,
-    );
-  }
-  const next: SyncedTableSpec = { ...table.spec, scheduling_policy: policy as SchedulingPolicy };
-  await checkSource({
-    path: table.source_location,
-    sourceName: table.source_table_full_name,
-    primaryKey: next.primary_key_columns,
-    ...(next.timeseries_key ? { timeseriesKey: next.timeseries_key } : {}),
-    policy: next.scheduling_policy,
-  });
-  const updated = await ctx.store.transaction(async (tx) => {
-    const locked = await findSyncedTable(tx, table.name, true);
-    if (!locked) throw notFound(`Synced table '${table.name}' does not exist.`);
-    await updateSyncedTableSpec(tx, locked.id, next);
-    await insertUpdate(tx, {
-      id: randomUUID(),
-      pipeline_id: locked.pipeline_id,
-      full_refresh: false,
-      cause: 'API_CALL',
-    });
-    return (await findSyncedTable(tx, table.name)) as SyncedTableRow;
-  });
-  return { table: updated, instanceName: instance.name };
-}
-
-function requireCreatorOrManager(
+export function requireCreatorOrManager(
   caller: IdentityRow,
   table: SyncedTableRow,
   level: string | undefined,
