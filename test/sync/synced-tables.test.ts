@@ -406,6 +406,33 @@ test('PATCH changes the scheduling policy (plain HTTP: the SDK sends no body); t
   await assertSameAsDelta('gold', 'by_user', version);
 });
 
+test('inside a database catalog the instance and database come from the catalog', async () => {
+  const catalog = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/catalogs', {
+    name: 'orders_pg',
+    database_instance_name: 'orders-db',
+    database_name: 'databricks_postgres',
+  });
+  assert.equal(catalog.status, 200, JSON.stringify(catalog.body));
+  const spec = syncedTable('x', 'TRIGGERED').spec;
+  const wrong = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/synced_tables', {
+    name: 'orders_pg.public.revenue_in_catalog',
+    logical_database_name: 'elsewhere',
+    spec,
+  });
+  assert.equal(wrong.status, 400, JSON.stringify(wrong.body));
+  assert.match(String(wrong.body.message), /shows database 'databricks_postgres', not 'elsewhere'/);
+  const created = await w.database.createSyncedDatabaseTable({
+    synced_table: {
+      name: 'orders_pg.public.revenue_in_catalog',
+      spec: { ...spec, scheduling_policy: 'TRIGGERED' },
+    },
+  });
+  assert.equal(created.database_instance_name, 'orders-db');
+  assert.equal(created.logical_database_name, 'databricks_postgres');
+  await waitForVersion(created.name, await latest());
+  await assertSameAsDelta('public', 'revenue_in_catalog');
+});
+
 test('a stopped instance fails the continuous table, which heals by itself once it is started', async () => {
   const name = 'analytics.gold.revenue_continuous';
   const stop = await api(
