@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { WorkspaceClient } from '@databricks/sdk-experimental';
 import type pg from 'pg';
 import { openDeltaTable } from '../../src/delta/index.js';
-import { createTable } from '../../src/delta/writer.js';
+import { appendRows, createTable } from '../../src/delta/writer.js';
 import { advanceDemoTable, DAILY_REVENUE_KEY, DAILY_REVENUE_SCHEMA } from '../../src/lakehouse/demo.js';
 import { targetLayout } from '../../src/sync/columns.js';
 import { collect } from '../delta/expected.js';
@@ -431,6 +431,53 @@ test('inside a database catalog the instance and database come from the catalog'
   assert.equal(created.logical_database_name, 'databricks_postgres');
   await waitForVersion(created.name, await latest());
   await assertSameAsDelta('public', 'revenue_in_catalog');
+});
+
+test('rows with a null primary key are skipped and counted in the status', async () => {
+  const location = join(pier.dataDir, 'lakehouse', 'analytics', 'gold', 'with_nulls');
+  await createTable(location, {
+    type: 'struct',
+    fields: [
+      { name: 'id', type: { type: 'long' }, nullable: true, metadata: {} },
+      { name: 'note', type: { type: 'string' }, nullable: true, metadata: {} },
+    ],
+  });
+  await appendRows(location, [
+    { id: 1n, note: 'one' },
+    { id: null, note: 'no key' },
+    { id: 2n, note: 'two' },
+    { id: null, note: 'no key either' },
+  ]);
+  const registered = await api(pier, pier.adminToken, 'POST', '/api/2.1/unity-catalog/tables', {
+    name: 'with_nulls',
+    catalog_name: 'analytics',
+    schema_name: 'gold',
+    table_type: 'EXTERNAL',
+    data_source_format: 'DELTA',
+    storage_location: location,
+  });
+  assert.equal(registered.status, 200, JSON.stringify(registered.body));
+  const created = await w.database.createSyncedDatabaseTable({
+    synced_table: {
+      ...syncedTable('analytics.gold.with_nulls_synced', 'SNAPSHOT'),
+      spec: {
+        source_table_full_name: 'analytics.gold.with_nulls',
+        primary_key_columns: ['id'],
+        scheduling_policy: 'SNAPSHOT',
+      },
+    },
+  });
+  const table = await waitForVersion(created.name, 1);
+  assert.match(
+    String(table.data_synchronization_status?.message),
+    /2 source rows with a null primary key were skipped/,
+  );
+  const client = await targetClient();
+  const { rows } = await client.query('SELECT id::text, note FROM gold.with_nulls_synced ORDER BY id');
+  assert.deepEqual(rows, [
+    { id: '1', note: 'one' },
+    { id: '2', note: 'two' },
+  ]);
 });
 
 test('a stopped instance fails the continuous table, which heals by itself once it is started', async () => {
