@@ -9,7 +9,9 @@ import { databaseCatalogRoutes } from './database-catalogs.js';
 import { errorEnvelope } from './errors.js';
 import { identityRoutes } from './identities.js';
 import { databaseInstanceRoutes } from './instances.js';
+import { pipelineRoutes } from './pipelines.js';
 import type { ApiEnv, RouteGroup } from './request.js';
+import { syncedTableRoutes } from './synced-tables.js';
 import { unityCatalogRoutes } from './unity-catalog.js';
 
 /**
@@ -22,6 +24,8 @@ const ROUTE_GROUPS: RouteGroup[] = [
   unityCatalogRoutes,
   databaseCatalogRoutes,
   databaseAccessRoutes,
+  syncedTableRoutes,
+  pipelineRoutes,
 ];
 
 const MAX_BODY_BYTES = 1024 * 1024;

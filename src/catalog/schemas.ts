@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { ControlContext } from '../control/context.js';
-import { asObject } from '../control/validate.js';
+import { asObject, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
 import { collectPage, type Page, pageOf, parsePageRequest } from '../pagination.js';
 import { createLiveSchema, findLiveSchema, listLiveSchemas, withCatalogDatabase } from './database-live.js';
+import { createDatabaseBackedSchema } from './database-schemas.js';
 import {
   alreadyExistsOnConflict,
   optionalComment,
@@ -75,6 +76,12 @@ export async function createSchema(
   const access = await catalogAccess(ctx.store, caller, catalog);
   access.require('USE_CATALOG', 0);
   access.require('CREATE_SCHEMA', 0);
+  const instanceName = optionalString(body, 'database_instance_name');
+  if (instanceName && !isDatabaseCatalog(catalog)) {
+    const databaseName = optionalString(body, 'database_name') ?? 'databricks_postgres';
+    const fields = { name, instanceName, databaseName, comment, properties };
+    return { catalog, schema: await createDatabaseBackedSchema(ctx, caller, catalog, fields) };
+  }
   if (isDatabaseCatalog(catalog)) {
     const schema = await withCatalogDatabase(ctx, caller, catalog, async (client) => {
       if (await findLiveSchema(client, name)) throw alreadyExists(catalog.name, name);

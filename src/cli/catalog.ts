@@ -325,6 +325,27 @@ function registerDatabaseCatalogs(program: Command): void {
       ) => {
         const creds = credentials(command);
         const catalog = await findOrNull(() => call(creds, 'GET', catalogPath(options.catalog)));
+        const standard = catalog
+          ? null
+          : await findOrNull(() => call(creds, 'GET', `${UC}/catalogs/${segment(options.catalog)}`));
+        if (standard) {
+          // A standard catalog (e.g. pier demo's): the instance's schema joins it as a database-backed schema.
+          const fullName = `${options.catalog}.${options.schema}`;
+          let schema = await findOrNull(() => call(creds, 'GET', `${UC}/schemas/${segment(fullName)}`));
+          if (!schema) {
+            progress(`creating schema ${fullName} for ${name}/${options.database}.${options.schema}`);
+            schema = await call(creds, 'POST', `${UC}/schemas`, {
+              body: {
+                name: options.schema,
+                catalog_name: options.catalog,
+                database_instance_name: name,
+                database_name: options.database,
+              },
+            });
+          }
+          printJson({ catalog: standard, schema });
+          return;
+        }
         if (catalog && catalog.database_instance_name !== name) {
           throw invalidParameter(
             `Catalog '${options.catalog}' already shows instance '${String(catalog.database_instance_name)}', not '${name}'. Pick another catalog name.`,

@@ -3,12 +3,14 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { databaseAccess } from '../access/component.js';
 import type { ComponentFactory } from '../server/pier.js';
+import { syncWorkers } from '../sync/worker.js';
 import { registerCatalogCommands } from './catalog.js';
 import { describeCliError, registerDatabaseCommands, registerKeyCommands } from './database.js';
 import { registerDeltaCommands } from './delta.js';
 import { registerDemoCommands } from './demo.js';
 import { registerExternalLocations } from './external-locations.js';
 import { registerServerCommands } from './server.js';
+import { registerSyncedTableCommands } from './synced-tables.js';
 
 // A reader that stops early (`pier delta show … | head`) closes the pipe: end quietly,
 // as Unix tools do, instead of with an EPIPE stack trace.
@@ -20,7 +22,7 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 /** What `pier up` runs besides the API and the reconciler. */
-const components: ComponentFactory[] = [databaseAccess];
+const components: ComponentFactory[] = [databaseAccess, syncWorkers];
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -45,6 +47,7 @@ registerExternalLocations(program);
 registerDeltaCommands(program);
 registerDemoCommands(program);
 registerKeyCommands(program);
+registerSyncedTableCommands(program);
 addGlobalOptionsEverywhere(program);
 
 /** `--data-dir` and `--profile` work before or after any subcommand, as in the Databricks CLI. */

@@ -287,4 +287,65 @@ export const migrations: Migration[] = [
       ALTER TABLE instances ALTER COLUMN state SET DEFAULT 'STARTING';
     `,
   },
+  {
+    version: 9,
+    name: 'synced tables, their pipelines and the history of pipeline updates',
+    sql: `
+      -- A pipeline is the durable job that keeps its synced tables up to date; several
+      -- tables may share one (existing_pipeline_id). The sync worker of the Pier node
+      -- that runs the instance claims it with the lease ('sync_pipeline', id).
+      CREATE TABLE sync_pipelines (
+        id uuid PRIMARY KEY,
+        instance_uid uuid NOT NULL REFERENCES instances ON DELETE CASCADE,
+        database_name text NOT NULL,
+        creator text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        -- Consecutive failed passes: the worker's backoff before the next try.
+        failures integer NOT NULL DEFAULT 0
+      );
+
+      -- status is written by the sync worker only; the API writes the rest.
+      CREATE TABLE synced_tables (
+        id uuid PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        instance_uid uuid NOT NULL REFERENCES instances ON DELETE CASCADE,
+        database_name text NOT NULL,
+        target_schema text NOT NULL,
+        target_table text NOT NULL,
+        spec jsonb NOT NULL,
+        source_table_full_name text NOT NULL,
+        source_location text NOT NULL,
+        pipeline_id uuid NOT NULL REFERENCES sync_pipelines,
+        status jsonb NOT NULL DEFAULT '{}',
+        creator text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (instance_uid, database_name, target_schema, target_table)
+      );
+      CREATE INDEX synced_tables_source ON synced_tables (source_table_full_name);
+      CREATE INDEX synced_tables_pipeline ON synced_tables (pipeline_id);
+
+      -- Each requested run of a pipeline (the pipelines API's updates), oldest first.
+      -- QUEUED ones are the worker's to-do list; not_before delays a retry.
+      CREATE TABLE sync_pipeline_updates (
+        id uuid PRIMARY KEY,
+        pipeline_id uuid NOT NULL REFERENCES sync_pipelines ON DELETE CASCADE,
+        state text NOT NULL DEFAULT 'QUEUED',
+        full_refresh boolean NOT NULL DEFAULT false,
+        cause text NOT NULL,
+        message text,
+        not_before timestamptz NOT NULL DEFAULT now(),
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        started_at timestamptz,
+        ended_at timestamptz
+      );
+      CREATE INDEX sync_pipeline_updates_pipeline ON sync_pipeline_updates (pipeline_id, created_at);
+
+      -- A schema of a standard catalog may show a Postgres schema of an instance's
+      -- database (pier database register-database-instance into an existing catalog).
+      ALTER TABLE catalog_schemas
+        ADD COLUMN instance_uid uuid REFERENCES instances ON DELETE CASCADE,
+        ADD COLUMN database_name text,
+        ADD CHECK ((instance_uid IS NULL) = (database_name IS NULL));
+    `,
+  },
 ];

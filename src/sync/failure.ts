@@ -7,7 +7,9 @@ export type SyncFailureReason =
   | 'CHANGE_DATA_FEED_DISABLED'
   | 'SCHEMA_CHANGED'
   | 'PRIMARY_KEY_CONSTRAINT_VIOLATION'
-  | 'NUL_IN_TEXT';
+  | 'NUL_IN_TEXT'
+  | 'INSTANCE_UNAVAILABLE'
+  | 'DATABASE_MISSING';
 
 /**
  * A pass that failed for a reason in the data, not in Pier: it is reported

@@ -54,7 +54,13 @@ const VERSIONS_PER_BATCH = 100;
 export async function syncOnce(
   client: pg.ClientBase,
   definition: SyncDefinition,
-  options: { fullRefresh?: boolean; onProgress?: (synced: number, total?: number) => void } = {},
+  options: {
+    fullRefresh?: boolean;
+    onProgress?: (synced: number, total?: number) => void;
+    /** Owner and readers a snapshot gives its new table (the pipeline's writer and reader roles). */
+    owner?: string;
+    readers?: string[];
+  } = {},
 ): Promise<SyncOutcome> {
   const latest = await latestVersion(definition);
   await ensureProgressTable(client);
@@ -71,6 +77,8 @@ export async function syncOnce(
         snapshot,
         target: definition.target,
         layout,
+        ...(options.owner ? { owner: options.owner } : {}),
+        ...(options.readers ? { readers: options.readers } : {}),
         onProgress: (p) => options.onProgress?.(p.syncedRows, p.totalRows),
       }),
     );

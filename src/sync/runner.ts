@@ -1,0 +1,317 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import type { Engine } from '../engine/engine.js';
+import { isPierError } from '../errors.js';
+import { noteFailure } from '../failures.js';
+import { reportedState } from '../instances/state.js';
+import { findInstanceByUid } from '../instances/store.js';
+import type { Store } from '../store/store.js';
+import { SyncFailure } from './failure.js';
+import { type SyncOutcome, syncOnce } from './pipeline.js';
+import {
+  insertUpdate,
+  markUpdate,
+  nextDueUpdate,
+  type PipelineRow,
+  setPipelineFailures,
+} from './pipelines-store.js';
+import { ensureSyncRoles } from './roles.js';
+import * as status from './status.js';
+import { listSyncedTablesOfPipeline, type SyncedTableRow, updateSyncedTableStatus } from './store.js';
+import { readProgress } from './target.js';
+import { type LogWatcher, watchDeltaLog } from './watch.js';
+
+const INSTANCE_PORT = 5432;
+/** Retry delays after consecutive failures: 1 s, 2 s, 4 s … at most 60 s. */
+function backoffMs(failures: number): number {
+  return Math.min(60_000, 1000 * 2 ** Math.max(0, failures - 1));
+}
+/** Progress of a running snapshot is written at most this often. */
+const PROGRESS_EVERY_MS = 500;
+
+/**
+ * Runs one pipeline while this process holds its lease: the due updates
+ * (SNAPSHOT and TRIGGERED tables, and full refreshes), and for CONTINUOUS
+ * tables a pass on every new Delta commit. One pass at a time; a request
+ * that arrives meanwhile runs right after. A failed pass is the table's
+ * failed state with its message, retried with backoff until it heals.
+ */
+export class PipelineRunner {
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private readonly watchers = new Map<string, LogWatcher>();
+  private retry: NodeJS.Timeout | undefined;
+  private continuousFailures = 0;
+  /** No continuous pass before this time (ms): the backoff after a failed one. */
+  private retryAt = 0;
+  private client: pg.Client | undefined;
+
+  constructor(
+    readonly pipeline: PipelineRow,
+    private readonly store: Store,
+    private readonly engine: Engine,
+  ) {}
+
+  /** Set when continuous tables may be behind (a commit, a retry, the start). */
+  private continuousDue = true;
+
+  /**
+   * Asks for a pass: due updates are looked at, and with `continuous` the
+   * continuous tables are brought up to date too.
+   */
+  poke(continuous = false): void {
+    if (this.stopped) return;
+    if (continuous) this.continuousDue = true;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    void this.work()
+      .catch((error) => noteFailure('sync.pass', error))
+      .finally(() => {
+        this.running = false;
+        if (this.again) {
+          this.again = false;
+          this.poke();
+        }
+      });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    for (const watcher of this.watchers.values()) watcher.close();
+    this.watchers.clear();
+    while (this.running) await new Promise((resolve) => setTimeout(resolve, 20));
+    await this.client?.end().catch(() => {});
+    this.client = undefined;
+  }
+
+  private async work(): Promise<void> {
+    const tables = await listSyncedTablesOfPipeline(this.store, this.pipeline.id);
+    this.followCommits(tables.filter((t) => t.spec.scheduling_policy === 'CONTINUOUS'));
+    const due = await nextDueUpdate(this.store, this.pipeline.id);
+    if (due) {
+      await markUpdate(this.store, due.id, 'RUNNING');
+      const error = await this.syncAll(tables, due.full_refresh, true);
+      if (this.stopped) return;
+      if (error) {
+        const failures = this.pipeline.failures + 1;
+        this.pipeline.failures = failures;
+        await markUpdate(this.store, due.id, 'FAILED', { message: error });
+        await setPipelineFailures(this.store, this.pipeline.id, failures);
+        await insertUpdate(this.store, {
+          id: randomUUID(),
+          pipeline_id: this.pipeline.id,
+          full_refresh: due.full_refresh,
+          cause: 'RETRY_ON_FAILURE',
+          delayMs: backoffMs(failures),
+        });
+      } else {
+        await markUpdate(this.store, due.id, 'COMPLETED');
+        if (this.pipeline.failures > 0) {
+          this.pipeline.failures = 0;
+          await setPipelineFailures(this.store, this.pipeline.id, 0);
+        }
+      }
+      return;
+    }
+    const continuous = tables.filter((t) => t.spec.scheduling_policy === 'CONTINUOUS');
+    if (continuous.length === 0 || !this.continuousDue) return;
+    // After a failure the backoff decides when to try again, not every commit or poll.
+    if (Date.now() < this.retryAt) return;
+    this.continuousDue = false;
+    const error = await this.syncAll(continuous, false, false);
+    if (error) {
+      this.continuousFailures++;
+      const delay = backoffMs(this.continuousFailures);
+      this.retryAt = Date.now() + delay;
+      clearTimeout(this.retry);
+      this.retry = setTimeout(() => this.poke(true), delay);
+    } else {
+      this.continuousFailures = 0;
+      this.retryAt = 0;
+    }
+  }
+
+  /** Watches the source of every continuous table (and stops watching tables that are gone). */
+  private followCommits(tables: SyncedTableRow[]): void {
+    const wanted = new Set(tables.map((t) => t.source_location));
+    for (const [location, watcher] of this.watchers) {
+      if (!wanted.has(location)) {
+        watcher.close();
+        this.watchers.delete(location);
+      }
+    }
+    for (const location of wanted) {
+      if (this.watchers.has(location)) continue;
+      this.watchers.set(
+        location,
+        watchDeltaLog(location, () => this.poke(true), { onError: (e) => noteFailure('sync.watch', e) }),
+      );
+    }
+  }
+
+  /** Brings every table up to date; returns the first failure's message, if any. */
+  private async syncAll(
+    tables: SyncedTableRow[],
+    fullRefresh: boolean,
+    triggered: boolean,
+  ): Promise<string | undefined> {
+    let firstError: string | undefined;
+    for (const table of tables) {
+      if (this.stopped) return firstError;
+      const error = await this.syncTable(table, fullRefresh, triggered);
+      firstError ??= error;
+    }
+    return firstError;
+  }
+
+  private async syncTable(
+    table: SyncedTableRow,
+    fullRefresh: boolean,
+    triggered: boolean,
+  ): Promise<string | undefined> {
+    const start = new Date();
+    const target = { schema: table.target_schema, table: table.target_table };
+    let client: pg.Client | undefined;
+    // Until Postgres says otherwise (it may be unreachable): synced before if the status says so.
+    let everSynced = table.status.last_sync !== undefined;
+    let lastVersion: number | undefined;
+    // Progress is written in order and always before the final status, never after it.
+    let progressWrites = Promise.resolve();
+    try {
+      client = await this.connect(table);
+      const before = await readProgress(client, target).catch(() => undefined);
+      everSynced ||= before !== undefined;
+      lastVersion = before?.deltaVersion;
+      if (triggered && everSynced) {
+        await updateSyncedTableStatus(this.store, table.id, status.updating(table.spec.scheduling_policy));
+      }
+      const roles = await ensureSyncRoles(client, table.database_name, table.target_schema);
+      let lastWrite = 0;
+      let outcome: SyncOutcome;
+      let refresh = fullRefresh;
+      // Incremental passes apply at most 100 versions each: go on until the table is current.
+      for (;;) {
+        outcome = await syncOnce(
+          client,
+          {
+            location: table.source_location,
+            sourceName: table.source_table_full_name,
+            target,
+            primaryKey: table.spec.primary_key_columns,
+            ...(table.spec.timeseries_key ? { timeseriesKey: table.spec.timeseries_key } : {}),
+            policy: table.spec.scheduling_policy,
+          },
+          {
+            fullRefresh: refresh,
+            owner: roles.writer,
+            readers: [roles.reader],
+            onProgress: (syncedRows, total) => {
+              if (everSynced || Date.now() - lastWrite < PROGRESS_EVERY_MS) return;
+              lastWrite = Date.now();
+              const patch = status.snapshotRunning(syncedRows, total);
+              progressWrites = progressWrites
+                .then(() => updateSyncedTableStatus(this.store, table.id, patch))
+                .catch((e) => noteFailure('sync.progress', e));
+            },
+          },
+        );
+        refresh = false;
+        if (outcome.kind !== 'changes' || this.stopped) break;
+      }
+      await progressWrites;
+      const after = await readProgress(client, target);
+      await updateSyncedTableStatus(
+        this.store,
+        table.id,
+        status.synced(table.spec.scheduling_policy, outcome, {
+          start,
+          end: new Date(),
+          ...(after?.deltaCommitTimestamp ? { commitTimestamp: after.deltaCommitTimestamp } : {}),
+        }),
+      );
+      return undefined;
+    } catch (error) {
+      await progressWrites;
+      const message = await this.describe(table, error);
+      if (!(error instanceof SyncFailure)) {
+        // The connection may be broken: the next pass opens a new one.
+        await this.client?.end().catch(() => {});
+        this.client = undefined;
+      }
+      await updateSyncedTableStatus(
+        this.store,
+        table.id,
+        status.failed(message, everSynced, lastVersion),
+      ).catch((e) => noteFailure('sync.status', e));
+      return message;
+    }
+  }
+
+  /** What the failed table's status says: a SyncFailure's own message, else the cause in plain words. */
+  private async describe(table: SyncedTableRow, error: unknown): Promise<string> {
+    if (error instanceof SyncFailure || isPierError(error)) return (error as Error).message;
+    noteFailure('sync.table', error);
+    const instance = await findInstanceByUid(this.store, table.instance_uid).catch(() => undefined);
+    const state = instance ? reportedState(instance) : 'DELETED';
+    if (state !== 'AVAILABLE') {
+      return `Database instance '${instance?.name ?? table.instance_uid}' is ${state}; the synced table catches up by itself once it is AVAILABLE again.`;
+    }
+    return `The sync could not finish: ${(error as Error).message}. It is retried with backoff.`;
+  }
+
+  private async connect(table: SyncedTableRow): Promise<pg.Client> {
+    if (this.client) return this.client;
+    const instance = await findInstanceByUid(this.store, table.instance_uid);
+    const state = instance ? reportedState(instance) : 'DELETED';
+    if (!instance || state !== 'AVAILABLE') {
+      throw new SyncFailure(
+        'INSTANCE_UNAVAILABLE',
+        `Database instance '${instance?.name ?? table.instance_uid}' is ${state}; the synced table catches up by itself once it is AVAILABLE again.`,
+        false,
+      );
+    }
+    const open = async (database: string) => {
+      const client = new pg.Client({
+        host: this.engine.socketDir(instance.uid),
+        port: INSTANCE_PORT,
+        user: 'postgres',
+        database,
+        application_name: 'pier-sync',
+      });
+      client.on('error', () => {
+        if (this.client === client) this.client = undefined;
+      });
+      await client.connect();
+      return client;
+    };
+    try {
+      this.client = await open(table.database_name);
+    } catch (error) {
+      if ((error as { code?: string }).code !== '3D000') throw error;
+      if (!table.spec.create_database_objects_if_missing) {
+        throw new SyncFailure(
+          'DATABASE_MISSING',
+          `Database '${table.database_name}' does not exist in instance '${instance.name}'. Create it (or create the synced table with create_database_objects_if_missing = true); the sync then starts by itself.`,
+          false,
+        );
+      }
+      const admin = await open('postgres');
+      try {
+        await admin
+          .query(`CREATE DATABASE ${pg.escapeIdentifier(table.database_name)} OWNER databricks_superuser`)
+          .catch((e: { code?: string }) => {
+            if (e.code !== '42P04') throw e; // made meanwhile by another pipeline
+          });
+      } finally {
+        await admin.end().catch(() => {});
+      }
+      this.client = await open(table.database_name);
+    }
+    return this.client;
+  }
+}
