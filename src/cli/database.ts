@@ -43,7 +43,7 @@ function credentials(command: Command): Credentials {
 const path = (name: string) => `/api/2.0/database/instances/${encodeURIComponent(name)}`;
 
 /** Polls until the instance reaches `target`, printing state changes as progress. */
-export async function waitForState(
+async function waitForState(
   creds: Credentials,
   name: string,
   target: string,

@@ -9,7 +9,7 @@ import { ApiError, call } from './api-client.js';
 import { resolveCredentials } from './config.js';
 import { printJson } from './output.js';
 
-const DEMO_TABLE = 'analytics.gold.daily_revenue';
+export const DEMO_TABLE = 'analytics.gold.daily_revenue';
 
 /** The external location `pier demo` makes for the lakehouse directory. */
 const DEMO_EXTERNAL_LOCATION = 'pier_lakehouse';

@@ -12,12 +12,6 @@ export function optionalString(body: Record<string, unknown>, field: string): st
   return value;
 }
 
-export function requiredString(body: Record<string, unknown>, field: string): string {
-  const value = optionalString(body, field);
-  if (value === undefined || value === '') throw invalidParameter(`Field '${field}' is required.`);
-  return value;
-}
-
 export function optionalBoolean(body: Record<string, unknown>, field: string): boolean | undefined {
   const value = body[field];
   if (value === undefined || value === null) return undefined;

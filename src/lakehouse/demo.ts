@@ -7,7 +7,7 @@ import { appendRows, createTable, mergeRows } from '../delta/writer.js';
  * workspace.
  */
 
-const DAILY_REVENUE_SCHEMA: StructType = {
+export const DAILY_REVENUE_SCHEMA: StructType = {
   type: 'struct',
   fields: [
     { name: 'day', type: { type: 'date' }, nullable: false, metadata: {} },
@@ -17,7 +17,7 @@ const DAILY_REVENUE_SCHEMA: StructType = {
   ],
 };
 
-const DAILY_REVENUE_KEY = ['day', 'region'];
+export const DAILY_REVENUE_KEY = ['day', 'region'];
 
 const REGIONS = ['emea', 'amer', 'apac'];
 

@@ -95,9 +95,7 @@ export async function syncOnce(
 }
 
 /** The newest committed version of the source, from a listing of its log (no replay). */
-export async function latestVersion(
-  definition: Pick<SyncDefinition, 'location' | 'sourceName'>,
-): Promise<number> {
+async function latestVersion(definition: Pick<SyncDefinition, 'location' | 'sourceName'>): Promise<number> {
   let versions: number[];
   try {
     versions = [...(await listLog(storageFor(definition.location))).commits.keys()];

@@ -17,7 +17,7 @@ export interface SyncTarget {
  * database itself, written in the same transaction as the rows, so the rows
  * and the version that produced them can never disagree.
  */
-export const PROGRESS_TABLE = 'pier_sync.progress';
+const PROGRESS_TABLE = 'pier_sync.progress';
 
 /**
  * Sync transactions commit without waiting for their WAL to reach disk: the
