@@ -44,12 +44,7 @@ async function withInstance<T>(
       `Database instance '${instance.name}' is ${state}; roles can be changed only while it is AVAILABLE.${state === 'STOPPED' ? ` Start it with: pier database start-database-instance ${instance.name}` : ''}`,
     );
   }
-  const client = new pg.Client({
-    host: ctx.engine.socketDir(instance.uid),
-    port: 5432,
-    user: 'postgres',
-    database: 'postgres',
-  });
+  const client = new pg.Client(ctx.engine.superuserConnection(instance.uid, 'postgres'));
   await client.connect();
   try {
     return await work(client);
@@ -252,12 +247,7 @@ async function handOverOwned(
   role: string,
   target: string,
 ): Promise<void> {
-  const client = new pg.Client({
-    host: ctx.engine.socketDir(instance.uid),
-    port: 5432,
-    user: 'postgres',
-    database,
-  });
+  const client = new pg.Client(ctx.engine.superuserConnection(instance.uid, database));
   await client.connect();
   try {
     const quoted = client.escapeIdentifier(role);

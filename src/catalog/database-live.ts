@@ -19,9 +19,6 @@ import type { LiveSchema, LiveTable } from './views.js';
  * Reading needs CAN_USE on the instance at the time of the read.
  */
 
-/** Instances listen on this port inside their socket directory. */
-const INSTANCE_PORT = 5432;
-
 /** Schemas Postgres keeps for itself; UC never shows them. */
 const SYSTEM_SCHEMAS = "nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'";
 
@@ -210,12 +207,7 @@ export async function withInstanceDatabase<T>(
       `Database instance '${instance.name}' is ${state}; it must be AVAILABLE. Start it (or wait for it) and retry.`,
     );
   }
-  const client = new pg.Client({
-    host: engine.socketDir(instance.uid),
-    port: INSTANCE_PORT,
-    user: 'postgres',
-    database,
-  });
+  const client = new pg.Client(engine.superuserConnection(instance.uid, database));
   try {
     await client.connect();
   } catch (cause) {

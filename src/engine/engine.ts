@@ -1,3 +1,5 @@
+import type pg from 'pg';
+
 /**
  * Where instances' Postgres runs. `local/` runs processes on this host from
  * the bundled binaries; a Kubernetes engine (CloudNativePG) implements the same
@@ -38,6 +40,12 @@ export interface Engine {
   ensureLoginRole(uid: string, role: string, options: { superuser: boolean }): Promise<void>;
   /** Where a client on this host reaches the instance's Postgres (a unix socket directory). */
   socketDir(uid: string): string;
+  /**
+   * How the control plane reaches `database` of the instance as its
+   * superuser (roles, live catalog reads, synced-table writes): connection
+   * settings for a `pg.Client`, so callers keep their own error handling.
+   */
+  superuserConnection(uid: string, database: string, applicationName?: string): pg.ClientConfig;
   /** Uids of every instance the engine holds storage or processes for. */
   listInstances(): Promise<string[]>;
   /**

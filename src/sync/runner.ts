@@ -21,7 +21,6 @@ import { listSyncedTablesOfPipeline, type SyncedTableRow, updateSyncedTableStatu
 import { readProgress } from './target.js';
 import { type LogWatcher, watchDeltaLog } from './watch.js';
 
-const INSTANCE_PORT = 5432;
 /** Retry delays after consecutive failures: 1 s, 2 s, 4 s … at most 60 s. */
 function backoffMs(failures: number): number {
   return Math.min(60_000, 1000 * 2 ** Math.max(0, failures - 1));
@@ -276,13 +275,7 @@ export class PipelineRunner {
       );
     }
     const open = async (database: string) => {
-      const client = new pg.Client({
-        host: this.engine.socketDir(instance.uid),
-        port: INSTANCE_PORT,
-        user: 'postgres',
-        database,
-        application_name: 'pier-sync',
-      });
+      const client = new pg.Client(this.engine.superuserConnection(instance.uid, database, 'pier-sync'));
       client.on('error', () => {
         if (this.client === client) this.client = undefined;
       });

@@ -199,13 +199,18 @@ export class LocalEngine implements Engine {
     await rm(this.logFile(uid), { force: true });
   }
 
-  async ensureLoginRole(uid: string, role: string, options: { superuser: boolean }): Promise<void> {
-    const client = new pg.Client({
+  superuserConnection(uid: string, database: string, applicationName?: string): pg.ClientConfig {
+    return {
       host: this.socketDir(uid),
       port: SOCKET_PORT,
       user: 'postgres',
-      database: 'postgres',
-    });
+      database,
+      ...(applicationName ? { application_name: applicationName } : {}),
+    };
+  }
+
+  async ensureLoginRole(uid: string, role: string, options: { superuser: boolean }): Promise<void> {
+    const client = new pg.Client(this.superuserConnection(uid, 'postgres'));
     await client.connect();
     try {
       const quoted = client.escapeIdentifier(role);
