@@ -3,6 +3,7 @@ import { DEFAULT_ISSUER } from '../auth/credentials.js';
 import { listenError, PierError } from '../errors.js';
 import { noteFailure } from '../failures.js';
 import { InstanceDirectory } from '../instances/directory.js';
+import { countProxyEvent } from '../metrics/registry.js';
 import { credentialPasswordCheck, startProxy } from '../proxy/index.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { followChanges, SAFETY_POLL_MS } from '../store/notifications.js';
@@ -42,6 +43,8 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
         identities: ctx.identities,
       }),
       ...(options.proxyConnectionCaps ? { limits: options.proxyConnectionCaps } : {}),
+      // The proxy's events, through its own logger interface, become /metrics counters.
+      logger: countProxyEvent,
     });
   } catch (error) {
     throw listenError(error as NodeJS.ErrnoException, options.host, options.proxyPort, '--proxy-port');

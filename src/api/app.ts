@@ -1,10 +1,13 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { routePath } from 'hono/route';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { authenticateBearer } from '../auth/personal-access-tokens.js';
 import type { ControlContext } from '../control/context.js';
 import { PierError } from '../errors.js';
+import { pierMetrics } from '../metrics/registry.js';
 import { databaseAccessRoutes } from './access.js';
+import { authenticateCaller, mountConsole } from './console.js';
+import { consoleDataRoutes } from './console-data.js';
 import { databaseCatalogRoutes } from './database-catalogs.js';
 import { errorEnvelope } from './errors.js';
 import { identityRoutes } from './identities.js';
@@ -26,13 +29,15 @@ const ROUTE_GROUPS: RouteGroup[] = [
   databaseAccessRoutes,
   syncedTableRoutes,
   pipelineRoutes,
+  consoleDataRoutes,
 ];
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
 /**
- * The Databricks-shaped REST API. Every request under /api needs a bearer
- * token; every error leaves as the Databricks envelope `{error_code, message}`.
+ * The Databricks-shaped REST API and the console. Every request under /api
+ * needs a bearer token (or the console's session cookie); every error leaves
+ * as the Databricks envelope `{error_code, message}`.
  */
 export function createApi(
   ctx: ControlContext,
@@ -56,7 +61,19 @@ export function createApi(
     ),
   );
 
+  // Requests by route template (never the raw path: names would explode the label set).
+  app.use('*', async (c, next) => {
+    await next();
+    const route = routePath(c);
+    pierMetrics.apiRequests.inc({
+      route: route.endsWith('*') ? 'unmatched' : route,
+      method: c.req.method,
+      status: String(c.res.status),
+    });
+  });
+
   app.get('/health', (c) => c.json({ status: 'ok' }));
+  mountConsole(app, ctx);
 
   app.use(
     '/api/*',
@@ -68,7 +85,7 @@ export function createApi(
     }),
   );
   app.use('/api/*', async (c, next) => {
-    c.set('caller', await authenticateBearer(ctx.store, c.req.header('authorization')));
+    c.set('caller', await authenticateCaller(ctx, c));
     await next();
   });
 

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { databaseAccess } from '../access/component.js';
+import { instanceMetrics } from '../metrics/sampler.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { syncWorkers } from '../sync/worker.js';
 import { registerCatalogCommands } from './catalog.js';
@@ -22,7 +23,7 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 /** What `pier up` runs besides the API and the reconciler. */
-const components: ComponentFactory[] = [databaseAccess, syncWorkers];
+const components: ComponentFactory[] = [databaseAccess, syncWorkers, instanceMetrics];
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;

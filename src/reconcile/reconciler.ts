@@ -12,6 +12,7 @@ import {
   listNodeInstances,
   updateInstanceStatus,
 } from '../instances/store.js';
+import { pierMetrics } from '../metrics/registry.js';
 import { claimLeases, forgetLease, releaseLease, renewLease } from '../store/leases.js';
 import type { Store } from '../store/store.js';
 import { failureStatus } from './failure.js';
@@ -171,10 +172,13 @@ export class Reconciler extends EventEmitter {
     for (;;) {
       if (this.stopped) return;
       let outcome: 'done' | 'again' | 'wait';
+      const started = performance.now();
       try {
         outcome = await this.reconcileOnce(uid);
+        pierMetrics.reconcilePasses.observe({ outcome }, (performance.now() - started) / 1000);
         this.failures.delete(uid);
       } catch (error) {
+        pierMetrics.reconcilePasses.observe({ outcome: 'error' }, (performance.now() - started) / 1000);
         const failures = (this.failures.get(uid) ?? 0) + 1;
         this.failures.set(uid, failures);
         this.log(`instance ${uid}: ${(error as Error).message} (attempt ${failures})`);

@@ -348,4 +348,48 @@ export const migrations: Migration[] = [
         ADD CHECK ((instance_uid IS NULL) = (database_name IS NULL));
     `,
   },
+  {
+    version: 15,
+    name: 'console sessions, instance metrics, synced-table passes',
+    sql: `
+      -- A signed-in browser: the session id is only ever stored as its SHA-256. A session
+      -- lives no longer than the personal access token it was exchanged for (revoking the
+      -- token ends it). csrf_token is sent back in a header on every state-changing call.
+      CREATE TABLE console_sessions (
+        id_hash text PRIMARY KEY,
+        token_id text NOT NULL REFERENCES personal_access_tokens ON DELETE CASCADE,
+        csrf_token text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL
+      );
+      CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+
+      -- Samples of each running instance's pg_stat_database, taken by Pier every ~15 s and
+      -- kept for a day. Counters are cumulative as Postgres reports them; rates are computed
+      -- between samples when read.
+      CREATE TABLE instance_metric_samples (
+        instance_uid uuid NOT NULL REFERENCES instances ON DELETE CASCADE,
+        sampled_at timestamptz NOT NULL,
+        connections integer NOT NULL,
+        transactions bigint NOT NULL,
+        database_bytes bigint NOT NULL,
+        blocks_hit bigint NOT NULL,
+        blocks_read bigint NOT NULL,
+        PRIMARY KEY (instance_uid, sampled_at)
+      );
+      CREATE INDEX instance_metric_samples_time ON instance_metric_samples (sampled_at);
+
+      -- Each finished pass of a synced table: how many rows it wrote and how far behind the
+      -- source's commit it ended (the console's rows-synced and lag charts). Kept for a day.
+      CREATE TABLE synced_table_passes (
+        synced_table_id uuid NOT NULL REFERENCES synced_tables ON DELETE CASCADE,
+        ended_at timestamptz NOT NULL,
+        rows_synced bigint NOT NULL,
+        delta_version bigint NOT NULL,
+        lag_ms bigint,
+        duration_ms integer NOT NULL
+      );
+      CREATE INDEX synced_table_passes_table ON synced_table_passes (synced_table_id, ended_at);
+    `,
+  },
 ];

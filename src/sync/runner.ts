@@ -5,6 +5,8 @@ import { isPierError } from '../errors.js';
 import { noteFailure } from '../failures.js';
 import { reportedState } from '../instances/state.js';
 import { findInstanceByUid } from '../instances/store.js';
+import { pierMetrics } from '../metrics/registry.js';
+import { insertSyncPass } from '../metrics/store.js';
 import type { Store } from '../store/store.js';
 import { SyncFailure } from './failure.js';
 import { type SyncOutcome, syncOnce } from './pipeline.js';
@@ -193,6 +195,7 @@ export class PipelineRunner {
       let lastWrite = 0;
       let outcome: SyncOutcome;
       let refresh = fullRefresh;
+      let rowsWritten = 0;
       // Incremental passes apply at most 100 versions each: go on until the table is current.
       for (;;) {
         outcome = await syncOnce(
@@ -221,18 +224,21 @@ export class PipelineRunner {
         );
         refresh = false;
         if (outcome.kind !== 'changes' || this.stopped) break;
+        rowsWritten += rowsOf(outcome);
       }
       await progressWrites;
       const after = await readProgress(client, target);
+      const end = new Date();
       await updateSyncedTableStatus(
         this.store,
         table.id,
         status.synced(table.spec.scheduling_policy, outcome, {
           start,
-          end: new Date(),
+          end,
           ...(after?.deltaCommitTimestamp ? { commitTimestamp: after.deltaCommitTimestamp } : {}),
         }),
       );
+      await this.recordPass(table, { start, end, rows: rowsWritten + rowsOf(outcome), outcome, after });
       return undefined;
     } catch (error) {
       await progressWrites;
@@ -247,8 +253,40 @@ export class PipelineRunner {
         table.id,
         status.failed(message, everSynced, lastVersion),
       ).catch((e) => noteFailure('sync.status', e));
+      pierMetrics.syncPasses.observe(
+        { policy: table.spec.scheduling_policy, outcome: 'failed' },
+        (Date.now() - start.getTime()) / 1000,
+      );
       return message;
     }
+  }
+
+  /** A finished pass, for the console's charts (rows and lag over time) and `/metrics`. */
+  private async recordPass(
+    table: SyncedTableRow,
+    pass: {
+      start: Date;
+      end: Date;
+      rows: number;
+      outcome: SyncOutcome;
+      after?: { deltaCommitTimestamp?: Date };
+    },
+  ): Promise<void> {
+    const durationMs = pass.end.getTime() - pass.start.getTime();
+    pierMetrics.syncPasses.observe(
+      { policy: table.spec.scheduling_policy, outcome: 'synced' },
+      durationMs / 1000,
+    );
+    // A pass that found nothing new says nothing about lag or rows: only real work is charted.
+    if (pass.outcome.kind === 'up-to-date' && pass.rows === 0) return;
+    const commit = pass.after?.deltaCommitTimestamp;
+    await insertSyncPass(this.store, table.id, {
+      endedAt: pass.end,
+      rows: pass.rows,
+      deltaVersion: pass.outcome.deltaVersion,
+      ...(commit ? { lagMs: Math.max(0, pass.end.getTime() - commit.getTime()) } : {}),
+      durationMs,
+    }).catch((e) => noteFailure('sync.record-pass', e));
   }
 
   /** What the failed table's status says: a SyncFailure's own message, else the cause in plain words. */
@@ -307,4 +345,11 @@ export class PipelineRunner {
     }
     return this.client;
   }
+}
+
+/** Rows a pass wrote: the snapshot's rows, or the changes applied. */
+function rowsOf(outcome: SyncOutcome): number {
+  if (outcome.kind === 'snapshot') return outcome.rows;
+  if (outcome.kind === 'changes') return outcome.changes;
+  return 0;
 }

@@ -1,0 +1,45 @@
+import { tableHistory, tablePreview } from '../catalog/table-data.js';
+import { instanceMetricSamples, syncedTablePasses } from '../metrics/service.js';
+import { metricPointsView, syncPassesView } from '../metrics/view.js';
+import type { RouteGroup } from './request.js';
+
+const PIER = '/api/2.0/pier';
+
+/**
+ * Pier's own read-only routes behind the console (docs/console.md): a Delta
+ * table's history and first rows, an instance's sampled metrics and a
+ * synced table's passes. Databricks has no such routes; the same caller
+ * rules apply as to the resources they read.
+ */
+export const consoleDataRoutes: RouteGroup = (app, ctx) => {
+  app.get(`${PIER}/tables/:full_name/history`, async (c) => {
+    const history = await tableHistory(ctx, c.var.caller, c.req.param('full_name'), c.req.query('limit'));
+    return c.json({
+      history: history.map((entry) => ({
+        version: entry.version,
+        timestamp: new Date(entry.timestamp).toISOString(),
+        ...(entry.operation ? { operation: entry.operation } : {}),
+        ...(entry.operationParameters ? { operation_parameters: entry.operationParameters } : {}),
+        ...(entry.operationMetrics ? { operation_metrics: entry.operationMetrics } : {}),
+        added_files: entry.addedFiles,
+        removed_files: entry.removedFiles,
+        ...(entry.addedRows !== undefined ? { added_rows: entry.addedRows } : {}),
+      })),
+    });
+  });
+  app.get(`${PIER}/tables/:full_name/preview`, async (c) =>
+    c.json(await tablePreview(ctx, c.var.caller, c.req.param('full_name'), c.req.query('limit'))),
+  );
+  app.get(`${PIER}/database/instances/:name/metrics`, async (c) =>
+    c.json(
+      metricPointsView(
+        await instanceMetricSamples(ctx, c.var.caller, c.req.param('name'), c.req.query('minutes')),
+      ),
+    ),
+  );
+  app.get(`${PIER}/database/synced_tables/:name/passes`, async (c) =>
+    c.json(
+      syncPassesView(await syncedTablePasses(ctx, c.var.caller, c.req.param('name'), c.req.query('minutes'))),
+    ),
+  );
+};
