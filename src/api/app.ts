@@ -6,7 +6,7 @@ import type { ControlContext } from '../control/context.js';
 import { PierError } from '../errors.js';
 import { pierMetrics } from '../metrics/registry.js';
 import { databaseAccessRoutes } from './access.js';
-import { authenticateCaller, mountConsole } from './console.js';
+import { authenticateCaller, type ConnectionFacts, mountConsole } from './console.js';
 import { consoleDataRoutes } from './console-data.js';
 import { databaseCatalogRoutes } from './database-catalogs.js';
 import { errorEnvelope } from './errors.js';
@@ -41,7 +41,7 @@ const MAX_BODY_BYTES = 1024 * 1024;
  */
 export function createApi(
   ctx: ControlContext,
-  options: { log?: (message: string) => void } = {},
+  options: { log?: (message: string) => void; connection?: ConnectionFacts } = {},
 ): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
 
@@ -73,7 +73,7 @@ export function createApi(
   });
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
-  mountConsole(app, ctx);
+  mountConsole(app, ctx, options.connection ?? { proxyPort: 5432 });
 
   app.use(
     '/api/*',

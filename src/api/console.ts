@@ -60,13 +60,27 @@ function refuseCrossOrigin(c: Context<ApiEnv>): void {
   }
 }
 
-function sessionView(session: { identity: IdentityRow; csrf_token: string; expires_at: Date }) {
+/** What the console shows as connection details: the proxy's port and, when Pier made its own CA, its path. */
+export interface ConnectionFacts {
+  proxyPort: number;
+  caCertPath?: string;
+}
+
+function sessionView(
+  session: { identity: IdentityRow; csrf_token: string; expires_at: Date },
+  facts: ConnectionFacts,
+) {
   return {
     user_name: session.identity.user_name,
     display_name: session.identity.display_name ?? session.identity.user_name,
     is_admin: session.identity.is_admin,
     csrf_token: session.csrf_token,
     expires_at: session.expires_at.toISOString(),
+    connection: {
+      proxy_port: facts.proxyPort,
+      ...(facts.caCertPath ? { ca_cert_path: facts.caCertPath } : {}),
+      database: 'databricks_postgres',
+    },
   };
 }
 
@@ -76,7 +90,7 @@ function sessionView(session: { identity: IdentityRow; csrf_token: string; expir
  * (sign-in with a personal access token, the current session, sign-out) and
  * `/metrics` for Prometheus.
  */
-export function mountConsole(app: Hono<ApiEnv>, ctx: ControlContext): void {
+export function mountConsole(app: Hono<ApiEnv>, ctx: ControlContext, facts: ConnectionFacts): void {
   const files = new Map<string, Promise<Buffer | undefined>>();
   const file = (name: string) => {
     let body = files.get(name);
@@ -122,17 +136,20 @@ export function mountConsole(app: Hono<ApiEnv>, ctx: ControlContext): void {
       expires: session.expiresAt,
     });
     return c.json(
-      sessionView({
-        identity: session.identity,
-        csrf_token: session.csrfToken,
-        expires_at: session.expiresAt,
-      }),
+      sessionView(
+        {
+          identity: session.identity,
+          csrf_token: session.csrfToken,
+          expires_at: session.expiresAt,
+        },
+        facts,
+      ),
     );
   });
   app.get('/console/session', async (c) => {
     const session = await findLiveSession(ctx.store, getCookie(c, SESSION_COOKIE));
     if (!session) throw new PierError('UNAUTHENTICATED', 'Not signed in.');
-    return c.json(sessionView(session));
+    return c.json(sessionView(session, facts));
   });
   app.delete('/console/session', async (c) => {
     const sessionId = getCookie(c, SESSION_COOKIE);

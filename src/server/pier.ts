@@ -181,7 +181,11 @@ export async function startPier(
       cleanups.push(() => component.close());
     }
 
-    const app = createApi(ctx, { log: options.log });
+    const facts: Partial<PierState> = Object.assign({}, ...started.map((component) => component.state ?? {}));
+    const app = createApi(ctx, {
+      log: options.log,
+      connection: { proxyPort: facts.proxyPort ?? options.proxyPort, caCertPath: facts.caCertPath },
+    });
     const listen = { fetch: app.fetch, port: options.apiPort, hostname: options.host };
     const server = apiTls
       ? serve({ ...listen, createServer: createHttpsServer, serverOptions: apiTls })
@@ -210,7 +214,7 @@ export async function startPier(
       proxyPort: options.proxyPort,
       adminUserName: admin.userName,
       startedAt: new Date().toISOString(),
-      ...Object.assign({}, ...started.map((component) => component.state ?? {})),
+      ...facts,
     };
     await writeFile(layout.stateFile, `${JSON.stringify(state, null, 2)}\n`);
     return {

@@ -1,0 +1,190 @@
+import type { ComponentChildren } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError } from './api';
+
+/** An error shown where it happened, read out by screen readers as it appears. */
+export function ErrorText({ error }: { error: unknown }) {
+  if (!error) return null;
+  const message = error instanceof Error ? error.message : String(error);
+  const code = error instanceof ApiError ? error.errorCode : undefined;
+  return (
+    <p class="error" role="alert">
+      {code && code !== 'ERROR' ? <strong>{code}: </strong> : null}
+      {message}
+    </p>
+  );
+}
+
+const STATE_TONE: Record<string, string> = {
+  AVAILABLE: 'ok',
+  ONLINE: 'ok',
+  STARTING: 'busy',
+  UPDATING: 'busy',
+  STOPPING: 'busy',
+  DELETING: 'busy',
+  PROVISIONING: 'busy',
+  STOPPED: 'idle',
+  FAILED: 'bad',
+};
+
+/** A state as a coloured badge; the text carries the meaning, the colour only repeats it. */
+export function Badge({ state }: { state: string }) {
+  const short = state.replace(/^SYNCED_TABLE_/, '');
+  const tone =
+    STATE_TONE[short] ??
+    (short.includes('FAILED')
+      ? 'bad'
+      : short.includes('PROVISIONING') || short.includes('UPDATE')
+        ? 'busy'
+        : 'idle');
+  return (
+    <span class={`badge ${tone}`} data-state={state}>
+      {short.replaceAll('_', ' ')}
+    </span>
+  );
+}
+
+/** A modal dialog (the native <dialog>: focus stays inside, Esc closes it). */
+export function Dialog(props: { title: string; onClose: () => void; children: ComponentChildren }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const id = useRef(`dialog-${Math.random().toString(36).slice(2)}`).current;
+  useEffect(() => {
+    const dialog = ref.current!;
+    if (!dialog.open) dialog.showModal();
+    const close = () => props.onClose();
+    dialog.addEventListener('close', close);
+    return () => dialog.removeEventListener('close', close);
+  }, []);
+  return (
+    <dialog ref={ref} aria-labelledby={id}>
+      <h2 id={id}>{props.title}</h2>
+      {props.children}
+    </dialog>
+  );
+}
+
+/** A confirmation for an action that changes or removes something. */
+export function Confirm(props: {
+  title: string;
+  message: ComponentChildren;
+  action: string;
+  danger?: boolean;
+  onConfirm: () => Promise<void>;
+  onClose: () => void;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  return (
+    <Dialog title={props.title} onClose={props.onClose}>
+      <div>{props.message}</div>
+      <ErrorText error={error} />
+      <div class="actions">
+        <button type="button" onClick={props.onClose}>
+          Cancel
+        </button>
+        <button
+          type="button"
+          class={props.danger ? 'danger' : 'primary'}
+          disabled={busy}
+          onClick={async () => {
+            setBusy(true);
+            setError(undefined);
+            try {
+              await props.onConfirm();
+              props.onClose();
+            } catch (e) {
+              setError(e);
+              setBusy(false);
+            }
+          }}
+        >
+          {busy ? 'Working…' : props.action}
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
+/** A value with a button that copies it; says so when it did. */
+export function Copyable({ label, value, testId }: { label: string; value: string; testId?: string }) {
+  const [copied, setCopied] = useState<string>();
+  return (
+    <div class="copyable">
+      <span class="copy-label">{label}</span>
+      <code data-testid={testId}>{value}</code>
+      <button
+        type="button"
+        aria-label={`Copy ${label}`}
+        onClick={async () => {
+          try {
+            await navigator.clipboard.writeText(value);
+            setCopied('Copied');
+          } catch {
+            setCopied('Copy failed: select the text instead');
+          }
+          setTimeout(() => setCopied(undefined), 2000);
+        }}
+      >
+        Copy
+      </button>
+      <span role="status" class="muted">
+        {copied ?? ''}
+      </span>
+    </div>
+  );
+}
+
+/**
+ * Calls `load` now and then every `everyMs` (which may change with the
+ * data, e.g. faster while something is in progress); the page shows the
+ * latest data and the latest error.
+ */
+export function usePoll<T>(
+  load: () => Promise<T>,
+  everyMs: (data: T | undefined) => number | undefined,
+  deps: unknown[] = [],
+): { data: T | undefined; error: unknown; reload: () => void } {
+  const [data, setData] = useState<T>();
+  const [error, setError] = useState<unknown>();
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const run = async () => {
+      let next: T | undefined;
+      try {
+        next = await load();
+        if (stopped) return;
+        setData(next);
+        setError(undefined);
+      } catch (e) {
+        if (stopped) return;
+        setError(e);
+      }
+      const wait = everyMs(next);
+      if (wait !== undefined && !stopped) timer = setTimeout(run, wait);
+    };
+    void run();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }, [...deps, tick]);
+  return { data, error, reload: () => setTick((t) => t + 1) };
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+export function formatTime(iso: string | number | undefined): string {
+  if (iso === undefined) return '—';
+  return new Date(iso).toLocaleString();
+}
