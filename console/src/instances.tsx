@@ -154,7 +154,7 @@ function CreateInstance({ onClose, onCreated }: { onClose: () => void; onCreated
           autocomplete="off"
         />
         <p id="instance-name-help" class="muted">
-          1–63 characters: lower-case letters, digits and hyphens.
+          1–63 lower-case letters, digits and hyphens, starting with a letter.
         </p>
         <label for="instance-capacity">Capacity</label>
         <select

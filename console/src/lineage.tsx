@@ -34,7 +34,8 @@ export function LineageGraph({ fullName }: { fullName: string }) {
   const node = (name: string, x: number, top: number, current = false) => {
     const parts = name.split('.');
     return (
-      <a key={`${x}-${name}`} href={current ? undefined : href('catalog', ...parts)} aria-label={`${name}`}>
+      <a key={`${x}-${name}`} href={current ? undefined : href('catalog', ...parts)}>
+        <title>{name}</title>
         <rect x={x} y={top} width={208} height={32} rx={6} class={current ? 'node current' : 'node'} />
         <text x={x + 10} y={top + 21} class="node-text">
           {name.length > 30 ? `…${name.slice(-29)}` : name}

@@ -1,0 +1,319 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { api, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
+import { capturePage, launchChromium, newConsoleContext } from './browser.js';
+
+/**
+ * The console end to end, in headless Chromium against a real `pier up`:
+ * what a user clicks, what they see, and that what the page says works
+ * (the copied psql command connects). Screenshots of every page at 1280 px
+ * and 390 px land in test-results/.
+ */
+
+const INSTANCE = 'console-db';
+const SYNCED = 'analytics.operational.daily_revenue';
+
+let pier: PierProcess;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let env: NodeJS.ProcessEnv;
+const a11y: string[] = [];
+
+before(async () => {
+  [pier, browser] = await Promise.all([
+    startPier({ env: { PIER_METRICS_SAMPLE_MS: '1000' } }),
+    launchChromium(),
+  ]);
+  env = { DATABRICKS_HOST: pier.apiUrl, DATABRICKS_TOKEN: pier.adminToken };
+  context = await newConsoleContext(browser, pier.apiUrl);
+  page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+});
+
+after(async () => {
+  await browser?.close();
+  if (pier) await removePier(pier);
+});
+
+function psql(command: string, password: string, sql: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('bash', ['-c', `${command} -tAc '${sql}'`], {
+      env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10' },
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out += d;
+    });
+    child.on('exit', (code) => resolve({ code, out: out.trim() }));
+  });
+}
+
+describe('the console', () => {
+  test('signs in with a personal access token, kept only as an HttpOnly session cookie', async () => {
+    await page.goto(pier.apiUrl);
+    await page.getByRole('heading', { name: 'Sign in to Pier' }).waitFor();
+    a11y.push(...(await capturePage(page, 'sign-in')));
+
+    await page.getByLabel('Personal access token').fill('dapi00000000000000000000000000000000');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'unknown, revoked or expired' }).waitFor();
+
+    await page.getByLabel('Personal access token').fill(pier.adminToken);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Database instances' }).waitFor();
+
+    const [cookie] = await context.cookies();
+    assert.equal(cookie.name, 'pier_session');
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, 'Strict');
+    assert.notEqual(cookie.value, pier.adminToken);
+    const stored = await page.evaluate(
+      () => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }),
+    );
+    assert.ok(!stored.includes(pier.adminToken), 'the token is in web storage');
+  });
+
+  test('creates an instance, showing the API validation message inline, and watches it reach AVAILABLE', async () => {
+    await page.getByRole('button', { name: 'Create instance' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Create a database instance' });
+    a11y.push(...(await capturePage(page, 'create-instance')));
+    await dialog.getByLabel('Name').fill('Not A Valid Name!');
+    await dialog.getByRole('button', { name: 'Create' }).click();
+    const refusal = dialog.getByRole('alert');
+    await refusal.waitFor();
+    assert.match(await refusal.innerText(), /INVALID_PARAMETER_VALUE/);
+    const listed = await api(pier, pier.adminToken, 'GET', '/api/2.0/database/instances');
+    assert.deepEqual(listed.body.database_instances ?? [], [], 'a refused create made no instance');
+
+    await dialog.getByLabel('Name').fill(INSTANCE);
+    await dialog.getByLabel('Tags').fill('team=orders');
+    await dialog.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: INSTANCE }).waitFor();
+    // The badge changes without a reload: from STARTING to AVAILABLE.
+    await page.locator('.title-row .badge[data-state="AVAILABLE"]').waitFor({ timeout: 90_000 });
+
+    await page.getByRole('link', { name: 'Instances' }).first().click();
+    await page.locator(`tr[data-instance="${INSTANCE}"] .badge[data-state="AVAILABLE"]`).waitFor();
+    a11y.push(...(await capturePage(page, 'instances')));
+    await page.getByRole('link', { name: INSTANCE }).click();
+    await page.getByRole('heading', { name: INSTANCE }).waitFor();
+  });
+
+  test('generates a credential shown once with its expiry, and the copied psql command connects with it', async () => {
+    await page.getByRole('button', { name: 'Generate credential' }).click();
+    const token = (await page.getByTestId('credential').innerText()).trim();
+    assert.match(token, /^eyJ/);
+    assert.match(await page.getByTestId('credential-expiry').innerText(), /^Expires in (59|60) min/);
+
+    await page.getByRole('button', { name: 'Copy psql command' }).click();
+    const command = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(command, await page.getByTestId('psql-command').innerText());
+    assert.match(
+      command,
+      /^psql "host=127\.1\.\d+\.\d+ port=\d+ dbname=databricks_postgres user=admin@pier\.local sslmode=verify-full sslrootcert=/,
+    );
+    const result = await psql(command, token, 'SELECT current_user');
+    assert.equal(result.code, 0, result.out);
+    assert.equal(result.out, 'admin@pier.local');
+    // A wrong password is refused (and counted on /metrics, below).
+    const refused = await psql(command, 'not-a-credential', 'SELECT 1');
+    assert.notEqual(refused.code, 0);
+  });
+
+  test('resizes the instance, with confirmation and progress until it is AVAILABLE again', async () => {
+    await page.getByLabel('Capacity', { exact: true }).selectOption('CU_2');
+    await page.getByRole('button', { name: 'Resize' }).click();
+    const confirm = page.getByRole('dialog', { name: `Resize ${INSTANCE} to CU_2?` });
+    await confirm.getByRole('button', { name: 'Resize' }).click();
+    await page.getByRole('status').filter({ hasText: 'Resizing to CU_2' }).waitFor();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'Resizing to CU_2' })
+      .waitFor({ state: 'detached', timeout: 90_000 });
+    await page.locator('.title-row .badge[data-state="AVAILABLE"]').waitFor();
+    const instance = await api(pier, pier.adminToken, 'GET', `/api/2.0/database/instances/${INSTANCE}`);
+    assert.equal(instance.body.capacity, 'CU_2');
+    assert.equal(instance.body.state, 'AVAILABLE');
+    // Samples arrive every second here (15 s by default): the charts fill in.
+    await page.getByRole('img', { name: /^Connections: connections: \d+/ }).waitFor({ timeout: 30_000 });
+    a11y.push(...(await capturePage(page, 'instance')));
+  });
+
+  test('creates a synced table from the demo table, watches the snapshot reach 100%, then sees a new version', async () => {
+    for (const args of [
+      ['demo', '--data-dir', pier.dataDir],
+      [
+        'database',
+        'register-database-instance',
+        INSTANCE,
+        '--catalog',
+        'analytics',
+        '--schema',
+        'operational',
+      ],
+    ]) {
+      const run = await runPier(args, env);
+      assert.equal(run.code, 0, run.stderr);
+    }
+    await page.getByRole('link', { name: 'Synced tables' }).click();
+    await page.getByRole('button', { name: 'Create synced table' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Create a synced table' });
+    await dialog.getByLabel('Instance').selectOption(INSTANCE);
+    await dialog.getByLabel('Source Delta table').fill('analytics.gold.daily_revenue');
+    await dialog.getByRole('button', { name: 'Load columns' }).click();
+    // The key is picked from the source's columns; none picked is the API's refusal, shown in place.
+    await dialog.getByRole('checkbox', { name: 'day' }).waitFor();
+    await dialog.getByLabel('Target table').fill(SYNCED);
+    await dialog.getByRole('button', { name: 'Create' }).click();
+    await dialog.getByRole('alert').filter({ hasText: 'primary_key_columns' }).waitFor();
+    await dialog.getByRole('checkbox', { name: 'day' }).check();
+    await dialog.getByRole('checkbox', { name: 'region' }).check();
+    await dialog.getByLabel('Scheduling policy').selectOption('TRIGGERED');
+    a11y.push(...(await capturePage(page, 'create-synced-table')));
+    await dialog.getByRole('button', { name: 'Create' }).click();
+
+    await page.getByRole('heading', { name: SYNCED }).waitFor();
+    await page.getByTestId('sync-percent').filter({ hasText: '100%' }).waitFor({ timeout: 90_000 });
+    await page.getByTestId('last-version').filter({ hasText: /^1$/ }).waitFor();
+
+    const advanced = await runPier(['demo', 'advance', '--data-dir', pier.dataDir], env);
+    assert.equal(advanced.code, 0, advanced.stderr);
+    await page.getByRole('button', { name: 'Start an update' }).click();
+    await page.getByTestId('last-version').filter({ hasText: /^2$/ }).waitFor({ timeout: 60_000 });
+    await page.getByRole('img', { name: /^Rows synced per pass/ }).waitFor({ timeout: 20_000 });
+    a11y.push(...(await capturePage(page, 'synced-table')));
+
+    await page.getByRole('link', { name: 'Synced tables' }).first().click();
+    await page.getByRole('link', { name: SYNCED }).waitFor();
+    a11y.push(...(await capturePage(page, 'synced-tables')));
+  });
+
+  test('explores the catalog: the Delta table, its history, rows and lineage, and the live database schema', async () => {
+    await page.getByRole('link', { name: 'Catalog' }).click();
+    await page.getByRole('link', { name: 'analytics' }).click();
+    await page.getByRole('link', { name: 'gold' }).click();
+    a11y.push(...(await capturePage(page, 'catalog-schema')));
+    await page.getByRole('link', { name: 'daily_revenue' }).click();
+    await page.getByRole('heading', { name: 'analytics.gold.daily_revenue' }).waitFor();
+    await page.getByRole('cell', { name: 'decimal(12,2)' }).waitFor();
+    const history = page.locator('section[aria-labelledby="history-title"] tbody tr');
+    await history.first().waitFor();
+    assert.equal(await history.count(), 3);
+    assert.equal(await history.first().locator('td').first().innerText(), '2');
+    await page.getByRole('heading', { name: /^Rows \(version 2, first \d+\)$/ }).waitFor();
+    await page.getByRole('link', { name: SYNCED }).waitFor();
+    a11y.push(...(await capturePage(page, 'catalog-table')));
+
+    // The lineage graph's target opens the synced table's Postgres side: the live database schema.
+    await page.getByRole('link', { name: SYNCED }).click();
+    await page.getByRole('heading', { name: SYNCED }).waitFor();
+    await page.getByRole('cell', { name: 'revenue' }).waitFor();
+    await page.getByRole('link', { name: 'Catalog' }).first().click();
+    await page.getByRole('heading', { name: 'Catalogs' }).waitFor();
+    a11y.push(...(await capturePage(page, 'catalogs')));
+  });
+
+  test('every page has no serious accessibility violations and fits a phone screen', () => {
+    assert.deepEqual(a11y, []);
+  });
+
+  test('signing out ends the session server-side', async () => {
+    const [cookie] = await context.cookies();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in to Pier' }).waitFor();
+    const response = await fetch(`${pier.apiUrl}/api/2.0/database/instances`, {
+      headers: { cookie: `pier_session=${cookie.value}` },
+    });
+    assert.equal(response.status, 401);
+  });
+});
+
+describe('sessions, CSRF and /metrics over HTTP', () => {
+  async function signIn(token: string): Promise<{ cookie: string; csrf: string }> {
+    const response = await fetch(`${pier.apiUrl}/console/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token }),
+    });
+    assert.equal(response.status, 200);
+    const setCookie = response.headers.get('set-cookie') ?? '';
+    assert.match(setCookie, /HttpOnly/);
+    assert.match(setCookie, /SameSite=Strict/);
+    assert.doesNotMatch(setCookie, /Secure/); // plain HTTP here; Secure when the API serves HTTPS
+    const body = (await response.json()) as { csrf_token: string };
+    return { cookie: setCookie.split(';')[0], csrf: body.csrf_token };
+  }
+
+  const create = (session: { cookie: string }, headers: Record<string, string>) =>
+    fetch(`${pier.apiUrl}/api/2.0/database/instances`, {
+      method: 'POST',
+      headers: { cookie: session.cookie, 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ name: 'csrf-probe', capacity: 'CU_1', stopped: true }),
+    });
+
+  test('a state-changing call with the cookie needs the CSRF token and the same origin; refused ones change nothing', async () => {
+    const session = await signIn(pier.adminToken);
+    const without = await create(session, {});
+    assert.equal(without.status, 403);
+    assert.match(((await without.json()) as { message: string }).message, /x-pier-csrf/);
+    const wrong = await create(session, { 'x-pier-csrf': 'guess' });
+    assert.equal(wrong.status, 403);
+    const crossOrigin = await create(session, { 'x-pier-csrf': session.csrf, origin: 'http://evil.example' });
+    assert.equal(crossOrigin.status, 403);
+    const missing = await api(pier, pier.adminToken, 'GET', '/api/2.0/database/instances/csrf-probe');
+    assert.equal(missing.status, 404);
+
+    const created = await create(session, { 'x-pier-csrf': session.csrf, origin: pier.apiUrl });
+    assert.equal(created.status, 200);
+    assert.equal(
+      (await api(pier, pier.adminToken, 'DELETE', '/api/2.0/database/instances/csrf-probe')).status,
+      200,
+    );
+  });
+
+  test('a session ends with the token it was made from', async () => {
+    const minted = await api(pier, pier.adminToken, 'POST', '/api/2.0/token/create', { comment: 'console' });
+    const token = minted.body.token_value as string;
+    const session = await signIn(token);
+    const before = await fetch(`${pier.apiUrl}/console/session`, { headers: { cookie: session.cookie } });
+    assert.equal(before.status, 200);
+    const tokenId = (minted.body.token_info as { token_id: string }).token_id;
+    assert.equal(
+      (await api(pier, pier.adminToken, 'POST', '/api/2.0/token/delete', { token_id: tokenId })).status,
+      200,
+    );
+    const afterRevoke = await fetch(`${pier.apiUrl}/api/2.0/database/instances`, {
+      headers: { cookie: session.cookie },
+    });
+    assert.equal(afterRevoke.status, 401);
+  });
+
+  test('/metrics speaks the Prometheus text format, for admins only', async () => {
+    assert.equal((await fetch(`${pier.apiUrl}/metrics`)).status, 401);
+    const response = await fetch(`${pier.apiUrl}/metrics`, {
+      headers: { authorization: `Bearer ${pier.adminToken}` },
+    });
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const text = await response.text();
+    for (const line of [
+      new RegExp(`^pier_instance_connections\\{instance="${INSTANCE}"\\} \\d+$`, 'm'),
+      new RegExp(`^pier_instance_database_size_bytes\\{instance="${INSTANCE}"\\} \\d+$`, 'm'),
+      new RegExp(`^pier_instance_transactions_total\\{instance="${INSTANCE}"\\} \\d+$`, 'm'),
+      /^pier_api_requests_total\{route="\/api\/2\.0\/database\/instances\/:name",method="GET",status="200"\} \d+$/m,
+      /^pier_proxy_connections_total\{outcome="connected",kind=""\} [1-9]\d*$/m,
+      /^pier_proxy_auth_failures_total\{kind="TOKEN_MALFORMED"\} [1-9]\d*$/m,
+      /^pier_reconcile_duration_seconds_count\{outcome="done"\} [1-9]\d*$/m,
+      /^pier_sync_duration_seconds_count\{policy="TRIGGERED",outcome="synced"\} [1-9]\d*$/m,
+      /^# TYPE pier_sync_duration_seconds histogram$/m,
+    ]) {
+      assert.match(text, line);
+    }
+  });
+});
