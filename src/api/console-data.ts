@@ -1,4 +1,5 @@
 import { tableHistory, tablePreview } from '../catalog/table-data.js';
+import { tableHistoryView } from '../catalog/views.js';
 import { instanceMetricSamples, syncedTablePasses } from '../metrics/service.js';
 import { metricPointsView, syncPassesView } from '../metrics/view.js';
 import type { RouteGroup } from './request.js';
@@ -14,18 +15,7 @@ const PIER = '/api/2.0/pier';
 export const consoleDataRoutes: RouteGroup = (app, ctx) => {
   app.get(`${PIER}/tables/:full_name/history`, async (c) => {
     const history = await tableHistory(ctx, c.var.caller, c.req.param('full_name'), c.req.query('limit'));
-    return c.json({
-      history: history.map((entry) => ({
-        version: entry.version,
-        timestamp: new Date(entry.timestamp).toISOString(),
-        ...(entry.operation ? { operation: entry.operation } : {}),
-        ...(entry.operationParameters ? { operation_parameters: entry.operationParameters } : {}),
-        ...(entry.operationMetrics ? { operation_metrics: entry.operationMetrics } : {}),
-        added_files: entry.addedFiles,
-        removed_files: entry.removedFiles,
-        ...(entry.addedRows !== undefined ? { added_rows: entry.addedRows } : {}),
-      })),
-    });
+    return c.json(tableHistoryView(history));
   });
   app.get(`${PIER}/tables/:full_name/preview`, async (c) =>
     c.json(await tablePreview(ctx, c.var.caller, c.req.param('full_name'), c.req.query('limit'))),

@@ -23,7 +23,7 @@ import { type ApiEnv, readJson, requireAdmin } from './request.js';
 const BUNDLE_DIR = new URL('../../console/', import.meta.url);
 
 /** The console's files, under a prefix no API route uses. */
-export const CONSOLE_ASSETS = '/console/assets';
+const CONSOLE_ASSETS = '/console/assets';
 
 const CONTENT_TYPES: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',

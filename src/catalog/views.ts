@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { HistoryEntry } from '../delta/index.js';
 import type { Queryable } from '../store/store.js';
 import type { ExternalLocationRow } from './external-locations-store.js';
 import type { EffectiveGrant } from './grants.js';
@@ -178,5 +179,21 @@ export function tableLineageView({ upstreams, downstreams }: TableLineage) {
   return {
     upstreams: upstreams.map((edge) => lineageTableInfo(edge, 'source_name')),
     downstreams: downstreams.map((edge) => lineageTableInfo(edge, 'target_name')),
+  };
+}
+
+/** Pier's `GET /api/2.0/pier/tables/{name}/history`: a Delta table's commits, newest first. */
+export function tableHistoryView(history: HistoryEntry[]) {
+  return {
+    history: history.map((entry) => ({
+      version: entry.version,
+      timestamp: new Date(entry.timestamp).toISOString(),
+      ...(entry.operation ? { operation: entry.operation } : {}),
+      ...(entry.operationParameters ? { operation_parameters: entry.operationParameters } : {}),
+      ...(entry.operationMetrics ? { operation_metrics: entry.operationMetrics } : {}),
+      added_files: entry.addedFiles,
+      removed_files: entry.removedFiles,
+      ...(entry.addedRows !== undefined ? { added_rows: entry.addedRows } : {}),
+    })),
   };
 }

@@ -29,7 +29,7 @@ function labelsOf(labelNames: readonly string[], key: string): Labels {
   return Object.fromEntries(labelNames.map((n, i) => [n, values[i]]));
 }
 
-export class Counter {
+class Counter {
   private readonly values = new Map<string, number>();
 
   constructor(
@@ -54,7 +54,7 @@ export class Counter {
 }
 
 /** Durations in seconds, with cumulative buckets as Prometheus histograms have them. */
-export class Histogram {
+class Histogram {
   private readonly series = new Map<string, { buckets: number[]; sum: number; count: number }>();
 
   constructor(

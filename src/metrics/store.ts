@@ -20,7 +20,7 @@ export interface SyncPassRow {
 }
 
 /** How long samples and passes are kept: a day. */
-export const METRICS_RETENTION_HOURS = 24;
+const METRICS_RETENTION_HOURS = 24;
 
 export async function listSampledInstances(
   db: Queryable,

@@ -18,7 +18,7 @@ import {
  * reaches the page's storage). The store holds only the id's SHA-256; a
  * session ends at sign-out, after SESSION_LIFETIME_MS, or with its token.
  */
-export const SESSION_LIFETIME_MS = 12 * 3600 * 1000;
+const SESSION_LIFETIME_MS = 12 * 3600 * 1000;
 
 /** The cookie that carries the session id. */
 export const SESSION_COOKIE = 'pier_session';
@@ -96,7 +96,7 @@ export async function signOut(db: Queryable, sessionId: string | undefined): Pro
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** Compares secrets in constant time. */
-export function sameSecret(sent: string | undefined, expected: string): boolean {
+function sameSecret(sent: string | undefined, expected: string): boolean {
   if (sent === undefined) return false;
   const a = Buffer.from(sent);
   const b = Buffer.from(expected);
