@@ -48,12 +48,21 @@ export async function seriousViolations(page: Page): Promise<string[]> {
 }
 
 /**
- * Screenshots of the page at desktop (1280 px) and phone (390 px) width,
- * and axe's serious violations at both; the viewport is left at 1280.
+ * Screenshots of the page at desktop (1280 px, light and dark) and phone
+ * (390 px) width, and axe's serious violations in each; the viewport is
+ * left at 1280 px, light.
  */
 export async function capturePage(page: Page, name: string): Promise<string[]> {
   await mkdir(RESULTS_DIR, { recursive: true });
   const problems: string[] = [];
+  // The dark theme follows the system: checked (contrast included) at desktop width.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.screenshot({
+    path: new URL(`console-${name}-1280-dark.png`, RESULTS_DIR).pathname,
+    fullPage: true,
+  });
+  problems.push(...(await seriousViolations(page)).map((v) => `${name} in the dark theme: ${v}`));
+  await page.emulateMedia({ colorScheme: 'light' });
   for (const width of [390, 1280]) {
     await page.setViewportSize({ width, height: width === 390 ? 844 : 900 });
     await page.waitForTimeout(150); // charts resize on the next frame

@@ -79,6 +79,25 @@ describe('the console', () => {
     assert.ok(!stored.includes(pier.adminToken), 'the token is in web storage');
   });
 
+  test('reaches every control from the keyboard, with a visible focus', async () => {
+    // Tab from the top of the page to "Create instance", open its dialog with Enter, close it with Esc.
+    await page.locator('body').focus();
+    let focused = '';
+    for (let i = 0; i < 12 && focused !== 'Create instance'; i++) {
+      await page.keyboard.press('Tab');
+      focused = await page.evaluate(() => document.activeElement?.textContent?.trim() ?? '');
+    }
+    assert.equal(focused, 'Create instance');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
+    assert.notEqual(outline, 'none', 'the focused button shows no focus ring');
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'Create a database instance' });
+    await dialog.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'instance-name');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+  });
+
   test('creates an instance, showing the API validation message inline, and watches it reach AVAILABLE', async () => {
     await page.getByRole('button', { name: 'Create instance' }).click();
     const dialog = page.getByRole('dialog', { name: 'Create a database instance' });

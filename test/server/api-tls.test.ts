@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -69,6 +70,21 @@ test('--api-tls-cert/--api-tls-key serve the API over HTTPS; plain HTTP on a sha
       NODE_EXTRA_CA_CERTS: ca,
     });
     assert.equal(listed.code, 0, listed.stderr);
+    // The console's session cookie is Secure over HTTPS (docs/console.md).
+    const caPem = await readFile(ca);
+    const setCookie = await new Promise<string>((resolve, reject) => {
+      const req = httpsRequest(
+        `${pier.apiUrl}/console/session`,
+        { method: 'POST', ca: caPem, headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.resume();
+          resolve(String(res.headers['set-cookie'] ?? ''));
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify({ token: pier.adminToken }));
+    });
+    assert.match(setCookie, /^pier_session=[\w-]+;.*; HttpOnly; Secure; SameSite=Strict$/);
     // Nothing answers in clear text on the API port.
     await assert.rejects(
       fetch(pier.apiUrl.replace('https:', 'http:'), { signal: AbortSignal.timeout(5000) }),
