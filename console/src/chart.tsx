@@ -1,4 +1,4 @@
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
@@ -7,6 +7,18 @@ import 'uplot/dist/uPlot.min.css';
  * is one line. The figures are also given as text (the latest value) so the
  * chart is never the only way to read them.
  */
+/** The system's colour scheme, followed as it changes (the chart's canvas is drawn in its colours). */
+function useColorScheme(): string {
+  const query = matchMedia('(prefers-color-scheme: dark)');
+  const [scheme, setScheme] = useState(query.matches ? 'dark' : 'light');
+  useEffect(() => {
+    const changed = () => setScheme(query.matches ? 'dark' : 'light');
+    query.addEventListener('change', changed);
+    return () => query.removeEventListener('change', changed);
+  }, []);
+  return scheme;
+}
+
 export function TimeChart(props: {
   title: string;
   times: string[];
@@ -16,6 +28,7 @@ export function TimeChart(props: {
   const plot = useRef<uPlot>();
   const xs = props.times.map((t) => Date.parse(t) / 1000);
   const data = [xs, ...props.series.map((s) => s.values)] as uPlot.AlignedData;
+  const scheme = useColorScheme();
 
   useEffect(() => {
     const element = box.current!;
@@ -36,7 +49,7 @@ export function TimeChart(props: {
             side: i === 0 ? 3 : 1,
             grid: { show: i === 0, stroke: 'rgba(128,128,128,0.2)' },
             values: (_: uPlot, ticks: number[]) => ticks.map((t) => (s.format ? s.format(t) : String(t))),
-            size: 60,
+            size: 72,
           })),
         ],
         scales: { x: { time: true } },
@@ -61,7 +74,7 @@ export function TimeChart(props: {
       resize.disconnect();
       plot.current?.destroy();
     };
-  }, [props.series.length]);
+  }, [props.series.length, scheme]);
 
   useEffect(() => {
     plot.current?.setData(data);

@@ -34,9 +34,11 @@ export function Badge({ state }: { state: string }) {
     STATE_TONE[short] ??
     (short.includes('FAILED')
       ? 'bad'
-      : short.includes('PROVISIONING') || short.includes('UPDATE')
-        ? 'busy'
-        : 'idle');
+      : short.startsWith('ONLINE') && !short.includes('TRIGGERED_UPDATE')
+        ? 'ok'
+        : short.includes('PROVISIONING') || short.includes('UPDATE')
+          ? 'busy'
+          : 'idle');
   return (
     <span class={`badge ${tone}`} data-state={state}>
       {short.replaceAll('_', ' ')}

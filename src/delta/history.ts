@@ -1,5 +1,5 @@
 import type { Action } from './actions.js';
-import { commitTimestamp, listLog, readCommitActions } from './log.js';
+import { commitTimestamp, listLog, readCommitActions, versionFileName } from './log.js';
 import type { TableStorage } from './storage.js';
 
 /** One commit of a table's history, as `DESCRIBE HISTORY` shows it. */
@@ -69,4 +69,18 @@ function describeCommit(
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * When `version` was committed (ms), from its commit file; undefined once
+ * log cleanup removed that file (only a checkpoint is left of it).
+ *
+ * @example
+ * const committedAt = await commitTime(storageFor('/lake/daily_revenue'), 2);
+ */
+export async function commitTime(storage: TableStorage, version: number): Promise<number | undefined> {
+  const name = `${versionFileName(version)}.json`;
+  const listed = (await storage.list('_delta_log', versionFileName(version))).find((f) => f.name === name);
+  if (!listed) return undefined;
+  return commitTimestamp(await readCommitActions(storage, name), listed);
 }

@@ -19,7 +19,7 @@ export type {
 } from './actions.js';
 export { CHANGE_COLUMNS, type ChangeFeed, type ChangeType, readChanges, type VersionBound } from './cdf.js';
 export { decodeZ85, loadDeletionVector } from './deletion-vector.js';
-export { type HistoryEntry, readHistory } from './history.js';
+export { commitTime, type HistoryEntry, readHistory } from './history.js';
 export { MAX_READER_VERSION, SUPPORTED_READER_FEATURES } from './protocol.js';
 export { decodeRoaringBitmapArray } from './roaring.js';
 export type { BatchColumn, ColumnBatch } from './scan.js';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { commitTime, storageFor } from '../delta/index.js';
 import type { Engine } from '../engine/engine.js';
 import { isPierError } from '../errors.js';
 import { noteFailure } from '../failures.js';
@@ -279,12 +280,17 @@ export class PipelineRunner {
     );
     // A pass that found nothing new says nothing about lag or rows: only real work is charted.
     if (pass.outcome.kind === 'up-to-date' && pass.rows === 0) return;
-    const commit = pass.after?.deltaCommitTimestamp;
+    const commit =
+      pass.after?.deltaCommitTimestamp?.getTime() ??
+      (await commitTime(storageFor(table.source_location), pass.outcome.deltaVersion).catch((e) => {
+        noteFailure('sync.commit-time', e);
+        return undefined;
+      }));
     await insertSyncPass(this.store, table.id, {
       endedAt: pass.end,
       rows: pass.rows,
       deltaVersion: pass.outcome.deltaVersion,
-      ...(commit ? { lagMs: Math.max(0, pass.end.getTime() - commit.getTime()) } : {}),
+      ...(commit !== undefined ? { lagMs: Math.max(0, pass.end.getTime() - commit) } : {}),
       durationMs,
     }).catch((e) => noteFailure('sync.record-pass', e));
   }
