@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { call, seg } from './api';
-import { Confirm, ErrorText, usePoll } from './ui';
+import { Confirm, ErrorText, useAction, usePoll } from './ui';
 
 interface Acl {
   access_control_list: {
@@ -23,7 +23,7 @@ export function Permissions({ name }: { name: string }) {
   );
   const [principal, setPrincipal] = useState('');
   const [level, setLevel] = useState('CAN_USE');
-  const [changeError, setChangeError] = useState<unknown>();
+  const grant = useAction();
   const [removing, setRemoving] = useState<string>();
   const direct = (data?.access_control_list ?? []).filter(
     (e) => e.user_name && e.all_permissions.some((p) => !p.inherited),
@@ -71,19 +71,13 @@ export function Permissions({ name }: { name: string }) {
       </table>
       <form
         class="inline-form"
-        onSubmit={async (event) => {
-          event.preventDefault();
-          setChangeError(undefined);
-          try {
-            await call('PATCH', path, {
-              access_control_list: [{ user_name: principal.trim(), permission_level: level }],
-            });
-            setPrincipal('');
-            reload();
-          } catch (e) {
-            setChangeError(e);
-          }
-        }}
+        onSubmit={grant.onSubmit(async () => {
+          await call('PATCH', path, {
+            access_control_list: [{ user_name: principal.trim(), permission_level: level }],
+          });
+          setPrincipal('');
+          reload();
+        })}
       >
         <label for="perm-principal">User</label>
         <input
@@ -104,7 +98,7 @@ export function Permissions({ name }: { name: string }) {
         </select>
         <button type="submit">Grant</button>
       </form>
-      <ErrorText error={changeError} />
+      <ErrorText error={grant.error} />
       {removing ? (
         <Confirm
           title={`Remove ${removing}'s permission?`}
@@ -148,7 +142,7 @@ export function Roles({ name }: { name: string }) {
   const [role, setRole] = useState('');
   const [type, setType] = useState('USER');
   const [superuser, setSuperuser] = useState(false);
-  const [createError, setCreateError] = useState<unknown>();
+  const create = useAction();
   const [deleting, setDeleting] = useState<string>();
   return (
     <section aria-labelledby="roles-title">
@@ -186,21 +180,15 @@ export function Roles({ name }: { name: string }) {
       </table>
       <form
         class="inline-form"
-        onSubmit={async (event) => {
-          event.preventDefault();
-          setCreateError(undefined);
-          try {
-            await call('POST', path, {
-              name: role.trim(),
-              identity_type: type,
-              ...(superuser ? { membership_role: 'DATABRICKS_SUPERUSER' } : {}),
-            });
-            setRole('');
-            reload();
-          } catch (e) {
-            setCreateError(e);
-          }
-        }}
+        onSubmit={create.onSubmit(async () => {
+          await call('POST', path, {
+            name: role.trim(),
+            identity_type: type,
+            ...(superuser ? { membership_role: 'DATABRICKS_SUPERUSER' } : {}),
+          });
+          setRole('');
+          reload();
+        })}
       >
         <label for="role-name">Role name</label>
         <input id="role-name" value={role} onInput={(e) => setRole((e.target as HTMLInputElement).value)} />
@@ -220,7 +208,7 @@ export function Roles({ name }: { name: string }) {
         </label>
         <button type="submit">Create role</button>
       </form>
-      <ErrorText error={createError} />
+      <ErrorText error={create.error} />
       {deleting ? (
         <Confirm
           title={`Delete role ${deleting}?`}

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { call } from './api';
 import { href } from './routes';
-import { Badge, Dialog, ErrorText, usePoll } from './ui';
+import { Badge, Dialog, ErrorText, useAction, usePoll } from './ui';
 
 export interface Instance {
   name: string;
@@ -113,37 +113,28 @@ function CreateInstance({ onClose, onCreated }: { onClose: () => void; onCreated
   const [stopped, setStopped] = useState(false);
   const [retention, setRetention] = useState('7');
   const [tags, setTags] = useState('');
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
+  const submit = useAction();
   return (
     <Dialog title="Create a database instance" onClose={onClose}>
       <form
-        onSubmit={async (event) => {
-          event.preventDefault();
-          setBusy(true);
-          setError(undefined);
-          try {
-            const custom_tags = tags
-              .split(',')
-              .map((t) => t.trim())
-              .filter(Boolean)
-              .map((t) => {
-                const [key, ...value] = t.split('=');
-                return { key: key.trim(), value: value.join('=').trim() };
-              });
-            const created = await call<{ name: string }>('POST', '/api/2.0/database/instances', {
-              name,
-              capacity,
-              stopped,
-              ...(retention ? { retention_window_in_days: Number(retention) } : {}),
-              ...(custom_tags.length ? { custom_tags } : {}),
+        onSubmit={submit.onSubmit(async () => {
+          const custom_tags = tags
+            .split(',')
+            .map((t) => t.trim())
+            .filter(Boolean)
+            .map((t) => {
+              const [key, ...value] = t.split('=');
+              return { key: key.trim(), value: value.join('=').trim() };
             });
-            onCreated(created.name);
-          } catch (e) {
-            setError(e);
-            setBusy(false);
-          }
-        }}
+          const created = await call<{ name: string }>('POST', '/api/2.0/database/instances', {
+            name,
+            capacity,
+            stopped,
+            ...(retention ? { retention_window_in_days: Number(retention) } : {}),
+            ...(custom_tags.length ? { custom_tags } : {}),
+          });
+          onCreated(created.name);
+        })}
       >
         <label for="instance-name">Name</label>
         <input
@@ -190,13 +181,13 @@ function CreateInstance({ onClose, onCreated }: { onClose: () => void; onCreated
           />
           Create it stopped
         </label>
-        <ErrorText error={error} />
+        <ErrorText error={submit.error} />
         <div class="actions">
           <button type="button" onClick={onClose}>
             Cancel
           </button>
-          <button type="submit" class="primary" disabled={busy}>
-            {busy ? 'Creating…' : 'Create'}
+          <button type="submit" class="primary" disabled={submit.busy}>
+            {submit.busy ? 'Creating…' : 'Create'}
           </button>
         </div>
       </form>

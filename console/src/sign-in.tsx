@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { call, type Session } from './api';
-import { ErrorText } from './ui';
+import { ErrorText, useAction } from './ui';
 
 /**
  * Sign-in with a personal access token. The token goes to Pier once, in the
@@ -9,24 +9,14 @@ import { ErrorText } from './ui';
  */
 export function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
   const [token, setToken] = useState('');
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
+  const submit = useAction();
   return (
     <main id="main" class="sign-in">
       <h1 tabIndex={-1}>Sign in to Pier</h1>
       <form
-        onSubmit={async (event) => {
-          event.preventDefault();
-          setBusy(true);
-          setError(undefined);
-          try {
-            onSignedIn(await call<Session>('POST', '/console/session', { token }));
-          } catch (e) {
-            setError(e);
-          } finally {
-            setBusy(false);
-          }
-        }}
+        onSubmit={submit.onSubmit(async () => {
+          onSignedIn(await call<Session>('POST', '/console/session', { token }));
+        })}
       >
         <label for="token">Personal access token</label>
         <input
@@ -44,9 +34,9 @@ export function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void 
           one with <code>POST /api/2.0/token/create</code>. It is exchanged for a session and not kept by the
           page.
         </p>
-        <ErrorText error={error} />
-        <button type="submit" class="primary" disabled={busy}>
-          {busy ? 'Signing in…' : 'Sign in'}
+        <ErrorText error={submit.error} />
+        <button type="submit" class="primary" disabled={submit.busy}>
+          {submit.busy ? 'Signing in…' : 'Sign in'}
         </button>
       </form>
     </main>

@@ -3,7 +3,7 @@ import { call, seg } from './api';
 import { TimeChart } from './chart';
 import { listAllInstances } from './instances';
 import { href } from './routes';
-import { Badge, Confirm, Dialog, ErrorText, formatTime, usePoll } from './ui';
+import { Badge, Confirm, Dialog, ErrorText, formatTime, useAction, usePoll } from './ui';
 
 interface SyncedTable {
   name: string;
@@ -133,8 +133,7 @@ function CreateSyncedTable({
   const [policy, setPolicy] = useState('TRIGGERED');
   const [target, setTarget] = useState('');
   const [database, setDatabase] = useState('');
-  const [error, setError] = useState<unknown>();
-  const [working, setWorking] = useState(false);
+  const submit = useAction();
   const chosenInstance = instance || instances?.[0]?.name || '';
 
   const loadColumns = async () => {
@@ -156,28 +155,20 @@ function CreateSyncedTable({
   return (
     <Dialog title="Create a synced table" onClose={onClose}>
       <form
-        onSubmit={async (event) => {
-          event.preventDefault();
-          setWorking(true);
-          setError(undefined);
-          try {
-            const created = await call<{ name: string }>('POST', '/api/2.0/database/synced_tables', {
-              name: target.trim(),
-              database_instance_name: chosenInstance,
-              ...(database.trim() ? { logical_database_name: database.trim() } : {}),
-              spec: {
-                source_table_full_name: source.trim(),
-                primary_key_columns: key,
-                scheduling_policy: policy,
-                create_database_objects_if_missing: true,
-              },
-            });
-            onCreated(created.name);
-          } catch (e) {
-            setError(e);
-            setWorking(false);
-          }
-        }}
+        onSubmit={submit.onSubmit(async () => {
+          const created = await call<{ name: string }>('POST', '/api/2.0/database/synced_tables', {
+            name: target.trim(),
+            database_instance_name: chosenInstance,
+            ...(database.trim() ? { logical_database_name: database.trim() } : {}),
+            spec: {
+              source_table_full_name: source.trim(),
+              primary_key_columns: key,
+              scheduling_policy: policy,
+              create_database_objects_if_missing: true,
+            },
+          });
+          onCreated(created.name);
+        })}
       >
         <label for="st-instance">Instance</label>
         <select
@@ -252,13 +243,13 @@ function CreateSyncedTable({
           value={database}
           onInput={(e) => setDatabase((e.target as HTMLInputElement).value)}
         />
-        <ErrorText error={error} />
+        <ErrorText error={submit.error} />
         <div class="actions">
           <button type="button" onClick={onClose}>
             Cancel
           </button>
-          <button type="submit" class="primary" disabled={working}>
-            {working ? 'Creating…' : 'Create'}
+          <button type="submit" class="primary" disabled={submit.busy}>
+            {submit.busy ? 'Creating…' : 'Create'}
           </button>
         </div>
       </form>

@@ -74,12 +74,11 @@ export function Confirm(props: {
   onConfirm: () => Promise<void>;
   onClose: () => void;
 }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
+  const confirm = useAction();
   return (
     <Dialog title={props.title} onClose={props.onClose}>
       <div>{props.message}</div>
-      <ErrorText error={error} />
+      <ErrorText error={confirm.error} />
       <div class="actions">
         <button type="button" onClick={props.onClose}>
           Cancel
@@ -87,20 +86,15 @@ export function Confirm(props: {
         <button
           type="button"
           class={props.danger ? 'danger' : 'primary'}
-          disabled={busy}
-          onClick={async () => {
-            setBusy(true);
-            setError(undefined);
-            try {
+          disabled={confirm.busy}
+          onClick={() =>
+            confirm.run(async () => {
               await props.onConfirm();
               props.onClose();
-            } catch (e) {
-              setError(e);
-              setBusy(false);
-            }
-          }}
+            })
+          }
         >
-          {busy ? 'Working…' : props.action}
+          {confirm.busy ? 'Working…' : props.action}
         </button>
       </div>
     </Dialog>
@@ -149,6 +143,11 @@ export function usePoll<T>(
   const [data, setData] = useState<T>();
   const [error, setError] = useState<unknown>();
   const [tick, setTick] = useState(0);
+  // Another resource (the deps changed): never show the last one's data meanwhile.
+  useEffect(() => {
+    setData(undefined);
+    setError(undefined);
+  }, deps);
   useEffect(() => {
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -189,4 +188,33 @@ export function formatBytes(bytes: number): string {
 export function formatTime(iso: string | number | undefined): string {
   if (iso === undefined) return '—';
   return new Date(iso).toLocaleString();
+}
+
+/**
+ * One user action's progress and error: `run` marks it busy, clears the
+ * last error and keeps the new one for the page to show where it happened.
+ *
+ * @example
+ * const save = useAction();
+ * <form onSubmit={save.onSubmit(() => call('POST', path, body))}>… <ErrorText error={save.error} />
+ */
+export function useAction() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const run = async (work: () => Promise<unknown>) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await work();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const onSubmit = (work: () => Promise<unknown>) => (event: Event) => {
+    event.preventDefault();
+    void run(work);
+  };
+  return { busy, error, run, onSubmit };
 }

@@ -1,4 +1,5 @@
 import type { ControlContext } from '../control/context.js';
+import { wholeNumberParam } from '../control/validate.js';
 import {
   type DeltaSnapshot,
   type HistoryEntry,
@@ -33,12 +34,7 @@ async function deltaTableFor(ctx: ControlContext, caller: IdentityRow, fullName:
 }
 
 function limitOf(raw: string | undefined, fallback: number, max: number): number {
-  if (raw === undefined) return fallback;
-  const limit = Number(raw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > max) {
-    throw invalidParameter(`limit must be a whole number from 1 to ${max}, got '${raw}'.`);
-  }
-  return limit;
+  return wholeNumberParam(raw, 'limit', { min: 1, max, fallback });
 }
 
 /** The newest commits of a Delta table, newest first. */

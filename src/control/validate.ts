@@ -44,3 +44,25 @@ export function describe(value: unknown): string {
   if (typeof value === 'object') return 'an object';
   return `${typeof value} ${String(value)}`;
 }
+
+/**
+ * A whole-number query parameter from `min` to `max`, `fallback` when absent;
+ * INVALID_PARAMETER_VALUE otherwise.
+ *
+ * @example
+ * const minutes = wholeNumberParam(c.req.query('minutes'), 'minutes', { min: 1, max: 1440, fallback: 60 });
+ */
+export function wholeNumberParam(
+  raw: string | undefined,
+  field: string,
+  range: { min: number; max: number; fallback: number },
+): number {
+  if (raw === undefined) return range.fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < range.min || value > range.max) {
+    throw invalidParameter(
+      `${field} must be a whole number from ${range.min} to ${range.max}, got '${raw}'.`,
+    );
+  }
+  return value;
+}

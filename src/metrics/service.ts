@@ -1,5 +1,5 @@
 import type { ControlContext } from '../control/context.js';
-import { invalidParameter } from '../errors.js';
+import { wholeNumberParam } from '../control/validate.js';
 import type { IdentityRow } from '../identities/store.js';
 import { getInstance } from '../instances/service.js';
 import { loadForCaller } from '../sync/service.js';
@@ -9,12 +9,7 @@ import { listMetricSamples, listSyncPasses, type MetricSampleRow, type SyncPassR
 const MAX_MINUTES = 24 * 60;
 
 function windowMinutes(raw: string | undefined): number {
-  if (raw === undefined) return 60;
-  const minutes = Number(raw);
-  if (!Number.isInteger(minutes) || minutes < 1 || minutes > MAX_MINUTES) {
-    throw invalidParameter(`minutes must be a whole number from 1 to ${MAX_MINUTES}, got '${raw}'.`);
-  }
-  return minutes;
+  return wholeNumberParam(raw, 'minutes', { min: 1, max: MAX_MINUTES, fallback: 60 });
 }
 
 /** An instance's samples over the last `minutes` (60 by default): CAN_USE on it. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { createUser } from '../catalog/users.js';
 import { api, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
 import { capturePage, launchChromium, newConsoleContext } from './browser.js';
 
@@ -13,7 +14,8 @@ import { capturePage, launchChromium, newConsoleContext } from './browser.js';
  */
 
 const INSTANCE = 'console-db';
-const SYNCED = 'analytics.operational.daily_revenue';
+/** The synced table, in the instance's database catalog (its schemas and tables are Postgres' own, read live). */
+const SYNCED = 'console_ops.operational.daily_revenue';
 
 let pier: PierProcess;
 let browser: Browser;
@@ -172,7 +174,7 @@ describe('the console', () => {
         'register-database-instance',
         INSTANCE,
         '--catalog',
-        'analytics',
+        'console_ops',
         '--schema',
         'operational',
       ],
@@ -190,7 +192,9 @@ describe('the console', () => {
     await dialog.getByRole('checkbox', { name: 'day' }).waitFor();
     await dialog.getByLabel('Target table').fill(SYNCED);
     await dialog.getByRole('button', { name: 'Create' }).click();
-    await dialog.getByRole('alert').filter({ hasText: 'primary_key_columns' }).waitFor();
+    const noKey = dialog.getByRole('alert');
+    await noKey.waitFor();
+    assert.match(await noKey.innerText(), /primary_key_columns/);
     await dialog.getByRole('checkbox', { name: 'day' }).check();
     await dialog.getByRole('checkbox', { name: 'region' }).check();
     await dialog.getByLabel('Scheduling policy').selectOption('TRIGGERED');
@@ -233,9 +237,14 @@ describe('the console', () => {
     await page.getByRole('link', { name: SYNCED }).click();
     await page.getByRole('heading', { name: SYNCED }).waitFor();
     await page.getByRole('cell', { name: 'revenue' }).waitFor();
+    await page.getByRole('cell', { name: 'decimal(12,2)' }).waitFor(); // read from Postgres' numeric(12,2)
     await page.getByRole('link', { name: 'Catalog' }).first().click();
     await page.getByRole('heading', { name: 'Catalogs' }).waitFor();
+    await page.getByText('Database catalog (live Postgres)').waitFor();
     a11y.push(...(await capturePage(page, 'catalogs')));
+    await page.getByRole('link', { name: 'console_ops' }).click();
+    await page.getByRole('link', { name: 'operational' }).click();
+    await page.getByRole('link', { name: 'daily_revenue' }).waitFor();
   });
 
   test('every page has no serious accessibility violations and fits a phone screen', () => {
@@ -334,5 +343,26 @@ describe('sessions, CSRF and /metrics over HTTP', () => {
     ]) {
       assert.match(text, line);
     }
+  });
+
+  test("the console's read routes keep the resources' rules", async () => {
+    const admin = (path: string) => api(pier, pier.adminToken, 'GET', path);
+    const tooLong = await admin(`/api/2.0/pier/database/instances/${INSTANCE}/metrics?minutes=100000`);
+    assert.equal(tooLong.status, 400);
+    assert.equal(tooLong.body.error_code, 'INVALID_PARAMETER_VALUE');
+    assert.equal(tooLong.body.message, "minutes must be a whole number from 1 to 1440, got '100000'.");
+    assert.equal((await admin('/api/2.0/pier/database/instances/nope/metrics')).status, 404);
+    const live = await admin(`/api/2.0/pier/tables/${SYNCED}/preview`);
+    assert.equal(live.status, 400, JSON.stringify(live.body));
+    assert.match(live.body.message as string, /is not a Delta table/);
+    const passes = await admin(`/api/2.0/pier/database/synced_tables/${SYNCED}/passes`);
+    assert.ok((passes.body.passes as { rows_synced: number }[]).some((p) => p.rows_synced === 21));
+
+    // Someone without CAN_USE sees neither the instance's metrics nor /metrics.
+    const jane = await createUser(pier, 'jane@example.com');
+    const hidden = await api(pier, jane, 'GET', `/api/2.0/pier/database/instances/${INSTANCE}/metrics`);
+    assert.equal(hidden.status, 404);
+    const metrics = await fetch(`${pier.apiUrl}/metrics`, { headers: { authorization: `Bearer ${jane}` } });
+    assert.equal(metrics.status, 403);
   });
 });
