@@ -93,6 +93,41 @@ export function registerSyncedTableCommands(program: Command): void {
     });
 
   database
+    .command('create-database-table <NAME>')
+    .description(
+      'Register an existing Postgres table of an instance in the catalog (nothing is created in Postgres).',
+    )
+    .option('--json <json>', 'The DatabaseTable as JSON, or @file.')
+    .option(
+      '--database-instance-name <name>',
+      'The instance (when NAME is not in a database catalog or schema).',
+    )
+    .option(
+      '--logical-database-name <name>',
+      'The Postgres database (when NAME is not in a database catalog or schema).',
+    )
+    .action(async (name: string, options: Record<string, string | undefined>, command: Command) => {
+      const body: Record<string, unknown> = { ...parseJsonFlag(options.json), name };
+      if (options.databaseInstanceName) body.database_instance_name = options.databaseInstanceName;
+      if (options.logicalDatabaseName) body.logical_database_name = options.logicalDatabaseName;
+      printJson(await call(credentials(command), 'POST', '/api/2.0/database/tables', { body }));
+    });
+
+  database
+    .command('get-database-table <NAME>')
+    .description('Get a registered database table.')
+    .action(async (name: string, _o: unknown, command: Command) => {
+      printJson(await call(credentials(command), 'GET', `/api/2.0/database/tables/${segment(name)}`));
+    });
+
+  database
+    .command('delete-database-table <NAME>')
+    .description('Unregister a database table; the Postgres table and its rows are kept.')
+    .action(async (name: string, _o: unknown, command: Command) => {
+      await call(credentials(command), 'DELETE', `/api/2.0/database/tables/${segment(name)}`);
+    });
+
+  database
     .command('get-synced-database-table <NAME>')
     .description('Get a synced table and its synchronization status.')
     .action(async (name: string, _o: unknown, command: Command) => {

@@ -11,6 +11,7 @@ import { instanceForCaller, permissionOn } from '../instances/permissions.js';
 import { findInstanceByUid, type InstanceRow } from '../instances/store.js';
 import { collectPage, decodePageToken } from '../pagination.js';
 import { forgetLease } from '../store/leases.js';
+import { refuseTakenName } from './database-tables.js';
 import { resolvePlace } from './names.js';
 import {
   deletePipelineIfUnused,
@@ -77,6 +78,7 @@ export async function createSyncedTable(
     if (await findSyncedTable(tx, place.name)) {
       throw new PierError('RESOURCE_ALREADY_EXISTS', `Synced table '${place.name}' already exists.`);
     }
+    await refuseTakenName(tx, place.name);
     const target = {
       instance_uid: place.instance.uid,
       database_name: place.databaseName,
