@@ -29,7 +29,7 @@ export function updating(
     // The whole object is replaced when merged: what the last update left stays in it.
     triggered_update_status: {
       ...(previous.triggered_update_status as Record<string, unknown> | undefined),
-      triggered_update_progress: progress ? rowProgress(progress.synced, progress.total) : {},
+      ...(progress ? { triggered_update_progress: rowProgress(progress.synced, progress.total) } : {}),
     },
   };
 }
