@@ -365,4 +365,16 @@ test('TRIGGERED: triggered_update_status after each update', async () => {
   assert.equal(status?.detailed_state, 'SYNCED_TABLE_ONLINE_NO_PENDING_UPDATE');
   assert.equal(Number(status?.triggered_update_status?.last_processed_commit_version), version);
   assert.ok(status?.triggered_update_status?.timestamp);
+  // Tables updated in place leave room for HOT updates; a SNAPSHOT table is replaced whole.
+  const { rows } = await pgClient.query(
+    `SELECT relname, reloptions FROM pg_class WHERE relname IN ('revenue_batch', 'revenue_live', 'revenue_copy') ORDER BY relname`,
+  );
+  assert.deepEqual(
+    rows.map((r) => [r.relname, r.reloptions]),
+    [
+      ['revenue_batch', ['fillfactor=90']],
+      ['revenue_copy', ['fillfactor=100']],
+      ['revenue_live', ['fillfactor=90']],
+    ],
+  );
 });
