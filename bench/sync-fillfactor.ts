@@ -14,8 +14,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { type DeltaRow, openDeltaTable, type StructType } from '../src/delta/index.js';
-import { formatDate, formatDecimal, formatTimestampNumber } from '../src/delta/values.js';
+import { type DeltaRow, openDeltaTable } from '../src/delta/index.js';
 import { appendRows, createTable, mergeRows } from '../src/delta/writer.js';
 import { capacitySettings } from '../src/engine/local/capacity.js';
 import {
@@ -29,45 +28,12 @@ import { handToPostgres, preparePostgresRuntime } from '../src/engine/local/runt
 import { applyChanges } from '../src/sync/changes.js';
 import { targetLayout } from '../src/sync/columns.js';
 import { snapshotInto } from '../src/sync/snapshot.js';
+import { row, SCHEMA } from './sync-rows.js';
 
 const ROWS = Number(process.env.BENCH_FF_ROWS ?? 1_000_000);
 const CHANGED = Math.min(100_000, ROWS / 10);
 const ROUNDS = Number(process.env.BENCH_FF_ROUNDS ?? 3);
 const FILLFACTORS = [100, 90];
-
-const field = (name: string, type: StructType['fields'][number]['type'], nullable = true) => ({
-  name,
-  type,
-  nullable,
-  metadata: {},
-});
-const SCHEMA: StructType = {
-  type: 'struct',
-  fields: [
-    field('id', { type: 'long' }, false),
-    field('qty', { type: 'integer' }),
-    field('name', { type: 'string' }),
-    field('price', { type: 'double' }),
-    field('ts', { type: 'timestamp' }),
-    field('flag', { type: 'boolean' }),
-    field('amount', { type: 'decimal', precision: 12, scale: 2 }),
-    field('day', { type: 'date' }),
-  ],
-};
-
-/** The rows of bench/sync.ts: 8 columns, ~80 bytes a row. */
-function row(i: number, version = 0): DeltaRow {
-  return {
-    id: BigInt(i),
-    qty: (i * 7 + version) % 1000,
-    name: `customer-${i % 50_000}`,
-    price: (i % 10_000) * 0.25 + version,
-    ts: formatTimestampNumber(1_700_000_000_000_000 + i * 1_000_003, true),
-    flag: i % 3 === 0,
-    amount: formatDecimal(BigInt((i * 37) % 10_000_000) + BigInt(version), 2),
-    day: formatDate(19_000 + (i % 730)),
-  };
-}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

@@ -70,34 +70,18 @@ const online = async (table: SyncedTable) =>
     table.data_synchronization_status?.detailed_state ?? '',
   );
 
-/** The synced-table verbs of `pier database`, as the Databricks CLI names them, plus the seed's shorthands. */
-export function registerSyncedTableCommands(program: Command): void {
-  const database =
-    program.commands.find((c) => c.name() === 'database') ??
-    program.command('database').description('Database instances (Lakebase Provisioned).');
-
+/** `VERB NAME [--json] [--database-instance-name] [--logical-database-name]`, as the Databricks CLI's create verbs. */
+function createVerb(
+  database: Command,
+  verb: string,
+  description: string,
+  jsonHelp: string,
+  path: string,
+): void {
   database
-    .command('create-synced-database-table <NAME>')
-    .description('Create a synced table: a Postgres copy of a Delta table, kept up to date (spec in --json).')
-    .option('--json <json>', 'The SyncedDatabaseTable as JSON, or @file.')
-    .option('--database-instance-name <name>', 'The instance (when NAME is not in a database catalog).')
-    .option(
-      '--logical-database-name <name>',
-      'The Postgres database (when NAME is not in a database catalog).',
-    )
-    .action(async (name: string, options: Record<string, string | undefined>, command: Command) => {
-      const body: Record<string, unknown> = { ...parseJsonFlag(options.json), name };
-      if (options.databaseInstanceName) body.database_instance_name = options.databaseInstanceName;
-      if (options.logicalDatabaseName) body.logical_database_name = options.logicalDatabaseName;
-      printJson(await call(credentials(command), 'POST', '/api/2.0/database/synced_tables', { body }));
-    });
-
-  database
-    .command('create-database-table <NAME>')
-    .description(
-      'Register an existing Postgres table of an instance in the catalog (nothing is created in Postgres).',
-    )
-    .option('--json <json>', 'The DatabaseTable as JSON, or @file.')
+    .command(`${verb} <NAME>`)
+    .description(description)
+    .option('--json <json>', jsonHelp)
     .option(
       '--database-instance-name <name>',
       'The instance (when NAME is not in a database catalog or schema).',
@@ -110,8 +94,30 @@ export function registerSyncedTableCommands(program: Command): void {
       const body: Record<string, unknown> = { ...parseJsonFlag(options.json), name };
       if (options.databaseInstanceName) body.database_instance_name = options.databaseInstanceName;
       if (options.logicalDatabaseName) body.logical_database_name = options.logicalDatabaseName;
-      printJson(await call(credentials(command), 'POST', '/api/2.0/database/tables', { body }));
+      printJson(await call(credentials(command), 'POST', path, { body }));
     });
+}
+
+/** The synced-table verbs of `pier database`, as the Databricks CLI names them, plus the seed's shorthands. */
+export function registerSyncedTableCommands(program: Command): void {
+  const database =
+    program.commands.find((c) => c.name() === 'database') ??
+    program.command('database').description('Database instances (Lakebase Provisioned).');
+
+  createVerb(
+    database,
+    'create-synced-database-table',
+    'Create a synced table: a Postgres copy of a Delta table, kept up to date (spec in --json).',
+    'The SyncedDatabaseTable as JSON, or @file.',
+    '/api/2.0/database/synced_tables',
+  );
+  createVerb(
+    database,
+    'create-database-table',
+    'Register an existing Postgres table of an instance in the catalog (nothing is created in Postgres).',
+    'The DatabaseTable as JSON, or @file.',
+    '/api/2.0/database/tables',
+  );
 
   database
     .command('get-database-table <NAME>')

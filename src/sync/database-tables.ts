@@ -16,8 +16,9 @@ import { asObject, optionalString } from '../control/validate.js';
 import { isPierError, notFound, PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
 import { instanceForCaller, permissionOn } from '../instances/permissions.js';
-import { findInstanceByUid, type InstanceRow } from '../instances/store.js';
+import type { InstanceRow } from '../instances/store.js';
 import type { Queryable } from '../store/store.js';
+import { loadOnInstance, requireCreatorOrManager } from './access.js';
 import {
   type DatabaseTableRow,
   deleteDatabaseTableRow,
@@ -169,30 +170,14 @@ async function findPostgresTable(
   }
 }
 
-/** The registered table, if the caller holds a permission on its instance (else it does not exist for them). */
-async function loadForCaller(
-  ctx: ControlContext,
-  caller: IdentityRow,
-  rawName: string,
-): Promise<DatabaseTableRecord & { instance: InstanceRow }> {
-  const names = parseTableFullName(rawName);
-  const name = `${names.catalog}.${names.schema}.${names.table}`;
-  const table = await findDatabaseTable(ctx.store, name);
-  const instance = table ? await findInstanceByUid(ctx.store, table.instance_uid) : undefined;
-  if (!table || !instance || !(await permissionOn(ctx.store, caller, instance))) {
-    throw notFound(`Database table '${name}' does not exist.`);
-  }
-  return { table, instanceName: instance.name, instance };
-}
-
-/** `GET /api/2.0/database/tables/{name}`. */
+/** `GET /api/2.0/database/tables/{name}`: a permission on the instance. */
 export async function getDatabaseTable(
   ctx: ControlContext,
   caller: IdentityRow,
   name: string,
 ): Promise<DatabaseTableRecord> {
-  const { table, instanceName } = await loadForCaller(ctx, caller, name);
-  return { table, instanceName };
+  const { table, instance } = await loadOnInstance(ctx, caller, name, findDatabaseTable, 'database table');
+  return { table, instanceName: instance.name };
 }
 
 /**
@@ -204,14 +189,9 @@ export async function deleteDatabaseTable(
   caller: IdentityRow,
   name: string,
 ): Promise<void> {
-  const { table, instance } = await loadForCaller(ctx, caller, name);
+  const { table, instance } = await loadOnInstance(ctx, caller, name, findDatabaseTable, 'database table');
   const level = await permissionOn(ctx.store, caller, instance);
-  if (table.creator !== caller.user_name && level !== 'CAN_MANAGE') {
-    throw new PierError(
-      'PERMISSION_DENIED',
-      `User ${caller.user_name} cannot delete database table '${table.name}': only its creator or a CAN_MANAGE holder on instance '${instance.name}' can.`,
-    );
-  }
+  requireCreatorOrManager(caller, table, level, instance.name, 'delete', 'database table');
   await deleteDatabaseTableRow(ctx.store, table.id);
 }
 

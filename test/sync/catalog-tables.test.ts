@@ -60,6 +60,20 @@ after(async () => {
   await removePier(pier);
 });
 
+/** A synced table of the demo table, in the caller's catalog: instance and database come from there. */
+function createSynced(name: string, policy: 'SNAPSHOT' | 'TRIGGERED' | 'CONTINUOUS') {
+  return w.database.createSyncedDatabaseTable({
+    synced_table: {
+      name,
+      spec: {
+        source_table_full_name: 'analytics.gold.daily_revenue',
+        primary_key_columns: DAILY_REVENUE_KEY,
+        scheduling_policy: policy,
+      },
+    },
+  });
+}
+
 async function latest(): Promise<number> {
   return (await openDeltaTable(demoLocation)).version;
 }
@@ -242,16 +256,7 @@ test('database tables: register an existing Postgres table, get it, the errors, 
 
 test('CONTINUOUS: continuous_update_status, one update history row per run however many commits; UC shows the table', async () => {
   const name = 'analytics.operational.revenue_live';
-  const created = await w.database.createSyncedDatabaseTable({
-    synced_table: {
-      name,
-      spec: {
-        source_table_full_name: 'analytics.gold.daily_revenue',
-        primary_key_columns: DAILY_REVENUE_KEY,
-        scheduling_policy: 'CONTINUOUS',
-      },
-    },
-  });
+  const created = await createSynced(name, 'CONTINUOUS');
   const pipelineId = created.data_synchronization_status?.pipeline_id as string;
   let table = await waitForVersion(name, await latest());
   const first = table.data_synchronization_status?.continuous_update_status;
@@ -324,16 +329,7 @@ test('CONTINUOUS: continuous_update_status, one update history row per run howev
     'another name, not the synced table',
   );
   assert.ok(inCatalog.some((t) => t.name === 'revenue_live'));
-  const inside = await w.database.createSyncedDatabaseTable({
-    synced_table: {
-      name: 'orders_live.operational.revenue_copy',
-      spec: {
-        source_table_full_name: 'analytics.gold.daily_revenue',
-        primary_key_columns: DAILY_REVENUE_KEY,
-        scheduling_policy: 'SNAPSHOT',
-      },
-    },
-  });
+  const inside = await createSynced('orders_live.operational.revenue_copy', 'SNAPSHOT');
   await waitForVersion(inside.name, version);
   const copy = (await ucTables('orders_live', 'operational')).find((t) => t.name === 'revenue_copy');
   assert.equal(copy?.pipeline_id, inside.data_synchronization_status?.pipeline_id);
@@ -342,16 +338,7 @@ test('CONTINUOUS: continuous_update_status, one update history row per run howev
 
 test('TRIGGERED: triggered_update_status after each update', async () => {
   const name = 'analytics.operational.revenue_batch';
-  const created = await w.database.createSyncedDatabaseTable({
-    synced_table: {
-      name,
-      spec: {
-        source_table_full_name: 'analytics.gold.daily_revenue',
-        primary_key_columns: DAILY_REVENUE_KEY,
-        scheduling_policy: 'TRIGGERED',
-      },
-    },
-  });
+  const created = await createSynced(name, 'TRIGGERED');
   let table = await waitForVersion(name, await latest());
   let status = table.data_synchronization_status;
   assert.equal(Number(status?.triggered_update_status?.last_processed_commit_version), await latest());
