@@ -329,6 +329,18 @@ test('CONTINUOUS: continuous_update_status, one update history row per run howev
     'another name, not the synced table',
   );
   assert.ok(inCatalog.some((t) => t.name === 'revenue_live'));
+  // In a database catalog a database table takes its instance and database from the catalog.
+  const inCatalogTable = await w.database.createDatabaseTable({
+    table: { name: 'orders_live.operational.orders' },
+  });
+  assert.equal(inCatalogTable.database_instance_name, 'orders-db');
+  assert.equal(inCatalogTable.logical_database_name, 'databricks_postgres');
+  const otherDatabase = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/tables', {
+    name: 'orders_live.operational.orders2',
+    logical_database_name: 'postgres',
+  });
+  assert.equal(otherDatabase.status, 400);
+  assert.match(String(otherDatabase.body.message), /shows database 'databricks_postgres', not 'postgres'/);
   const inside = await createSynced('orders_live.operational.revenue_copy', 'SNAPSHOT');
   await waitForVersion(inside.name, version);
   const copy = (await ucTables('orders_live', 'operational')).find((t) => t.name === 'revenue_copy');
