@@ -26,6 +26,19 @@ async function pierCli(...args: string[]) {
   return runPier([...args, '--data-dir', pier.dataDir]);
 }
 
+/** `pier database register-database-instance orders-db --catalog analytics --schema SCHEMA`. */
+function register(schema: string) {
+  return pierCli(
+    'database',
+    'register-database-instance',
+    'orders-db',
+    '--catalog',
+    'analytics',
+    '--schema',
+    schema,
+  );
+}
+
 before(async () => {
   pier = await startPier();
   w = new WorkspaceClient({ host: pier.apiUrl, token: pier.adminToken, authType: 'pat' });
@@ -33,15 +46,7 @@ before(async () => {
   assert.equal(demo.code, 0, demo.stderr);
   demoLocation = JSON.parse(demo.stdout).storage_location;
   uid = await availableInstance(pier, pier.adminToken, 'orders-db');
-  const registered = await pierCli(
-    'database',
-    'register-database-instance',
-    'orders-db',
-    '--catalog',
-    'analytics',
-    '--schema',
-    'operational',
-  );
+  const registered = await register('operational');
   assert.equal(registered.code, 0, registered.stderr);
   pgClient = await instanceSuperuser(pier, uid, 'databricks_postgres');
   pgClient.on('error', () => {});
@@ -112,15 +117,7 @@ async function ucTables(catalog: string, schema: string): Promise<TableInfo[]> {
 
 test('registering an instance into an existing ordinary schema fails, names the fix and changes nothing', async () => {
   const before = await api(pier, pier.adminToken, 'GET', `${UC}/schemas/analytics.gold`);
-  const refused = await pierCli(
-    'database',
-    'register-database-instance',
-    'orders-db',
-    '--catalog',
-    'analytics',
-    '--schema',
-    'gold',
-  );
+  const refused = await register('gold');
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /Schema 'analytics\.gold' already exists as an ordinary Unity Catalog schema/);
   assert.match(refused.stderr, /Pick another --schema/);
@@ -136,15 +133,7 @@ test('registering an instance into an existing ordinary schema fails, names the 
   const operational = await api(pier, pier.adminToken, 'GET', `${UC}/schemas/analytics.operational`);
   assert.equal(operational.body.database_instance_name, 'orders-db');
   assert.equal(operational.body.database_name, 'databricks_postgres');
-  const again = await pierCli(
-    'database',
-    'register-database-instance',
-    'orders-db',
-    '--catalog',
-    'analytics',
-    '--schema',
-    'operational',
-  );
+  const again = await register('operational');
   assert.equal(again.code, 0, again.stderr);
 });
 
