@@ -6,12 +6,13 @@ import type { ControlContext } from '../control/context.js';
 import { PierError } from '../errors.js';
 import { pierMetrics } from '../metrics/registry.js';
 import { databaseAccessRoutes } from './access.js';
-import { authenticateCaller, type ConnectionFacts, mountConsole } from './console.js';
+import { authenticateRequest, type ConnectionFacts, mountConsole } from './console.js';
 import { consoleDataRoutes } from './console-data.js';
 import { databaseCatalogRoutes } from './database-catalogs.js';
 import { errorEnvelope } from './errors.js';
 import { identityRoutes } from './identities.js';
 import { databaseInstanceRoutes } from './instances.js';
+import { oauthRoutes } from './oauth.js';
 import { pipelineRoutes } from './pipelines.js';
 import type { ApiEnv, RouteGroup } from './request.js';
 import { syncedTableRoutes } from './synced-tables.js';
@@ -29,6 +30,7 @@ const ROUTE_GROUPS: RouteGroup[] = [
   databaseAccessRoutes,
   syncedTableRoutes,
   pipelineRoutes,
+  oauthRoutes,
   consoleDataRoutes,
 ];
 
@@ -85,7 +87,7 @@ export function createApi(
     }),
   );
   app.use('/api/*', async (c, next) => {
-    c.set('caller', await authenticateCaller(ctx, c));
+    c.set('caller', await authenticateRequest(ctx, c));
     await next();
   });
 

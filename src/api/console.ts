@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import type { Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
-import { authenticateBearer } from '../auth/personal-access-tokens.js';
 import type { ControlContext } from '../control/context.js';
 import { PierError } from '../errors.js';
 import { failureCounts } from '../failures.js';
+import { authenticateCaller } from '../identities/oauth-tokens.js';
 import type { IdentityRow } from '../identities/store.js';
 import { renderFamilies } from '../metrics/registry.js';
 import { latestMetricSamples } from '../metrics/store.js';
@@ -41,10 +41,10 @@ const CONTENT_SECURITY_POLICY =
  * else the console's session cookie (with the CSRF check of
  * sessions/service.ts for state-changing methods).
  */
-export async function authenticateCaller(ctx: ControlContext, c: Context<ApiEnv>): Promise<IdentityRow> {
+export async function authenticateRequest(ctx: ControlContext, c: Context<ApiEnv>): Promise<IdentityRow> {
   const authorization = c.req.header('authorization');
   const sessionId = getCookie(c, SESSION_COOKIE);
-  if (authorization || !sessionId) return authenticateBearer(ctx.store, authorization);
+  if (authorization || !sessionId) return authenticateCaller(ctx, authorization);
   refuseCrossOrigin(c);
   return authenticateSession(ctx.store, sessionId, {
     method: c.req.method,
@@ -166,7 +166,7 @@ export function mountConsole(app: Hono<ApiEnv>, ctx: ControlContext, facts: Conn
   });
 
   app.get('/metrics', async (c) => {
-    requireAdmin(await authenticateCaller(ctx, c), 'read /metrics');
+    requireAdmin(await authenticateRequest(ctx, c), 'read /metrics');
     const text = renderFamilies([
       ...instanceFamilies(await latestMetricSamples(ctx.store)),
       ...processFamilies(failureCounts()),

@@ -11,6 +11,7 @@ import { registerDeltaCommands } from './delta.js';
 import { registerDemoCommands } from './demo.js';
 import { registerExternalLocations } from './external-locations.js';
 import { registerServerCommands } from './server.js';
+import { registerServicePrincipalCommands } from './service-principals.js';
 import { registerSyncedTableCommands } from './synced-tables.js';
 
 // A reader that stops early (`pier delta show … | head`) closes the pipe: end quietly,
@@ -49,6 +50,7 @@ registerDeltaCommands(program);
 registerDemoCommands(program);
 registerKeyCommands(program);
 registerSyncedTableCommands(program);
+registerServicePrincipalCommands(program);
 addGlobalOptionsEverywhere(program);
 
 /** `--data-dir` and `--profile` work before or after any subcommand, as in the Databricks CLI. */
