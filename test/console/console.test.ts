@@ -247,6 +247,66 @@ describe('the console', () => {
     await page.getByRole('link', { name: 'daily_revenue' }).waitFor();
   });
 
+  test('grants CAN_USE, creates and deletes a role, stops and starts the instance, deletes another', async () => {
+    await createUser(pier, 'ravi@example.com');
+    await page.goto(`${pier.apiUrl}/#/instances/${INSTANCE}`);
+    await page.getByRole('heading', { name: INSTANCE }).waitFor();
+    await page.getByLabel('User', { exact: true }).fill('ravi@example.com');
+    await page.getByLabel('Permission', { exact: true }).selectOption('CAN_USE');
+    await page.getByRole('button', { name: 'Grant' }).click();
+    await page.getByRole('cell', { name: 'ravi@example.com', exact: true }).waitFor();
+    const acl = await api(
+      pier,
+      pier.adminToken,
+      'GET',
+      `/api/2.0/permissions/database-instances/${INSTANCE}`,
+    );
+    assert.match(
+      JSON.stringify(acl.body),
+      /"user_name":"ravi@example.com","all_permissions":\[\{"permission_level":"CAN_USE"/,
+    );
+
+    await page.getByLabel('Role name').fill('ravi@example.com');
+    await page.getByLabel('Identity type').selectOption('USER');
+    await page.getByRole('button', { name: 'Create role' }).click();
+    await page.getByRole('button', { name: 'Delete role ravi@example.com' }).click();
+    await page
+      .getByRole('dialog', { name: 'Delete role ravi@example.com?' })
+      .getByRole('button', { name: 'Delete' })
+      .click();
+    await page.getByRole('button', { name: 'Delete role ravi@example.com' }).waitFor({ state: 'detached' });
+
+    for (const [action, state] of [
+      ['Stop', 'STOPPED'],
+      ['Start', 'AVAILABLE'],
+    ]) {
+      await page.getByRole('button', { name: action, exact: true }).click();
+      await page.getByRole('dialog').getByRole('button', { name: action, exact: true }).click();
+      await page.locator(`.title-row .badge[data-state="${state}"]`).waitFor({ timeout: 90_000 });
+    }
+
+    // Deleting: another instance (the one above serves the checks below), made stopped through the API.
+    const made = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/instances', {
+      name: 'console-tmp',
+      capacity: 'CU_1',
+      stopped: true,
+    });
+    assert.equal(made.status, 200, JSON.stringify(made.body));
+    await page.goto(`${pier.apiUrl}/#/instances/console-tmp`);
+    await page.locator('.title-row .badge[data-state="STOPPED"]').waitFor({ timeout: 90_000 });
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page
+      .getByRole('dialog', { name: 'Delete console-tmp?' })
+      .getByRole('button', { name: 'Delete' })
+      .click();
+    await page.getByRole('heading', { name: 'Database instances' }).waitFor({ timeout: 90_000 });
+    await page.locator('tr[data-instance="console-tmp"]').waitFor({ state: 'detached', timeout: 90_000 });
+    assert.equal(
+      (await api(pier, pier.adminToken, 'GET', '/api/2.0/database/instances/console-tmp')).status,
+      404,
+    );
+  });
+
   test('every page has no serious accessibility violations and fits a phone screen', () => {
     assert.deepEqual(a11y, []);
   });
