@@ -211,7 +211,9 @@ function History({ fullName }: { fullName: string }) {
               <th scope="col">Time</th>
               <th scope="col">Operation</th>
               <th scope="col">Rows added</th>
-              <th scope="col">Files +/−</th>
+              <th scope="col" class="wide">
+                Files +/−
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -221,7 +223,7 @@ function History({ fullName }: { fullName: string }) {
                 <td>{formatTime(h.timestamp)}</td>
                 <td>{h.operation ?? '—'}</td>
                 <td>{h.added_rows ?? '—'}</td>
-                <td>
+                <td class="wide">
                   +{h.added_files} / −{h.removed_files}
                 </td>
               </tr>

@@ -28,17 +28,20 @@ export function LineageGraph({ fullName }: { fullName: string }) {
   const rows = Math.max(1, up.length, down.length);
   const rowHeight = 44;
   const height = rows * rowHeight + 16;
-  const width = 720;
-  const column = (i: number) => [16, 256, 496][i];
+  const width = 16 + 260 * (1 + Number(up.length > 0) + Number(down.length > 0)) - 12;
+  const nodeWidth = 232;
+  // Only the columns there is something in: no empty space left of a table with no source.
+  const present = [up.length > 0, true, down.length > 0];
+  const column = (i: number) => 16 + 260 * present.slice(0, i).filter(Boolean).length;
   const y = (i: number, count: number) => 8 + ((rows - count) * rowHeight) / 2 + i * rowHeight;
   const node = (name: string, x: number, top: number, current = false) => {
     const parts = name.split('.');
     return (
       <a key={`${x}-${name}`} href={current ? undefined : href('catalog', ...parts)}>
         <title>{name}</title>
-        <rect x={x} y={top} width={208} height={32} rx={6} class={current ? 'node current' : 'node'} />
+        <rect x={x} y={top} width={nodeWidth} height={32} rx={6} class={current ? 'node current' : 'node'} />
         <text x={x + 10} y={top + 21} class="node-text">
-          {name.length > 30 ? `…${name.slice(-29)}` : name}
+          {name.length > 29 ? `…${name.slice(-28)}` : name}
         </text>
       </a>
     );
@@ -75,7 +78,7 @@ export function LineageGraph({ fullName }: { fullName: string }) {
             {up.map((_, i) => (
               <line
                 key={`u${i}`}
-                x1={column(0) + 208}
+                x1={column(0) + nodeWidth}
                 y1={y(i, up.length) + 16}
                 x2={column(1)}
                 y2={y(0, 1) + 16}
@@ -86,7 +89,7 @@ export function LineageGraph({ fullName }: { fullName: string }) {
             {down.map((_, i) => (
               <line
                 key={`d${i}`}
-                x1={column(1) + 208}
+                x1={column(1) + nodeWidth}
                 y1={y(0, 1) + 16}
                 x2={column(2)}
                 y2={y(i, down.length) + 16}

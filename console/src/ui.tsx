@@ -187,7 +187,7 @@ export function formatBytes(bytes: number): string {
 
 export function formatTime(iso: string | number | undefined): string {
   if (iso === undefined) return '—';
-  return new Date(iso).toLocaleString();
+  return new Date(iso).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' });
 }
 
 /**
