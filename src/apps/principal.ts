@@ -1,6 +1,7 @@
-import { randomBytes, randomUUID } from 'node:crypto';
 import type { ControlContext } from '../control/context.js';
-import { deleteIdentity, type IdentityRow, insertIdentity } from '../identities/store.js';
+import { createOAuthSecret } from '../identities/oauth-secrets.js';
+import { createServicePrincipal, deleteServicePrincipal } from '../identities/service-principals.js';
+import type { IdentityRow } from '../identities/store.js';
 
 /** An app's own identity: a service principal and an OAuth secret for it (shown this once). */
 export interface AppPrincipal {
@@ -9,14 +10,18 @@ export interface AppPrincipal {
   secret: string;
 }
 
-/** The service principal an app runs as (`app-<name>`), with a secret. */
+/**
+ * The service principal an app runs as, as Databricks Apps make one per app
+ * (`app-<name>`), with an OAuth secret: the app's DATABRICKS_CLIENT_ID and
+ * DATABRICKS_CLIENT_SECRET. Its application id is also its Postgres role.
+ */
 export async function createAppPrincipal(ctx: ControlContext, appName: string): Promise<AppPrincipal> {
-  const clientId = randomUUID();
-  const row = await insertIdentity(ctx.store, { userName: clientId, displayName: `app-${appName}`, kind: 'SERVICE_PRINCIPAL' });
-  return { id: row.id, clientId, secret: `dose${randomBytes(32).toString('hex')}` };
+  const principal = await createServicePrincipal(ctx, { displayName: `app-${appName}` });
+  const { secret } = await createOAuthSecret(ctx, principal.id);
+  return { id: principal.id, clientId: principal.applicationId ?? principal.user_name, secret };
 }
 
-/** Deletes an app's service principal. */
-export async function deleteAppPrincipal(ctx: ControlContext, _caller: IdentityRow, id: string): Promise<void> {
-  await deleteIdentity(ctx.store, id);
+/** Deletes an app's service principal (its secrets and permissions go with it). */
+export async function deleteAppPrincipal(ctx: ControlContext, caller: IdentityRow, id: string): Promise<void> {
+  await deleteServicePrincipal(ctx, caller, id);
 }

@@ -29,6 +29,11 @@ const MAX_BACKOFF_MS = 60_000;
 /** A process that ran this long without crashing starts the backoff afresh. */
 const STEADY_MS = 60_000;
 
+/** What an app's environment depends on besides its deployment: where Pier's API and proxy listen. */
+export function endpointsKey(ctx: ControlContext): string {
+  return `${ctx.endpoints?.apiUrl} ${ctx.endpoints?.proxyPort}`;
+}
+
 /** The process of an app's run, started here or adopted from a Pier that was killed. */
 interface Run {
   pid: number;
@@ -171,6 +176,7 @@ export class AppRunner {
       run_id: run.runId,
       deployment_id: run.deployment.deployment_id,
       port: run.port,
+      endpoints: endpointsKey(this.ctx),
       restarts: this.restarts,
     };
   }
@@ -198,6 +204,7 @@ export class AppRunner {
     const runId = randomUUID();
     const command = expandCommand(deployment.command, port);
     const log = await openLogForProcess(this.logFile);
+    let spawned: Promise<Error | undefined>;
     let child: ReturnType<typeof spawnApp>;
     try {
       await logLine(
@@ -215,13 +222,15 @@ export class AppRunner {
         logFd: log.fd,
         runAs,
       });
+      // Listened for at once: 'spawn' (or 'error') comes on the next turn of the event loop.
+      spawned = new Promise<Error | undefined>((resolve) => {
+        child.once('spawn', () => resolve(undefined));
+        child.once('error', resolve);
+      });
     } finally {
       await log.close();
     }
-    const spawnError = await new Promise<Error | undefined>((resolve) => {
-      child.once('spawn', () => resolve(undefined));
-      child.once('error', resolve);
-    });
+    const spawnError = await spawned;
     if (spawnError || !child.pid) {
       const message = `Could not start ${JSON.stringify(command[0])} in ${deployment.source_code_path}: ${(spawnError as NodeJS.ErrnoException)?.code ?? 'no process'}. Check command in app.yaml (it is not run in a shell; the program must be on PATH).`;
       await logLine(this.logFile, message);

@@ -21,6 +21,8 @@ export interface AppStatus {
   run_id?: string;
   deployment_id?: string;
   port?: number;
+  /** The API URL and proxy port the process was given: a run started against others is replaced, not adopted. */
+  endpoints?: string;
   /** Restarts after crashes since the app last ran steadily. */
   restarts?: number;
 }

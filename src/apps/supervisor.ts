@@ -3,7 +3,7 @@ import { noteFailure } from '../failures.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { appDir } from './logs.js';
 import { findMarkedProcesses, signalGroup, stopGroup } from './process.js';
-import { AppRunner } from './runner.js';
+import { AppRunner, endpointsKey } from './runner.js';
 import { type AppRow, findDeployment, listNodeApps } from './store.js';
 
 /** How often the supervisor looks at the apps of its node. */
@@ -40,7 +40,11 @@ export const appSupervisor: ComponentFactory = async (ctx, options) => {
     for (const app of apps) {
       const { pid, run_id: runId, deployment_id: deploymentId } = app.status;
       const leader = found.find((p) => p.pid === pid && p.pgid === pid && p.marker === `${nodeId}/${app.name}/${runId}`);
-      const wanted = app.compute === 'ACTIVE' && deploymentId === (app.pending_deployment_id ?? app.active_deployment_id);
+      // A run given another API URL or proxy port (Pier came back on other ports) is replaced.
+      const wanted =
+        app.compute === 'ACTIVE' &&
+        deploymentId === (app.pending_deployment_id ?? app.active_deployment_id) &&
+        app.status.endpoints === endpointsKey(ctx);
       const deployment = leader && wanted && deploymentId ? await findDeployment(ctx.store, app.name, deploymentId) : undefined;
       if (leader && deployment) {
         await runnerFor(app).adopt(app, deployment);
