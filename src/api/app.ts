@@ -1,15 +1,16 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { authenticateBearer } from '../auth/personal-access-tokens.js';
 import type { ControlContext } from '../control/context.js';
 import { PierError } from '../errors.js';
+import { authenticateCaller } from '../identities/oauth-tokens.js';
 import { databaseAccessRoutes } from './access.js';
 import { appRoutes } from './apps.js';
 import { databaseCatalogRoutes } from './database-catalogs.js';
 import { errorEnvelope } from './errors.js';
 import { identityRoutes } from './identities.js';
 import { databaseInstanceRoutes } from './instances.js';
+import { oauthRoutes } from './oauth.js';
 import { pipelineRoutes } from './pipelines.js';
 import type { ApiEnv, RouteGroup } from './request.js';
 import { syncedTableRoutes } from './synced-tables.js';
@@ -28,6 +29,7 @@ const ROUTE_GROUPS: RouteGroup[] = [
   syncedTableRoutes,
   pipelineRoutes,
   appRoutes,
+  oauthRoutes,
 ];
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -70,7 +72,7 @@ export function createApi(
     }),
   );
   app.use('/api/*', async (c, next) => {
-    c.set('caller', await authenticateBearer(ctx.store, c.req.header('authorization')));
+    c.set('caller', await authenticateCaller(ctx, c.req.header('authorization')));
     await next();
   });
 

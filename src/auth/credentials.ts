@@ -57,6 +57,8 @@ export interface DatabaseCredentialClaims {
   jti: string;
   /** The workspace identity's id: a later identity of the same name is another subject. */
   identity_id?: string;
+  /** Set on OAuth access tokens (`all-apis`): they also authorise REST calls. */
+  scope?: string;
 }
 
 type CredentialFailureReason =
@@ -116,13 +118,18 @@ export async function issueDatabaseCredential(
     ttlSeconds: number;
     now?: Date;
     issuer?: string;
+    /** An OAuth scope (`all-apis`): makes the credential an access token for the REST API too. */
+    scope?: string;
   },
 ): Promise<DatabaseCredential> {
   if (options.instanceUids.length === 0) throw new Error('A database credential needs at least one instance');
   if (!(options.ttlSeconds > 0)) throw new Error('ttlSeconds must be positive');
   const issuedAt = Math.floor((options.now ?? new Date()).getTime() / 1000);
   const expiresAt = issuedAt + Math.floor(options.ttlSeconds);
-  const token = await new SignJWT(options.identityId ? { identity_id: options.identityId } : {})
+  const token = await new SignJWT({
+    ...(options.identityId ? { identity_id: options.identityId } : {}),
+    ...(options.scope ? { scope: options.scope } : {}),
+  })
     .setProtectedHeader({ alg: CREDENTIAL_ALGORITHM, kid: key.kid, typ: 'JWT' })
     .setSubject(options.subject)
     .setAudience(options.instanceUids)
@@ -204,6 +211,7 @@ function toClaims(payload: JWTPayload): DatabaseCredentialClaims | undefined {
     exp: Number(payload.exp),
     jti: String(payload.jti ?? ''),
     ...(typeof payload.identity_id === 'string' ? { identity_id: payload.identity_id } : {}),
+    ...(typeof payload.scope === 'string' ? { scope: payload.scope } : {}),
   };
 }
 

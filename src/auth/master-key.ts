@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PierError } from '../errors.js';
@@ -87,6 +87,26 @@ export class MasterKey {
       });
     }
   }
+
+  /**
+   * A keyed hash (HMAC-SHA256, hex) of `value` under a key derived from the
+   * master key for `context` (HKDF-SHA256): what the store keeps instead of
+   * a secret a client presents (OAuth client secrets). Without the master
+   * key a copy of the store cannot even test a guess against it.
+   *
+   * @example
+   * masterKey.mac(secret, 'oauth_secrets'); // '3f9c…' (64 hex digits)
+   */
+  mac(value: string, context: string): string {
+    let key = this.macKeys.get(context);
+    if (!key) {
+      key = Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), `pier mac:${context}`, 32));
+      this.macKeys.set(context, key);
+    }
+    return createHmac('sha256', key).update(value).digest('hex');
+  }
+
+  private readonly macKeys = new Map<string, Buffer>();
 }
 
 /**

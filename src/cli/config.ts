@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import ini from 'ini';
+import { PierClientError } from '../client/errors.js';
+import { type ConfigProfile, normaliseHost, profileNamed, readProfile } from '../client/profiles.js';
 import { PierError } from '../errors.js';
 import { dataDirLayout, resolveDataDir } from '../server/data-dir.js';
 
@@ -19,34 +18,24 @@ export interface Credentials {
  * admin of the Pier running on the local data dir.
  */
 export function resolveCredentials(options: { profile?: string; dataDir?: string }): Credentials {
-  const profileName = options.profile || process.env.DATABRICKS_CONFIG_PROFILE || undefined;
   const envHost = process.env.DATABRICKS_HOST || undefined;
   const envToken = process.env.DATABRICKS_TOKEN || undefined;
-  if (!profileName && envHost && envToken)
+  const lookup = { env: process.env, profile: options.profile };
+  if (!profileNamed(lookup) && envHost && envToken)
     return { host: normaliseHost(envHost), token: envToken, source: 'environment' };
 
-  const configFile = process.env.DATABRICKS_CONFIG_FILE || join(homedir(), '.databrickscfg');
-  let profiles: Record<string, Record<string, string>> = {};
+  let profile: ConfigProfile;
   try {
-    profiles = ini.parse(readFileSync(configFile, 'utf8')) as typeof profiles;
+    profile = readProfile(lookup);
   } catch (error) {
-    if (profileName) {
-      throw new PierError(
-        'INVALID_PARAMETER_VALUE',
-        `Cannot read ${configFile} for profile '${profileName}': ${(error as NodeJS.ErrnoException).code}.`,
-      );
-    }
+    if (error instanceof PierClientError) throw new PierError('INVALID_PARAMETER_VALUE', error.message);
+    throw error;
   }
-  const name = profileName ?? 'DEFAULT';
-  const profile = profiles[name];
-  if (profileName && !profile) {
-    throw new PierError('INVALID_PARAMETER_VALUE', `Profile '${profileName}' is not in ${configFile}.`);
-  }
-  if (profile?.host && profile.token) {
+  if (profile.fields?.host && profile.fields.token) {
     return {
-      host: normaliseHost(envHost ?? profile.host),
-      token: envToken ?? profile.token,
-      source: `profile ${name}`,
+      host: normaliseHost(envHost ?? profile.fields.host),
+      token: envToken ?? profile.fields.token,
+      source: `profile ${profile.name}`,
     };
   }
 
@@ -65,9 +54,4 @@ export function resolveCredentials(options: { profile?: string; dataDir?: string
       'No credentials: set DATABRICKS_HOST and DATABRICKS_TOKEN (`eval "$(npx pier status -o env)"`), pass --profile, or start Pier with `npx pier up`.',
     );
   }
-}
-
-function normaliseHost(host: string): string {
-  const withScheme = /^https?:\/\//.test(host) ? host : `https://${host}`;
-  return withScheme.replace(/\/+$/, '');
 }

@@ -12,6 +12,7 @@ import { registerDeltaCommands } from './delta.js';
 import { registerDemoCommands } from './demo.js';
 import { registerExternalLocations } from './external-locations.js';
 import { registerServerCommands } from './server.js';
+import { registerServicePrincipalCommands } from './service-principals.js';
 import { registerSyncedTableCommands } from './synced-tables.js';
 
 // A reader that stops early (`pier delta show … | head`) closes the pipe: end quietly,
@@ -51,6 +52,7 @@ registerDemoCommands(program);
 registerKeyCommands(program);
 registerSyncedTableCommands(program);
 registerAppCommands(program);
+registerServicePrincipalCommands(program);
 addGlobalOptionsEverywhere(program);
 
 /** `--data-dir` and `--profile` work before or after any subcommand, as in the Databricks CLI. */

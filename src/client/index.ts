@@ -15,10 +15,10 @@ export { databaseCredentialSource } from './database-credential.js';
 export { type ClientErrorKind, PierClientError } from './errors.js';
 export { oauthM2MSource } from './oauth-m2m.js';
 export { createPool, type PierPool, type PoolOptions } from './pool.js';
+export type { Environment } from './profiles.js';
 export type { SslMode } from './tls.js';
 export { type WorkspaceApi, workspaceApi } from './workspace-api.js';
 export {
-  type Environment,
   resolveWorkspaceAuth,
   type WorkspaceAuth,
   type WorkspaceCredentials,

@@ -6,16 +6,11 @@ import { databaseCredentialSource } from './database-credential.js';
 import { PierClientError } from './errors.js';
 import { currentUserName, instanceEndpoint, instanceNameForHost } from './instances.js';
 import { oauthM2MSource } from './oauth-m2m.js';
+import { type Environment, normaliseHost } from './profiles.js';
 import { RefreshingPool } from './refreshing-pool.js';
 import { type SslMode, sslModeFrom, tlsOptions } from './tls.js';
 import { workspaceApi } from './workspace-api.js';
-import {
-  type Environment,
-  normaliseHost,
-  resolveWorkspaceAuth,
-  type WorkspaceAuth,
-  type WorkspaceCredentials,
-} from './workspace-auth.js';
+import { resolveWorkspaceAuth, type WorkspaceAuth, type WorkspaceCredentials } from './workspace-auth.js';
 
 /** Options of {@link createPool}: node-postgres pool settings, plus where the instance and its credentials are. */
 export interface PoolOptions

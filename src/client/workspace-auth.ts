@@ -1,8 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import ini from 'ini';
 import { PierClientError } from './errors.js';
+import { type Environment, normaliseHost, profileNamed, readProfile } from './profiles.js';
 
 /** A workspace and how REST calls authenticate: a personal access token, or an OAuth service principal (M2M). */
 export type WorkspaceCredentials =
@@ -11,9 +8,6 @@ export type WorkspaceCredentials =
 
 /** Resolved workspace credentials and where they came from (for error messages). */
 export type WorkspaceAuth = WorkspaceCredentials & { source: string };
-
-/** Where the pool reads Databricks configuration from; `process.env` unless a test says otherwise. */
-export type Environment = Readonly<Record<string, string | undefined>>;
 
 /**
  * Resolves the workspace and its credentials as the Databricks SDKs do:
@@ -28,7 +22,6 @@ export type Environment = Readonly<Record<string, string | undefined>>;
  */
 export function resolveWorkspaceAuth(options: { env: Environment; profile?: string }): WorkspaceAuth {
   const { env } = options;
-  const profileName = options.profile || env.DATABRICKS_CONFIG_PROFILE || undefined;
   const fromEnv = authFrom(
     {
       host: env.DATABRICKS_HOST,
@@ -38,26 +31,9 @@ export function resolveWorkspaceAuth(options: { env: Environment; profile?: stri
     },
     'environment',
   );
-  if (!profileName && fromEnv) return fromEnv;
+  if (!profileNamed(options) && fromEnv) return fromEnv;
 
-  const configFile = env.DATABRICKS_CONFIG_FILE || join(env.HOME || homedir(), '.databrickscfg');
-  let profiles: Record<string, Record<string, string>> = {};
-  try {
-    profiles = ini.parse(readFileSync(configFile, 'utf8')) as typeof profiles;
-  } catch (cause) {
-    if (profileName) {
-      throw new PierClientError(
-        'configuration',
-        `Cannot read ${configFile} for profile '${profileName}': ${(cause as NodeJS.ErrnoException).code}.`,
-        { cause },
-      );
-    }
-  }
-  const name = profileName ?? 'DEFAULT';
-  const profile = profiles[name];
-  if (profileName && !profile) {
-    throw new PierClientError('configuration', `Profile '${profileName}' is not in ${configFile}.`);
-  }
+  const { name, fields: profile } = readProfile(options);
   const merged = authFrom(
     {
       host: env.DATABRICKS_HOST || profile?.host,
@@ -85,10 +61,4 @@ function authFrom(
   if (fields.client_id && fields.client_secret)
     return { host, clientId: fields.client_id, clientSecret: fields.client_secret, source };
   return undefined;
-}
-
-/** `example.cloud.databricks.com` → `https://example.cloud.databricks.com`, no trailing slash. */
-export function normaliseHost(host: string): string {
-  const withScheme = /^https?:\/\//.test(host) ? host : `https://${host}`;
-  return withScheme.replace(/\/+$/, '');
 }

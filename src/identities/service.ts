@@ -57,12 +57,24 @@ export async function listUsers(
   ctx: ControlContext,
   page: { offset: number; limit: number },
 ): Promise<{ rows: IdentityRow[]; total: number }> {
-  return { rows: await listIdentities(ctx.store, page), total: await countIdentities(ctx.store) };
+  return listKind(ctx, page, 'USER');
+}
+
+/** One page of the identities of one kind, and how many there are in all. */
+export async function listKind(
+  ctx: ControlContext,
+  page: { offset: number; limit: number },
+  kind: IdentityRow['kind'],
+): Promise<{ rows: IdentityRow[]; total: number }> {
+  return {
+    rows: await listIdentities(ctx.store, { ...page, kind }),
+    total: await countIdentities(ctx.store, kind),
+  };
 }
 
 export async function getUser(ctx: ControlContext, id: string): Promise<IdentityRow> {
   const row = await findIdentityById(ctx.store, id);
-  if (!row) throw notFound(`User ${id} does not exist.`);
+  if (row?.kind !== 'USER') throw notFound(`User ${id} does not exist.`);
   return row;
 }
 
@@ -76,10 +88,25 @@ export async function getUser(ctx: ControlContext, id: string): Promise<Identity
  * may own data (delete them with the roles API and reassign_owned_to).
  */
 export async function removeUser(ctx: ControlContext, caller: IdentityRow, id: string): Promise<void> {
-  if (caller.id === id) throw invalidParameter('You cannot delete your own user.');
+  await removeIdentity(ctx, caller, id, 'USER');
+}
+
+/**
+ * Deletes a user or a service principal (`kind`) as removeUser describes;
+ * a service principal's OAuth secrets go with it, and access tokens issued
+ * to it are refused from now on (by the API and the proxy).
+ */
+export async function removeIdentity(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  id: string,
+  kind: IdentityRow['kind'],
+): Promise<void> {
+  const what = kind === 'USER' ? 'User' : 'Service principal';
+  if (caller.id === id) throw invalidParameter(`You cannot delete your own ${what.toLowerCase()}.`);
   await ctx.store.transaction(async (tx) => {
     const user = await findIdentityById(tx, id, { lock: true });
-    if (!user) throw notFound(`User ${id} does not exist.`);
+    if (user?.kind !== kind) throw notFound(`${what} ${id} does not exist.`);
     await deletePermissionsOfPrincipal(tx, user.user_name);
     await deleteGrantsOfPrincipal(tx, user.user_name);
     await transferCatalogOwnership(tx, user.user_name, caller.user_name);

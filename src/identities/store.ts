@@ -8,6 +8,8 @@ export interface IdentityRow {
   is_admin: boolean;
   active: boolean;
   created_at: Date;
+  /** A service principal's application id (a UUID): its OAuth client id and Postgres role name, equal to user_name. */
+  applicationId?: string;
 }
 
 export interface TokenRow {
@@ -20,6 +22,12 @@ export interface TokenRow {
 
 const IDENTITY_COLUMNS = 'id::text, user_name, display_name, kind, is_admin, active, created_at';
 
+/** Rows as the store returns them, with a service principal's application id named. */
+function named(row: IdentityRow | undefined): IdentityRow | undefined {
+  if (row?.kind === 'SERVICE_PRINCIPAL') row.applicationId = row.user_name;
+  return row;
+}
+
 export async function insertIdentity(
   db: Queryable,
   identity: { userName: string; displayName?: string; isAdmin?: boolean; kind?: IdentityRow['kind'] },
@@ -28,7 +36,7 @@ export async function insertIdentity(
     `INSERT INTO identities (user_name, display_name, is_admin, kind) VALUES ($1, $2, $3, $4) RETURNING ${IDENTITY_COLUMNS}`,
     [identity.userName, identity.displayName ?? null, identity.isAdmin ?? false, identity.kind ?? 'USER'],
   );
-  return rows[0];
+  return named(rows[0]) as IdentityRow;
 }
 
 export async function findIdentityById(
@@ -41,7 +49,7 @@ export async function findIdentityById(
     `SELECT ${IDENTITY_COLUMNS} FROM identities WHERE id = $1${options.lock ? ' FOR UPDATE' : ''}`,
     [id],
   );
-  return rows[0];
+  return named(rows[0]);
 }
 
 export async function findIdentityByUserName(
@@ -52,22 +60,26 @@ export async function findIdentityByUserName(
     `SELECT ${IDENTITY_COLUMNS} FROM identities WHERE lower(user_name) = lower($1)`,
     [userName],
   );
-  return rows[0];
+  return named(rows[0]);
 }
 
+/** One page of the identities of one kind (SCIM Users or ServicePrincipals), in id order. */
 export async function listIdentities(
   db: Queryable,
-  options: { offset: number; limit: number },
+  options: { offset: number; limit: number; kind: IdentityRow['kind'] },
 ): Promise<IdentityRow[]> {
   const { rows } = await db.query<IdentityRow>(
-    `SELECT ${IDENTITY_COLUMNS} FROM identities ORDER BY id OFFSET $1 LIMIT $2`,
-    [options.offset, options.limit],
+    `SELECT ${IDENTITY_COLUMNS} FROM identities WHERE kind = $3 ORDER BY id OFFSET $1 LIMIT $2`,
+    [options.offset, options.limit, options.kind],
   );
-  return rows;
+  return rows.map((row) => named(row) as IdentityRow);
 }
 
-export async function countIdentities(db: Queryable): Promise<number> {
-  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM identities');
+export async function countIdentities(db: Queryable, kind: IdentityRow['kind']): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM identities WHERE kind = $1',
+    [kind],
+  );
   return rows[0].n;
 }
 
@@ -95,7 +107,7 @@ export async function findIdentityByTokenHash(db: Queryable, hash: string): Prom
       WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())`,
     [hash],
   );
-  return rows[0];
+  return named(rows[0]);
 }
 
 export async function listTokens(db: Queryable, identityId: string): Promise<TokenRow[]> {

@@ -1,3 +1,5 @@
+import type { CreatedOAuthSecret } from './oauth-secrets.js';
+import type { OAuthSecretRow } from './oauth-secrets-store.js';
 import type { createToken } from './service.js';
 import type { IdentityRow, TokenRow } from './store.js';
 
@@ -18,6 +20,19 @@ export function userView(row: IdentityRow) {
     entitlements: row.is_admin
       ? [{ value: 'workspace-access' }, { value: 'allow-cluster-create' }]
       : [{ value: 'workspace-access' }],
+  };
+}
+
+/** SCIM ServicePrincipal resource. */
+export function servicePrincipalView(row: IdentityRow) {
+  return {
+    schemas: ['urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal'],
+    id: row.id,
+    applicationId: row.user_name,
+    displayName: row.display_name ?? row.user_name,
+    active: row.active,
+    groups: row.is_admin ? [{ display: 'admins', value: 'admins' }] : [],
+    entitlements: [{ value: 'workspace-access' }],
   };
 }
 
@@ -44,6 +59,31 @@ export function tokenInfosView(rows: TokenRow[]) {
       creation_time: row.created_at.getTime(),
       expiry_time: row.expires_at ? row.expires_at.getTime() : -1,
       comment: row.comment ?? '',
+    })),
+  };
+}
+
+/** A new OAuth secret (`POST …/credentials/secrets`): the value, shown this once. */
+export function createdOAuthSecretView(created: CreatedOAuthSecret) {
+  return {
+    id: created.id,
+    secret: created.secret,
+    status: 'ACTIVE',
+    create_time: created.createTime,
+    update_time: created.createTime,
+    ...(created.expireTime ? { expire_time: created.expireTime } : {}),
+  };
+}
+
+/** `GET …/credentials/secrets`: the secrets, never their values. */
+export function oauthSecretsView(rows: OAuthSecretRow[], now = Date.now()) {
+  return {
+    secrets: rows.map((row) => ({
+      id: row.id,
+      status: row.expires_at && row.expires_at.getTime() <= now ? 'EXPIRED' : 'ACTIVE',
+      create_time: row.created_at.toISOString(),
+      update_time: row.created_at.toISOString(),
+      ...(row.expires_at ? { expire_time: row.expires_at.toISOString() } : {}),
     })),
   };
 }

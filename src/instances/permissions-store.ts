@@ -48,3 +48,12 @@ export async function clearInstancePermissions(db: Queryable, instanceUid: strin
 export async function deletePermissionsOfPrincipal(db: Queryable, principal: string): Promise<void> {
   await db.query('DELETE FROM instance_permissions WHERE lower(principal) = lower($1)', [principal]);
 }
+
+/** The uids of the instances `principal` holds any permission on. */
+export async function listInstanceUidsOfPrincipal(db: Queryable, principal: string): Promise<string[]> {
+  const { rows } = await db.query<{ uid: string }>(
+    'SELECT instance_uid::text AS uid FROM instance_permissions WHERE lower(principal) = lower($1) ORDER BY 1',
+    [principal],
+  );
+  return rows.map((row) => row.uid);
+}

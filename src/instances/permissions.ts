@@ -95,6 +95,15 @@ async function parseAccessControlList(db: Queryable, body: unknown): Promise<Acc
         `User '${principal}' does not exist in this workspace. Create it first (SCIM Users).`,
       );
     }
+    if (
+      entry.user_name === undefined &&
+      entry.service_principal_name !== undefined &&
+      (await findIdentityByUserName(db, principal))?.kind !== 'SERVICE_PRINCIPAL'
+    ) {
+      throw invalidParameter(
+        `Service principal '${principal}' does not exist in this workspace: service_principal_name is its applicationId. Create it first (SCIM ServicePrincipals).`,
+      );
+    }
     entries.push({ principal, level: level as InstancePermissionLevel });
   }
   return entries;

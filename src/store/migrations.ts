@@ -349,6 +349,24 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 11,
+    name: 'OAuth secrets of service principals',
+    sql: `
+      -- A service principal is an identity of kind SERVICE_PRINCIPAL whose user_name is
+      -- its application id (a UUID): the OAuth client id and its Postgres role name.
+      -- secret_hash is HMAC-SHA256 of the secret under a key derived from the master
+      -- key (auth/master-key.ts); the secret itself is never stored.
+      CREATE TABLE oauth_secrets (
+        id uuid PRIMARY KEY,
+        identity_id bigint NOT NULL REFERENCES identities ON DELETE CASCADE,
+        secret_hash text NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz
+      );
+      CREATE INDEX oauth_secrets_identity ON oauth_secrets (identity_id);
+    `,
+  },
+  {
     version: 12,
     name: 'apps and their deployments',
     sql: `
