@@ -106,7 +106,7 @@ function readConfig(raw: unknown): AppConfig {
     );
   }
   const resources = parseResources(body.resources, ['resources']);
-  return { command: readCommand(body.command), env: readEnv(body.env, resources), resources };
+  return { command: readCommand(body.command), env: readEnv(body.env), resources };
 }
 
 function readCommand(raw: unknown): string[] | undefined {
@@ -127,7 +127,7 @@ function readCommand(raw: unknown): string[] | undefined {
   });
 }
 
-function readEnv(raw: unknown, resources: DatabaseResource[]): EnvEntry[] {
+function readEnv(raw: unknown): EnvEntry[] {
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) {
     throw new ConfigProblem(['env'], `env must be a list of entries such as - {name: LOG_LEVEL, value: info}.`);
@@ -159,12 +159,12 @@ function readEnv(raw: unknown, resources: DatabaseResource[]): EnvEntry[] {
       throw new ConfigProblem([...path, 'valueFrom'], `env entry ${name} has both value and valueFrom; keep one.`);
     }
     if ('valueFrom' in item) {
+      // Which resources the app has is known at deploy time (they may come from the API or --resource).
       const from = item.valueFrom;
-      if (typeof from !== 'string' || !resources.some((resource) => resource.name === from)) {
-        const known = resources.map((resource) => resource.name);
+      if (typeof from !== 'string' || from.trim() === '') {
         throw new ConfigProblem(
           [...path, 'valueFrom'],
-          `valueFrom ${describe(from)} names no resource of this app; ${known.length > 0 ? `use one of ${known.join(', ')}` : 'add it under resources: (- {name: db, database: {instance_name: …}})'}.`,
+          `valueFrom of ${name} must name a resource of the app, e.g. valueFrom: db.`,
         );
       }
       return { name, valueFrom: from };

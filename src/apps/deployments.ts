@@ -59,7 +59,7 @@ function checkValueFrom(app: AppRow, env: EnvEntry[]): void {
   for (const entry of env) {
     if ('valueFrom' in entry && !app.resources.some((resource) => resource.name === entry.valueFrom)) {
       throw invalidParameter(
-        `env ${entry.name}: valueFrom '${entry.valueFrom}' names no resource of app '${app.name}' (it has ${app.resources.map((r) => r.name).join(', ') || 'none'}).`,
+        `app.yaml env ${entry.name}: valueFrom '${entry.valueFrom}' names no resource of app '${app.name}' (it has ${app.resources.map((r) => r.name).join(', ') || 'none'}). Add it under resources: in app.yaml, or with --resource ${entry.valueFrom}=<instance name>.`,
       );
     }
   }
