@@ -19,7 +19,9 @@ export const appRoutes: RouteGroup = (app, ctx) => {
     return c.json({ apps: results.map(appView), ...nextPage(nextPageToken) });
   });
 
-  app.get('/api/2.0/apps/:name', async (c) => c.json(appView(await getApp(ctx, c.var.caller, c.req.param('name')))));
+  app.get('/api/2.0/apps/:name', async (c) =>
+    c.json(appView(await getApp(ctx, c.var.caller, c.req.param('name')))),
+  );
 
   app.patch('/api/2.0/apps/:name', async (c) =>
     c.json(appView(await updateApp(ctx, c.var.caller, c.req.param('name'), await readJson(c)))),
@@ -42,7 +44,12 @@ export const appRoutes: RouteGroup = (app, ctx) => {
   );
 
   app.get('/api/2.0/apps/:name/deployments', async (c) => {
-    const { rows, nextPageToken } = await listDeployments(ctx, c.var.caller, c.req.param('name'), c.req.query());
+    const { rows, nextPageToken } = await listDeployments(
+      ctx,
+      c.var.caller,
+      c.req.param('name'),
+      c.req.query(),
+    );
     return c.json({ app_deployments: rows.map(deploymentView), ...nextPage(nextPageToken) });
   });
 

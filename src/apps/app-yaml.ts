@@ -118,19 +118,28 @@ function readCommand(raw: unknown): string[] | undefined {
     );
   }
   if (!Array.isArray(raw) || raw.length === 0) {
-    throw new ConfigProblem(['command'], `command must be a non-empty list, e.g. command: ['node', 'server.js'].`);
+    throw new ConfigProblem(
+      ['command'],
+      `command must be a non-empty list, e.g. command: ['node', 'server.js'].`,
+    );
   }
   return raw.map((arg, i) => {
     if (typeof arg === 'string') return arg;
     if (typeof arg === 'number' || typeof arg === 'boolean') return String(arg);
-    throw new ConfigProblem(['command', i], `Each argument of command must be a string, got ${describe(arg)}.`);
+    throw new ConfigProblem(
+      ['command', i],
+      `Each argument of command must be a string, got ${describe(arg)}.`,
+    );
   });
 }
 
 function readEnv(raw: unknown): EnvEntry[] {
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw)) {
-    throw new ConfigProblem(['env'], `env must be a list of entries such as - {name: LOG_LEVEL, value: info}.`);
+    throw new ConfigProblem(
+      ['env'],
+      `env must be a list of entries such as - {name: LOG_LEVEL, value: info}.`,
+    );
   }
   const names = new Set<string>();
   return raw.map((entry, i): EnvEntry => {
@@ -153,10 +162,16 @@ function readEnv(raw: unknown): EnvEntry[] {
     names.add(name);
     const other = Object.keys(item).find((key) => !['name', 'value', 'valueFrom'].includes(key));
     if (other) {
-      throw new ConfigProblem([...path, other], `Unknown field '${other}' in env entry ${name}; use value or valueFrom.`);
+      throw new ConfigProblem(
+        [...path, other],
+        `Unknown field '${other}' in env entry ${name}; use value or valueFrom.`,
+      );
     }
     if ('value' in item && 'valueFrom' in item) {
-      throw new ConfigProblem([...path, 'valueFrom'], `env entry ${name} has both value and valueFrom; keep one.`);
+      throw new ConfigProblem(
+        [...path, 'valueFrom'],
+        `env entry ${name} has both value and valueFrom; keep one.`,
+      );
     }
     if ('valueFrom' in item) {
       // Which resources the app has is known at deploy time (they may come from the API or --resource).

@@ -83,10 +83,13 @@ export async function createDeployment(
   let app = await appForCaller(ctx, caller, appName);
   const path = optionalString(body, 'source_code_path') ?? app.default_source_code_path;
   if (!path) {
-    throw invalidParameter(`source_code_path is required: the app's directory on this Pier node, e.g. "/srv/apps/${appName}".`);
+    throw invalidParameter(
+      `source_code_path is required: the app's directory on this Pier node, e.g. "/srv/apps/${appName}".`,
+    );
   }
   const mode = optionalString(body, 'mode') ?? 'SNAPSHOT';
-  if (!MODES.includes(mode)) throw invalidParameter(`mode '${mode}' is not valid; use SNAPSHOT or AUTO_SYNC.`);
+  if (!MODES.includes(mode))
+    throw invalidParameter(`mode '${mode}' is not valid; use SNAPSHOT or AUTO_SYNC.`);
   if (app.compute === 'STOPPED') {
     throw new PierError(
       'INVALID_STATE',

@@ -61,7 +61,9 @@ export function withPort(env: Record<string, string>, port: number, url: string)
  * not run in a shell.
  */
 export function expandCommand(command: string[], port: number): string[] {
-  return command.map((arg) => arg.replace(/\$\{DATABRICKS_APP_PORT\}|\$DATABRICKS_APP_PORT\b/g, String(port)));
+  return command.map((arg) =>
+    arg.replace(/\$\{DATABRICKS_APP_PORT\}|\$DATABRICKS_APP_PORT\b/g, String(port)),
+  );
 }
 
 /** What a child process inherits from Pier: only these, never Pier's own secrets or tokens. */

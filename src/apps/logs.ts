@@ -110,7 +110,8 @@ export async function appLogs(
   if (!ctx.endpoints) throw new PierError('INVALID_STATE', 'Pier is still starting; try again in a moment.');
   const offset = optionalInteger(query, 'offset');
   const tailBytes = optionalInteger(query, 'tail_bytes');
-  if ((offset ?? 0) < 0 || (tailBytes ?? 0) < 0) throw invalidParameter('offset and tail_bytes must be 0 or more.');
+  if ((offset ?? 0) < 0 || (tailBytes ?? 0) < 0)
+    throw invalidParameter('offset and tail_bytes must be 0 or more.');
   return readAppLog(appLogFile(ctx.endpoints.dataDir, app.name), {
     offset,
     tailBytes: Math.min(tailBytes ?? 64 * 1024, MAX_LOG_BYTES),

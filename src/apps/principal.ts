@@ -22,6 +22,10 @@ export async function createAppPrincipal(ctx: ControlContext, appName: string): 
 }
 
 /** Deletes an app's service principal (its secrets and permissions go with it). */
-export async function deleteAppPrincipal(ctx: ControlContext, caller: IdentityRow, id: string): Promise<void> {
+export async function deleteAppPrincipal(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  id: string,
+): Promise<void> {
   await deleteServicePrincipal(ctx, caller, id);
 }

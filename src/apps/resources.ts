@@ -31,7 +31,9 @@ export class ConfigProblem extends Error {
 
 /** `resources[0].database` for a message. */
 export function pathText(path: FieldPath): string {
-  return path.map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? part : `.${part}`)).join('');
+  return path
+    .map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? part : `.${part}`))
+    .join('');
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -102,7 +104,9 @@ export function parseResource(raw: unknown, path: FieldPath): DatabaseResource {
     );
   }
   const databaseName =
-    stringField(database, 'database_name', dbPath) ?? stringField(database, 'database', dbPath) ?? DEFAULT_DATABASE;
+    stringField(database, 'database_name', dbPath) ??
+    stringField(database, 'database', dbPath) ??
+    DEFAULT_DATABASE;
   const permission = database.permission ?? 'CAN_CONNECT_AND_CREATE';
   if (!PERMISSIONS.includes(permission as (typeof PERMISSIONS)[number])) {
     throw new ConfigProblem(
@@ -172,5 +176,8 @@ export function parseResourceFlag(text: string): DatabaseResource {
       `--resource '${text}' is not NAME=INSTANCE[/DATABASE], e.g. --resource db=order-mgmt-db/${DEFAULT_DATABASE}.`,
     );
   }
-  return parseResource({ name: match[1], database: { instance_name: match[2], database_name: match[3] } }, []);
+  return parseResource(
+    { name: match[1], database: { instance_name: match[2], database_name: match[3] } },
+    [],
+  );
 }

@@ -19,7 +19,14 @@ import {
   stopGroup,
 } from './process.js';
 import { appUrl } from './service.js';
-import { type AppRow, type AppStatus, type DeploymentRow, findDeployment, finishDeployment, writeAppStatus } from './store.js';
+import {
+  type AppRow,
+  type AppStatus,
+  type DeploymentRow,
+  findDeployment,
+  finishDeployment,
+  writeAppStatus,
+} from './store.js';
 
 /** How long a new deployment has to listen on its port before it is FAILED. */
 const LISTEN_DEADLINE_MS = 60_000;
@@ -90,7 +97,9 @@ export class AppRunner {
       listened: status.app_state === 'RUNNING',
     };
     this.restarts = status.restarts ?? 0;
-    await logLine(this.logFile, `adopted the running process ${status.pid} after a restart of Pier`).catch(() => {});
+    await logLine(this.logFile, `adopted the running process ${status.pid} after a restart of Pier`).catch(
+      () => {},
+    );
   }
 
   /** One step toward what the row asks. */
@@ -115,7 +124,8 @@ export class AppRunner {
     if (run) await rotateIfLarge(this.logFile).catch((e) => noteFailure('apps.log-rotate', e));
     const target = app.pending_deployment_id ?? app.active_deployment_id;
     if (app.compute === 'STOPPED' || !target) {
-      if (run) await this.stop(`the app was ${app.compute === 'STOPPED' ? 'stopped' : 'left without a deployment'}`);
+      if (run)
+        await this.stop(`the app was ${app.compute === 'STOPPED' ? 'stopped' : 'left without a deployment'}`);
       await this.report(app, {
         compute_state: app.compute === 'STOPPED' ? 'STOPPED' : 'ACTIVE',
         app_state: 'UNAVAILABLE',
@@ -145,11 +155,19 @@ export class AppRunner {
         run.listened = true;
         await logLine(this.logFile, `listening on port ${run.port}`);
         const pending = app.pending_deployment_id === run.deployment.deployment_id;
-        if (pending) await finishDeployment(this.ctx.store, run.deployment.deployment_id, 'SUCCEEDED', 'App started successfully.');
+        if (pending)
+          await finishDeployment(
+            this.ctx.store,
+            run.deployment.deployment_id,
+            'SUCCEEDED',
+            'App started successfully.',
+          );
         await this.report(
           app,
           this.running(run, 'App is running.'),
-          pending ? { activeDeploymentId: run.deployment.deployment_id, clearPending: run.deployment.deployment_id } : {},
+          pending
+            ? { activeDeploymentId: run.deployment.deployment_id, clearPending: run.deployment.deployment_id }
+            : {},
         );
         return;
       }
@@ -281,7 +299,11 @@ export class AppRunner {
     await logLine(this.logFile, `process ${run.pid} ${how}`);
     if (!run.listened && app.pending_deployment_id === run.deployment.deployment_id) {
       const tail = await lastLines(this.logFile);
-      await this.failed(app, run, `The app ${how} before it listened on its port.${tail ? ` Last output:\n${tail}` : ''}`);
+      await this.failed(
+        app,
+        run,
+        `The app ${how} before it listened on its port.${tail ? ` Last output:\n${tail}` : ''}`,
+      );
       return;
     }
     this.restarts++;
@@ -297,7 +319,12 @@ export class AppRunner {
   }
 
   /** A new deployment that did not come up: FAILED, and the previous one (if any) runs again. */
-  private async failed(app: AppRow, run: Run | undefined, message: string, deployment = run?.deployment): Promise<void> {
+  private async failed(
+    app: AppRow,
+    run: Run | undefined,
+    message: string,
+    deployment = run?.deployment,
+  ): Promise<void> {
     if (!deployment) return;
     this.run = undefined;
     const pending = app.pending_deployment_id === deployment.deployment_id;

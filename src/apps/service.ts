@@ -125,7 +125,9 @@ export async function createApp(
     return appResult(ctx, app);
   } catch (error) {
     // Two creates of one name at once: the loser's service principal goes again.
-    await deleteAppPrincipal(ctx, caller, principal.id).catch((e) => noteFailure('apps.principal-cleanup', e));
+    await deleteAppPrincipal(ctx, caller, principal.id).catch((e) =>
+      noteFailure('apps.principal-cleanup', e),
+    );
     if ((error as { code?: string }).code === '23505') {
       throw new PierError('RESOURCE_ALREADY_EXISTS', `An app with name ${name} already exists.`);
     }

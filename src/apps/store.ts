@@ -127,9 +127,10 @@ export async function listAppsPage(
 
 /** The apps the supervisor of `nodeId` runs. */
 export async function listNodeApps(db: Queryable, nodeId: string): Promise<AppRow[]> {
-  const { rows } = await db.query<AppRow>(`SELECT ${APP_COLUMNS} FROM apps WHERE node_id = $1 ORDER BY name`, [
-    nodeId,
-  ]);
+  const { rows } = await db.query<AppRow>(
+    `SELECT ${APP_COLUMNS} FROM apps WHERE node_id = $1 ORDER BY name`,
+    [nodeId],
+  );
   return rows;
 }
 
@@ -140,7 +141,12 @@ export async function updateAppSpec(
   change: Partial<
     Pick<
       AppRow,
-      'description' | 'resources' | 'compute' | 'pending_deployment_id' | 'default_source_code_path' | 'updater'
+      | 'description'
+      | 'resources'
+      | 'compute'
+      | 'pending_deployment_id'
+      | 'default_source_code_path'
+      | 'updater'
     >
   >,
 ): Promise<AppRow | undefined> {
@@ -194,7 +200,15 @@ export async function insertDeployment(
   db: Queryable,
   row: Pick<
     DeploymentRow,
-    'deployment_id' | 'app_name' | 'source_code_path' | 'mode' | 'creator' | 'command' | 'env' | 'state' | 'message'
+    | 'deployment_id'
+    | 'app_name'
+    | 'source_code_path'
+    | 'mode'
+    | 'creator'
+    | 'command'
+    | 'env'
+    | 'state'
+    | 'message'
   >,
 ): Promise<DeploymentRow> {
   const { rows } = await db.query<DeploymentRow>(
@@ -262,8 +276,12 @@ export async function finishDeployment(
  * from the store's id, the same for every Pier process of one store.
  */
 export async function readWorkspaceId(db: Queryable): Promise<string> {
-  const { rows } = await db.query<{ value: string }>("SELECT value #>> '{}' AS value FROM settings WHERE key = 'store_id'");
-  const digest = createHash('sha256').update(rows[0]?.value ?? 'pier').digest();
+  const { rows } = await db.query<{ value: string }>(
+    "SELECT value #>> '{}' AS value FROM settings WHERE key = 'store_id'",
+  );
+  const digest = createHash('sha256')
+    .update(rows[0]?.value ?? 'pier')
+    .digest();
   // 15 decimal digits, as Databricks workspace ids have.
   return String((digest.readBigUInt64BE(0) % 900_000_000_000_000n) + 100_000_000_000_000n);
 }

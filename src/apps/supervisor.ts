@@ -39,13 +39,18 @@ export const appSupervisor: ComponentFactory = async (ctx, options) => {
     const keep = new Set<number>();
     for (const app of apps) {
       const { pid, run_id: runId, deployment_id: deploymentId } = app.status;
-      const leader = found.find((p) => p.pid === pid && p.pgid === pid && p.marker === `${nodeId}/${app.name}/${runId}`);
+      const leader = found.find(
+        (p) => p.pid === pid && p.pgid === pid && p.marker === `${nodeId}/${app.name}/${runId}`,
+      );
       // A run given another API URL or proxy port (Pier came back on other ports) is replaced.
       const wanted =
         app.compute === 'ACTIVE' &&
         deploymentId === (app.pending_deployment_id ?? app.active_deployment_id) &&
         app.status.endpoints === endpointsKey(ctx);
-      const deployment = leader && wanted && deploymentId ? await findDeployment(ctx.store, app.name, deploymentId) : undefined;
+      const deployment =
+        leader && wanted && deploymentId
+          ? await findDeployment(ctx.store, app.name, deploymentId)
+          : undefined;
       if (leader && deployment) {
         await runnerFor(app).adopt(app, deployment);
         keep.add(leader.pgid);
@@ -89,7 +94,8 @@ export const appSupervisor: ComponentFactory = async (ctx, options) => {
       if (stopInstances) {
         await Promise.all([...runners.values()].map((runner) => runner.stop('Pier is stopping')));
         // Anything of this node still marked (a run being started as Pier stopped) goes too.
-        for (const process of await findMarkedProcesses(`${nodeId}/`)) await stopGroup(process.pgid, undefined, 1000);
+        for (const process of await findMarkedProcesses(`${nodeId}/`))
+          await stopGroup(process.pgid, undefined, 1000);
       }
       runners.clear();
     },

@@ -14,7 +14,8 @@ function computeStatus({ app }: AppResult): { state: ComputeState; message: stri
       ? { state: 'STOPPED', message: `App is stopped. Start it with: pier apps start ${app.name}` }
       : { state: 'STOPPING', message: 'App is stopping.' };
   }
-  if (observed === 'ERROR') return { state: 'ERROR', message: app.status.compute_message ?? 'App compute failed.' };
+  if (observed === 'ERROR')
+    return { state: 'ERROR', message: app.status.compute_message ?? 'App compute failed.' };
   return observed === 'ACTIVE'
     ? { state: 'ACTIVE', message: 'App compute is running.' }
     : { state: 'STARTING', message: 'App compute is starting.' };

@@ -52,7 +52,10 @@ function appName(dir: string, flag: string | undefined): string {
     .replace(/^-+|-+$/g, '')
     .slice(0, 30);
   if (derived.length < 2) {
-    throw new PierError('INVALID_PARAMETER_VALUE', `Cannot name an app after '${dir}'; pass --name, e.g. --name my-app.`);
+    throw new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `Cannot name an app after '${dir}'; pass --name, e.g. --name my-app.`,
+    );
   }
   return derived;
 }
@@ -104,12 +107,18 @@ async function waitForApp(
 }
 
 /** `pier apps run DIR`: the app in the foreground, as its service principal, output to this terminal. */
-async function run(dir: string, options: { name?: string; resource: string[]; port?: string }, command: Command) {
+async function run(
+  dir: string,
+  options: { name?: string; resource: string[]; port?: string },
+  command: Command,
+) {
   const creds = credentials(command);
   const path = resolve(dir);
   const config = await readAppDirectory(path);
   const name = appName(path, options.name);
-  await ensureApp(creds, name, mergeResources(config.resources, resourceFlags(options.resource)), { compute: false });
+  await ensureApp(creds, name, mergeResources(config.resources, resourceFlags(options.resource)), {
+    compute: false,
+  });
   const { environment } = await call<{ environment: Record<string, string> }>(
     creds,
     'POST',
@@ -171,17 +180,27 @@ async function deploy(
   const deadline = Date.now() + 90_000;
   while (options.wait && deployment.status?.state === 'IN_PROGRESS') {
     if (Date.now() > deadline) {
-      throw new PierError('INVALID_STATE', `Deployment ${deployment.deployment_id} of ${name} is still IN_PROGRESS after 90 s.`);
+      throw new PierError(
+        'INVALID_STATE',
+        `Deployment ${deployment.deployment_id} of ${name} is still IN_PROGRESS after 90 s.`,
+      );
     }
     await sleep(250);
-    deployment = await call<DeploymentJson>(creds, 'GET', `${appPath(name)}/deployments/${deployment.deployment_id}`);
+    deployment = await call<DeploymentJson>(
+      creds,
+      'GET',
+      `${appPath(name)}/deployments/${deployment.deployment_id}`,
+    );
   }
   if (deployment.status?.state === 'FAILED') {
     throw new PierError('INVALID_STATE', `Deployment of app ${name} failed: ${deployment.status.message}`);
   }
   app = await call<AppJson>(creds, 'GET', appPath(name));
   if (options.json) printJson(app);
-  else process.stdout.write(`App ${name}: deployment ${deployment.deployment_id} ${deployment.status?.state}${app.url ? `, ${app.url}` : ''}\n`);
+  else
+    process.stdout.write(
+      `App ${name}: deployment ${deployment.deployment_id} ${deployment.status?.state}${app.url ? `, ${app.url}` : ''}\n`,
+    );
 }
 
 async function logs(name: string, options: { follow?: boolean; tailBytes?: string }, command: Command) {
@@ -208,12 +227,16 @@ function summary(app: AppJson): string {
 export function registerAppCommands(program: Command): void {
   const apps = program
     .command('apps')
-    .description('Databricks Apps on Pier: run an app directory with app.yaml, or deploy it under `pier up`.');
+    .description(
+      'Databricks Apps on Pier: run an app directory with app.yaml, or deploy it under `pier up`.',
+    );
   const collect = (value: string, all: string[]) => [...all, value];
 
   apps
     .command('run <dir>')
-    .description('Run the app in the foreground with the environment Databricks Apps inject (Ctrl-C stops it).')
+    .description(
+      'Run the app in the foreground with the environment Databricks Apps inject (Ctrl-C stops it).',
+    )
     .option('--name <name>', 'App name (default: the directory name).')
     .option('--resource <resource>', 'NAME=INSTANCE[/DATABASE] or JSON; repeatable.', collect, [])
     .option('--port <port>', 'DATABRICKS_APP_PORT (default: a free port).')
@@ -244,7 +267,9 @@ export function registerAppCommands(program: Command): void {
   apps
     .command('get <name>')
     .description('Show an app (JSON).')
-    .action(async (name, _options, command) => printJson(await call(credentials(command), 'GET', appPath(name))));
+    .action(async (name, _options, command) =>
+      printJson(await call(credentials(command), 'GET', appPath(name))),
+    );
 
   apps
     .command('logs <name>')
@@ -265,7 +290,8 @@ export function registerAppCommands(program: Command): void {
       .action(async (name, options, command) => {
         const creds = credentials(command);
         let app = await call<AppJson>(creds, 'POST', `${appPath(name)}/${verb}`);
-        if (options.wait) app = await waitForApp(creds, name, (a) => a.compute_status?.state === state, 60_000);
+        if (options.wait)
+          app = await waitForApp(creds, name, (a) => a.compute_status?.state === state, 60_000);
         if (options.json) printJson(app);
         else process.stdout.write(`App ${name}: ${app.compute_status?.state}\n`);
       });
@@ -273,7 +299,9 @@ export function registerAppCommands(program: Command): void {
 
   apps
     .command('delete <name>')
-    .description('Delete the app, its process, its service principal and its Postgres roles (their objects are kept).')
+    .description(
+      'Delete the app, its process, its service principal and its Postgres roles (their objects are kept).',
+    )
     .option('--json', 'Print the deleted app as JSON.')
     .action(async (name, options, command) => {
       const app = await call<AppJson>(credentials(command), 'DELETE', appPath(name));
