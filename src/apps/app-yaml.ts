@@ -17,7 +17,7 @@ export interface AppConfig {
 }
 
 /** The names Databricks Apps (and Pier) set for every app; app.yaml cannot set them. */
-export const INJECTED_NAMES = [
+const INJECTED_NAMES = [
   'DATABRICKS_HOST',
   'DATABRICKS_CLIENT_ID',
   'DATABRICKS_CLIENT_SECRET',

@@ -11,7 +11,7 @@ import { type AppConfig, type EnvEntry, parseAppYaml, readAppYaml } from './app-
 import { type BoundDatabase, bindDatabases } from './binding.js';
 import { appEnvironment } from './environment.js';
 import { mergeResources } from './resources.js';
-import { appForCaller, appSecretContext } from './service.js';
+import { appForCaller, appSecretContext, withLivePrincipal } from './service.js';
 import {
   type AppRow,
   type DeploymentRow,
@@ -97,7 +97,7 @@ export async function createDeployment(
     );
   }
   const config = await readAppDirectory(path);
-  app = await withConfigResources(ctx, app, config, caller);
+  app = await withLivePrincipal(ctx, await withConfigResources(ctx, app, config, caller));
   checkValueFrom(app, config.env);
   const row = {
     deployment_id: randomUUID().replaceAll('-', ''),
@@ -187,7 +187,7 @@ export async function runEnvironment(
   input: unknown,
 ): Promise<Record<string, string>> {
   const body = asObject(input, 'The request body');
-  const app = await appForCaller(ctx, caller, appName);
+  const app = await withLivePrincipal(ctx, await appForCaller(ctx, caller, appName));
   const env = Array.isArray(body.env) ? (body.env as EnvEntry[]) : [];
   checkValueFrom(app, env);
   const databases = await bindDatabases(ctx, caller, app, app.resources);

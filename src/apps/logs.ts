@@ -1,4 +1,4 @@
-import { appendFile, copyFile, open, rename, stat, truncate } from 'node:fs/promises';
+import { appendFile, copyFile, open, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ControlContext } from '../control/context.js';
 import { optionalInteger } from '../control/validate.js';
@@ -14,7 +14,7 @@ import { appForCaller } from './service.js';
  * on, KEPT_LOGS in all) and truncated in place — the process's descriptor
  * stays valid, as with logrotate's copytruncate.
  */
-export const MAX_LOG_BYTES = 5 * 1024 * 1024;
+const MAX_LOG_BYTES = 5 * 1024 * 1024;
 const KEPT_LOGS = 3;
 const LOG_FILE = 'app.log';
 
@@ -36,12 +36,20 @@ export async function logLine(file: string, message: string): Promise<void> {
   await appendFile(file, `[pier] ${new Date().toISOString()} ${message}\n`, { mode: 0o600 });
 }
 
+/** How many bytes the rotations so far moved out of the log (kept beside it): offsets count from the first byte ever written. */
+async function rotatedBytes(file: string): Promise<number> {
+  return Number((await readFile(`${file}.rotated`, 'utf8').catch(() => '0')).trim()) || 0;
+}
+
 /** Rotates the log when it has grown past `maxBytes`. */
 export async function rotateIfLarge(file: string, maxBytes = MAX_LOG_BYTES): Promise<boolean> {
   const size = (await stat(file).catch(() => undefined))?.size ?? 0;
   if (size <= maxBytes) return false;
   for (let i = KEPT_LOGS - 1; i >= 1; i--) await rename(`${file}.${i}`, `${file}.${i + 1}`).catch(() => {});
   await copyFile(file, `${file}.1`);
+  const copied = (await stat(`${file}.1`)).size;
+  await writeFile(`${file}.rotated`, `${(await rotatedBytes(file)) + copied}\n`);
+  // Whatever the process wrote between the copy and here is lost: the price of copytruncate.
   await truncate(file, 0);
   return true;
 }
@@ -62,28 +70,31 @@ async function readRange(file: string, from: number, to?: number): Promise<Buffe
 }
 
 /**
- * What `pier apps logs` shows: with `offset` (the `next_offset` of the last
- * read) what was written since, else the last `tailBytes`. An offset past
- * the end means the log was rotated: the rest of app.log.1 comes first.
+ * What `pier apps logs` shows: with `offset` (the `nextOffset` of the last
+ * read) what was written since, else the last `tailBytes`. Offsets count
+ * every byte ever written to the log, so a read after a rotation continues
+ * in app.log.1 and then the new app.log.
  */
 export async function readAppLog(
   file: string,
   options: { offset?: number; tailBytes?: number },
 ): Promise<{ text: string; nextOffset: number }> {
+  const base = await rotatedBytes(file);
   const size = (await stat(file).catch(() => undefined))?.size ?? 0;
+  const end = base + size;
   if (options.offset === undefined) {
     const from = Math.max(0, size - (options.tailBytes ?? 64 * 1024));
-    const chunk = await readRange(file, from, size);
+    const text = (await readRange(file, from, size)).toString('utf8');
     // Start on a whole line.
-    const text = chunk.toString('utf8');
-    return { text: from > 0 ? text.slice(text.indexOf('\n') + 1) : text, nextOffset: size };
+    return { text: from > 0 ? text.slice(text.indexOf('\n') + 1) : text, nextOffset: end };
   }
-  if (options.offset <= size) {
-    return { text: (await readRange(file, options.offset, size)).toString('utf8'), nextOffset: size };
+  if (options.offset >= base) {
+    return { text: (await readRange(file, options.offset - base, size)).toString('utf8'), nextOffset: end };
   }
-  const rest = await readRange(`${file}.1`, options.offset);
+  const previous = (await stat(`${file}.1`).catch(() => undefined))?.size ?? 0;
+  const rest = await readRange(`${file}.1`, Math.max(0, options.offset - (base - previous)));
   const now = await readRange(file, 0, size);
-  return { text: Buffer.concat([rest, now]).toString('utf8'), nextOffset: size };
+  return { text: Buffer.concat([rest, now]).toString('utf8'), nextOffset: end };
 }
 
 /** The last lines of the log, for a message about a process that failed. */

@@ -1,6 +1,10 @@
 import type { ControlContext } from '../control/context.js';
 import { createOAuthSecret } from '../identities/oauth-secrets.js';
-import { createServicePrincipal, deleteServicePrincipal } from '../identities/service-principals.js';
+import {
+  createServicePrincipal,
+  deleteServicePrincipal,
+  findServicePrincipalByApplicationId,
+} from '../identities/service-principals.js';
 import type { IdentityRow } from '../identities/store.js';
 
 /** An app's own identity: a service principal and an OAuth secret for it (shown this once). */
@@ -28,4 +32,9 @@ export async function deleteAppPrincipal(
   id: string,
 ): Promise<void> {
   await deleteServicePrincipal(ctx, caller, id);
+}
+
+/** Whether the app's service principal still exists (it may have been deleted through SCIM). */
+export async function appPrincipalExists(ctx: ControlContext, clientId: string): Promise<boolean> {
+  return (await findServicePrincipalByApplicationId(ctx, clientId)) !== undefined;
 }

@@ -1,7 +1,7 @@
 import { describe } from '../control/validate.js';
 
 /** The database an app resource binds when none is named, as on Databricks. */
-export const DEFAULT_DATABASE = 'databricks_postgres';
+const DEFAULT_DATABASE = 'databricks_postgres';
 /** The resource key Databricks gives a database resource when none is named. */
 const DEFAULT_RESOURCE_NAME = 'database';
 const PERMISSIONS = ['CAN_CONNECT_AND_CREATE'] as const;
@@ -56,7 +56,7 @@ const EXAMPLE = `{name: db, database: {instance_name: order-mgmt-db, database_na
  * `{name, database: {instance: order-mgmt-db}}`; the database defaults to
  * databricks_postgres and the permission to CAN_CONNECT_AND_CREATE.
  */
-export function parseResource(raw: unknown, path: FieldPath): DatabaseResource {
+function parseResource(raw: unknown, path: FieldPath): DatabaseResource {
   if (!isObject(raw)) throw new ConfigProblem(path, `A resource must be a mapping such as ${EXAMPLE}.`);
   const name = stringField(raw, 'name', path) ?? DEFAULT_RESOURCE_NAME;
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) {

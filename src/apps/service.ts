@@ -7,7 +7,7 @@ import type { IdentityRow } from '../identities/store.js';
 import { decodePageToken, encodePageToken } from '../pagination.js';
 import type { Queryable } from '../store/store.js';
 import { unbindDatabases } from './binding.js';
-import { createAppPrincipal, deleteAppPrincipal } from './principal.js';
+import { appPrincipalExists, createAppPrincipal, deleteAppPrincipal } from './principal.js';
 import { ConfigProblem, type DatabaseResource, parseResources, pathText } from './resources.js';
 import {
   type AppRow,
@@ -17,6 +17,7 @@ import {
   findDeployment,
   insertApp,
   listAppsPage,
+  replaceAppPrincipal,
   updateAppSpec,
 } from './store.js';
 
@@ -36,7 +37,7 @@ const MAX_PAGE_SIZE = 1000;
 export const appSecretContext = (app: Pick<AppRow, 'id'>) => `apps:${app.id}`;
 
 /** Databricks' rule for app names: 2-30 lowercase letters, digits and '-', not starting or ending with '-'. */
-export function checkAppName(name: unknown): string {
+function checkAppName(name: unknown): string {
   if (typeof name !== 'string' || name.length < 2 || !NAME_PATTERN.test(name)) {
     throw invalidParameter(
       `App name ${JSON.stringify(name)} is not valid: use 2 to 30 lowercase letters, digits and '-', not starting or ending with '-' (e.g. "feature-flags").`,
@@ -46,7 +47,7 @@ export function checkAppName(name: unknown): string {
 }
 
 /** Resources of a request body; a problem names the field. */
-export function resourcesOfBody(raw: unknown): DatabaseResource[] {
+function resourcesOfBody(raw: unknown): DatabaseResource[] {
   try {
     return parseResources(raw, ['resources']);
   } catch (error) {
@@ -73,8 +74,25 @@ export async function appForCaller(
   return app;
 }
 
+/**
+ * The app's service principal, reused while it exists; one deleted through
+ * SCIM is replaced (a new client id and secret, and so a new Postgres role
+ * at the next binding).
+ */
+export async function withLivePrincipal(ctx: ControlContext, app: AppRow): Promise<AppRow> {
+  if (await appPrincipalExists(ctx, app.client_id)) return app;
+  const principal = await createAppPrincipal(ctx, app.name);
+  const replaced = await replaceAppPrincipal(ctx.store, app.name, {
+    service_principal_id: principal.id,
+    client_id: principal.clientId,
+    client_secret: ctx.masterKey.seal(principal.secret, appSecretContext(app)),
+  });
+  if (!replaced) throw notFound(`App with name ${app.name} does not exist.`);
+  return replaced;
+}
+
 /** The app with its deployments, for a response. */
-export async function appResult(ctx: ControlContext, app: AppRow): Promise<AppResult> {
+async function appResult(ctx: ControlContext, app: AppRow): Promise<AppResult> {
   const [active, pending] = await Promise.all([
     app.active_deployment_id ? findDeployment(ctx.store, app.name, app.active_deployment_id) : undefined,
     app.pending_deployment_id ? findDeployment(ctx.store, app.name, app.pending_deployment_id) : undefined,

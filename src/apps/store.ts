@@ -4,7 +4,7 @@ import type { Queryable } from '../store/store.js';
 import type { EnvEntry } from './app-yaml.js';
 import type { DatabaseResource } from './resources.js';
 
-export type ComputeSpec = 'ACTIVE' | 'STOPPED';
+type ComputeSpec = 'ACTIVE' | 'STOPPED';
 export type AppState = 'DEPLOYING' | 'RUNNING' | 'CRASHED' | 'UNAVAILABLE';
 export type ComputeState = 'ACTIVE' | 'STARTING' | 'STOPPING' | 'STOPPED' | 'ERROR';
 export type DeploymentState = 'IN_PROGRESS' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
@@ -189,6 +189,20 @@ export async function writeAppStatus(
       WHERE name = $1`,
     [name, JSON.stringify(status), deployments.activeDeploymentId ?? null, deployments.clearPending ?? null],
   );
+}
+
+/** A new service principal for the app (its old one was deleted). */
+export async function replaceAppPrincipal(
+  db: Queryable,
+  name: string,
+  principal: Pick<AppRow, 'service_principal_id' | 'client_id' | 'client_secret'>,
+): Promise<AppRow | undefined> {
+  const { rows } = await db.query<AppRow>(
+    `UPDATE apps SET service_principal_id = $2, client_id = $3, client_secret = $4, updated_at = now()
+      WHERE name = $1 RETURNING ${APP_COLUMNS}`,
+    [name, principal.service_principal_id, principal.client_id, JSON.stringify(principal.client_secret)],
+  );
+  return rows[0];
 }
 
 export async function deleteAppRow(db: Queryable, name: string): Promise<boolean> {
