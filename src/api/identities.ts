@@ -16,10 +16,11 @@ import {
   revokeToken,
 } from '../identities/service.js';
 import {
-  createServicePrincipalFrom,
+  createServicePrincipal,
   deleteServicePrincipal,
   getServicePrincipal,
   listServicePrincipals,
+  servicePrincipalInput,
 } from '../identities/service-principals.js';
 import type { IdentityRow } from '../identities/store.js';
 import {
@@ -60,7 +61,10 @@ export const identityRoutes: RouteGroup = (app, ctx) => {
   );
   app.post(`${SCIM}/ServicePrincipals`, async (c) => {
     requireAdmin(c.var.caller, 'create service principals');
-    return c.json(servicePrincipalView(await createServicePrincipalFrom(ctx, await readJson(c))), 201);
+    return c.json(
+      servicePrincipalView(await createServicePrincipal(ctx, servicePrincipalInput(await readJson(c)))),
+      201,
+    );
   });
   app.get(`${SCIM}/ServicePrincipals/:id`, async (c) =>
     c.json(servicePrincipalView(await getServicePrincipal(ctx, c.req.param('id')))),

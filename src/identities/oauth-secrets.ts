@@ -7,7 +7,8 @@ import {
   listOAuthSecrets,
   type OAuthSecretRow,
 } from './oauth-secrets-store.js';
-import { findIdentityById, findIdentityByUserName, type IdentityRow } from './store.js';
+import { findServicePrincipalByApplicationId } from './service-principals.js';
+import { findIdentityById, type IdentityRow } from './store.js';
 
 /**
  * OAuth client secrets of service principals (the client credentials the
@@ -104,10 +105,11 @@ export function parseLifetime(value: unknown): number | undefined {
 
 /** A service principal by SCIM id or application id. */
 async function servicePrincipalNamed(ctx: ControlContext, idOrApplicationId: string): Promise<IdentityRow> {
+  const byId = await findIdentityById(ctx.store, idOrApplicationId);
   const row =
-    (await findIdentityById(ctx.store, idOrApplicationId)) ??
-    (await findIdentityByUserName(ctx.store, idOrApplicationId));
-  if (row?.kind !== 'SERVICE_PRINCIPAL')
-    throw notFound(`Service principal ${idOrApplicationId} does not exist.`);
+    byId?.kind === 'SERVICE_PRINCIPAL'
+      ? byId
+      : await findServicePrincipalByApplicationId(ctx, idOrApplicationId);
+  if (!row) throw notFound(`Service principal ${idOrApplicationId} does not exist.`);
   return row;
 }

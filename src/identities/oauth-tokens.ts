@@ -95,7 +95,7 @@ export async function authenticateCaller(
   authorization: string | undefined,
 ): Promise<IdentityRow> {
   const bearer = /^Bearer\s+(\S+)$/i.exec(authorization?.trim() ?? '')?.[1];
-  if (!bearer || bearer.split('.').length !== 3) return authenticateBearer(ctx.store, authorization);
+  if (bearer?.split('.').length !== 3) return authenticateBearer(ctx.store, authorization);
   const verified = await verifyDatabaseCredential(bearer, ctx.keys.jwks(), { issuer: DEFAULT_ISSUER });
   const refused = (why: string) =>
     new PierError(

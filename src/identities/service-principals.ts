@@ -25,26 +25,17 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
  */
 export async function createServicePrincipal(
   ctx: ControlContext,
-  input: { displayName: string },
+  input: { displayName: string; applicationId?: string },
 ): Promise<IdentityRow> {
-  return createServicePrincipalFrom(ctx, input);
-}
-
-/** The SCIM body as a client sends it: `{displayName, active?}`. */
-export async function createServicePrincipalFrom(ctx: ControlContext, input: unknown): Promise<IdentityRow> {
-  const body = asObject(input, 'The SCIM service principal');
-  const displayName = optionalString(body, 'displayName')?.trim();
+  const displayName = input.displayName?.trim();
   if (!displayName) {
     throw invalidParameter('displayName is required: a name people recognise, such as "feature-flags app".');
   }
   if (displayName.length > MAX_DISPLAY_NAME) {
     throw invalidParameter(`displayName must be at most ${MAX_DISPLAY_NAME} characters.`);
   }
-  if (optionalBoolean(body, 'active') === false) {
-    throw invalidParameter('A service principal is created active; "active": false is not supported.');
-  }
   // Pier picks the application id; one may be given (as on Azure), and must be a UUID.
-  const supplied = optionalString(body, 'applicationId');
+  const supplied = input.applicationId;
   if (supplied !== undefined && !UUID_PATTERN.test(supplied)) {
     throw invalidParameter(`applicationId must be a UUID, got '${supplied}'; omit it and Pier picks one.`);
   }
@@ -61,6 +52,18 @@ export async function createServicePrincipalFrom(ctx: ControlContext, input: unk
     }
     return insertIdentity(tx, { userName: applicationId, displayName, kind: 'SERVICE_PRINCIPAL' });
   });
+}
+
+/** The input of createServicePrincipal from the SCIM body a client sends: `{displayName, applicationId?, active?}`. */
+export function servicePrincipalInput(input: unknown): { displayName: string; applicationId?: string } {
+  const body = asObject(input, 'The SCIM service principal');
+  if (optionalBoolean(body, 'active') === false) {
+    throw invalidParameter('A service principal is created active; "active": false is not supported.');
+  }
+  return {
+    displayName: optionalString(body, 'displayName') ?? '',
+    applicationId: optionalString(body, 'applicationId'),
+  };
 }
 
 /** One page of service principals in id order, and how many there are in all. */

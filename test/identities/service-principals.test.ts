@@ -62,7 +62,16 @@ test('the SDK creates, gets, lists and deletes service principals in SCIM shapes
     404,
   );
 
+  // An admin may mint a personal access token for it (token-management on-behalf-of), as on Databricks.
+  const pat = await api(pier, pier.adminToken, 'POST', '/api/2.0/token-management/on-behalf-of/tokens', {
+    application_id: created.applicationId,
+  });
+  assert.equal(pat.status, 200, JSON.stringify(pat.body));
+  const me = await api(pier, pat.body.token_value as string, 'GET', `${SCIM}/Me`);
+  assert.equal(me.body.userName, created.applicationId);
+
   await w.servicePrincipalsV2.delete({ id: created.id as string });
+  assert.equal((await api(pier, pat.body.token_value as string, 'GET', `${SCIM}/Me`)).status, 401);
   const gone = await api(pier, pier.adminToken, 'GET', `${SCIM}/ServicePrincipals/${created.id}`);
   assert.equal(gone.status, 404);
   assert.equal(gone.body.error_code, 'RESOURCE_DOES_NOT_EXIST');
