@@ -89,6 +89,7 @@ test('app.yaml: each mistake is reported at its line, with what to write', () =>
 
 test('the command gets $DATABRICKS_APP_PORT expanded, and nothing else', () => {
   assert.deepEqual(
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the literal text an app.yaml holds
     expandCommand(['uvicorn', '--port', '$DATABRICKS_APP_PORT', '${DATABRICKS_APP_PORT}', '$HOME'], 8123),
     ['uvicorn', '--port', '8123', '8123', '$HOME'],
   );
