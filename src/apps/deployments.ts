@@ -7,6 +7,7 @@ import { invalidParameter, isPierError, notFound, PierError } from '../errors.js
 import type { IdentityRow } from '../identities/store.js';
 import { findInstanceByName } from '../instances/store.js';
 import { instanceDnsName } from '../instances/view.js';
+import { pageSizeOf } from '../pagination.js';
 import { type AppConfig, type EnvEntry, parseAppYaml, readAppYaml } from './app-yaml.js';
 import { type BoundDatabase, bindDatabases } from './binding.js';
 import { appEnvironment } from './environment.js';
@@ -158,9 +159,7 @@ export async function listDeployments(
   query: { page_size?: string; page_token?: string },
 ): Promise<{ rows: DeploymentRow[]; nextPageToken?: string }> {
   await appForCaller(ctx, caller, appName);
-  const size = optionalInteger(query, 'page_size') ?? 100;
-  if (size < 0) throw invalidParameter(`page_size must be positive, got ${size}.`);
-  const limit = Math.min(size === 0 ? 100 : size, 1000);
+  const limit = pageSizeOf(query);
   const before = query.page_token ? Buffer.from(query.page_token, 'base64url').toString('utf8') : undefined;
   const rows = await listDeploymentsPage(ctx.store, appName, { before, limit: limit + 1 });
   const page = rows.slice(0, limit);

@@ -4,7 +4,7 @@ import { asObject, optionalInteger, optionalString } from '../control/validate.j
 import { invalidParameter, notFound, PierError } from '../errors.js';
 import { noteFailure } from '../failures.js';
 import type { IdentityRow } from '../identities/store.js';
-import { decodePageToken, encodePageToken } from '../pagination.js';
+import { decodePageToken, encodePageToken, pageSizeOf } from '../pagination.js';
 import type { Queryable } from '../store/store.js';
 import { unbindDatabases } from './binding.js';
 import { appPrincipalExists, createAppPrincipal, deleteAppPrincipal } from './principal.js';
@@ -31,8 +31,6 @@ export interface AppResult {
 }
 
 const NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,28}[a-z0-9])?$/;
-const DEFAULT_PAGE_SIZE = 100;
-const MAX_PAGE_SIZE = 1000;
 /** The master key's context for an app's sealed OAuth secret. */
 export const appSecretContext = (app: Pick<AppRow, 'id'>) => `apps:${app.id}`;
 
@@ -163,9 +161,7 @@ export async function listApps(
   caller: IdentityRow,
   query: { page_size?: string; page_token?: string },
 ): Promise<{ results: AppResult[]; nextPageToken?: string }> {
-  const size = optionalInteger(query, 'page_size') ?? DEFAULT_PAGE_SIZE;
-  if (size < 0) throw invalidParameter(`page_size must be positive, got ${size}.`);
-  const limit = Math.min(size === 0 ? DEFAULT_PAGE_SIZE : size, MAX_PAGE_SIZE);
+  const limit = pageSizeOf(query);
   const rows = await listAppsPage(ctx.store, {
     afterName: decodePageToken(query.page_token),
     limit: limit + 1,
