@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import type { ControlContext } from '../control/context.js';
-import { asObject, optionalInteger, optionalString } from '../control/validate.js';
+import { asObject, optionalString } from '../control/validate.js';
 import { invalidParameter, isPierError, notFound, PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
 import { findInstanceByName } from '../instances/store.js';

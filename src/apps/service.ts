@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ControlContext } from '../control/context.js';
-import { asObject, optionalInteger, optionalString } from '../control/validate.js';
+import { asObject, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
 import { noteFailure } from '../failures.js';
 import type { IdentityRow } from '../identities/store.js';
