@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { WorkspaceClient } from '@databricks/sdk-experimental';
 import { findMarkedProcesses, freePort } from '../../src/apps/process.js';
 import { availableInstance, grantInstance, instanceSuperuser, userWithToken } from '../helpers/access.js';
 import { api, eventually, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
@@ -262,6 +263,36 @@ describe('apps', () => {
     await restart(dataDir);
     const third = await eventually(async () => answer(url), 30_000, 'the app back after the restart');
     assert.notEqual(third.pid, second.pid);
+  });
+
+  test('the official SDK: create and wait, deploy and wait, list, stop and wait, delete', async () => {
+    const w = new WorkspaceClient({ host: pier.apiUrl, token: pier.adminToken, authType: 'pat' });
+    const created = await (
+      await w.apps.create({ app: { name: 'sdk-app', description: 'made by the SDK' } })
+    ).wait();
+    assert.equal(created.compute_status?.state, 'ACTIVE');
+    assert.equal(created.app_status?.state, 'UNAVAILABLE');
+    assert.match(created.service_principal_client_id ?? '', /^[0-9a-f-]{36}$/);
+    const deployment = await (
+      await w.apps.deploy({ app_name: 'sdk-app', app_deployment: { source_code_path: SERVER } })
+    ).wait();
+    assert.equal(deployment.status?.state, 'SUCCEEDED');
+    const app = await w.apps.get({ name: 'sdk-app' });
+    assert.equal(app.app_status?.state, 'RUNNING');
+    assert.equal(app.active_deployment?.deployment_id, deployment.deployment_id);
+    assert.equal((await answer(app.url as string))?.app, 'sdk-app');
+    const names: string[] = [];
+    for await (const listed of w.apps.list({ page_size: 1 })) names.push(listed.name);
+    assert.ok(names.includes('sdk-app') && names.includes('server'), names.join(','));
+    const deployments: string[] = [];
+    for await (const listed of w.apps.listDeployments({ app_name: 'sdk-app' }))
+      deployments.push(listed.deployment_id ?? '');
+    assert.deepEqual(deployments, [deployment.deployment_id]);
+    const stopped = await (await w.apps.stop({ name: 'sdk-app' })).wait();
+    assert.equal(stopped.compute_status?.state, 'STOPPED');
+    assert.equal(await answer(app.url as string), undefined);
+    await w.apps.delete({ name: 'sdk-app' });
+    assert.equal((await api(pier, pier.adminToken, 'GET', '/api/2.0/apps/sdk-app')).status, 404);
   });
 
   test('stop, start and delete', async () => {
