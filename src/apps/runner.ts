@@ -201,14 +201,22 @@ export class AppRunner {
 
   private async start(app: AppRow, deployment: DeploymentRow): Promise<void> {
     const dir = appDir(this.dataDir, app.name);
-    const runAs = await runAsFor(deployment.source_code_path).catch(() => undefined);
+    let runAs: RunAs | undefined;
+    try {
+      runAs = await runAsFor(deployment.source_code_path);
+    } catch {
+      // Never run as root for want of knowing the owner: the directory is gone or unreadable.
+      const message = `The app's directory ${deployment.source_code_path} cannot be read on this node; deploy again from an existing directory.`;
+      await this.failed(app, undefined, message, deployment);
+      return;
+    }
     const home = await this.prepareDirs(dir, runAs);
     let env: Record<string, string>;
     try {
       env = await deploymentEnvironment(this.ctx, app, deployment);
     } catch (error) {
       if (!isPierError(error)) throw error;
-      this.notBefore = Date.now() + FIRST_BACKOFF_MS;
+      this.backOff();
       return;
     }
     if (env.PGSSLROOTCERT) {
@@ -306,9 +314,7 @@ export class AppRunner {
       );
       return;
     }
-    this.restarts++;
-    const delay = Math.min(FIRST_BACKOFF_MS * 2 ** (this.restarts - 1), MAX_BACKOFF_MS);
-    this.notBefore = Date.now() + delay;
+    const delay = this.backOff();
     await this.report(app, {
       compute_state: 'ACTIVE',
       app_state: 'CRASHED',
@@ -329,7 +335,9 @@ export class AppRunner {
     this.run = undefined;
     const pending = app.pending_deployment_id === deployment.deployment_id;
     if (pending) await finishDeployment(this.ctx.store, deployment.deployment_id, 'FAILED', message);
-    this.notBefore = Date.now() + FIRST_BACKOFF_MS;
+    // The previous deployment comes back at once; a running one that cannot start waits longer each time.
+    if (pending) this.notBefore = Date.now() + FIRST_BACKOFF_MS;
+    else this.backOff();
     await this.report(
       app,
       {
@@ -341,6 +349,14 @@ export class AppRunner {
       },
       pending ? { clearPending: deployment.deployment_id } : {},
     );
+  }
+
+  /** One more restart: the wait before it doubles each time, up to MAX_BACKOFF_MS. */
+  private backOff(): number {
+    this.restarts++;
+    const delay = Math.min(FIRST_BACKOFF_MS * 2 ** (this.restarts - 1), MAX_BACKOFF_MS);
+    this.notBefore = Date.now() + delay;
+    return delay;
   }
 
   /** Ends the current process (and its children). */
