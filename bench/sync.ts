@@ -22,8 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { type DeltaRow, openDeltaTable, type StructType } from '../src/delta/index.js';
-import { formatDate, formatDecimal, formatTimestampNumber } from '../src/delta/values.js';
+import { type DeltaRow, openDeltaTable } from '../src/delta/index.js';
 import { appendRows, createTable, mergeRows } from '../src/delta/writer.js';
 import { capacitySettings } from '../src/engine/local/capacity.js';
 import {
@@ -37,6 +36,7 @@ import { handToPostgres, preparePostgresRuntime } from '../src/engine/local/runt
 import { applyChanges } from '../src/sync/changes.js';
 import { targetLayout } from '../src/sync/columns.js';
 import { snapshotInto } from '../src/sync/snapshot.js';
+import { row, SCHEMA } from './sync-rows.js';
 
 const execFileAsync = promisify(execFile);
 const ROWS = Number(process.env.BENCH_SYNC_ROWS ?? 5_000_000);
@@ -45,34 +45,8 @@ const ROW_GROUP = 100_000;
 const CHANGED = Math.min(100_000, ROWS / 10);
 const ROUNDS = Number(process.env.BENCH_SYNC_ROUNDS ?? 3);
 
-const SCHEMA: StructType = {
-  type: 'struct',
-  fields: [
-    { name: 'id', type: { type: 'long' }, nullable: false, metadata: {} },
-    { name: 'qty', type: { type: 'integer' }, nullable: true, metadata: {} },
-    { name: 'name', type: { type: 'string' }, nullable: true, metadata: {} },
-    { name: 'price', type: { type: 'double' }, nullable: true, metadata: {} },
-    { name: 'ts', type: { type: 'timestamp' }, nullable: true, metadata: {} },
-    { name: 'flag', type: { type: 'boolean' }, nullable: true, metadata: {} },
-    { name: 'amount', type: { type: 'decimal', precision: 12, scale: 2 }, nullable: true, metadata: {} },
-    { name: 'day', type: { type: 'date' }, nullable: true, metadata: {} },
-  ],
-};
 const TABLE_SQL =
   '(id bigint PRIMARY KEY, qty integer, name text, price double precision, ts timestamptz, flag boolean, amount numeric(12,2), day date)';
-
-function row(i: number, version = 0): DeltaRow {
-  return {
-    id: BigInt(i),
-    qty: (i * 7 + version) % 1000,
-    name: `customer-${i % 50_000}`,
-    price: (i % 10_000) * 0.25 + version,
-    ts: formatTimestampNumber(1_700_000_000_000_000 + i * 1_000_003, true),
-    flag: i % 3 === 0,
-    amount: formatDecimal(BigInt((i * 37) % 10_000_000) + BigInt(version), 2),
-    day: formatDate(19_000 + (i % 730)),
-  };
-}
 
 function csvLine(r: DeltaRow): string {
   return `${r.id},${r.qty},${r.name},${r.price},${r.ts},${r.flag ? 't' : 'f'},${r.amount},${r.day}\n`;

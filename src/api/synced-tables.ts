@@ -1,3 +1,9 @@
+import {
+  createDatabaseTable,
+  databaseTableView,
+  deleteDatabaseTable,
+  getDatabaseTable,
+} from '../sync/database-tables.js';
 import { createSyncedTable, deleteSyncedTable, getSyncedTable, listSyncedTables } from '../sync/service.js';
 import { updateSyncedTable } from '../sync/update.js';
 import { syncedTableView } from '../sync/view.js';
@@ -5,7 +11,9 @@ import { nextPage, type RouteGroup, readJson } from './request.js';
 
 /**
  * `/api/2.0/database/synced_tables…` and `/api/2.0/database/instances/{name}/synced_tables`:
- * the SDK's `w.database.createSyncedDatabaseTable` and friends.
+ * the SDK's `w.database.createSyncedDatabaseTable` and friends; and
+ * `/api/2.0/database/tables…`, existing Postgres tables registered in the
+ * catalog (`w.database.createDatabaseTable`, get, delete).
  */
 export const syncedTableRoutes: RouteGroup = (app, ctx) => {
   app.post('/api/2.0/database/synced_tables', async (c) =>
@@ -35,5 +43,18 @@ export const syncedTableRoutes: RouteGroup = (app, ctx) => {
       c.req.query(),
     );
     return c.json({ synced_tables: tables.map(syncedTableView), ...nextPage(nextPageToken) });
+  });
+
+  app.post('/api/2.0/database/tables', async (c) =>
+    c.json(databaseTableView(await createDatabaseTable(ctx, c.var.caller, await readJson(c)))),
+  );
+
+  app.get('/api/2.0/database/tables/:name', async (c) =>
+    c.json(databaseTableView(await getDatabaseTable(ctx, c.var.caller, c.req.param('name')))),
+  );
+
+  app.delete('/api/2.0/database/tables/:name', async (c) => {
+    await deleteDatabaseTable(ctx, c.var.caller, c.req.param('name'));
+    return c.json({});
   });
 };

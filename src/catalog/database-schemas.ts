@@ -70,6 +70,6 @@ export async function createDatabaseBackedSchema(
         `CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(fields.name)} AUTHORIZATION databricks_superuser`,
       );
     });
-    return schema;
+    return { ...schema, database_instance_name: instance.name, database_name: fields.databaseName };
   });
 }

@@ -30,6 +30,9 @@ export interface CatalogRow extends Audited {
 
 export interface SchemaRow extends Audited {
   catalog_id: string;
+  /** Set for a database-backed schema: the instance (by name) and database it shows. */
+  database_instance_name: string | null;
+  database_name: string | null;
 }
 
 /** A column as Unity Catalog reports it (ColumnInfo). */
@@ -61,7 +64,8 @@ export interface TableRow extends Audited {
 
 const AUDITED = 'id::text, name, comment, properties, owner, created_at, created_by, updated_at, updated_by';
 const CATALOG_COLUMNS = `${AUDITED}, catalog_type, storage_root, instance_uid::text, database_name`;
-const SCHEMA_COLUMNS = `${AUDITED}, catalog_id::text`;
+const SCHEMA_COLUMNS = `${AUDITED}, catalog_id::text,
+  (SELECT i.name FROM instances i WHERE i.uid = catalog_schemas.instance_uid) AS database_instance_name, database_name`;
 const TABLE_COLUMNS = `${AUDITED}, schema_id::text, table_type, data_source_format, storage_location, storage_path, columns`;
 
 // ---- catalogs -------------------------------------------------------------

@@ -6,11 +6,14 @@ import type { IdentityRow } from '../identities/store.js';
 import { collectPage, type Page, pageOf, parsePageRequest } from '../pagination.js';
 import type { Queryable } from '../store/store.js';
 import { findLiveSchema, listLiveTables, withCatalogDatabase } from './database-live.js';
+import { findDatabaseBackedSchema } from './database-schemas-store.js';
 import { describeDeltaTable, validateStorageLocation } from './delta-columns.js';
 import { authorizeStorageLocation } from './external-locations.js';
 import { lockStoragePaths } from './external-locations-store.js';
 import { alreadyExistsOnConflict, optionalComment, optionalProperties, validatePrincipal } from './fields.js';
 import { parseTableFullName, validateName } from './names.js';
+import { postgresBackedLiveTables, withPipelines } from './postgres-tables.js';
+import { listPostgresBackedTables } from './postgres-tables-store.js';
 import { Access } from './privileges.js';
 import {
   catalogSecurable,
@@ -86,10 +89,18 @@ export async function createTable(
   const catalog = await loadCatalog(ctx.store, catalogName);
   if (isDatabaseCatalog(catalog)) throw liveOnly(catalog, 'Create the table');
   const schema = await loadStoredSchema(ctx.store, catalog, schemaName);
+  if (await findDatabaseBackedSchema(ctx.store, catalog.id, schema.name)) {
+    throw invalidParameter(
+      `Schema '${catalogName}.${schemaName}' shows a Postgres schema of a database instance: its tables are the Postgres schema's own. Register the Delta table in another schema.`,
+    );
+  }
   requireCreateTable(
     await Access.load(ctx.store, caller, [catalogSecurable(catalog), schemaSecurable(catalog, schema)]),
   );
   if (await findTable(ctx.store, schema.id, name)) throw alreadyExists(fullName);
+  if ((await listPostgresBackedTables(ctx.store, catalogName, schemaName, name)).length > 0) {
+    throw alreadyExists(fullName);
+  }
   const { path, complete } = await authorizeStorageLocation(
     ctx.store,
     caller,
@@ -181,10 +192,40 @@ export async function getTable(
       return (await listLiveTables(client, names.schema, { name: names.table }))[0];
     });
     if (!table) throw notFound(`Table '${catalog.name}.${names.schema}.${names.table}' does not exist.`);
-    return { catalog, schemaName: names.schema, table: { ...table, name: table.name.toLowerCase() } };
+    const [shown] = await withPipelines(ctx.store, catalog, names.schema, [
+      { ...table, name: table.name.toLowerCase() },
+    ]);
+    return { catalog, schemaName: names.schema, table: shown };
   }
-  const { schema, table } = await loadStoredPath(ctx.store, catalog, names.schema, names.table);
-  (await Access.load(ctx.store, caller, storedPath(catalog, schema, table))).requireVisible();
+  const schema = await loadStoredSchema(ctx.store, catalog, names.schema);
+  const stored = await findTable(ctx.store, schema.id, names.table);
+  if (stored) {
+    (await Access.load(ctx.store, caller, storedPath(catalog, schema, stored))).requireVisible();
+    return { catalog, schemaName: schema.name, table: stored };
+  }
+  const missing = () => notFound(`Table '${catalog.name}.${schema.name}.${names.table}' does not exist.`);
+  const livePath = [
+    catalogSecurable(catalog),
+    schemaSecurable(catalog, schema),
+    liveSecurable('TABLE', catalog, `${catalog.name}.${schema.name}.${names.table}`),
+  ];
+  const home = await findDatabaseBackedSchema(ctx.store, catalog.id, schema.name);
+  if (home) {
+    // A database-backed schema shows its Postgres schema live, as a database catalog does.
+    (await Access.load(ctx.store, caller, livePath)).requireVisible();
+    const table = await withCatalogDatabase(ctx, caller, { ...catalog, ...home }, async (client) => {
+      return (await listLiveTables(client, schema.name, { name: names.table }))[0];
+    });
+    if (!table) throw missing();
+    const [shown] = await withPipelines(ctx.store, catalog, schema.name, [
+      { ...table, name: table.name.toLowerCase() },
+    ]);
+    return { catalog, schemaName: schema.name, table: shown };
+  }
+  const rows = await listPostgresBackedTables(ctx.store, catalog.name, schema.name, names.table);
+  if (rows.length === 0) throw missing();
+  (await Access.load(ctx.store, caller, livePath)).requireVisible();
+  const [table] = await postgresBackedLiveTables(ctx, rows);
   return { catalog, schemaName: schema.name, table };
 }
 
@@ -228,7 +269,12 @@ export async function listTables(
       // One row past the page tells pageOf whether another page follows.
       return listLiveTables(client, schemaName, { after: request.afterName, limit: request.limit + 1 });
     });
-    const visible = tables.map((t) => ({ ...t, name: t.name.toLowerCase() }));
+    const visible = await withPipelines(
+      ctx.store,
+      catalog,
+      schemaName,
+      tables.map((t) => ({ ...t, name: t.name.toLowerCase() })),
+    );
     return { catalog, schemaName, page: pageOf(request, visible) };
   }
   const schema = await loadStoredSchema(ctx.store, catalog, schemaName);
@@ -238,15 +284,47 @@ export async function listTables(
   ]);
   access.require('USE_CATALOG', 0);
   if (!access.ownsUpTo(1)) access.require('USE_SCHEMA', 1);
-  const page = await collectPage<TableRow>(
+  const home = await findDatabaseBackedSchema(ctx.store, catalog.id, schema.name);
+  if (home) {
+    // A database-backed schema shows its Postgres schema live, as a database catalog does.
+    const tables = await withCatalogDatabase(ctx, caller, { ...catalog, ...home }, async (client) =>
+      listLiveTables(client, schema.name, { after: request.afterName, limit: request.limit + 1 }),
+    );
+    const visible = await withPipelines(
+      ctx.store,
+      catalog,
+      schema.name,
+      tables.map((t) => ({ ...t, name: t.name.toLowerCase() })),
+    );
+    return { catalog, schemaName, page: pageOf(request, visible) };
+  }
+  // Synced and registered database tables named into this schema, beside its Delta tables.
+  const postgres = await postgresBackedLiveTables(
+    ctx,
+    await listPostgresBackedTables(ctx.store, catalog.name, schema.name),
+  );
+  const page = await collectPage<TableRow | LiveTable>(
     request,
-    (after, limit) => listTablesPage(ctx.store, schema.id, after, limit),
+    async (after, limit) =>
+      [
+        ...(await listTablesPage(ctx.store, schema.id, after, limit)),
+        ...postgres.filter((t) => t.name > after),
+      ]
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+        .slice(0, limit),
     (rows) =>
       Access.filter(
         ctx.store,
         caller,
         rows,
-        (table) => storedPath(catalog, schema, table),
+        (table) =>
+          'id' in table
+            ? storedPath(catalog, schema, table)
+            : [
+                catalogSecurable(catalog),
+                schemaSecurable(catalog, schema),
+                liveSecurable('TABLE', catalog, `${catalog.name}.${schema.name}.${table.name}`),
+              ],
         (a) => a.canSee(),
       ),
   );

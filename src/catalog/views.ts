@@ -25,6 +25,8 @@ export interface LiveTable {
   owner: string;
   table_type: 'FOREIGN' | 'VIEW';
   columns: ColumnInfo[];
+  /** A synced table's pipeline. */
+  pipeline_id?: string;
 }
 
 const metastoreIds = new WeakMap<Queryable, string>();
@@ -82,6 +84,10 @@ export function schemaView(catalog: CatalogRow, row: SchemaRow | LiveSchema, met
     browse_only: false,
     metastore_id: metastore,
     ...(stored ? { schema_id: row.id, ...audited(row) } : { owner: row.owner, properties: {} }),
+    // Pier's extension: a database-backed schema names what it shows (as its POST body did).
+    ...(stored && row.database_instance_name
+      ? { database_instance_name: row.database_instance_name, database_name: row.database_name }
+      : {}),
   };
 }
 
@@ -102,6 +108,7 @@ export function tableView(
     data_source_format: stored ? row.data_source_format : 'POSTGRESQL_FORMAT',
     ...(stored ? { storage_location: row.storage_location } : {}),
     ...(options.omitColumns ? {} : { columns: row.columns }),
+    ...(!stored && row.pipeline_id ? { pipeline_id: row.pipeline_id } : {}),
     browse_only: false,
     metastore_id: metastore,
     ...(stored ? { table_id: row.id, ...audited(row) } : { owner: row.owner, properties: {} }),

@@ -332,6 +332,7 @@ function registerDatabaseCatalogs(program: Command): void {
           // A standard catalog (e.g. pier demo's): the instance's schema joins it as a database-backed schema.
           const fullName = `${options.catalog}.${options.schema}`;
           let schema = await findOrNull(() => call(creds, 'GET', `${UC}/schemas/${segment(fullName)}`));
+          if (schema) requireShowing(schema, fullName, name, options.database);
           if (!schema) {
             progress(`creating schema ${fullName} for ${name}/${options.database}.${options.schema}`);
             schema = await call(creds, 'POST', `${UC}/schemas`, {
@@ -376,6 +377,29 @@ function registerDatabaseCatalogs(program: Command): void {
         });
       },
     );
+}
+
+/**
+ * An existing schema of a standard catalog can be registered again only if
+ * it already shows the same instance and database: an ordinary schema (its
+ * tables are Delta tables) is never turned into a database-backed one.
+ */
+function requireShowing(
+  schema: { database_instance_name?: unknown; database_name?: unknown },
+  fullName: string,
+  instance: string,
+  database: string,
+): void {
+  if (!schema.database_instance_name) {
+    throw invalidParameter(
+      `Schema '${fullName}' already exists as an ordinary Unity Catalog schema, so it cannot show Postgres schema '${fullName.split('.')[1]}' of instance '${instance}'. Pick another --schema (one that does not exist yet, e.g. --schema operational), or delete the schema first (pier schemas delete ${fullName}).`,
+    );
+  }
+  if (schema.database_instance_name !== instance || schema.database_name !== database) {
+    throw invalidParameter(
+      `Schema '${fullName}' already shows database '${String(schema.database_name)}' of instance '${String(schema.database_instance_name)}', not '${database}' of '${instance}'. Pick another --schema.`,
+    );
+  }
 }
 
 /** The result, or null when the API says the object does not exist. */

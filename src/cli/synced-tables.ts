@@ -70,26 +70,67 @@ const online = async (table: SyncedTable) =>
     table.data_synchronization_status?.detailed_state ?? '',
   );
 
+/** `VERB NAME [--json] [--database-instance-name] [--logical-database-name]`, as the Databricks CLI's create verbs. */
+function createVerb(
+  database: Command,
+  verb: string,
+  description: string,
+  jsonHelp: string,
+  path: string,
+): void {
+  database
+    .command(`${verb} <NAME>`)
+    .description(description)
+    .option('--json <json>', jsonHelp)
+    .option(
+      '--database-instance-name <name>',
+      'The instance (when NAME is not in a database catalog or schema).',
+    )
+    .option(
+      '--logical-database-name <name>',
+      'The Postgres database (when NAME is not in a database catalog or schema).',
+    )
+    .action(async (name: string, options: Record<string, string | undefined>, command: Command) => {
+      const body: Record<string, unknown> = { ...parseJsonFlag(options.json), name };
+      if (options.databaseInstanceName) body.database_instance_name = options.databaseInstanceName;
+      if (options.logicalDatabaseName) body.logical_database_name = options.logicalDatabaseName;
+      printJson(await call(credentials(command), 'POST', path, { body }));
+    });
+}
+
 /** The synced-table verbs of `pier database`, as the Databricks CLI names them, plus the seed's shorthands. */
 export function registerSyncedTableCommands(program: Command): void {
   const database =
     program.commands.find((c) => c.name() === 'database') ??
     program.command('database').description('Database instances (Lakebase Provisioned).');
 
+  createVerb(
+    database,
+    'create-synced-database-table',
+    'Create a synced table: a Postgres copy of a Delta table, kept up to date (spec in --json).',
+    'The SyncedDatabaseTable as JSON, or @file.',
+    '/api/2.0/database/synced_tables',
+  );
+  createVerb(
+    database,
+    'create-database-table',
+    'Register an existing Postgres table of an instance in the catalog (nothing is created in Postgres).',
+    'The DatabaseTable as JSON, or @file.',
+    '/api/2.0/database/tables',
+  );
+
   database
-    .command('create-synced-database-table <NAME>')
-    .description('Create a synced table: a Postgres copy of a Delta table, kept up to date (spec in --json).')
-    .option('--json <json>', 'The SyncedDatabaseTable as JSON, or @file.')
-    .option('--database-instance-name <name>', 'The instance (when NAME is not in a database catalog).')
-    .option(
-      '--logical-database-name <name>',
-      'The Postgres database (when NAME is not in a database catalog).',
-    )
-    .action(async (name: string, options: Record<string, string | undefined>, command: Command) => {
-      const body: Record<string, unknown> = { ...parseJsonFlag(options.json), name };
-      if (options.databaseInstanceName) body.database_instance_name = options.databaseInstanceName;
-      if (options.logicalDatabaseName) body.logical_database_name = options.logicalDatabaseName;
-      printJson(await call(credentials(command), 'POST', '/api/2.0/database/synced_tables', { body }));
+    .command('get-database-table <NAME>')
+    .description('Get a registered database table.')
+    .action(async (name: string, _o: unknown, command: Command) => {
+      printJson(await call(credentials(command), 'GET', `/api/2.0/database/tables/${segment(name)}`));
+    });
+
+  database
+    .command('delete-database-table <NAME>')
+    .description('Unregister a database table; the Postgres table and its rows are kept.')
+    .action(async (name: string, _o: unknown, command: Command) => {
+      await call(credentials(command), 'DELETE', `/api/2.0/database/tables/${segment(name)}`);
     });
 
   database

@@ -349,6 +349,28 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 10,
+    name: 'database tables registered in the catalog; continuous runs in the pipeline update history',
+    sql: `
+      -- An existing Postgres table of an instance, shown in the catalog under a
+      -- three-part name (POST /api/2.0/database/tables). Unregistering never drops it.
+      CREATE TABLE database_tables (
+        id uuid PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        instance_uid uuid NOT NULL REFERENCES instances ON DELETE CASCADE,
+        database_name text NOT NULL,
+        target_schema text NOT NULL,
+        target_table text NOT NULL,
+        creator text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+
+      -- A continuous run (one row while a CONTINUOUS pipeline follows its sources)
+      -- is history, never a queued update for the worker to run.
+      ALTER TABLE sync_pipeline_updates ADD COLUMN continuous boolean NOT NULL DEFAULT false;
+    `,
+  },
+  {
     version: 11,
     name: 'OAuth secrets of service principals',
     sql: `

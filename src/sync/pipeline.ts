@@ -37,6 +37,16 @@ export type SyncOutcome =
     }
   | { kind: 'up-to-date'; deltaVersion: number };
 
+/**
+ * Tables that take updates in place (TRIGGERED, CONTINUOUS) leave a tenth of
+ * each page free, so an upsert can stay on its page as a HOT update: no new
+ * index entry, no new page (bench/results/sync-fillfactor-*.md). A SNAPSHOT
+ * table is only ever replaced whole, so its pages are filled.
+ */
+function fillfactorFor(policy: SchedulingPolicy): number {
+  return policy === 'SNAPSHOT' ? 100 : 90;
+}
+
 /** At most this many Delta versions are applied in one transaction. */
 const VERSIONS_PER_BATCH = 100;
 
@@ -79,6 +89,7 @@ export async function syncOnce(
         layout,
         ...(options.owner ? { owner: options.owner } : {}),
         ...(options.readers ? { readers: options.readers } : {}),
+        fillfactor: fillfactorFor(definition.policy),
         onProgress: (p) => options.onProgress?.(p.syncedRows, p.totalRows),
       }),
     );

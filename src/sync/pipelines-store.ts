@@ -88,14 +88,24 @@ export async function insertUpdate(
   row: Pick<PipelineUpdateRow, 'id' | 'pipeline_id' | 'full_refresh' | 'cause'> & {
     state?: UpdateState;
     delayMs?: number;
+    /** A continuous run: history only, never picked up as a due update. */
+    continuous?: boolean;
   },
 ): Promise<PipelineUpdateRow> {
   const { rows } = await db.query<PipelineUpdateRow>(
-    `INSERT INTO sync_pipeline_updates (id, pipeline_id, state, full_refresh, cause, not_before, started_at)
+    `INSERT INTO sync_pipeline_updates (id, pipeline_id, state, full_refresh, cause, not_before, started_at, continuous)
      VALUES ($1, $2, $3, $4, $5, clock_timestamp() + $6::double precision * interval '1 millisecond',
-             CASE WHEN $3 = 'RUNNING' THEN clock_timestamp() END)
+             CASE WHEN $3 = 'RUNNING' THEN clock_timestamp() END, $7)
      RETURNING ${UPDATE}`,
-    [row.id, row.pipeline_id, row.state ?? 'QUEUED', row.full_refresh, row.cause, row.delayMs ?? 0],
+    [
+      row.id,
+      row.pipeline_id,
+      row.state ?? 'QUEUED',
+      row.full_refresh,
+      row.cause,
+      row.delayMs ?? 0,
+      row.continuous ?? false,
+    ],
   );
   return rows[0];
 }
@@ -122,7 +132,8 @@ export async function nextDueUpdate(
 ): Promise<PipelineUpdateRow | undefined> {
   const { rows } = await db.query<PipelineUpdateRow>(
     `SELECT ${UPDATE} FROM sync_pipeline_updates
-      WHERE pipeline_id = $1 AND state IN ('QUEUED', 'RUNNING') AND not_before <= clock_timestamp()
+      WHERE pipeline_id = $1 AND state IN ('QUEUED', 'RUNNING') AND NOT continuous
+        AND not_before <= clock_timestamp()
       ORDER BY created_at LIMIT 1`,
     [pipelineId],
   );
@@ -145,4 +156,19 @@ export async function markUpdate(
       WHERE id = $1`,
     [id, state, fields.message ?? null, fields.delayMs ?? 0],
   );
+}
+
+/**
+ * Ends the continuous runs of a pipeline that are still RUNNING although no
+ * runner follows them (their Pier process died); returns how many there were.
+ */
+export async function cancelOrphanedContinuousRuns(db: Queryable, pipelineId: string): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE sync_pipeline_updates
+        SET state = 'CANCELED', ended_at = clock_timestamp(),
+            message = concat_ws(' ', message, 'Ended when the Pier process that ran it stopped; a new run goes on from the last synced version.')
+      WHERE pipeline_id = $1 AND continuous AND state = 'RUNNING'`,
+    [pipelineId],
+  );
+  return rowCount ?? 0;
 }

@@ -9,6 +9,7 @@ import type { Store } from '../store/store.js';
 import { SyncFailure } from './failure.js';
 import { type SyncOutcome, syncOnce } from './pipeline.js';
 import {
+  cancelOrphanedContinuousRuns,
   insertUpdate,
   markUpdate,
   nextDueUpdate,
@@ -45,6 +46,10 @@ export class PipelineRunner {
   /** No continuous pass before this time (ms): the backoff after a failed one. */
   private retryAt = 0;
   private client: pg.Client | undefined;
+  /** The open continuous run: one history row per run, not one per commit. */
+  private continuousRun: { id: string; passes: number } | undefined;
+  /** The Delta version each table was last synced to by this runner, for the run's message. */
+  private readonly versions = new Map<string, number>();
 
   constructor(
     readonly pipeline: PipelineRow,
@@ -84,6 +89,10 @@ export class PipelineRunner {
     for (const watcher of this.watchers.values()) watcher.close();
     this.watchers.clear();
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 20));
+    await this.endContinuousRun(
+      'CANCELED',
+      'Stopped with this Pier process (or handed to another); the next run goes on from the last synced version.',
+    ).catch((e) => noteFailure('sync.run', e));
     await this.client?.end().catch(() => {});
     this.client = undefined;
   }
@@ -118,12 +127,19 @@ export class PipelineRunner {
       return;
     }
     const continuous = tables.filter((t) => t.spec.scheduling_policy === 'CONTINUOUS');
-    if (continuous.length === 0 || !this.continuousDue) return;
+    if (continuous.length === 0) {
+      await this.endContinuousRun('COMPLETED', 'The pipeline has no CONTINUOUS tables any more.');
+      return;
+    }
+    if (!this.continuousDue) return;
     // After a failure the backoff decides when to try again, not every commit or poll.
     if (Date.now() < this.retryAt) return;
     this.continuousDue = false;
+    await this.openContinuousRun();
     const error = await this.syncAll(continuous, false, false);
+    if (this.stopped) return;
     if (error) {
+      await this.endContinuousRun('FAILED', error);
       this.continuousFailures++;
       const delay = backoffMs(this.continuousFailures);
       this.retryAt = Date.now() + delay;
@@ -132,7 +148,55 @@ export class PipelineRunner {
     } else {
       this.continuousFailures = 0;
       this.retryAt = 0;
+      await this.recordContinuousPass(continuous);
     }
+  }
+
+  /**
+   * A continuous run is one row of the pipeline's update history, opened by
+   * the first pass that follows the sources: after the table was created or
+   * its policy changed (cause API_CALL), after a failed run (RETRY_ON_FAILURE)
+   * or after the Pier process that ran it died (INFRASTRUCTURE_MAINTENANCE).
+   */
+  private async openContinuousRun(): Promise<void> {
+    if (this.continuousRun) return;
+    const orphaned = await cancelOrphanedContinuousRuns(this.store, this.pipeline.id);
+    const cause =
+      this.continuousFailures > 0
+        ? 'RETRY_ON_FAILURE'
+        : orphaned > 0
+          ? 'INFRASTRUCTURE_MAINTENANCE'
+          : 'API_CALL';
+    const row = await insertUpdate(this.store, {
+      id: randomUUID(),
+      pipeline_id: this.pipeline.id,
+      full_refresh: false,
+      cause,
+      state: 'RUNNING',
+      continuous: true,
+    });
+    this.continuousRun = { id: row.id, passes: 0 };
+  }
+
+  /** Each pass rewrites the run's message: how many passes, and where each table is. */
+  private async recordContinuousPass(tables: SyncedTableRow[]): Promise<void> {
+    const run = this.continuousRun;
+    if (!run) return;
+    run.passes++;
+    const where = tables
+      .filter((t) => this.versions.has(t.name))
+      .map((t) => `${t.name} at Delta version ${this.versions.get(t.name)}`)
+      .join(', ');
+    await markUpdate(this.store, run.id, 'RUNNING', {
+      message: `Following the source: ${run.passes} ${run.passes === 1 ? 'pass' : 'passes'} in this run; ${where}.`,
+    });
+  }
+
+  private async endContinuousRun(state: 'COMPLETED' | 'FAILED' | 'CANCELED', message: string): Promise<void> {
+    const run = this.continuousRun;
+    if (!run) return;
+    this.continuousRun = undefined;
+    await markUpdate(this.store, run.id, state, { message });
   }
 
   /** Watches the source of every continuous table (and stops watching tables that are gone). */
@@ -187,7 +251,11 @@ export class PipelineRunner {
       everSynced ||= before !== undefined;
       lastVersion = before?.deltaVersion;
       if (triggered && everSynced) {
-        await updateSyncedTableStatus(this.store, table.id, status.updating(table.spec.scheduling_policy));
+        await updateSyncedTableStatus(
+          this.store,
+          table.id,
+          status.updating(table.spec.scheduling_policy, table.status),
+        );
       }
       const roles = await ensureSyncRoles(client, table.database_name, table.target_schema);
       let lastWrite = 0;
@@ -210,9 +278,12 @@ export class PipelineRunner {
             owner: roles.writer,
             readers: [roles.reader],
             onProgress: (syncedRows, total) => {
-              if (everSynced || Date.now() - lastWrite < PROGRESS_EVERY_MS) return;
+              // A continuous pass is the run's; a triggered one after the first sync reports its own progress.
+              if ((everSynced && !triggered) || Date.now() - lastWrite < PROGRESS_EVERY_MS) return;
               lastWrite = Date.now();
-              const patch = status.snapshotRunning(syncedRows, total);
+              const patch = everSynced
+                ? status.updating(table.spec.scheduling_policy, table.status, { synced: syncedRows, total })
+                : status.snapshotRunning(syncedRows, total);
               progressWrites = progressWrites
                 .then(() => updateSyncedTableStatus(this.store, table.id, patch))
                 .catch((e) => noteFailure('sync.progress', e));
@@ -227,12 +298,18 @@ export class PipelineRunner {
       await updateSyncedTableStatus(
         this.store,
         table.id,
-        status.synced(table.spec.scheduling_policy, outcome, {
-          start,
-          end: new Date(),
-          ...(after?.deltaCommitTimestamp ? { commitTimestamp: after.deltaCommitTimestamp } : {}),
-        }),
+        status.synced(
+          table.spec.scheduling_policy,
+          outcome,
+          {
+            start,
+            end: new Date(),
+            ...(after?.deltaCommitTimestamp ? { commitTimestamp: after.deltaCommitTimestamp } : {}),
+          },
+          table.status,
+        ),
       );
+      this.versions.set(table.name, outcome.deltaVersion);
       return undefined;
     } catch (error) {
       await progressWrites;

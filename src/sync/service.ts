@@ -2,15 +2,16 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { withInstanceDatabase } from '../catalog/database-live.js';
 import { addTableLineage } from '../catalog/lineage.js';
-import { parseTableFullName } from '../catalog/names.js';
 import type { ControlContext } from '../control/context.js';
 import { asObject, optionalInteger, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
 import { instanceForCaller, permissionOn } from '../instances/permissions.js';
-import { findInstanceByUid, type InstanceRow } from '../instances/store.js';
+import type { InstanceRow } from '../instances/store.js';
 import { collectPage, decodePageToken } from '../pagination.js';
 import { forgetLease } from '../store/leases.js';
+import { loadOnInstance, requireCreatorOrManager } from './access.js';
+import { refuseTakenName } from './database-tables.js';
 import { resolvePlace } from './names.js';
 import {
   deletePipelineIfUnused,
@@ -77,6 +78,7 @@ export async function createSyncedTable(
     if (await findSyncedTable(tx, place.name)) {
       throw new PierError('RESOURCE_ALREADY_EXISTS', `Synced table '${place.name}' already exists.`);
     }
+    await refuseTakenName(tx, place.name);
     const target = {
       instance_uid: place.instance.uid,
       database_name: place.databaseName,
@@ -137,19 +139,13 @@ export async function createSyncedTable(
   });
 }
 
-/** The synced table, if the caller holds CAN_USE on its instance (else it does not exist for them). */
+/** The synced table, if the caller holds a permission on its instance (else it does not exist for them). */
 export async function loadForCaller(
   ctx: ControlContext,
   caller: IdentityRow,
   rawName: string,
 ): Promise<SyncedTableRecord & { instance: InstanceRow }> {
-  const names = parseTableFullName(rawName);
-  const name = `${names.catalog}.${names.schema}.${names.table}`;
-  const table = await findSyncedTable(ctx.store, name);
-  const instance = table ? await findInstanceByUid(ctx.store, table.instance_uid) : undefined;
-  if (!table || !instance || !(await permissionOn(ctx.store, caller, instance))) {
-    throw notFound(`Synced table '${name}' does not exist.`);
-  }
+  const { table, instance } = await loadOnInstance(ctx, caller, rawName, findSyncedTable, 'synced table');
   return { table, instanceName: instance.name, instance };
 }
 
@@ -217,18 +213,4 @@ export async function deleteSyncedTable(
       });
     }
   });
-}
-
-export function requireCreatorOrManager(
-  caller: IdentityRow,
-  table: SyncedTableRow,
-  level: string | undefined,
-  instanceName: string,
-  what: string,
-): void {
-  if (table.creator === caller.user_name || level === 'CAN_MANAGE') return;
-  throw new PierError(
-    'PERMISSION_DENIED',
-    `User ${caller.user_name} cannot ${what} synced table '${table.name}': only its creator or a CAN_MANAGE holder on instance '${instanceName}' can.`,
-  );
 }

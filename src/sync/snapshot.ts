@@ -53,6 +53,8 @@ export async function snapshotInto(
     readers?: string[];
     commitTimestamp?: Date;
     onProgress?: (progress: SnapshotProgress) => void;
+    /** The new table's heap fillfactor (Postgres' default, 100, without it). */
+    fillfactor?: number;
   },
 ): Promise<SnapshotResult> {
   const { snapshot, target, layout } = options;
@@ -87,7 +89,8 @@ export async function snapshotInto(
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [qualified(target)]);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(target.schema)}`);
     await client.query(`DROP TABLE IF EXISTS ${qualified(staging)}`);
-    await client.query(`CREATE TABLE ${qualified(staging)} (${columnDefinitions(layout.columns)})`);
+    const storage = options.fillfactor ? ` WITH (fillfactor = ${Math.trunc(options.fillfactor)})` : '';
+    await client.query(`CREATE TABLE ${qualified(staging)} (${columnDefinitions(layout.columns)})${storage}`);
     // FREEZE: the table is new in this transaction, so its rows can be written frozen and all-visible.
     let rows = await copyInto(
       client,

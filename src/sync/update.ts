@@ -4,9 +4,10 @@ import { asObject, optionalString } from '../control/validate.js';
 import { invalidParameter, notFound } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
 import { permissionOn } from '../instances/permissions.js';
+import { requireCreatorOrManager } from './access.js';
 import type { SchedulingPolicy } from './pipeline.js';
 import { insertUpdate } from './pipelines-store.js';
-import { loadForCaller, requireCreatorOrManager, type SyncedTableRecord } from './service.js';
+import { loadForCaller, type SyncedTableRecord } from './service.js';
 import { checkSource } from './source.js';
 import { POLICIES } from './spec.js';
 import {
