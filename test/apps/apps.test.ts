@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -179,7 +179,7 @@ describe('apps', () => {
     }
   });
 
-  test('a stopped instance or a missing permission fails the deployment with the fix', async () => {
+  test('a stopped instance, a crashing command or a missing permission fails the deployment with the fix', async () => {
     const stopped = await cli([
       'apps',
       'deploy',
@@ -199,6 +199,21 @@ describe('apps', () => {
     assert.equal(failed.status.state, 'FAILED');
     assert.match(failed.status.message, /start-database-instance stopped-db/);
     assert.equal((await getApp('on-stopped')).app_status.state, 'UNAVAILABLE');
+
+    // A deployment whose command exits before it listens is FAILED with its last output.
+    const crashing = join(scratch, 'crashing');
+    await mkdir(crashing, { recursive: true });
+    await chmod(scratch, 0o755); // the app runs as nobody and must enter its directory
+    await writeFile(
+      join(crashing, 'app.yaml'),
+      `command: ['node', '-e', "console.error('boom: BILLING_URL is not set'); process.exit(3)"]\n`,
+    );
+    const crashed = await cli(['apps', 'deploy', crashing, '--name', 'crashing']);
+    assert.equal(crashed.code, 1);
+    assert.match(
+      crashed.stderr,
+      /Deployment of app crashing failed: The app exited with code 3 before it listened on its port\. Last output:\nboom: BILLING_URL is not set/,
+    );
 
     const jane = await userWithToken(pier, 'jane@example.com');
     await grantInstance(pier, pier.adminToken, 'apps-db', 'jane@example.com', 'CAN_USE');
