@@ -166,6 +166,24 @@ export async function runAsFor(dir: string): Promise<RunAs | undefined> {
 }
 
 /**
+ * The first directory on the way to `dir` (itself included) that `runAs`
+ * cannot enter, judged by the mode bits as the kernel would; undefined when
+ * it can reach it.
+ */
+export async function unreachableFor(runAs: RunAs, dir: string): Promise<string | undefined> {
+  const parts = dir.split('/').filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const path = `/${parts.slice(0, i).join('/')}`;
+    const info = await stat(path);
+    const mode = info.mode;
+    const canEnter =
+      (info.uid === runAs.uid && mode & 0o100) || (info.gid === runAs.gid && mode & 0o010) || mode & 0o001;
+    if (!canEnter) return path;
+  }
+  return undefined;
+}
+
+/**
  * Starts an app's command in its own session and process group, detached
  * from Pier: its output goes straight to the log file descriptor, so it
  * keeps running (and logging) while Pier restarts.

@@ -17,6 +17,7 @@ import {
   sameProcessAlive,
   spawnApp,
   stopGroup,
+  unreachableFor,
 } from './process.js';
 import { appUrl } from './service.js';
 import {
@@ -211,6 +212,13 @@ export class AppRunner {
       return;
     }
     const home = await this.prepareDirs(dir, runAs);
+    const blocked = runAs && (await unreachableFor(runAs, deployment.source_code_path));
+    if (runAs && blocked) {
+      const message = `The app runs as ${runAs.name} (${runAs.name === 'nobody' ? 'root owns its directory' : 'the owner of its directory'}), which cannot enter ${blocked}. Move the app to a directory others can enter (e.g. under /srv or /opt), or let them in: chmod o+x ${blocked}.`;
+      await logLine(this.logFile, message).catch(() => {});
+      await this.failed(app, undefined, message, deployment);
+      return;
+    }
     let env: Record<string, string>;
     try {
       env = await deploymentEnvironment(this.ctx, app, deployment);

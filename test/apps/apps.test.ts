@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,7 +12,8 @@ import { api, eventually, type PierProcess, removePier, runPier, startPier } fro
 
 const FIXTURES = fileURLToPath(new URL('../../../test/apps/fixtures/', import.meta.url));
 const PROBE = join(FIXTURES, 'probe');
-const SERVER = join(FIXTURES, 'server');
+/** Deployed apps run as nobody (Pier runs as root here): the tests deploy copies under /tmp, which it can enter. */
+let SERVER: string;
 
 /** What the deployed server answers: its pid. */
 async function answer(url: string): Promise<{ pid: number; app: string } | undefined> {
@@ -55,6 +56,9 @@ describe('apps', () => {
     ports = [String(await freePort()), String(await freePort())];
     pier = await startPier({ args: ['--api-port', ports[0], '--proxy-port', ports[1]] });
     scratch = await mkdtemp(join(tmpdir(), 'pier-apps-'));
+    await chmod(scratch, 0o755);
+    SERVER = join(scratch, 'server');
+    await cp(join(FIXTURES, 'server'), SERVER, { recursive: true });
     instanceUid = await availableInstance(pier, pier.adminToken, 'apps-db');
     const stopped = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/instances', {
       name: 'stopped-db',
@@ -203,7 +207,6 @@ describe('apps', () => {
     // A deployment whose command exits before it listens is FAILED with its last output.
     const crashing = join(scratch, 'crashing');
     await mkdir(crashing, { recursive: true });
-    await chmod(scratch, 0o755); // the app runs as nobody and must enter its directory
     await writeFile(
       join(crashing, 'app.yaml'),
       `command: ['node', '-e', "console.error('boom: BILLING_URL is not set'); process.exit(3)"]\n`,
@@ -213,6 +216,20 @@ describe('apps', () => {
     assert.match(
       crashed.stderr,
       /Deployment of app crashing failed: The app exited with code 3 before it listened on its port\. Last output:\nboom: BILLING_URL is not set/,
+    );
+
+    // A directory the app's account cannot enter is named, with the fix.
+    const hidden = join(scratch, 'hidden');
+    await mkdir(join(hidden, 'app'), { recursive: true, mode: 0o700 });
+    await chmod(hidden, 0o700);
+    await writeFile(join(hidden, 'app', 'app.yaml'), "command: ['node', 'server.js']\n");
+    const unreachable = await cli(['apps', 'deploy', join(hidden, 'app'), '--name', 'hidden']);
+    assert.equal(unreachable.code, 1);
+    assert.match(
+      unreachable.stderr,
+      new RegExp(
+        `runs as nobody \\(root owns its directory\\), which cannot enter ${hidden}\\. .* chmod o\\+x ${hidden}`,
+      ),
     );
 
     const jane = await userWithToken(pier, 'jane@example.com');
