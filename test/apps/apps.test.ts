@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { WorkspaceClient } from '@databricks/sdk-experimental';
-import { findMarkedProcesses, freePort } from '../../src/apps/process.js';
+import { findMarkedProcesses, freePort, processStart } from '../../src/apps/process.js';
 import { availableInstance, grantInstance, instanceSuperuser, userWithToken } from '../helpers/access.js';
 import { api, eventually, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
+import { exampleTests } from './examples.js';
 
 const FIXTURES = fileURLToPath(new URL('../../../test/apps/fixtures/', import.meta.url));
 const PROBE = join(FIXTURES, 'probe');
@@ -59,7 +60,7 @@ describe('apps', () => {
     await chmod(scratch, 0o755);
     SERVER = join(scratch, 'server');
     await cp(join(FIXTURES, 'server'), SERVER, { recursive: true });
-    instanceUid = await availableInstance(pier, pier.adminToken, 'apps-db');
+    instanceUid = await availableInstance(pier, pier.adminToken, 'order-mgmt-db');
     const stopped = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/instances', {
       name: 'stopped-db',
       capacity: 'CU_1',
@@ -72,6 +73,9 @@ describe('apps', () => {
     await removePier(pier);
     await rm(scratch, { recursive: true, force: true });
   });
+
+  // First, while this Pier runs undisturbed (the tests below kill and restart it).
+  exampleTests(() => ({ pier, uid: instanceUid }));
 
   test('a bad app.yaml is refused with its line and what to write; nothing is created', async () => {
     const dir = join(scratch, 'bad');
@@ -108,7 +112,7 @@ describe('apps', () => {
   });
 
   test('pier apps run: the official SDK (oauth-m2m) and pg work from the injected environment alone', async () => {
-    const ran = await cli(['apps', 'run', PROBE, '--resource', 'db=apps-db']);
+    const ran = await cli(['apps', 'run', PROBE, '--resource', 'db=order-mgmt-db']);
     assert.equal(ran.code, 0, ran.stderr);
     const line = ran.stdout.split('\n').find((l) => l.startsWith('PROBE '));
     assert.ok(line, ran.stdout);
@@ -137,7 +141,7 @@ describe('apps', () => {
       {
         name: 'db',
         database: {
-          instance_name: 'apps-db',
+          instance_name: 'order-mgmt-db',
           database_name: 'databricks_postgres',
           permission: 'CAN_CONNECT_AND_CREATE',
         },
@@ -233,15 +237,18 @@ describe('apps', () => {
     );
 
     const jane = await userWithToken(pier, 'jane@example.com');
-    await grantInstance(pier, pier.adminToken, 'apps-db', 'jane@example.com', 'CAN_USE');
-    const denied = await cli(['apps', 'deploy', SERVER, '--name', 'janes', '--resource', 'db=apps-db'], {
-      DATABRICKS_HOST: pier.apiUrl,
-      DATABRICKS_TOKEN: jane.token,
-    });
+    await grantInstance(pier, pier.adminToken, 'order-mgmt-db', 'jane@example.com', 'CAN_USE');
+    const denied = await cli(
+      ['apps', 'deploy', SERVER, '--name', 'janes', '--resource', 'db=order-mgmt-db'],
+      {
+        DATABRICKS_HOST: pier.apiUrl,
+        DATABRICKS_TOKEN: jane.token,
+      },
+    );
     assert.equal(denied.code, 1);
     assert.match(
       denied.stderr,
-      /needs CAN_MANAGE on it; jane@example.com has CAN_USE\. Ask a user with CAN_MANAGE on 'apps-db'/,
+      /needs CAN_MANAGE on it; jane@example.com has CAN_USE\. Ask a user with CAN_MANAGE on 'order-mgmt-db'/,
     );
   });
 
@@ -295,6 +302,25 @@ describe('apps', () => {
     await restart(dataDir);
     const third = await eventually(async () => answer(url), 30_000, 'the app back after the restart');
     assert.notEqual(third.pid, second.pid);
+
+    // kill -9 again, and Pier comes back on other ports: the old process's environment is stale,
+    // so it is replaced, not adopted — and there is still exactly one.
+    await pier.kill();
+    ports = [String(await freePort()), String(await freePort())];
+    await restart(dataDir);
+    const fourth = await eventually(
+      async () => {
+        const now = await answer(url);
+        return now && now.pid !== third.pid ? now : undefined;
+      },
+      30_000,
+      'the app replaced',
+    );
+    assert.equal(await processStart(third.pid), undefined); // gone (at most a zombie left to init)
+    assert.deepEqual(
+      (await findMarkedProcesses(`${nodeId}/server/`)).map((p) => p.pid),
+      [fourth.pid],
+    );
   });
 
   test('the official SDK: create and wait, deploy and wait, list, stop and wait, delete', async () => {
