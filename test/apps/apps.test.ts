@@ -387,5 +387,23 @@ describe('apps', () => {
       (JSON.parse(list.stdout) as { name: string }[]).some((a) => a.name === 'server'),
       false,
     );
+
+    // An app bound to a database: its role goes too, what it owned passes to databricks_superuser.
+    const probe = (await getApp('probe')).service_principal_client_id;
+    const superuser = await instanceSuperuser(pier, instanceUid, 'databricks_postgres');
+    try {
+      await superuser.query(`CREATE SCHEMA probe_data AUTHORIZATION "${probe}"`);
+      assert.equal((await cli(['apps', 'delete', 'probe'])).code, 0);
+      assert.deepEqual(
+        (await superuser.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [probe])).rows,
+        [],
+      );
+      const owner = await superuser.query(
+        "SELECT pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname = 'probe_data'",
+      );
+      assert.deepEqual(owner.rows, [{ owner: 'databricks_superuser' }]);
+    } finally {
+      await superuser.end();
+    }
   });
 });
