@@ -267,6 +267,7 @@ export function registerAppCommands(program: Command): void {
   apps
     .command('get <name>')
     .description('Show an app (JSON).')
+    .option('--json', 'Print JSON (the default; accepted like on the other verbs).')
     .action(async (name, _options, command) =>
       printJson(await call(credentials(command), 'GET', appPath(name))),
     );
