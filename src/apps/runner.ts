@@ -127,9 +127,13 @@ export class AppRunner {
     if (app.compute === 'STOPPED' || !target) {
       if (run)
         await this.stop(`the app was ${app.compute === 'STOPPED' ? 'stopped' : 'left without a deployment'}`);
+      // A first deployment that failed leaves the app without one: its failure stays the message.
+      const failure =
+        app.compute === 'ACTIVE' && !app.active_deployment_id ? app.status.app_message : undefined;
       await this.report(app, {
         compute_state: app.compute === 'STOPPED' ? 'STOPPED' : 'ACTIVE',
         app_state: 'UNAVAILABLE',
+        ...(failure ? { app_message: failure } : {}),
         restarts: 0,
       });
       this.restarts = 0;

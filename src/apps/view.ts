@@ -31,7 +31,9 @@ function appStatus({ app, pending }: AppResult): { state: AppState; message: str
   if (!app.active_deployment_id && !pending) {
     return {
       state: 'UNAVAILABLE',
-      message: `App has not been deployed yet. Deploy it with: pier apps deploy DIR --name ${app.name}`,
+      message:
+        app.status.app_message ??
+        `App has not been deployed yet. Deploy it with: pier apps deploy DIR --name ${app.name}`,
     };
   }
   return { state: app.status.app_state ?? 'UNAVAILABLE', message: app.status.app_message ?? '' };

@@ -221,6 +221,11 @@ describe('apps', () => {
       crashed.stderr,
       /Deployment of app crashing failed: The app exited with code 3 before it listened on its port\. Last output:\nboom: BILLING_URL is not set/,
     );
+    const crashedApp = await eventually(async () => {
+      const app = await getApp('crashing');
+      return app.app_status.state === 'UNAVAILABLE' ? app : undefined;
+    });
+    assert.match(crashedApp.app_status.message, /^Deployment \w+ failed: The app exited with code 3/);
 
     // A directory the app's account cannot enter is named, with the fix.
     const hidden = join(scratch, 'hidden');
