@@ -92,6 +92,13 @@ describe('apps', () => {
     );
     assert.equal((await api(pier, pier.adminToken, 'GET', '/api/2.0/apps/bad-yaml')).status, 404);
 
+    // Names follow Databricks' rule.
+    for (const name of ['Feature_Flags', 'a', '-flags', 'x'.repeat(31)]) {
+      const refused = await api(pier, pier.adminToken, 'POST', '/api/2.0/apps', { name });
+      assert.equal(refused.status, 400, name);
+      assert.match(String(refused.body.message), /2 to 30 lowercase letters, digits and '-'/);
+    }
+
     // The API says the same, and makes no deployment.
     await api(pier, pier.adminToken, 'POST', '/api/2.0/apps', { name: 'bad-yaml-api' });
     const refused = await api(pier, pier.adminToken, 'POST', '/api/2.0/apps/bad-yaml-api/deployments', {
