@@ -88,3 +88,17 @@ export function pageOf<T extends { name: string }>(request: PageRequest, all: T[
   const items = rest.slice(0, request.limit);
   return { items, nextPageToken: encodePageToken(items[items.length - 1].name) };
 }
+
+/**
+ * The page size of a list that takes `page_size` (database instances, apps):
+ * absent or 0 is the default page, larger values are capped, negative is an error.
+ */
+export function pageSizeOf(
+  query: Record<string, string | undefined>,
+  defaultSize = 100,
+  maxSize = 1000,
+): number {
+  const size = optionalInteger(query, 'page_size') ?? defaultSize;
+  if (size < 0) throw invalidParameter(`page_size must be positive, got ${size}.`);
+  return Math.min(size === 0 ? defaultSize : size, maxSize);
+}

@@ -6,6 +6,7 @@ import type { ControlContext } from '../control/context.js';
 import { PierError } from '../errors.js';
 import { pierMetrics } from '../metrics/registry.js';
 import { databaseAccessRoutes } from './access.js';
+import { appRoutes } from './apps.js';
 import { authenticateRequest, type ConnectionFacts, mountConsole } from './console.js';
 import { consoleDataRoutes } from './console-data.js';
 import { databaseCatalogRoutes } from './database-catalogs.js';
@@ -30,6 +31,7 @@ const ROUTE_GROUPS: RouteGroup[] = [
   databaseAccessRoutes,
   syncedTableRoutes,
   pipelineRoutes,
+  appRoutes,
   oauthRoutes,
   consoleDataRoutes,
 ];

@@ -2,9 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { databaseAccess } from '../access/component.js';
+import { appSupervisor } from '../apps/supervisor.js';
 import { instanceMetrics } from '../metrics/sampler.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { syncWorkers } from '../sync/worker.js';
+import { registerAppCommands } from './apps.js';
 import { registerCatalogCommands } from './catalog.js';
 import { describeCliError, registerDatabaseCommands, registerKeyCommands } from './database.js';
 import { registerDeltaCommands } from './delta.js';
@@ -24,7 +26,7 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 /** What `pier up` runs besides the API and the reconciler. */
-const components: ComponentFactory[] = [databaseAccess, syncWorkers, instanceMetrics];
+const components: ComponentFactory[] = [databaseAccess, syncWorkers, appSupervisor, instanceMetrics];
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -50,6 +52,7 @@ registerDeltaCommands(program);
 registerDemoCommands(program);
 registerKeyCommands(program);
 registerSyncedTableCommands(program);
+registerAppCommands(program);
 registerServicePrincipalCommands(program);
 addGlobalOptionsEverywhere(program);
 

@@ -6,6 +6,7 @@ import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Command, Option } from 'commander';
+import { stopMarkedProcesses } from '../apps/process.js';
 import { processAlive, stopCluster } from '../engine/local/cluster.js';
 import { PierError } from '../errors.js';
 import { DEFAULT_CONNECTION_CAPS } from '../proxy/index.js';
@@ -252,6 +253,9 @@ async function down(dataDir: string): Promise<void> {
   await Promise.all(instanceDirs.map((uid) => stopCluster(join(layout.instancesDir, uid))));
   await stopCluster(`${layout.templateDir}.partial`);
   await stopCluster(layout.storeDir);
+  // And the app processes it left running (each carries this node's id).
+  const nodeId = (await readFile(layout.nodeIdFile, 'utf8').catch(() => '')).trim();
+  if (nodeId) await stopMarkedProcesses(nodeId);
   process.stdout.write(`Pier on ${dataDir} is stopped.\n`);
 }
 

@@ -22,6 +22,16 @@ export interface ControlConfig {
   nodeId: string;
 }
 
+/** Where clients reach this Pier: what apps are told (known once the API and the proxy listen). */
+export interface PierEndpoints {
+  apiUrl: string;
+  proxyPort: number;
+  /** Pier's CA certificate (PEM), when Pier made its own. */
+  caCertPath?: string;
+  /** This Pier's data dir (where app logs are kept). */
+  dataDir: string;
+}
+
 /** Everything a control-plane service works with, passed in explicitly. */
 export interface ControlContext {
   store: Store;
@@ -36,4 +46,6 @@ export interface ControlContext {
   keys: SigningKeys;
   /** Which store tables changed, in any Pier process: caches follow it (store/notifications.ts). */
   changes: StoreChanges;
+  /** Set by `pier up` once the API and the proxy listen. */
+  endpoints?: PierEndpoints;
 }

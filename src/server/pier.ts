@@ -59,7 +59,8 @@ export interface PierOptions {
 
 /** A started component that `pier up` wires in (the proxy, sync workers, …); routes live in api/. */
 interface PierComponent {
-  close(): Promise<void>;
+  /** `stopInstances`: Pier is going down for good (`pier down`), not leaving its processes to the next start. */
+  close(options: { stopInstances: boolean }): Promise<void>;
   /** Facts for `pier status` (e.g. the proxy's CA path). */
   state?: Partial<PierState>;
 }
@@ -178,7 +179,7 @@ export async function startPier(
     for (const factory of components) {
       const component = await factory(ctx, options);
       started.push(component);
-      cleanups.push(() => component.close());
+      cleanups.push(() => component.close({ stopInstances }));
     }
 
     const facts: Partial<PierState> = Object.assign({}, ...started.map((component) => component.state ?? {}));
@@ -215,6 +216,12 @@ export async function startPier(
       adminUserName: admin.userName,
       startedAt: new Date().toISOString(),
       ...facts,
+    };
+    ctx.endpoints = {
+      apiUrl: state.apiUrl,
+      proxyPort: state.proxyPort,
+      caCertPath: state.caCertPath,
+      dataDir: layout.dataDir,
     };
     await writeFile(layout.stateFile, `${JSON.stringify(state, null, 2)}\n`);
     return {

@@ -389,6 +389,52 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 12,
+    name: 'apps and their deployments',
+    sql: `
+      -- An app: what was asked (resources, compute ACTIVE or STOPPED, the deployment to run)
+      -- and, in status, what the supervisor of its node observed (process, port, restarts).
+      -- Only the supervisor writes status. client_secret is the app's OAuth secret, sealed
+      -- by the master key: the supervisor gives it to the app's process on every start.
+      CREATE TABLE apps (
+        name text PRIMARY KEY,
+        id uuid NOT NULL UNIQUE,
+        description text,
+        creator text NOT NULL,
+        updater text NOT NULL,
+        node_id text NOT NULL,
+        service_principal_id bigint REFERENCES identities ON DELETE SET NULL,
+        client_id text NOT NULL,
+        client_secret jsonb NOT NULL,
+        resources jsonb NOT NULL DEFAULT '[]',
+        compute text NOT NULL DEFAULT 'ACTIVE' CHECK (compute IN ('ACTIVE', 'STOPPED')),
+        active_deployment_id text,
+        pending_deployment_id text,
+        default_source_code_path text,
+        status jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX apps_node ON apps (node_id);
+
+      -- Each deployment: the directory and the app.yaml it was made from, and how it went.
+      CREATE TABLE app_deployments (
+        deployment_id text PRIMARY KEY,
+        app_name text NOT NULL REFERENCES apps ON DELETE CASCADE,
+        source_code_path text NOT NULL,
+        mode text NOT NULL,
+        creator text NOT NULL,
+        command jsonb NOT NULL,
+        env jsonb NOT NULL,
+        state text NOT NULL,
+        message text,
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+      );
+      CREATE INDEX app_deployments_app ON app_deployments (app_name, created_at);
+    `,
+  },
+  {
     version: 15,
     name: 'console sessions, instance metrics, synced-table passes',
     sql: `
