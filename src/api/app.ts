@@ -8,6 +8,7 @@ import { databaseAccessRoutes } from './access.js';
 import { databaseCatalogRoutes } from './database-catalogs.js';
 import { errorEnvelope } from './errors.js';
 import { identityRoutes } from './identities.js';
+import { backupRoutes } from './backups.js';
 import { databaseInstanceRoutes } from './instances.js';
 import { pipelineRoutes } from './pipelines.js';
 import type { ApiEnv, RouteGroup } from './request.js';
@@ -26,6 +27,7 @@ const ROUTE_GROUPS: RouteGroup[] = [
   databaseAccessRoutes,
   syncedTableRoutes,
   pipelineRoutes,
+  backupRoutes,
 ];
 
 const MAX_BODY_BYTES = 1024 * 1024;
