@@ -3,7 +3,6 @@ import {
   getInstancePermissions,
   instanceForCaller,
 } from '../instances/permissions.js';
-import type { InstanceRow } from '../instances/store.js';
 import {
   childRefsOf,
   createInstance,
@@ -13,6 +12,7 @@ import {
   listInstances,
   updateInstance,
 } from '../instances/service.js';
+import type { InstanceRow } from '../instances/store.js';
 import { instancePermissionsView, instanceView, permissionLevelsView } from '../instances/view.js';
 import { nextPage, type RouteGroup, readJson } from './request.js';
 
@@ -21,7 +21,10 @@ export const databaseInstanceRoutes: RouteGroup = (app, ctx) => {
   const views = async (rows: InstanceRow[], withInputs = false) => {
     const children = await childRefsOf(ctx, rows);
     return rows.map((row) =>
-      instanceView(row, ctx.config, ctx.engine.pgMajorVersion, { withInputs, children: children.get(row.uid) }),
+      instanceView(row, ctx.config, ctx.engine.pgMajorVersion, {
+        withInputs,
+        children: children.get(row.uid),
+      }),
     );
   };
   const view = async (row: InstanceRow, withInputs = false) => (await views([row], withInputs))[0];

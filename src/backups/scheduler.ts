@@ -6,7 +6,13 @@ import type { Reconciler } from '../reconcile/reconciler.js';
 import type { Store } from '../store/store.js';
 import { archiveExpired, planPrune, walToRemove } from './retention.js';
 import { takeAndRecordBackup } from './service.js';
-import { deleteArchiveRow, deleteBaseBackupRow, listBaseBackups, listNodeArchives, upsertArchive } from './store.js';
+import {
+  deleteArchiveRow,
+  deleteBaseBackupRow,
+  listBaseBackups,
+  listNodeArchives,
+  upsertArchive,
+} from './store.js';
 
 export interface BackupScheduleOptions {
   nodeId: string;
@@ -77,7 +83,8 @@ export class BackupScheduler {
         const backups = await listBaseBackups(this.store, row.uid);
         const latest = backups.at(-1);
         if (!latest) await this.backup(row, 'first');
-        else if (this.now().getTime() - latest.stopped_at.getTime() >= interval) await this.backup(row, 'scheduled');
+        else if (this.now().getTime() - latest.stopped_at.getTime() >= interval)
+          await this.backup(row, 'scheduled');
         else await upsertArchive(this.store, archiveOf(row, this.options.nodeId));
       }
       await this.prune();
@@ -102,7 +109,9 @@ export class BackupScheduler {
     this.inFlight.add(row.uid);
     try {
       const backup = await takeAndRecordBackup(this.store, this.engine, row, this.options.nodeId, trigger);
-      this.options.log?.(`${row.name}: base backup ${backup.backup_id} (${trigger}) up to LSN ${backup.stop_lsn}`);
+      this.options.log?.(
+        `${row.name}: base backup ${backup.backup_id} (${trigger}) up to LSN ${backup.stop_lsn}`,
+      );
     } catch (error) {
       // The instance stopped or is being changed meanwhile: the next tick tries again.
       noteFailure('backups.base-backup', error);
@@ -121,7 +130,9 @@ export class BackupScheduler {
       if (archive.deleted_at && archiveExpired(archive.deleted_at, archive.retention_window_in_days, now)) {
         await storage.removeArchive(uid);
         await deleteArchiveRow(this.store, uid);
-        this.options.log?.(`${archive.instance_name}: the archive of the deleted instance passed its retention window and was removed`);
+        this.options.log?.(
+          `${archive.instance_name}: the archive of the deleted instance passed its retention window and was removed`,
+        );
         continue;
       }
       const backups = await listBaseBackups(this.store, uid);
@@ -131,7 +142,8 @@ export class BackupScheduler {
         await deleteBaseBackupRow(this.store, id);
         await storage.removeBaseBackup(uid, id);
       }
-      if (plan.keepWalFrom) await storage.removeWal(uid, walToRemove(await storage.listWal(uid), plan.keepWalFrom));
+      if (plan.keepWalFrom)
+        await storage.removeWal(uid, walToRemove(await storage.listWal(uid), plan.keepWalFrom));
     }
   }
 }

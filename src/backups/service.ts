@@ -21,7 +21,10 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** `20261201T112233Z-1a2b`: sorts by time, unique per instance. */
 function newBackupId(now = new Date()): string {
-  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(2).toString('hex')}`;
+  return `${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(2).toString('hex')}`;
 }
 
 /**
@@ -114,7 +117,8 @@ export async function resolveParentRef(
     throw invalidParameter('parent_instance_ref.name is required: the instance to create the child from.');
   }
   const parent = await instanceForCaller(ctx.store, caller, ref.name, 'CAN_USE');
-  if (parent.spec.deleted) throw new PierError('INVALID_STATE', `Database instance '${parent.name}' is being deleted.`);
+  if (parent.spec.deleted)
+    throw new PierError('INVALID_STATE', `Database instance '${parent.name}' is being deleted.`);
   assertRunsHere(ctx, parent, 'create a child instance from it');
   const requested: Pick<ParentRef, 'lsn' | 'branch_time'> = {};
   let target: ParentRef['target'];
@@ -141,8 +145,8 @@ export async function resolveParentRef(
         `parent_instance_ref.branch_time ${requested.branch_time} is outside the retention window of '${parent.name}' (${parent.spec.retention_window_in_days} days, from ${new Date(windowStart).toISOString()}).`,
       );
     }
-    // The text as sent: a Date would drop microseconds, and with them commits at the target.
-    target = { time: requested.branch_time };
+    // Postgres' own spelling, to the microsecond: a Date would drop microseconds, and with them commits at the target.
+    target = { time: await recoveryTime(ctx.store, requested.branch_time) };
   } else {
     target = { lsn: current };
   }
@@ -152,11 +156,18 @@ export async function resolveParentRef(
     const from = earliest
       ? `the earliest restorable point is LSN ${earliest.stop_lsn} (${earliest.stopped_at.toISOString()})`
       : 'it has no base backup yet (the first one is taken as soon as it is AVAILABLE; try again in a few seconds)';
-    throw invalidParameter(
-      `The requested point is outside the restore window of '${parent.name}': ${from}.`,
-    );
+    throw invalidParameter(`The requested point is outside the restore window of '${parent.name}': ${from}.`);
   }
   return { uid: parent.uid, name: parent.name, ...requested, target, backup_id: backup.backup_id };
+}
+
+/** `2026-01-02 03:04:05.123456+00`: the form `recovery_target_time` reads. */
+async function recoveryTime(store: Store, time: string): Promise<string> {
+  const { rows } = await store.query<{ time: string }>(
+    `SELECT to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS time`,
+    [time],
+  );
+  return rows[0].time;
 }
 
 function parseTime(value: unknown): Date {

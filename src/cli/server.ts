@@ -73,7 +73,10 @@ function duration(value: string): number {
   const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
   const ms = match ? Number(match[1]) * unit[match[2] as keyof typeof unit] : Number.NaN;
   if (!(ms >= 60_000))
-    throw new PierError('INVALID_PARAMETER_VALUE', `"${value}" must be a duration of at least a minute, e.g. 24h, 30m or 90s.`);
+    throw new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `"${value}" must be a duration of at least a minute, e.g. 24h, 30m or 90s.`,
+    );
   return ms;
 }
 
@@ -118,7 +121,10 @@ export function registerServerCommands(program: Command, components: ComponentFa
         .argParser(positive),
     )
     .addOption(
-      new Option('--base-backup-interval <duration>', 'Time between scheduled base backups of each instance (e.g. 24h, 6h, 30m).')
+      new Option(
+        '--base-backup-interval <duration>',
+        'Time between scheduled base backups of each instance (e.g. 24h, 6h, 30m).',
+      )
         .default(24 * 3_600_000, '24h')
         .argParser(duration),
     )

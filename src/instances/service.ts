@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
+import { resolveParentRef } from '../backups/service.js';
+import { markArchiveDeleted } from '../backups/store.js';
 import type { ControlContext } from '../control/context.js';
 import { asObject, describe, optionalBoolean, optionalInteger, optionalString } from '../control/validate.js';
 import { CAPACITIES, type Capacity } from '../engine/engine.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
-import { resolveParentRef } from '../backups/service.js';
-import { markArchiveDeleted } from '../backups/store.js';
 import { decodePageToken, encodePageToken } from '../pagination.js';
 import { instanceForCaller, permissionOn } from './permissions.js';
 import { setInstancePermission } from './permissions-store.js';
 import {
   allocateLoopbackAddress,
+  type ChildRef,
   type CustomTag,
   countInstances,
   findInstanceByName,
@@ -18,7 +19,6 @@ import {
   type InstanceRow,
   type InstanceSpec,
   insertInstance,
-  type ChildRef,
   listChildRefs,
   listDescendantUids,
   listInstancesPage,
@@ -188,9 +188,15 @@ export async function createInstance(
 }
 
 /** The point-in-time children of each of `rows` (for `child_instance_refs`), by parent uid. */
-export async function childRefsOf(ctx: ControlContext, rows: InstanceRow[]): Promise<Map<string, ChildRef[]>> {
+export async function childRefsOf(
+  ctx: ControlContext,
+  rows: InstanceRow[],
+): Promise<Map<string, ChildRef[]>> {
   const byParent = new Map<string, ChildRef[]>();
-  for (const child of await listChildRefs(ctx.store, rows.map((row) => row.uid))) {
+  for (const child of await listChildRefs(
+    ctx.store,
+    rows.map((row) => row.uid),
+  )) {
     byParent.set(child.parent_uid, [...(byParent.get(child.parent_uid) ?? []), child]);
   }
   return byParent;

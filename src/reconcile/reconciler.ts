@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { deleteArchiveRow } from '../backups/store.js';
 import type { Engine, EngineInstance } from '../engine/engine.js';
 import { noteFailure } from '../failures.js';
 import {
@@ -13,7 +14,6 @@ import {
   type ParentRef,
   updateInstanceStatus,
 } from '../instances/store.js';
-import { deleteArchiveRow } from '../backups/store.js';
 import { claimLeases, forgetLease, releaseLease, renewLease } from '../store/leases.js';
 import type { Store } from '../store/store.js';
 import { failureStatus } from './failure.js';
@@ -315,7 +315,11 @@ export class Reconciler extends EventEmitter {
    */
   private async restoreChild(instance: EngineInstance, parent: ParentRef): Promise<string> {
     const parentRow = await findInstanceByUid(this.store, parent.uid);
-    if (parentRow && parentRow.node_id === this.options.nodeId && (await this.engine.observe(parent.uid)).ready) {
+    if (
+      parentRow &&
+      parentRow.node_id === this.options.nodeId &&
+      (await this.engine.observe(parent.uid)).ready
+    ) {
       await this.engine.sealWal(parent.uid);
     }
     const { effectiveLsn } = await this.engine.restore(instance, {

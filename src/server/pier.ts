@@ -1,13 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { openMasterKey, SigningKeys } from '../access/signing-keys.js';
 import { createApi } from '../api/app.js';
+import { ActiveIdentities } from '../auth/active-identities.js';
 import { BackupScheduler } from '../backups/scheduler.js';
 import { LocalBackupStorage } from '../backups/storage.js';
-import { ActiveIdentities } from '../auth/active-identities.js';
 import type { ControlConfig, ControlContext } from '../control/context.js';
 import { LocalEngine, listInstanceStorage } from '../engine/local/local-engine.js';
 import {
@@ -148,7 +148,11 @@ export async function startPier(
     const masterKey = await openMasterKey(store, layout.keysDir);
     await recordStoreIdentity(store, layout.storeIdFile);
     const admin = await bootstrapAdmin(store, layout);
-    const backups = await LocalBackupStorage.open(layout.backupsDir, join(layout.runtimeDir, 'pier-wal'), runtime.user);
+    const backups = await LocalBackupStorage.open(
+      layout.backupsDir,
+      join(layout.runtimeDir, 'pier-wal'),
+      runtime.user,
+    );
     const engine = await LocalEngine.open(runtime, layout, { backups, log: options.log });
     cleanups.push(() => engine.close());
     const nodeId = await readOrCreateNodeId(layout);

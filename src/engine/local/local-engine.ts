@@ -2,18 +2,24 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import type { BackupStorage } from '../../backups/storage.js';
 import { PierError } from '../../errors.js';
-import type { BaseBackupResult, Engine, EngineInstance, EngineObservation, RestoreSource } from '../engine.js';
+import type {
+  BaseBackupResult,
+  Engine,
+  EngineInstance,
+  EngineObservation,
+  RestoreSource,
+} from '../engine.js';
 import { takeBaseBackup } from './base-backup.js';
 import { capacitySettings } from './capacity.js';
 import { cloneDataDir } from './clone.js';
 import { observeCluster, SOCKET_PORT, startCluster, stopCluster, writeClusterSettings } from './cluster.js';
 import { installPierExtensions } from './extensions.js';
-import { handToPostgres, type PostgresRuntime } from './runtime.js';
 import { recoverToTarget } from './restore.js';
+import { handToPostgres, type PostgresRuntime } from './runtime.js';
 import { prepareTemplate } from './template.js';
 
 /** Ready-made clones of the template wait in `instances/.spare-<id>`. */
@@ -208,27 +214,42 @@ export class LocalEngine implements Engine {
 
   async takeBaseBackup(uid: string, id: string): Promise<BaseBackupResult> {
     const staging = await this.backups.stageBaseBackup(uid, id);
-    const backup = await takeBaseBackup(this.runtime, this.superuserConnection(uid, 'postgres'), this.dataDir(uid), staging, {
-      label: `pier ${id}`,
-      waitForArchive: true,
-    });
+    const backup = await takeBaseBackup(
+      this.runtime,
+      this.superuserConnection(uid, 'postgres'),
+      this.dataDir(uid),
+      staging,
+      {
+        label: `pier ${id}`,
+        waitForArchive: true,
+      },
+    );
     await this.backups.commitBaseBackup(uid, id);
     return backup;
   }
 
   async currentWalLsn(uid: string): Promise<string> {
-    const { rows } = await this.superuserQuery<{ lsn: string }>(uid, 'SELECT pg_current_wal_lsn()::text AS lsn');
+    const { rows } = await this.superuserQuery<{ lsn: string }>(
+      uid,
+      'SELECT pg_current_wal_lsn()::text AS lsn',
+    );
     return rows[0].lsn;
   }
 
   async sealWal(uid: string): Promise<void> {
     // A transaction with an xid writes a commit record: a time target before it has a commit after it to stop at.
     await this.superuserQuery(uid, 'SELECT pg_current_xact_id()');
-    const { rows } = await this.superuserQuery<{ file: string }>(uid, 'SELECT pg_walfile_name(pg_switch_wal()) AS file');
+    const { rows } = await this.superuserQuery<{ file: string }>(
+      uid,
+      'SELECT pg_walfile_name(pg_switch_wal()) AS file',
+    );
     const deadline = Date.now() + 60_000;
     while (!(await this.backups.hasWal(uid, rows[0].file))) {
       if (Date.now() > deadline)
-        throw new PierError('INTERNAL_ERROR', `WAL file ${rows[0].file} was not archived within 60 s: see the instance's server log`);
+        throw new PierError(
+          'INTERNAL_ERROR',
+          `WAL file ${rows[0].file} was not archived within 60 s: see the instance's server log`,
+        );
       await sleep(10);
     }
   }
@@ -241,7 +262,11 @@ export class LocalEngine implements Engine {
     await cloneDataDir(backupDir, partial);
     await this.backups.prepareArchive(instance.uid);
     const effectiveLsn = await recoverToTarget(this.runtime, {
-      paths: { dataDir: partial, socketDir: `${this.socketDir(instance.uid)}.restore`, logFile: this.logFile(instance.uid) },
+      paths: {
+        dataDir: partial,
+        socketDir: `${this.socketDir(instance.uid)}.restore`,
+        logFile: this.logFile(instance.uid),
+      },
       source,
       restoreCommand: this.backups.restoreCommand(source.parentUid),
       settings: this.settings(instance),
@@ -252,7 +277,10 @@ export class LocalEngine implements Engine {
     return { effectiveLsn };
   }
 
-  private async superuserQuery<R extends pg.QueryResultRow>(uid: string, sql: string): Promise<pg.QueryResult<R>> {
+  private async superuserQuery<R extends pg.QueryResultRow>(
+    uid: string,
+    sql: string,
+  ): Promise<pg.QueryResult<R>> {
     const client = new pg.Client(this.superuserConnection(uid, 'postgres'));
     await client.connect();
     try {

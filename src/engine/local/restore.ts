@@ -4,7 +4,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { PierError } from '../../errors.js';
 import type { RestoreSource } from '../engine.js';
-import { type ClusterPaths, observeCluster, SOCKET_PORT, startCluster, stopCluster, writeClusterSettings } from './cluster.js';
+import {
+  type ClusterPaths,
+  observeCluster,
+  SOCKET_PORT,
+  startCluster,
+  stopCluster,
+  writeClusterSettings,
+} from './cluster.js';
 import { handToPostgres, type PostgresRuntime } from './runtime.js';
 
 /** How long recovery may take before the restore is given up (and retried by the next pass). */
@@ -60,12 +67,21 @@ async function waitForPromotion(paths: ClusterPaths): Promise<void> {
   const deadline = Date.now() + RECOVERY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (!(await observeCluster(paths.dataDir)).running) {
-      throw recoveryFailed(new Error((await readFile(paths.logFile, 'utf8')).split('\n').slice(-6).join('\n')));
+      throw recoveryFailed(
+        new Error((await readFile(paths.logFile, 'utf8')).split('\n').slice(-6).join('\n')),
+      );
     }
-    const client = new pg.Client({ host: paths.socketDir, port: SOCKET_PORT, user: 'postgres', database: 'postgres' });
+    const client = new pg.Client({
+      host: paths.socketDir,
+      port: SOCKET_PORT,
+      user: 'postgres',
+      database: 'postgres',
+    });
     try {
       await client.connect();
-      const { rows } = await client.query<{ recovering: boolean }>('SELECT pg_is_in_recovery() AS recovering');
+      const { rows } = await client.query<{ recovering: boolean }>(
+        'SELECT pg_is_in_recovery() AS recovering',
+      );
       if (!rows[0].recovering) return;
     } catch {
       // Not accepting connections yet (or shutting down after a failed recovery): look again.
@@ -74,22 +90,26 @@ async function waitForPromotion(paths: ClusterPaths): Promise<void> {
     }
     await sleep(20);
   }
-  throw new PierError('INTERNAL_ERROR', `Recovery did not finish within ${RECOVERY_TIMEOUT_MS / 60_000} minutes`);
+  throw new PierError(
+    'INTERNAL_ERROR',
+    `Recovery did not finish within ${RECOVERY_TIMEOUT_MS / 60_000} minutes`,
+  );
 }
 
 function recoveryFailed(cause: unknown): PierError {
-  return new PierError(
-    'INTERNAL_ERROR',
-    `Point-in-time recovery failed: ${(cause as Error).message}`,
-    { cause },
-  );
+  return new PierError('INTERNAL_ERROR', `Point-in-time recovery failed: ${(cause as Error).message}`, {
+    cause,
+  });
 }
 
 /** The switch point of the newest timeline's history file: where the child left its parent's history. */
 async function branchLsn(dataDir: string): Promise<string> {
-  const histories = (await readdir(join(dataDir, 'pg_wal'))).filter((name) => /^[0-9A-F]{8}\.history$/.test(name)).sort();
+  const histories = (await readdir(join(dataDir, 'pg_wal')))
+    .filter((name) => /^[0-9A-F]{8}\.history$/.test(name))
+    .sort();
   const newest = histories.at(-1);
-  if (!newest) throw new PierError('INTERNAL_ERROR', 'The restored cluster has no timeline history after promotion');
+  if (!newest)
+    throw new PierError('INTERNAL_ERROR', 'The restored cluster has no timeline history after promotion');
   const lines = (await readFile(join(dataDir, 'pg_wal', newest), 'utf8')).trim().split('\n');
   const switchPoint = lines.at(-1)?.split('\t')[1];
   if (!switchPoint || !/^[0-9A-F]+\/[0-9A-F]+$/.test(switchPoint))
