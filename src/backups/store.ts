@@ -126,3 +126,13 @@ export async function findRestoreBackup(
 export async function deleteBaseBackupRow(db: Queryable, backupId: string): Promise<void> {
   await db.query('DELETE FROM base_backups WHERE backup_id = $1', [backupId]);
 }
+
+/** The base backups of `uid` that children not yet made will restore from. */
+export async function listPendingRestoreBackups(db: Queryable, uid: string): Promise<string[]> {
+  const { rows } = await db.query<{ backup_id: string }>(
+    `SELECT DISTINCT spec->'parent'->>'backup_id' AS backup_id FROM instances
+      WHERE spec->'parent'->>'uid' = $1 AND NOT coalesce((status->>'provisioned')::boolean, false)`,
+    [uid],
+  );
+  return rows.map((row) => row.backup_id);
+}
