@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type pg from 'pg';
 import { availableInstance, instanceSuperuser } from '../helpers/access.js';
@@ -208,6 +210,10 @@ test('the CLI: a child from --json as the Databricks CLI sends it, and the backu
   assert.equal(child.state as unknown, 'AVAILABLE');
   assert.equal(child.parent_instance_ref.name, 'shop');
   assert.deepEqual(await ids(child.uid as unknown as string), [1, 2, 3, 4]);
+  // Restored from the nearest earlier base backup: the one just taken, not the first.
+  const log = await readFile(join(pier.dataDir, 'logs', `instance-${child.uid}.log`), 'utf8');
+  const backup = JSON.parse(taken.stdout) as { start_lsn: string };
+  assert.match(log, new RegExp(`starting backup recovery with redo LSN ${backup.start_lsn},`));
 });
 
 test('a parent with children is deleted only with force=true, and takes its descendants along', async () => {
