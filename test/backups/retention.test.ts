@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { availableInstance, instanceSuperuser } from '../helpers/access.js';
@@ -42,7 +42,28 @@ test.afterEach((context) => {
 test('archives are pruned to the retention window; a deleted instance keeps its archive for the window unless purged', async () => {
   pier = await startPier();
   const archive = (uid: string) => join(pier.dataDir, 'backups', uid);
-  const keepUid = await availableInstance(pier, pier.adminToken, 'keep', { retention_window_in_days: 2 });
+  const keepUid = await availableInstance(pier, pier.adminToken, 'keep', { retention_window_in_days: 9 });
+  const updated = await api(
+    pier,
+    pier.adminToken,
+    'PATCH',
+    `${INSTANCES}/keep?update_mask=retention_window_in_days`,
+    {
+      retention_window_in_days: 2,
+    },
+  );
+  assert.equal(updated.status, 200, JSON.stringify(updated.body));
+  const tooLong = await api(
+    pier,
+    pier.adminToken,
+    'PATCH',
+    `${INSTANCES}/keep?update_mask=retention_window_in_days`,
+    {
+      retention_window_in_days: 36,
+    },
+  );
+  assert.equal(tooLong.status, 400);
+  assert.match(tooLong.body.message as string, /between 2 and 35/);
   const goneUid = await availableInstance(pier, pier.adminToken, 'gone', { retention_window_in_days: 2 });
   const purgedUid = await availableInstance(pier, pier.adminToken, 'purged');
   for (const name of ['keep', 'gone', 'purged']) await firstBackup(name);
@@ -77,7 +98,10 @@ test('archives are pruned to the retention window; a deleted instance keeps its 
 
   // Ten days on: past the 2-day windows.
   await pier.stop();
+  // A base backup cut short by a crash left its staging copy: the next Pier drops it.
+  await mkdir(join(archive(keepUid), 'base', '20260101T000000Z-dead.partial'));
   pier = await startPier({ dataDir: pier.dataDir, env: { PIER_TEST_CLOCK_OFFSET_MS: String(TEN_DAYS_MS) } });
+  assert.ok(!existsSync(join(archive(keepUid), 'base', '20260101T000000Z-dead.partial')));
   const [latest] = await eventually(
     async () => {
       const list = await backupList('keep');
