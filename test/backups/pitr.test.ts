@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { WorkspaceClient } from '@databricks/sdk-experimental';
 import type pg from 'pg';
 import { availableInstance, instanceSuperuser } from '../helpers/access.js';
 import { api, eventually, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
@@ -184,6 +185,22 @@ test('the CLI: a child from --json as the Databricks CLI sends it, and the backu
   const log = await readFile(join(pier.dataDir, 'logs', `instance-${child.uid}.log`), 'utf8');
   const backup = JSON.parse(taken.stdout) as { start_lsn: string };
   assert.match(log, new RegExp(`starting backup recovery with redo LSN ${backup.start_lsn},`));
+});
+
+test("the SDK: a child from createDatabaseInstance, its parent_instance_ref and the parent's child_instance_refs", async () => {
+  const w = new WorkspaceClient({ host: pier.apiUrl, token: pier.adminToken, authType: 'pat' });
+  const mark = await write(parent, 5);
+  await w.database.createDatabaseInstance({
+    database_instance: { name: 'from-sdk', parent_instance_ref: { name: 'shop', lsn: mark.lsn } },
+  });
+  const child = await available('from-sdk');
+  const got = await w.database.getDatabaseInstance({ name: 'from-sdk' });
+  assert.equal(got.parent_instance_ref?.name, 'shop');
+  assert.equal(got.parent_instance_ref?.lsn, mark.lsn);
+  assert.match(got.parent_instance_ref?.effective_lsn ?? '', /^[0-9A-F]+\/[0-9A-F]+$/);
+  const shop = await w.database.getDatabaseInstance({ name: 'shop' });
+  assert.ok(shop.child_instance_refs?.some((ref) => ref.name === 'from-sdk' && ref.uid === child.uid));
+  assert.deepEqual(await ids(child.uid as string), [1, 2, 3, 4, 5]);
 });
 
 test('a parent with children is deleted only with force=true, and takes its descendants along', async () => {
