@@ -9,6 +9,7 @@ import { databaseAccessRoutes } from './access.js';
 import { appRoutes } from './apps.js';
 import { authenticateRequest, type ConnectionFacts, mountConsole } from './console.js';
 import { consoleDataRoutes } from './console-data.js';
+import { backupRoutes } from './backups.js';
 import { databaseCatalogRoutes } from './database-catalogs.js';
 import { errorEnvelope } from './errors.js';
 import { identityRoutes } from './identities.js';
@@ -34,6 +35,7 @@ const ROUTE_GROUPS: RouteGroup[] = [
   appRoutes,
   oauthRoutes,
   consoleDataRoutes,
+  backupRoutes,
 ];
 
 const MAX_BODY_BYTES = 1024 * 1024;
