@@ -9,6 +9,7 @@ import {
   findInstanceForCallerByUid,
   getInstance,
   listInstances,
+  requestFailover,
   updateInstance,
 } from '../instances/service.js';
 import { instancePermissionsView, instanceView, permissionLevelsView } from '../instances/view.js';
@@ -51,6 +52,11 @@ export const databaseInstanceRoutes: RouteGroup = (app, ctx) => {
       await readJson(c),
     );
     return c.json(view(row, true));
+  });
+
+  // Pier's own: the Databricks API has no failover call (docs/high-availability.md).
+  app.post('/api/2.0/database/instances/:name/failover', async (c) => {
+    return c.json(view(await requestFailover(ctx, c.var.caller, c.req.param('name'))));
   });
 
   app.delete('/api/2.0/database/instances/:name', async (c) => {

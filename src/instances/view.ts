@@ -1,7 +1,7 @@
 import type { ControlConfig } from '../control/context.js';
 import type { InstancePermissions } from './permissions.js';
 import { reportedState } from './state.js';
-import type { InstanceRow } from './store.js';
+import { type InstanceRow, topologyOf } from './store.js';
 
 /**
  * The single mapping from stored rows to the JSON Databricks clients expect
@@ -15,6 +15,7 @@ export function instanceView(
 ) {
   const { spec } = row;
   const state = reportedState(row);
+  const topology = topologyOf(row.status);
   const view: Record<string, unknown> = {
     name: row.name,
     uid: row.uid,
@@ -31,12 +32,14 @@ export function instanceView(
     retention_window_in_days: spec.retention_window_in_days,
     effective_retention_window_in_days: spec.retention_window_in_days,
     node_count: spec.node_count,
-    effective_node_count: spec.node_count,
+    // The primary and the secondaries it streams to now.
+    effective_node_count: state === 'STOPPED' ? spec.node_count : 1 + topology.streaming.length,
     enable_readable_secondaries: spec.enable_readable_secondaries,
     effective_enable_readable_secondaries: spec.enable_readable_secondaries,
     enable_pg_native_login: spec.enable_pg_native_login,
     effective_enable_pg_native_login: spec.enable_pg_native_login,
   };
+  if (spec.enable_readable_secondaries) view.read_only_dns = readOnlyDnsName(row, config);
   if (spec.usage_policy_id) {
     view.usage_policy_id = spec.usage_policy_id;
     view.effective_usage_policy_id = spec.usage_policy_id;
@@ -53,6 +56,18 @@ export function instanceView(
 export function instanceDnsName(row: Pick<InstanceRow, 'name' | 'address'>, config: ControlConfig): string {
   if (config.dnsSuffix) return `${row.name}.${config.dnsSuffix}`;
   return row.address ?? `${row.name}.localhost`;
+}
+
+/**
+ * What `read_only_dns` holds: the instance's second loopback address, or
+ * `<name>.ro.<suffix>` (no instance name holds a dot, so it never collides).
+ */
+export function readOnlyDnsName(
+  row: Pick<InstanceRow, 'name' | 'read_only_address'>,
+  config: ControlConfig,
+): string {
+  if (config.dnsSuffix) return `${row.name}.ro.${config.dnsSuffix}`;
+  return row.read_only_address ?? `${row.name}.ro.localhost`;
 }
 
 /** Databricks' ObjectPermissions shape for `/permissions/database-instances/{name}`. */

@@ -10,12 +10,15 @@ import {
   type InstanceStatus,
   listAllInstanceUids,
   listNodeInstances,
+  topologyOf,
   updateInstanceStatus,
 } from '../instances/store.js';
 import { claimLeases, forgetLease, releaseLease, renewLease } from '../store/leases.js';
 import type { Store } from '../store/store.js';
 import { failureStatus } from './failure.js';
+import { InstanceNodes } from './nodes.js';
 import { planInstance, type Step } from './plan.js';
+import { desiredSecondaries, failoverReason, sameNodes } from './plan-nodes.js';
 
 /** Lease resource name for instances (see store/leases.ts). */
 const LEASE = 'instance';
@@ -59,6 +62,8 @@ export class Reconciler extends EventEmitter {
    * kill -9 takes its leases back at once instead of waiting for them to expire.
    */
   private readonly holder: string;
+  /** Secondaries and failovers (reconcile/nodes.ts). */
+  private readonly nodes: InstanceNodes;
 
   constructor(
     private readonly store: Store,
@@ -67,6 +72,11 @@ export class Reconciler extends EventEmitter {
   ) {
     super();
     this.holder = options.nodeId;
+    this.nodes = new InstanceNodes(store, engine, {
+      beforeState: (uid, state) => this.options.beforeReport?.(uid, state),
+      changed: (uid) => this.emit('changed', uid),
+      log: (message) => this.log(message),
+    });
   }
 
   /** Moves aside what no instance owns, then reconciles everything and keeps watching. */
@@ -134,11 +144,21 @@ export class Reconciler extends EventEmitter {
     }
   }
 
-  /** An instance that should be running but is not (its server died). */
+  /**
+   * An instance that should be running but is not (its server died), or
+   * whose secondaries are not what was recorded (one stopped streaming).
+   */
   private async drifted(row: InstanceRow): Promise<boolean> {
     if (row.spec.deleted || row.spec.stopped) return false;
-    const observed = await this.engine.observe(row.uid);
-    return !observed.running;
+    const topology = topologyOf(row.status);
+    const observed = await this.engine.observe(row.uid, topology.primary);
+    if (!observed.running) return true;
+    if (row.spec.node_count < 2 && topology.secondaries.length === 0) return false;
+    if (topology.failover || topology.reclone.length > 0) return true;
+    const desired = desiredSecondaries(row.spec, topology);
+    if (!sameNodes(desired, topology.secondaries)) return true;
+    const { streaming } = await this.engine.observeReplication(row.uid, topology.primary, desired);
+    return !sameNodes(streaming, topology.streaming) || !sameNodes(streaming, topology.sync);
   }
 
   /**
@@ -215,7 +235,22 @@ export class Reconciler extends EventEmitter {
     }
     // Run by another Pier node (which sees the change on its next resync).
     if (row.node_id !== this.options.nodeId) return 'done';
-    const observed = await this.engine.observe(uid);
+    const topology = topologyOf(row.status);
+    const observed = await this.engine.observe(uid, topology.primary);
+    if (!row.spec.deleted && (topology.failover || topology.secondaries.length > 0)) {
+      const reason =
+        topology.failover?.reason ??
+        failoverReason(
+          row.spec,
+          topology,
+          observed,
+          await this.engine.observeReplication(uid, topology.primary, topology.secondaries),
+        );
+      if (reason) {
+        await this.nodes.failover(row, reason);
+        return 'again';
+      }
+    }
     const plan = planInstance(row.spec, row.status, observed);
     if (plan.waitForReady) return 'wait';
     const status: InstanceStatus = { ...row.status };
@@ -229,12 +264,20 @@ export class Reconciler extends EventEmitter {
       row.observed_generation === row.generation &&
       row.status.message === status.message &&
       row.status.error_kind === undefined
-    )
+    ) {
+      await this.afterPrimary(row, plan.done);
       return 'done';
+    }
     if (plan.steps.length > 0 && row.state !== plan.progress) {
       if (!(await this.report(row, plan.progress, status, false))) return 'again';
     }
-    const instance: EngineInstance = { uid, name: row.name, capacity: row.spec.capacity };
+    const instance: EngineInstance = {
+      uid,
+      name: row.name,
+      capacity: row.spec.capacity,
+      node: topology.primary,
+      primary: topology.primary,
+    };
     for (const step of plan.steps) {
       if (step === 'forget') {
         const forgotten = await deleteInstanceRow(this.store, uid, row.generation);
@@ -251,7 +294,16 @@ export class Reconciler extends EventEmitter {
         this.log(`${row.name}: ${step} ${(performance.now() - started).toFixed(1)} ms`);
     }
     if (!(await this.report(row, plan.done, status, true))) return 'again';
+    await this.afterPrimary(row, plan.done);
     return 'done';
+  }
+
+  /** Once the primary is where the plan wanted it: the secondaries follow. */
+  private async afterPrimary(row: InstanceRow, done: InstanceRow['state']): Promise<void> {
+    const topology = topologyOf(row.status);
+    if (row.spec.deleted || (row.spec.node_count < 2 && topology.secondaries.length === 0)) return;
+    if (done === 'AVAILABLE') await this.nodes.reconcileSecondaries(row);
+    else if (done === 'STOPPED') await this.nodes.stopSecondaries(row);
   }
 
   private async apply(
@@ -267,19 +319,25 @@ export class Reconciler extends EventEmitter {
         return;
       case 'configure':
         await this.engine.configure(instance);
+        await this.nodes.restartSecondaries(row, true);
         // Settings on disk apply at the next start; a stopped instance counts them as applied.
         if (row.spec.stopped) status.applied_capacity = instance.capacity;
         return;
       case 'start':
+        await this.nodes.beforePrimaryRestart(row);
         await this.engine.start(instance);
         status.applied_capacity = instance.capacity;
         return;
       case 'restart':
-        await this.engine.stop(instance.uid);
+        await this.nodes.beforePrimaryRestart(row);
+        await this.engine.stop(instance.uid, instance.node);
         await this.engine.start(instance);
+        // The secondaries restart with the new settings once the primary is back.
+        await this.nodes.restartSecondaries(row, false);
         status.applied_capacity = instance.capacity;
         return;
       case 'stop':
+        await this.nodes.beforePrimaryRestart(row);
         await this.engine.stop(instance.uid);
         return;
       case 'bootstrap-roles':
@@ -296,7 +354,9 @@ export class Reconciler extends EventEmitter {
 
   private async report(row: InstanceRow, state: InstanceRow['state'], status: InstanceStatus, done: boolean) {
     await this.options.beforeReport?.(row.uid, state);
-    const written = await updateInstanceStatus(this.store, row.uid, row.generation, state, status, done);
+    // The topology is recorded as it changes (reconcile/nodes.ts): the row holds the latest.
+    const current = { ...status, topology: row.status.topology };
+    const written = await updateInstanceStatus(this.store, row.uid, row.generation, state, current, done);
     if (written) {
       row.state = state;
       this.emit('changed', row.uid);

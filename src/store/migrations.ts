@@ -348,4 +348,13 @@ export const migrations: Migration[] = [
         ADD CHECK ((instance_uid IS NULL) = (database_name IS NULL));
     `,
   },
+  {
+    version: 16,
+    name: 'read-only addresses of instances with readable secondaries',
+    sql: `
+      -- read_only_dns: a second loopback address per instance, routed by the proxy to a
+      -- streaming secondary. Kept once given, so the name a client configured stays valid.
+      ALTER TABLE instances ADD COLUMN read_only_address inet UNIQUE;
+    `,
+  },
 ];
