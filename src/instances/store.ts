@@ -75,7 +75,7 @@ export interface InstanceTopology {
   failover?: FailoverRecord;
 }
 
-export interface FailoverRecord {
+interface FailoverRecord {
   from: number;
   /** Chosen once the old primary is fenced (its last WAL then reached the secondaries). */
   to?: number;

@@ -174,12 +174,12 @@ export class InstanceNodes {
       await sleep(100);
       replication = await this.engine.observeReplication(row.uid, topology.primary, desired);
     }
-    const streaming = sortedNodes(replication.streaming);
-    if (!sameNodes(streaming, topology.streaming)) {
-      await this.record(row, { ...topology, streaming });
-      topology = topologyOf(row.status);
-    }
-    await this.changeSync(row, streaming);
+    // Synchronous first, and only synchronous secondaries count: effective_node_count above 1
+    // means a secondary holds every acknowledged commit (one still catching up counts next pass).
+    await this.changeSync(row, sortedNodes(replication.streaming));
+    topology = topologyOf(row.status);
+    const streaming = sortedNodes(replication.streaming.filter((node) => topology.sync.includes(node)));
+    if (!sameNodes(streaming, topology.streaming)) await this.record(row, { ...topology, streaming });
   }
 
   /**

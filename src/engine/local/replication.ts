@@ -14,10 +14,10 @@ import { handToPostgres, type PostgresRuntime } from './runtime.js';
  */
 
 /** The role secondaries stream as. `databricks_` names are reserved: no identity can log in as it. */
-export const REPLICATION_ROLE = 'databricks_replication';
+const REPLICATION_ROLE = 'databricks_replication';
 
 /** The file holding `synchronous_standby_names`; `pier.conf` includes it. */
-export const SYNCHRONOUS_FILE = 'pier-synchronous.conf';
+const SYNCHRONOUS_FILE = 'pier-synchronous.conf';
 
 /** `pier_node_1`: a node's replication slot and its `application_name` on the primary. */
 export function nodeSlotName(node: number): string {
