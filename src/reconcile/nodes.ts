@@ -136,29 +136,37 @@ export class InstanceNodes {
         streaming: topology.streaming.filter((n) => n !== node),
       });
     }
+    const failures: unknown[] = [];
     for (const node of desired) {
-      topology = topologyOf(row.status);
-      const observed = await this.engine.observe(row.uid, node);
-      const instance = { ...this.instance(row), node, primary: topology.primary };
-      if (!observed.provisioned || !topology.secondaries.includes(node) || topology.reclone.includes(node)) {
-        if (topology.sync.includes(node))
-          await this.changeSync(
-            row,
-            topology.sync.filter((n) => n !== node),
-          );
-        await this.engine.provisionSecondary(instance);
-        topology = topologyOf(row.status);
-        await this.record(row, {
-          ...topology,
-          secondaries: sortedNodes([...topology.secondaries, node]),
-          reclone: topology.reclone.filter((n) => n !== node),
-        });
-      } else if (!observed.running) {
-        await this.engine.configure(instance);
-      }
-      await this.engine.start(instance);
+      // One secondary that cannot be made or started must not hold up the others, nor the
+      // synchronous set's following those that stream (commits would wait on a dead node).
+      await this.ensureSecondary(row, node).catch((error) => failures.push(error));
     }
     await this.followReplication(row, desired);
+    if (failures.length > 0) throw failures[0];
+  }
+
+  private async ensureSecondary(row: InstanceRow, node: number): Promise<void> {
+    let topology = topologyOf(row.status);
+    const observed = await this.engine.observe(row.uid, node);
+    const instance = { ...this.instance(row), node, primary: topology.primary };
+    if (!observed.provisioned || !topology.secondaries.includes(node) || topology.reclone.includes(node)) {
+      if (topology.sync.includes(node))
+        await this.changeSync(
+          row,
+          topology.sync.filter((n) => n !== node),
+        );
+      await this.engine.provisionSecondary(instance);
+      topology = topologyOf(row.status);
+      await this.record(row, {
+        ...topology,
+        secondaries: sortedNodes([...topology.secondaries, node]),
+        reclone: topology.reclone.filter((n) => n !== node),
+      });
+    } else if (!observed.running) {
+      await this.engine.configure(instance);
+    }
+    await this.engine.start(instance);
   }
 
   /** Records which secondaries stream and moves the synchronous set to them. */

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { api, eventually, type PierProcess, removePier, startPier } from '../helpers/pier.js';
-import { getInstance, nodePaths, proxyClient, streamingInstance, writableNodes } from './helpers.js';
+import {
+  getInstance,
+  nodePaths,
+  postmasterPid,
+  proxyClient,
+  streamingInstance,
+  writableNodes,
+} from './helpers.js';
 
 let pier: PierProcess;
 
@@ -121,6 +128,13 @@ test('stop, start and resize keep the secondary; a failover request needs a stre
   await secondary.end();
   assert.equal(rows[0].n, 100);
   assert.equal(settings.rows[0].setting, '500', 'the secondary was resized too');
+
+  // A secondary killed: writes do not wait for it; it is restarted and streams again.
+  process.kill(await postmasterPid(pier, uid, 1), 'SIGKILL');
+  const writer = await proxyClient(pier, host as string, 'ha-life');
+  await writer.query('INSERT INTO kept VALUES (101)');
+  await writer.end();
+  await streamingInstance(pier, 'ha-life', 2);
 
   assert.equal((await patch('node_count', { node_count: 1 })).status, 200);
   await streamingInstance(pier, 'ha-life', 1);
