@@ -237,7 +237,11 @@ export class Reconciler extends EventEmitter {
     if (row.node_id !== this.options.nodeId) return 'done';
     const topology = topologyOf(row.status);
     const observed = await this.engine.observe(uid, topology.primary);
-    if (!row.spec.deleted && (topology.failover || topology.secondaries.length > 0)) {
+    // A failover under way, or maybe due: the primary is down, or one was asked for.
+    const maybeDue =
+      topology.secondaries.length > 0 &&
+      (!observed.running || (row.spec.failover_requests ?? 0) > topology.failovers);
+    if (!row.spec.deleted && (topology.failover || maybeDue)) {
       const reason =
         topology.failover?.reason ??
         failoverReason(

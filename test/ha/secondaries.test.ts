@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { api, eventually, type PierProcess, removePier, startPier } from '../helpers/pier.js';
 import {
@@ -20,18 +21,18 @@ after(async () => {
   if (pier) await removePier(pier);
 });
 
-test('node_count 2 with readable secondaries: reads on read_only_dns, writes there get 25006', async () => {
+test('readable secondaries: reads on read_only_dns, round robin, writes there get 25006', async () => {
   const created = await api(pier, pier.adminToken, 'POST', '/api/2.0/database/instances', {
     name: 'ha-reads',
     capacity: 'CU_1',
-    node_count: 2,
+    node_count: 3,
     enable_readable_secondaries: true,
   });
   assert.equal(created.status, 200, JSON.stringify(created.body));
-  assert.equal(created.body.node_count, 2);
+  assert.equal(created.body.node_count, 3);
   assert.match(String(created.body.read_only_dns), /^127\.1\.\d+\.\d+$/);
   assert.notEqual(created.body.read_only_dns, created.body.read_write_dns);
-  const instance = await streamingInstance(pier, 'ha-reads', 2);
+  const instance = await streamingInstance(pier, 'ha-reads', 3);
   assert.equal(instance.effective_enable_readable_secondaries, true);
 
   const primary = await proxyClient(pier, instance.read_write_dns as string, 'ha-reads');
@@ -58,11 +59,30 @@ test('node_count 2 with readable secondaries: reads on read_only_dns, writes the
         return true;
       },
     );
+    // Each new connection goes to the next secondary.
+    const slots = new Set<string>();
+    for (let i = 0; i < 2; i++) {
+      const next = await proxyClient(pier, instance.read_only_dns as string, 'ha-reads');
+      slots.add((await next.query("SELECT current_setting('primary_slot_name') AS slot")).rows[0].slot);
+      await next.end();
+    }
+    assert.deepEqual([...slots].sort(), ['pier_node_1', 'pier_node_2']);
   } finally {
     await reader.end();
     await primary.end();
   }
   assert.deepEqual(await writableNodes(pier, instance.uid), [0], 'exactly one writable node');
+
+  // Deleting removes every node.
+  assert.equal(
+    (await api(pier, pier.adminToken, 'DELETE', '/api/2.0/database/instances/ha-reads')).status,
+    200,
+  );
+  await eventually(async () => {
+    const gone = await api(pier, pier.adminToken, 'GET', '/api/2.0/database/instances/ha-reads');
+    return gone.status === 404 ? true : undefined;
+  }, 30_000);
+  for (const node of [0, 1, 2]) assert.equal(existsSync(nodePaths(pier, instance.uid, node).dataDir), false);
 });
 
 test('node_count is 1 to 3, readable secondaries need one; refused requests change nothing', async () => {
