@@ -65,7 +65,8 @@ export function planInstance(spec: InstanceSpec, status: InstanceStatus, observe
           done: 'AVAILABLE',
         };
   }
-  const resized = status.applied_capacity !== spec.capacity;
+  // A server started before WAL archiving was always on restarts once to turn it on.
+  const resized = status.applied_capacity !== spec.capacity || status.wal_archiving !== true;
   if (spec.stopped) {
     const steps: Step[] = [];
     if (observed.running) steps.push('stop');

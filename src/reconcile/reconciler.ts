@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { deleteArchiveRow } from '../backups/store.js';
 import type { Engine, EngineInstance } from '../engine/engine.js';
 import { noteFailure } from '../failures.js';
 import {
@@ -10,6 +11,7 @@ import {
   type InstanceStatus,
   listAllInstanceUids,
   listNodeInstances,
+  type ParentRef,
   topologyOf,
   updateInstanceStatus,
 } from '../instances/store.js';
@@ -318,7 +320,11 @@ export class Reconciler extends EventEmitter {
   ): Promise<void> {
     switch (step) {
       case 'provision':
-        await this.engine.provision(instance);
+        if (row.spec.parent) {
+          status.effective_lsn = await this.restoreChild(instance, row.spec.parent);
+        } else {
+          await this.engine.provision(instance);
+        }
         status.provisioned = true;
         return;
       case 'configure':
@@ -331,6 +337,7 @@ export class Reconciler extends EventEmitter {
         await this.nodes.beforePrimaryRestart(row);
         await this.engine.start(instance);
         status.applied_capacity = instance.capacity;
+        status.wal_archiving = true;
         return;
       case 'restart':
         await this.nodes.beforePrimaryRestart(row);
@@ -339,6 +346,7 @@ export class Reconciler extends EventEmitter {
         // The secondaries restart with the new settings once the primary is back.
         await this.nodes.restartSecondaries(row, false);
         status.applied_capacity = instance.capacity;
+        status.wal_archiving = true;
         return;
       case 'stop':
         await this.nodes.beforePrimaryRestart(row);
@@ -350,10 +358,38 @@ export class Reconciler extends EventEmitter {
         return;
       case 'destroy':
         await this.engine.destroy(instance.uid);
+        // Without purge the archive outlives the instance for its retention window (backups/scheduler.ts).
+        if (row.spec.purge) {
+          await this.engine.backups.removeArchive(instance.uid);
+          await deleteArchiveRow(this.store, instance.uid);
+        }
         return;
       case 'forget':
         return;
     }
+  }
+
+  /**
+   * Restores a point-in-time child from its parent's archive. The parent, if
+   * it runs here, first seals its WAL so the target is in the archive (a
+   * branch at "now" does not wait for a segment to fill). A restore cut short
+   * (kill -9) leaves only a `.partial` copy, which the next pass starts over.
+   */
+  private async restoreChild(instance: EngineInstance, parent: ParentRef): Promise<string> {
+    const parentRow = await findInstanceByUid(this.store, parent.uid);
+    if (
+      parentRow &&
+      parentRow.node_id === this.options.nodeId &&
+      (await this.engine.observe(parent.uid, topologyOf(parentRow.status).primary)).ready
+    ) {
+      await this.engine.sealWal(parent.uid);
+    }
+    const { effectiveLsn } = await this.engine.restore(instance, {
+      parentUid: parent.uid,
+      backupId: parent.backup_id,
+      target: parent.target,
+    });
+    return effectiveLsn;
   }
 
   private async report(row: InstanceRow, state: InstanceRow['state'], status: InstanceStatus, done: boolean) {

@@ -2,6 +2,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { PierError } from '../../errors.js';
+import type { BaseBackupResult } from '../engine.js';
 import { type CopyFilter, cloneDataDir } from './clone.js';
 import { handToPostgres, type PostgresRuntime } from './runtime.js';
 
@@ -44,21 +45,6 @@ export const baseBackupFilter: CopyFilter = (path, isDirectory) => {
   }
   return 'copy';
 };
-
-/** A finished base backup: restorable to any point at or after `stopLsn` (and `stoppedAt`). */
-export interface BaseBackupResult {
-  label: string;
-  /** LSNs as Postgres prints them (`0/2000028`): never a JS number. */
-  startLsn: string;
-  stopLsn: string;
-  /** The WAL segment file holding the start point (the oldest WAL a restore needs). */
-  startWalFile: string;
-  timeline: number;
-  startedAt: Date;
-  /** The server's clock just after `pg_backup_stop` returned: every later commit is stamped after it. */
-  stoppedAt: Date;
-  bytes: number;
-}
 
 export interface BaseBackupOptions {
   /** Shown in `backup_label` and the server log. */

@@ -2,9 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import type { Engine, EngineInstance, EngineObservation, ReplicationObservation } from '../engine.js';
-import { makeStandbyDataDir } from './base-backup.js';
+import type { BackupStorage } from '../../backups/storage.js';
+import { PierError } from '../../errors.js';
+import type {
+  BaseBackupResult,
+  Engine,
+  EngineInstance,
+  EngineObservation,
+  ReplicationObservation,
+  RestoreSource,
+} from '../engine.js';
+import { makeStandbyDataDir, takeBaseBackup } from './base-backup.js';
 import { capacitySettings } from './capacity.js';
 import { cloneDataDir } from './clone.js';
 import {
@@ -26,6 +36,7 @@ import {
   withNode,
   writeSynchronousNames,
 } from './replication.js';
+import { recoverToTarget } from './restore.js';
 import { handToPostgres, type PostgresRuntime } from './runtime.js';
 import { prepareTemplate } from './template.js';
 
@@ -50,6 +61,12 @@ export async function listInstanceStorage(instancesDir: string): Promise<string[
     throw error;
   });
   return entries.filter((entry) => INSTANCE_ENTRY.test(entry)).sort();
+}
+
+/** A copy in flight may run a server (a restore's recovery outlives a killed Pier): stop it, then remove it. */
+async function removePartial(dir: string): Promise<void> {
+  await stopCluster(dir, { timeoutMs: 10_000 });
+  await rm(dir, { recursive: true, force: true });
 }
 
 export interface LocalEngineLayout {
@@ -81,6 +98,7 @@ export class LocalEngine implements Engine {
     private readonly layout: LocalEngineLayout,
     private readonly spareTarget: number,
     private readonly log: (message: string) => void,
+    readonly backups: BackupStorage,
   ) {}
 
   get pgMajorVersion(): number {
@@ -94,7 +112,7 @@ export class LocalEngine implements Engine {
   static async open(
     runtime: PostgresRuntime,
     layout: LocalEngineLayout,
-    options: { spares?: number; log?: (message: string) => void } = {},
+    options: { backups: BackupStorage; spares?: number; log?: (message: string) => void },
   ): Promise<LocalEngine> {
     for (const dir of [layout.instancesDir, layout.runDir, layout.logsDir]) {
       await mkdir(dir, { recursive: true });
@@ -109,10 +127,15 @@ export class LocalEngine implements Engine {
     );
     // A copy interrupted by a crash is never an instance, and its name says Pier made it: drop it.
     for (const entry of await readdir(layout.instancesDir)) {
-      if (PARTIAL_ENTRY.test(entry))
-        await rm(join(layout.instancesDir, entry), { recursive: true, force: true });
+      if (PARTIAL_ENTRY.test(entry)) await removePartial(join(layout.instancesDir, entry));
     }
-    const engine = new LocalEngine(runtime, layout, options.spares ?? 2, options.log ?? (() => {}));
+    const engine = new LocalEngine(
+      runtime,
+      layout,
+      options.spares ?? 2,
+      options.log ?? (() => {}),
+      options.backups,
+    );
     engine.refillSpares();
     return engine;
   }
@@ -200,7 +223,7 @@ export class LocalEngine implements Engine {
     }
     if (!claimed) {
       const partial = `${target}.partial`;
-      await rm(partial, { recursive: true, force: true });
+      await removePartial(partial);
       // The rename makes the clone appear whole or not at all.
       await cloneDataDir(this.layout.templateDir, partial);
       await rename(partial, target);
@@ -209,18 +232,109 @@ export class LocalEngine implements Engine {
   }
 
   async configure(instance: EngineInstance): Promise<void> {
+    await this.backups.prepareArchive(instance.uid);
     const node = instance.node ?? 0;
     await this.writeNodeSettings(instance, this.dataDir(instance.uid, node), node);
   }
 
   private async writeNodeSettings(instance: EngineInstance, dataDir: string, node: number): Promise<void> {
     await writeClusterSettings(this.runtime, dataDir, {
-      ...capacitySettings(instance.capacity),
-      cluster_name: instance.name,
+      ...this.settings(instance),
       ...replicationSettings(this.socketDir(instance.uid), node),
     });
     await writeFile(join(dataDir, 'pg_hba.conf'), HBA);
     await handToPostgres(this.runtime, join(dataDir, 'pg_hba.conf'), 0o600);
+  }
+
+  /** Capacity, name and the WAL archive, always on (a restart applies `archive_mode`). */
+  private settings(instance: EngineInstance): Record<string, string | number> {
+    return {
+      ...capacitySettings(instance.capacity),
+      cluster_name: instance.name,
+      archive_mode: 'on',
+      archive_command: this.backups.archiveCommand(instance.uid),
+      // A quiet instance's last commits reach the archive within a minute even if no segment fills.
+      archive_timeout: 60,
+    };
+  }
+
+  async takeBaseBackup(uid: string, id: string): Promise<BaseBackupResult> {
+    const staging = await this.backups.stageBaseBackup(uid, id);
+    const backup = await takeBaseBackup(
+      this.runtime,
+      this.superuserConnection(uid, 'postgres'),
+      // The primary's data directory: after a failover another node's.
+      this.dataDir(uid, await this.linkedPrimary(uid)),
+      staging,
+      {
+        label: `pier ${id}`,
+        waitForArchive: true,
+      },
+    );
+    await this.backups.commitBaseBackup(uid, id);
+    return backup;
+  }
+
+  async currentWalLsn(uid: string): Promise<string> {
+    const { rows } = await this.superuserQuery<{ lsn: string }>(
+      uid,
+      'SELECT pg_current_wal_lsn()::text AS lsn',
+    );
+    return rows[0].lsn;
+  }
+
+  async sealWal(uid: string): Promise<void> {
+    // A transaction with an xid writes a commit record: a time target before it has a commit after it to stop at.
+    await this.superuserQuery(uid, 'SELECT pg_current_xact_id()');
+    const { rows } = await this.superuserQuery<{ file: string }>(
+      uid,
+      'SELECT pg_walfile_name(pg_switch_wal()) AS file',
+    );
+    const deadline = Date.now() + 60_000;
+    while (!(await this.backups.hasWal(uid, rows[0].file))) {
+      if (Date.now() > deadline)
+        throw new PierError(
+          'INTERNAL_ERROR',
+          `WAL file ${rows[0].file} was not archived within 60 s: see the instance's server log`,
+        );
+      await sleep(10);
+    }
+  }
+
+  async restore(instance: EngineInstance, source: RestoreSource): Promise<{ effectiveLsn: string }> {
+    const target = this.dataDir(instance.uid);
+    const partial = `${target}.partial`;
+    await removePartial(partial);
+    const backupDir = await this.backups.baseBackupDir(source.parentUid, source.backupId);
+    await cloneDataDir(backupDir, partial);
+    await this.backups.prepareArchive(instance.uid);
+    const effectiveLsn = await recoverToTarget(this.runtime, {
+      paths: {
+        dataDir: partial,
+        socketDir: `${this.socketDir(instance.uid)}.restore`,
+        logFile: this.logFile(instance.uid),
+      },
+      source,
+      restoreCommand: this.backups.restoreCommand(source.parentUid),
+      settings: this.settings(instance),
+    });
+    await rm(`${this.socketDir(instance.uid)}.restore`, { recursive: true, force: true });
+    // The rename makes the child appear whole or not at all.
+    await rename(partial, target);
+    return { effectiveLsn };
+  }
+
+  private async superuserQuery<R extends pg.QueryResultRow>(
+    uid: string,
+    sql: string,
+  ): Promise<pg.QueryResult<R>> {
+    const client = new pg.Client(this.superuserConnection(uid, 'postgres'));
+    await client.connect();
+    try {
+      return await client.query<R>(sql);
+    } finally {
+      await client.end();
+    }
   }
 
   async start(instance: EngineInstance): Promise<void> {
@@ -279,10 +393,11 @@ export class LocalEngine implements Engine {
     for (const node of NODES) {
       await stopCluster(this.dataDir(uid, node));
       await rm(this.dataDir(uid, node), { recursive: true, force: true });
-      await rm(`${this.dataDir(uid, node)}.partial`, { recursive: true, force: true });
+      await removePartial(`${this.dataDir(uid, node)}.partial`);
       await rm(this.nodeSocketDir(uid, node), { recursive: true, force: true });
       await rm(this.logFile(uid, node), { force: true });
     }
+    await rm(`${this.socketDir(uid)}.restore`, { recursive: true, force: true });
     await rm(this.socketDir(uid), { recursive: true, force: true });
   }
 
