@@ -31,7 +31,7 @@ export interface ReplicationObservation {
   streaming: number[];
   /**
    * The last WAL position each ready secondary received and flushed, as
-   * Postgres prints it (`0/3000148`): compare with `compareLsn`, never as a
+   * Postgres prints it (`0/3000148`): compare with `compareLsn` (backups/lsn.ts), never as a
    * JS number.
    */
   receivedLsn: Record<number, string>;
@@ -157,21 +157,4 @@ export interface Engine {
   restore(instance: EngineInstance, source: RestoreSource): Promise<{ effectiveLsn: string }>;
   /** Finishes background work (e.g. preparing spare storage); instances keep running. */
   close(): Promise<void>;
-}
-
-/**
- * Orders two WAL positions as Postgres prints them (`16/B374D848`): the
- * halves are parsed as BigInt, since a position passes 2^53 long before a
- * busy instance retires.
- *
- * @example
- * compareLsn('0/3000148', '1/0') // -1
- */
-export function compareLsn(a: string, b: string): number {
-  const value = (lsn: string) => {
-    const [high, low] = lsn.split('/');
-    return (BigInt(`0x${high}`) << 32n) | BigInt(`0x${low}`);
-  };
-  const [x, y] = [value(a), value(b)];
-  return x < y ? -1 : x > y ? 1 : 0;
 }

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { compareLsn, type Engine, type EngineInstance } from '../engine/engine.js';
+import { compareLsn } from '../backups/lsn.js';
+import type { Engine, EngineInstance } from '../engine/engine.js';
 import { PierError } from '../errors.js';
 import {
   type InstanceRow,

@@ -1,4 +1,5 @@
-import { compareLsn, type EngineObservation, type ReplicationObservation } from '../engine/engine.js';
+import { compareLsn } from '../backups/lsn.js';
+import type { EngineObservation, ReplicationObservation } from '../engine/engine.js';
 import type { InstanceSpec, InstanceTopology } from '../instances/store.js';
 
 /** Node numbers of an instance: the primary and up to two secondaries. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compareLsn, type EngineObservation, type ReplicationObservation } from '../../src/engine/engine.js';
+import { compareLsn } from '../../src/backups/lsn.js';
+import type { EngineObservation, ReplicationObservation } from '../../src/engine/engine.js';
 import type { InstanceSpec, InstanceTopology } from '../../src/instances/store.js';
 import {
   desiredSecondaries,
