@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { api, eventually, type PierProcess, removePier, startPier } from '../helpers/pier.js';
+import { api, eventually, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
 import {
   getInstance,
   nodePaths,
@@ -149,8 +149,20 @@ test('stop, start and resize keep the secondary; a failover request needs a stre
   assert.equal(rows[0].n, 100);
   assert.equal(settings.rows[0].setting, '500', 'the secondary was resized too');
 
+  // The CLI verb fails over and waits; node 1 is then the one writable primary.
+  const env = {
+    DATABRICKS_HOST: pier.apiUrl,
+    DATABRICKS_TOKEN: pier.adminToken,
+    DATABRICKS_CONFIG_PROFILE: '',
+  };
+  const failover = await runPier(['database', 'failover-database-instance', 'ha-life'], env);
+  assert.equal(failover.code, 0, failover.stderr);
+  assert.equal(JSON.parse(failover.stdout).state, 'AVAILABLE');
+  assert.deepEqual(await writableNodes(pier, uid), [1]);
+  await streamingInstance(pier, 'ha-life', 2);
+
   // A secondary killed: writes do not wait for it; it is restarted and streams again.
-  process.kill(await postmasterPid(pier, uid, 1), 'SIGKILL');
+  process.kill(await postmasterPid(pier, uid, 0), 'SIGKILL');
   const writer = await proxyClient(pier, host as string, 'ha-life');
   await writer.query('INSERT INTO kept VALUES (101)');
   await writer.end();
@@ -158,7 +170,10 @@ test('stop, start and resize keep the secondary; a failover request needs a stre
 
   assert.equal((await patch('node_count', { node_count: 1 })).status, 200);
   await streamingInstance(pier, 'ha-life', 1);
-  assert.deepEqual(await writableNodes(pier, uid), [0]);
+  assert.deepEqual(await writableNodes(pier, uid), [1]);
+  const reader = await proxyClient(pier, host as string, 'ha-life');
+  assert.equal((await reader.query('SELECT count(*)::int AS n FROM kept')).rows[0].n, 101);
+  await reader.end();
   const noSecondary = await api(
     pier,
     pier.adminToken,

@@ -46,6 +46,8 @@ const SPARE_PREFIX = '.spare-';
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 /** An instance's storage: `instances/<uid>`. */
 const INSTANCE_ENTRY = new RegExp(`^${UUID}$`);
+/** One node's storage: `instances/<uid>` (node 0) or `instances/<uid>.node-N`. */
+const NODE_ENTRY = new RegExp(`^(${UUID})(\\.node-[0-9])?$`);
 /** A copy in flight, made only by Pier: `<uid>.partial`, `<uid>.node-1.partial` or `.spare-<id>.partial`. */
 const PARTIAL_ENTRY = new RegExp(`^(\\.spare-)?${UUID}(\\.node-[0-9])?\\.partial$`);
 /** Node numbers an instance may use: a primary and up to two secondaries. */
@@ -60,7 +62,9 @@ export async function listInstanceStorage(instancesDir: string): Promise<string[
     if (error.code === 'ENOENT') return [];
     throw error;
   });
-  return entries.filter((entry) => INSTANCE_ENTRY.test(entry)).sort();
+  // After a failover and a smaller node_count, an instance may live on in `<uid>.node-1` alone.
+  const uids = entries.flatMap((entry) => NODE_ENTRY.exec(entry)?.[1] ?? []);
+  return [...new Set(uids)].sort();
 }
 
 /** A copy in flight may run a server (a restore's recovery outlives a killed Pier): stop it, then remove it. */
