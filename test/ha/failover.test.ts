@@ -160,4 +160,12 @@ test('kill -9 of Pier in the middle of a failover: the next Pier finishes it, on
   await streamingInstance(next, 'ha-resume', 2, 90_000);
   assert.deepEqual(await writableNodes(next, uid), [1]);
   assert.equal((await ledgerIds(next, host, 'ha-resume')).size, 1000);
+
+  // A clean stop (every node shut down) and start is no failover: node 1 stays the primary.
+  await next.stop();
+  const third = await startPier({ dataDir: slow.dataDir });
+  piers.splice(piers.indexOf(next), 1, third);
+  await streamingInstance(third, 'ha-resume', 2, 90_000);
+  assert.deepEqual(await writableNodes(third, uid), [1]);
+  assert.doesNotMatch(third.output(), /failing over/);
 });

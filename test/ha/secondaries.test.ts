@@ -168,7 +168,30 @@ test('stop, start and resize keep the secondary; a failover request needs a stre
   await writer.end();
   await streamingInstance(pier, 'ha-life', 2);
 
-  assert.equal((await patch('node_count', { node_count: 1 })).status, 200);
+  // Readable secondaries turned on later: a read_only_dns of its own, served at once.
+  const enabled = await patch('enable_readable_secondaries', { enable_readable_secondaries: true });
+  assert.equal(enabled.status, 200, JSON.stringify(enabled.body));
+  assert.match(String(enabled.body.read_only_dns), /^127\.1\.\d+\.\d+$/);
+  const readOnly = await eventually(async () => {
+    const client = await proxyClient(pier, enabled.body.read_only_dns as string, 'ha-life').catch(
+      () => undefined,
+    );
+    return client;
+  }, 20_000);
+  assert.equal((await readOnly.query('SELECT pg_is_in_recovery() AS r')).rows[0].r, true);
+  await readOnly.end();
+  const refusedShrink = await patch('node_count', { node_count: 1 });
+  assert.equal(refusedShrink.status, 400, 'readable secondaries need a secondary');
+
+  assert.equal(
+    (
+      await patch('node_count,enable_readable_secondaries', {
+        node_count: 1,
+        enable_readable_secondaries: false,
+      })
+    ).status,
+    200,
+  );
   await streamingInstance(pier, 'ha-life', 1);
   assert.deepEqual(await writableNodes(pier, uid), [1]);
   const reader = await proxyClient(pier, host as string, 'ha-life');
