@@ -24,6 +24,8 @@ import { desiredSecondaries, failoverReason, sameNodes } from './plan-nodes.js';
 
 /** Lease resource name for instances (see store/leases.ts). */
 const LEASE = 'instance';
+/** How often the primaries of HA instances are looked at (see watchPrimaries). */
+const PRIMARY_WATCH_MS = 200;
 /** How long a pass may run between renewals before another process may take the instance over. */
 const LEASE_TTL_MS = 60_000;
 
@@ -57,6 +59,9 @@ export class Reconciler extends EventEmitter {
   /** When each lease held was last claimed or renewed. */
   private readonly renewedAt = new Map<string, number>();
   private timer?: NodeJS.Timeout;
+  private primaryWatch?: NodeJS.Timeout;
+  /** HA instances whose commits are synchronous, by uid: their primary's node (from the last resync). */
+  private synchronousPrimaries = new Map<string, number>();
   private stopped = false;
   /**
    * This reconciler's name on the leases it holds: its node, of which one
@@ -99,12 +104,15 @@ export class Reconciler extends EventEmitter {
     const interval = this.options.resyncIntervalMs ?? 1000;
     this.timer = setInterval(() => void this.resync(), interval);
     this.timer.unref();
+    this.primaryWatch = setInterval(() => void this.watchPrimaries(), PRIMARY_WATCH_MS);
+    this.primaryWatch.unref();
   }
 
   /** Waits for in-flight work and stops watching. Running instances keep running. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.primaryWatch) clearInterval(this.primaryWatch);
     await Promise.allSettled([...this.running.values()]);
   }
 
@@ -136,13 +144,33 @@ export class Reconciler extends EventEmitter {
   private async resync(): Promise<void> {
     if (this.stopped) return;
     try {
-      for (const row of await listNodeInstances(this.store, this.options.nodeId)) {
+      const rows = await listNodeInstances(this.store, this.options.nodeId);
+      this.synchronousPrimaries = new Map(
+        rows.flatMap((row) => {
+          const topology = topologyOf(row.status);
+          return topology.sync.length > 0 && !row.spec.stopped ? [[row.uid, topology.primary] as const] : [];
+        }),
+      );
+      for (const row of rows) {
         if (this.running.has(row.uid)) continue;
         const needsWork = row.observed_generation !== row.generation || (await this.drifted(row));
         if (needsWork) this.kick(row.uid);
       }
     } catch (error) {
       noteFailure('reconciler.resync', error);
+    }
+  }
+
+  /**
+   * Failover starts sooner than the resync would notice: the primaries of
+   * instances with synchronous secondaries are looked at (postmaster.pid, no
+   * SQL) several times a second.
+   */
+  private async watchPrimaries(): Promise<void> {
+    for (const [uid, primary] of this.synchronousPrimaries) {
+      if (this.stopped || this.running.has(uid)) continue;
+      const observed = await this.engine.observe(uid, primary).catch(() => undefined);
+      if (observed && !observed.running) this.kick(uid);
     }
   }
 
@@ -254,6 +282,8 @@ export class Reconciler extends EventEmitter {
         );
       if (reason) {
         await this.nodes.failover(row, reason);
+        // Its old primary is down for good: the next resync watches the new one.
+        this.synchronousPrimaries.delete(uid);
         return 'again';
       }
     }
