@@ -132,6 +132,8 @@ export interface Engine {
    * a crash). Idempotent.
    */
   fence(uid: string, node: number): Promise<void>;
+  /** Undoes `fence` on a node no other was promoted in place of: it may start as the primary again. */
+  unfence(uid: string, node: number): Promise<void>;
   /** Promotes a standby to primary (a no-op on a primary) and routes the instance's socket to it. */
   promote(uid: string, node: number): Promise<void>;
   /** The socket directory of one node (`socketDir(uid)` always reaches the primary). */

@@ -85,9 +85,19 @@ export class InstanceNodes {
       const replication = await this.engine.observeReplication(row.uid, record.from, topology.secondaries);
       const to = failoverTarget(record.reason, topology, replication);
       if (to === undefined) {
+        // None was promoted, so the old primary may be one again: it restarts with its own data.
+        await this.engine.unfence(row.uid, record.from);
+        await this.record(row, {
+          ...topology,
+          failover: undefined,
+          sync: [],
+          streaming: [],
+          // A request is answered too (not retried in a loop): the API refuses a new one until a secondary streams.
+          failovers: Math.max(topology.failovers, row.spec.failover_requests ?? 0),
+        });
         throw new PierError(
-          'INTERNAL_ERROR',
-          `No secondary of '${row.name}' can take over: none is running as a standby. Pier keeps trying.`,
+          'INVALID_STATE',
+          `No secondary of '${row.name}' could take over (none runs as a standby): its primary restarts in place instead.`,
         );
       }
       record = { ...record, to };

@@ -487,6 +487,10 @@ export class LocalEngine implements Engine {
     await stopCluster(dataDir, { timeoutMs: 10_000 });
   }
 
+  async unfence(uid: string, node: number): Promise<void> {
+    await rm(join(this.dataDir(uid, node), 'standby.signal'), { force: true });
+  }
+
   async promote(uid: string, node: number): Promise<void> {
     const dataDir = this.dataDir(uid, node);
     await writeSynchronousNames(this.runtime, dataDir, []);
