@@ -181,6 +181,11 @@ async function main(): Promise<void> {
       const client = new pg.Client({ host: superuser, user: 'postgres', database: 'postgres' });
       await client.connect();
       await client.query(`ALTER ROLE "admin@pier.local" SET synchronous_commit = ${mode}`);
+      // A role's settings apply when a session starts: end the proxy's warm sessions of the last mode.
+      await client.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'admin@pier.local'",
+      );
+      await sleep(200);
       await client.end();
     };
     const tps: Record<'on' | 'local', number[]> = { on: [], local: [] };
@@ -223,7 +228,7 @@ async function main(): Promise<void> {
       '',
       '## pgbench TPC-B through the proxy',
       '',
-      `pgbench (Debian) scale 4, 4 clients, -j 2, ${PGBENCH_SECONDS} s per run, ${ROUNDS} rounds of each mode interleaved (A B B A), same instance, same run. \`synchronous_commit = on\` (Pier's default with a streaming secondary: each commit waits until the secondary flushed it) vs \`local\` (the commit waits for the primary's disk only), set per role.`,
+      `pgbench (Debian) scale 4, 4 clients, -j 2, ${PGBENCH_SECONDS} s per run, ${ROUNDS} rounds of each mode interleaved (A B B A), same instance, same run. \`synchronous_commit = on\` (Pier's default with a streaming secondary: each commit waits until the secondary flushed it) vs \`local\` (the commit waits for the primary's disk only), set per role; at each switch the role's sessions, the proxy's warm ones included, are ended so every run starts in its mode.`,
       '',
       '| synchronous commit | TPS (median) | runs |',
       '|---|---|---|',
