@@ -5,39 +5,18 @@ import { after, before, test } from 'node:test';
 import type pg from 'pg';
 import { availableInstance, instanceSuperuser } from '../helpers/access.js';
 import { api, eventually, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
+import { baseBackups, createChild, INSTANCES, instanceInState } from './instances.js';
 
-const INSTANCES = '/api/2.0/database/instances';
 let pier: PierProcess;
 let parentUid: string;
 let parent: pg.Client;
-
-/** Waits until the instance has at least `count` base backups; returns them. */
-async function backups(name: string, count = 1): Promise<Record<string, unknown>[]> {
-  return eventually(
-    async () => {
-      const { body } = await api(pier, pier.adminToken, 'GET', `${INSTANCES}/${name}/backups`);
-      const list = (body.base_backups ?? []) as Record<string, unknown>[];
-      return list.length >= count ? list : undefined;
-    },
-    60_000,
-    `${count} base backup(s) of ${name}`,
-  );
-}
 
 async function instance(name: string): Promise<Record<string, unknown>> {
   return (await api(pier, pier.adminToken, 'GET', `${INSTANCES}/${name}`)).body;
 }
 
-async function available(name: string): Promise<Record<string, unknown>> {
-  return eventually(
-    async () => {
-      const body = await instance(name);
-      return body.state === 'AVAILABLE' ? body : undefined;
-    },
-    90_000,
-    `${name} AVAILABLE`,
-  );
-}
+const backups = (name: string, count = 1) => baseBackups(pier, name, count);
+const available = (name: string) => instanceInState(pier, name, 'AVAILABLE');
 
 async function ids(uid: string): Promise<number[]> {
   const client = await instanceSuperuser(pier, uid);
@@ -88,12 +67,7 @@ test('a child at each LSN, at each time and at now holds exactly the rows commit
     ['at-now', {}, [1, 2, 3]],
   ];
   for (const [name, ref] of cases) {
-    const created = await api(pier, pier.adminToken, 'POST', INSTANCES, {
-      name,
-      parent_instance_ref: { name: 'shop', ...ref },
-    });
-    assert.equal(created.status, 200, JSON.stringify(created.body));
-    assert.equal(created.body.state, 'STARTING');
+    assert.equal((await createChild(pier, name, { name: 'shop', ...ref })).state, 'STARTING');
   }
   for (const [name, ref, expected] of cases) {
     const child = await available(name);
@@ -124,11 +98,7 @@ test('a child of a child', async () => {
   const mark = await write(client, 10);
   await write(client, 11);
   await client.end();
-  const created = await api(pier, pier.adminToken, 'POST', INSTANCES, {
-    name: 'grandchild',
-    parent_instance_ref: { name: 'at-now', lsn: mark.lsn },
-  });
-  assert.equal(created.status, 200, JSON.stringify(created.body));
+  await createChild(pier, 'grandchild', { name: 'at-now', lsn: mark.lsn });
   const grandchild = await available('grandchild');
   assert.deepEqual(await ids(grandchild.uid as string), [1, 2, 3, 10]);
   assert.equal((grandchild.parent_instance_ref as Record<string, unknown>).name, 'at-now');

@@ -380,6 +380,7 @@ export class LocalEngine implements Engine {
   /** Without `node`, stops every node, the primary first (its secondaries receive all its WAL as it stops). */
   async stop(uid: string, node?: number): Promise<void> {
     if (node !== undefined) return stopCluster(this.dataDir(uid, node));
+    await this.finishWalSegment(uid);
     const primary = await this.linkedPrimary(uid);
     for (const each of [primary, ...NODES.filter((n) => n !== primary)]) {
       await stopCluster(this.dataDir(uid, each));
@@ -393,7 +394,21 @@ export class LocalEngine implements Engine {
     return match ? Number(match[1]) : 0;
   }
 
+  /**
+   * Before a stop: ends the current WAL segment, so the archiver's last pass
+   * at shutdown archives every commit (the archive of a stopped or deleted
+   * instance then reaches its last transaction, not its last full segment).
+   */
+  private async finishWalSegment(uid: string): Promise<void> {
+    if (!(await observeCluster(this.dataDir(uid, await this.linkedPrimary(uid)))).ready) return;
+    await this.superuserQuery(uid, 'SELECT pg_switch_wal()').catch((error: Error) => {
+      // A server that cannot take the query is stopped anyway; its last partial segment stays unarchived.
+      this.log(`instance ${uid}: switching WAL before the stop failed: ${error.message}`);
+    });
+  }
+
   async destroy(uid: string): Promise<void> {
+    await this.finishWalSegment(uid);
     for (const node of NODES) {
       await stopCluster(this.dataDir(uid, node));
       await rm(this.dataDir(uid, node), { recursive: true, force: true });
