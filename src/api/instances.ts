@@ -10,6 +10,7 @@ import {
   findInstanceForCallerByUid,
   getInstance,
   listInstances,
+  requestFailover,
   updateInstance,
 } from '../instances/service.js';
 import type { InstanceRow } from '../instances/store.js';
@@ -61,6 +62,11 @@ export const databaseInstanceRoutes: RouteGroup = (app, ctx) => {
       await readJson(c),
     );
     return c.json(await view(row, true));
+  });
+
+  // Pier's own: the Databricks API has no failover call (docs/high-availability.md).
+  app.post('/api/2.0/database/instances/:name/failover', async (c) => {
+    return c.json(view(await requestFailover(ctx, c.var.caller, c.req.param('name'))));
   });
 
   app.delete('/api/2.0/database/instances/:name', async (c) => {

@@ -15,6 +15,17 @@ export function parseLsn(text: string): bigint {
   return (BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`);
 }
 
+/**
+ * Orders two WAL positions as Postgres prints them.
+ *
+ * @example
+ * compareLsn('0/3000148', '1/0') // -1
+ */
+export function compareLsn(a: string, b: string): number {
+  const [x, y] = [parseLsn(a), parseLsn(b)];
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
 /** The canonical text of an LSN (upper-case hex, as `pg_current_wal_lsn()` prints it). */
 function formatLsn(value: bigint): string {
   return `${(value >> 32n).toString(16).toUpperCase()}/${(value & 0xffffffffn).toString(16).toUpperCase()}`;

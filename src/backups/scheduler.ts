@@ -1,7 +1,7 @@
 import type { Engine } from '../engine/engine.js';
 import { noteFailure } from '../failures.js';
 import { reportedState } from '../instances/state.js';
-import { findInstanceByUid, type InstanceRow, listNodeInstances } from '../instances/store.js';
+import { findInstanceByUid, type InstanceRow, listNodeInstances, topologyOf } from '../instances/store.js';
 import type { Reconciler } from '../reconcile/reconciler.js';
 import type { Store } from '../store/store.js';
 import { archiveExpired, planPrune, walToRemove } from './retention.js';
@@ -100,7 +100,10 @@ export class BackupScheduler {
 
   /** A first backup for an instance that has none, a scheduled one once the interval passed; true if one was taken. */
   private async backupIfDue(row: InstanceRow): Promise<boolean> {
-    if (reportedState(row) !== 'AVAILABLE' || !(await this.engine.observe(row.uid)).ready) return false;
+    // The primary's node: after a failover not node 0.
+    const primary = topologyOf(row.status).primary;
+    if (reportedState(row) !== 'AVAILABLE' || !(await this.engine.observe(row.uid, primary)).ready)
+      return false;
     const latest = (await listBaseBackups(this.store, row.uid)).at(-1);
     const interval = this.options.intervalMs ?? DAY_MS;
     if (latest && this.now().getTime() - latest.stopped_at.getTime() < interval) {

@@ -88,8 +88,15 @@ function addInstanceFlags(command: Command): Command {
   return command
     .option('--capacity <sku>', 'The sku of the instance: CU_1, CU_2, CU_4 or CU_8.')
     .option('--enable-pg-native-login', 'Allow Postgres password login for PG_ONLY roles.')
-    .option('--enable-readable-secondaries', 'Enable readable secondaries (not supported yet).')
-    .addOption(new Option('--node-count <n>', 'Number of nodes (only 1 is supported).').argParser(Number))
+    .option(
+      '--enable-readable-secondaries',
+      'Serve read-only connections on read_only_dns from the secondaries.',
+    )
+    .addOption(
+      new Option('--node-count <n>', 'Number of nodes: 1 primary and up to 2 secondaries (1-3).').argParser(
+        Number,
+      ),
+    )
     .addOption(new Option('--retention-window-in-days <n>', 'Days of history kept (2-35).').argParser(Number))
     .option('--stopped', 'Whether the instance is stopped.')
     .option('--usage-policy-id <id>', 'The usage policy to associate with the instance.')
@@ -219,6 +226,23 @@ export function registerDatabaseCommands(program: Command): void {
         printJson(await waitForState(creds, name, target, parseDuration(options.timeout)));
       });
   }
+
+  // Pier's own verb: the Databricks API has no failover call (docs/high-availability.md).
+  database
+    .command('failover-database-instance <NAME>')
+    .description(
+      'Fail over to the most advanced secondary (Pier only); the old primary comes back as a secondary. Waits until AVAILABLE.',
+    )
+    .option('--no-wait', 'Do not wait to reach AVAILABLE state.')
+    .option('--timeout <duration>', 'Maximum time to reach AVAILABLE state.', '20m0s')
+    .action(async (name: string, options: { wait?: boolean; timeout: string }, command: Command) => {
+      const creds = credentials(command);
+      const requested = await call<Instance>(creds, 'POST', `${path(name)}/failover`, { body: {} });
+      if (options.wait === false) return printJson(requested);
+      // The reconciler takes the request within moments: wait for it to show, then for it to end.
+      await waitForState(creds, name, 'FAILING_OVER', 3000).catch(() => {});
+      printJson(await waitForState(creds, name, 'AVAILABLE', parseDuration(options.timeout)));
+    });
 }
 
 /** `generate-database-credential` and the instance-role verbs. */

@@ -15,6 +15,28 @@ export interface EngineInstance {
   uid: string;
   name: string;
   capacity: Capacity;
+  /**
+   * Which of the instance's nodes the call acts on (default 0). Node 0 is
+   * made with the instance; secondaries take the other numbers (at most 3
+   * nodes). Which one is the primary changes with each failover.
+   */
+  node?: number;
+  /** The node that is the primary now (default: `node`). */
+  primary?: number;
+}
+
+/** What a node of an HA instance is doing, as its primary and itself report it. */
+export interface ReplicationObservation {
+  /** Secondaries the primary streams WAL to now (`pg_stat_replication.state = 'streaming'`). */
+  streaming: number[];
+  /**
+   * The last WAL position each ready secondary received and flushed, as
+   * Postgres prints it (`0/3000148`): compare with `compareLsn` (backups/lsn.ts), never as a
+   * JS number.
+   */
+  receivedLsn: Record<number, string>;
+  /** Secondaries that run as standbys (in recovery). */
+  standbys: number[];
 }
 
 /** A finished base backup: restorable to any point at or after `stopLsn` (and `stoppedAt`). */
@@ -48,17 +70,23 @@ export interface EngineObservation {
   running: boolean;
   /** …and accepts connections. */
   ready: boolean;
+  /**
+   * Not running, and its last server stopped cleanly (a shutdown, not a
+   * crash or kill -9): a primary in this state is restarted, never failed over.
+   */
+  shutDownCleanly?: boolean;
 }
 
 export interface Engine {
   readonly pgMajorVersion: number;
-  observe(uid: string): Promise<EngineObservation>;
+  /** What runs for one node of the instance (default node 0). */
+  observe(uid: string, node?: number): Promise<EngineObservation>;
   /** Creates the instance's storage (from a prepared template; no initdb). */
   provision(instance: EngineInstance): Promise<void>;
   /** Writes the Postgres settings for the instance's capacity; they apply at the next start. */
   configure(instance: EngineInstance): Promise<void>;
   start(instance: EngineInstance): Promise<void>;
-  stop(uid: string): Promise<void>;
+  stop(uid: string, node?: number): Promise<void>;
   /** Stops the server if needed and removes every byte of the instance. */
   destroy(uid: string): Promise<void>;
   /** Makes sure a login role exists, optionally as a member of databricks_superuser. */
@@ -79,6 +107,37 @@ export interface Engine {
    * store not knowing an instance does not prove its data is garbage.
    */
   quarantine(uid: string): Promise<string>;
+  /**
+   * Makes `node` a streaming replica of the primary: a replication slot on
+   * the primary, a base backup of it into the node's own data directory,
+   * `standby.signal`. Replaces whatever data the node had (a fenced old
+   * primary comes back this way: there is no pg_rewind).
+   */
+  provisionSecondary(instance: EngineInstance & { node: number; primary: number }): Promise<void>;
+  /** Drops a secondary: its server, its data directory and its slot on the primary. */
+  removeSecondary(uid: string, node: number, primary: number): Promise<void>;
+  /** Makes sure the primary keeps a replication slot for each of `nodes` (after a promotion). */
+  ensureSlots(uid: string, primary: number, nodes: number[]): Promise<void>;
+  /** What the primary streams to and how far each secondary got. */
+  observeReplication(uid: string, primary: number, secondaries: number[]): Promise<ReplicationObservation>;
+  /**
+   * Sets `synchronous_standby_names` on the primary to `ANY 1 (…)` of
+   * `nodes` (none: commits do not wait) and reloads it. Returns the
+   * primary's current WAL position after the change.
+   */
+  setSynchronous(uid: string, primary: number, nodes: number[]): Promise<string>;
+  /**
+   * Makes sure `node` can never again accept writes as a primary: marks its
+   * data directory as a standby's, then stops its server (gone already after
+   * a crash). Idempotent.
+   */
+  fence(uid: string, node: number): Promise<void>;
+  /** Undoes `fence` on a node no other was promoted in place of: it may start as the primary again. */
+  unfence(uid: string, node: number): Promise<void>;
+  /** Promotes a standby to primary (a no-op on a primary) and routes the instance's socket to it. */
+  promote(uid: string, node: number): Promise<void>;
+  /** The socket directory of one node (`socketDir(uid)` always reaches the primary). */
+  nodeSocketDir(uid: string, node: number): string;
   /** Where instances' WAL archives and base backups are kept. */
   readonly backups: BackupStorage;
   /** Takes a base backup of a running instance into `backups` under `id`. */

@@ -6,8 +6,8 @@ import { noteFailure } from '../failures.js';
 import { type InstanceRoute, KeyedSlots, type ProxyDirectory } from '../proxy/index.js';
 import type { Store } from '../store/store.js';
 import { reportedState } from './state.js';
-import { listNodeInstances } from './store.js';
-import { instanceDnsName } from './view.js';
+import { type InstanceRow, listNodeInstances, topologyOf } from './store.js';
+import { instanceDnsName, readOnlyDnsName } from './view.js';
 
 /** Native-login checks run at once per instance: each holds a superuser session for a moment. */
 const NATIVE_CHECKS_PER_INSTANCE = 2;
@@ -30,7 +30,7 @@ export class InstanceDirectory implements ProxyDirectory {
   constructor(
     private readonly store: Store,
     /** Where each instance's Postgres socket is (the engine knows). */
-    private readonly engine: Pick<Engine, 'socketDir'>,
+    private readonly engine: Pick<Engine, 'socketDir' | 'nodeSocketDir'>,
     private readonly config: ControlConfig,
     /** Called with every instance address after each refresh (the proxy binds them). */
     private readonly onAddresses: (addresses: string[]) => Promise<void>,
@@ -60,6 +60,7 @@ export class InstanceDirectory implements ProxyDirectory {
   setState(uid: string, state: string): void {
     const route = this.byUidMap.get(uid);
     if (route) route.state = state;
+    for (const each of this.byDnsMap.values()) if (each.uid === uid) each.state = state;
   }
 
   /** Rebuilds the table from the store; concurrent calls coalesce. */
@@ -93,11 +94,27 @@ export class InstanceDirectory implements ProxyDirectory {
         nativeLogin: row.spec.enable_pg_native_login,
       }),
     );
+    // Read-only routes are found by their DNS name or address only; by name or uid a client reaches the primary.
+    const readOnly = rows.flatMap((row, i) =>
+      row.spec.enable_readable_secondaries ? [this.readOnlyRoute(row, routes[i])] : [],
+    );
+    const all = [...routes, ...readOnly];
     this.byNameMap = new Map(routes.map((r) => [r.name, r]));
     this.byUidMap = new Map(routes.map((r) => [r.uid, r]));
-    this.byDnsMap = new Map(routes.map((r) => [r.dnsName.toLowerCase(), r]));
-    this.byAddressMap = new Map(routes.flatMap((r) => (r.address ? [[r.address, r] as const] : [])));
-    await this.onAddresses(routes.flatMap((r) => (r.address ? [r.address] : [])));
+    this.byDnsMap = new Map(all.map((r) => [r.dnsName.toLowerCase(), r]));
+    this.byAddressMap = new Map(all.flatMap((r) => (r.address ? [[r.address, r] as const] : [])));
+    await this.onAddresses(all.flatMap((r) => (r.address ? [r.address] : [])));
+  }
+
+  private readOnlyRoute(row: InstanceRow, primary: InstanceRoute): InstanceRoute {
+    const { streaming } = topologyOf(row.status);
+    const { address: _primaryAddress, ...rest } = primary;
+    return {
+      ...rest,
+      dnsName: readOnlyDnsName(row, this.config),
+      ...(row.read_only_address ? { address: row.read_only_address } : {}),
+      secondarySocketDirs: streaming.map((node) => this.engine.nodeSocketDir(row.uid, node)),
+    };
   }
 }
 

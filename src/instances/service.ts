@@ -7,6 +7,7 @@ import { CAPACITIES, type Capacity } from '../engine/engine.js';
 import { invalidParameter, notFound, PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
 import { decodePageToken, encodePageToken } from '../pagination.js';
+import type { Queryable } from '../store/store.js';
 import { instanceForCaller, permissionOn } from './permissions.js';
 import { setInstancePermission } from './permissions-store.js';
 import {
@@ -22,9 +23,13 @@ import {
   listChildRefs,
   listDescendantUids,
   listInstancesPage,
+  setReadOnlyAddress,
+  topologyOf,
   updateInstanceSpec,
 } from './store.js';
 
+/** One primary and up to two secondaries, as on Lakebase. */
+const MAX_NODES = 3;
 const NAME_PATTERN = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 100;
@@ -104,28 +109,38 @@ function applyFields(
         break;
       case 'node_count': {
         const count = optionalInteger(body, field) ?? 1;
-        if (count !== 1) {
+        if (count < 1 || count > MAX_NODES) {
           throw invalidParameter(
-            `node_count ${count} is not supported yet: Pier runs one primary per instance and no secondaries. Use node_count 1.`,
+            `node_count must be between 1 and ${MAX_NODES} (one primary and up to ${MAX_NODES - 1} secondaries), got ${count}.`,
           );
         }
-        next.node_count = 1;
+        next.node_count = count;
         break;
       }
       case 'enable_readable_secondaries':
-        if (optionalBoolean(body, field)) {
-          throw invalidParameter(
-            'enable_readable_secondaries is not supported yet: Pier runs no secondaries. Leave it false.',
-          );
-        }
-        next.enable_readable_secondaries = false;
+        next.enable_readable_secondaries = optionalBoolean(body, field) ?? false;
         break;
       case 'usage_policy_id':
         next.usage_policy_id = optionalString(body, field);
         break;
     }
   }
+  if (next.enable_readable_secondaries && next.node_count < 2) {
+    throw invalidParameter(
+      `enable_readable_secondaries needs a secondary to read from: set node_count to 2 or 3 (it is ${next.node_count}).`,
+    );
+  }
   return next;
+}
+
+/** A read-only address for an instance that enables readable secondaries and has none yet. */
+async function giveReadOnlyAddress(
+  ctx: ControlContext,
+  tx: Queryable,
+  row: InstanceRow,
+): Promise<InstanceRow> {
+  if (!row.spec.enable_readable_secondaries || row.read_only_address || ctx.config.dnsSuffix) return row;
+  return setReadOnlyAddress(tx, row.uid, await allocateLoopbackAddress(tx));
 }
 
 /**
@@ -181,7 +196,7 @@ export async function createInstance(
       nodeId: ctx.config.nodeId,
     });
     await setInstancePermission(tx, created.uid, caller.user_name, 'CAN_MANAGE');
-    return created;
+    return giveReadOnlyAddress(ctx, tx, created);
   });
   ctx.reconciler.kick(row.uid);
   return row;
@@ -287,7 +302,45 @@ export async function updateInstance(
     if (current.spec.deleted)
       throw new PierError('INVALID_STATE', `Database instance '${name}' is being deleted.`);
     const spec = applyFields(current.spec, body, fields);
-    return updateInstanceSpec(tx, current.uid, spec);
+    if (spec.enable_readable_secondaries && !current.read_only_address && !ctx.config.dnsSuffix) {
+      // The address pool is shared with creates: take it under the same lock.
+      await tx.query('LOCK TABLE instances IN SHARE ROW EXCLUSIVE MODE');
+    }
+    return giveReadOnlyAddress(ctx, tx, await updateInstanceSpec(tx, current.uid, spec));
+  });
+  ctx.reconciler.kick(row.uid);
+  return row;
+}
+
+/**
+ * Asks for a failover (Pier's own call; the Databricks API has none): the
+ * reconciler fences the primary, promotes the most advanced secondary and
+ * makes the old primary a secondary again. Needs CAN_MANAGE and a streaming
+ * secondary, so the failover loses no acknowledged commit.
+ */
+export async function requestFailover(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  name: string,
+): Promise<InstanceRow> {
+  const row = await ctx.store.transaction(async (tx) => {
+    const current = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
+    const refuse = (why: string) => new PierError('INVALID_STATE', `Cannot fail over '${name}': ${why}`);
+    if (current.spec.deleted) throw refuse('it is being deleted.');
+    if (current.spec.stopped)
+      throw refuse(`it is stopped. Start it first: pier database start-database-instance ${name}`);
+    if (current.spec.node_count < 2) throw refuse('it has no secondary. Set node_count to 2 or 3 first.');
+    const topology = topologyOf(current.status);
+    if (topology.failover || (current.spec.failover_requests ?? 0) > topology.failovers)
+      throw refuse('a failover is already under way. Wait until it is AVAILABLE again.');
+    if (topology.streaming.length === 0)
+      throw refuse(
+        'no secondary is streaming, so a failover could lose data. Wait until effective_node_count is above 1.',
+      );
+    return updateInstanceSpec(tx, current.uid, {
+      ...current.spec,
+      failover_requests: topology.failovers + 1,
+    });
   });
   ctx.reconciler.kick(row.uid);
   return row;

@@ -47,6 +47,8 @@ export interface InstanceSpec {
   enable_pg_native_login: boolean;
   usage_policy_id?: string;
   deleted: boolean;
+  /** Failovers asked for with `POST …/failover`; the reconciler does one for each above `topology.failovers`. */
+  failover_requests?: number;
   /** Deleted with purge=true: the WAL archive and base backups go too, at once. */
   purge?: boolean;
   /** Set on a point-in-time child; never changes. */
@@ -68,10 +70,54 @@ export interface InstanceStatus {
   message?: string;
   /** The kind of the last failure (an ErrorKind), while it lasts. */
   error_kind?: string;
+  /** The instance's nodes; absent: one node (0), the primary. */
+  topology?: InstanceTopology;
   /** The running server archives its WAL (archive_mode applies at a start). */
   wal_archiving?: boolean;
   /** A child: the LSN on its parent it branched at (the promotion's switch point). */
   effective_lsn?: string;
+}
+
+/**
+ * Which node does what (docs/high-availability.md). Written by the
+ * reconciler, durably and before it acts where order matters: a recorded
+ * fence comes before a promotion, so a Pier killed mid-failover finishes it.
+ */
+export interface InstanceTopology {
+  primary: number;
+  /** Secondaries with a data directory made from a base backup of the primary. */
+  secondaries: number[];
+  /** Secondaries to make again from a base backup (a fenced old primary). */
+  reclone: number[];
+  /**
+   * A superset of `synchronous_standby_names` on the primary: every
+   * acknowledged commit is on one of these. Empty: commits wait for no
+   * secondary, so no automatic failover (it could lose acknowledged commits).
+   */
+  sync: number[];
+  /** Secondaries the primary streamed to at the last look (effective_node_count is one more). */
+  streaming: number[];
+  /** `spec.failover_requests` handled so far. */
+  failovers: number;
+  /** A failover under way. */
+  failover?: FailoverRecord;
+}
+
+interface FailoverRecord {
+  from: number;
+  /** Chosen once the old primary is fenced (its last WAL then reached the secondaries). */
+  to?: number;
+  /** The old primary can no longer accept writes (stopped, marked as a standby): promoting is safe. */
+  fenced: boolean;
+  reason: 'primary_died' | 'requested';
+  started_at: string;
+}
+
+/** The topology of a row; an instance that never had secondaries has node 0 alone. */
+export function topologyOf(status: InstanceStatus): InstanceTopology {
+  return (
+    status.topology ?? { primary: 0, secondaries: [], reclone: [], sync: [], streaming: [], failovers: 0 }
+  );
 }
 
 export interface InstanceRow {
@@ -87,10 +133,12 @@ export interface InstanceRow {
   address: string | null;
   /** The Pier node that runs the instance. */
   node_id: string | null;
+  /** The loopback address of `read_only_dns`, once readable secondaries were enabled. */
+  read_only_address: string | null;
 }
 
 const COLUMNS =
-  'uid::text, name, creator, created_at, spec, generation::int, state, status, observed_generation::int, host(address) AS address, node_id';
+  'uid::text, name, creator, created_at, spec, generation::int, state, status, observed_generation::int, host(address) AS address, node_id, host(read_only_address) AS read_only_address';
 
 export async function insertInstance(
   db: Queryable,
@@ -178,7 +226,8 @@ export async function allocateLoopbackAddress(db: Queryable): Promise<string> {
   const { rows } = await db.query<{ address: string }>(
     `SELECT host('127.1.0.0'::inet + n) AS address
        FROM generate_series(1, 65534) AS n
-      WHERE NOT EXISTS (SELECT 1 FROM instances WHERE address = '127.1.0.0'::inet + n)
+      WHERE NOT EXISTS (SELECT 1 FROM instances
+                         WHERE address = '127.1.0.0'::inet + n OR read_only_address = '127.1.0.0'::inet + n)
       ORDER BY n LIMIT 1`,
   );
   return rows[0].address;
@@ -220,6 +269,33 @@ export async function updateInstanceStatus(
     [uid, generation, state, JSON.stringify(status), done],
   );
   return (rowCount ?? 0) > 0;
+}
+
+/** Gives the instance its read-only address (readable secondaries). */
+export async function setReadOnlyAddress(db: Queryable, uid: string, address: string): Promise<InstanceRow> {
+  const { rows } = await db.query<InstanceRow>(
+    `UPDATE instances SET read_only_address = $2 WHERE uid = $1 RETURNING ${COLUMNS}`,
+    [uid, address],
+  );
+  return rows[0];
+}
+
+/**
+ * Records the instance's topology (and the state to show) at once, whatever
+ * the generation: the reconciler, holding the instance's lease, writes it
+ * before acting on it, and a user's change meanwhile must not drop it.
+ */
+export async function recordInstanceTopology(
+  db: Queryable,
+  uid: string,
+  topology: InstanceTopology,
+  state?: InstanceState,
+): Promise<void> {
+  await db.query(
+    `UPDATE instances SET status = jsonb_set(status, '{topology}', $2), state = coalesce($3, state), updated_at = now()
+      WHERE uid = $1`,
+    [uid, JSON.stringify(topology), state ?? null],
+  );
 }
 
 export async function deleteInstanceRow(db: Queryable, uid: string, generation: number): Promise<boolean> {

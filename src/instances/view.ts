@@ -2,7 +2,7 @@ import { childRefView, parentRefView } from '../backups/view.js';
 import type { ControlConfig } from '../control/context.js';
 import type { InstancePermissions } from './permissions.js';
 import { reportedState } from './state.js';
-import type { ChildRef, InstanceRow } from './store.js';
+import { type ChildRef, type InstanceRow, topologyOf } from './store.js';
 
 /**
  * The single mapping from stored rows to the JSON Databricks clients expect
@@ -16,6 +16,7 @@ export function instanceView(
 ) {
   const { spec } = row;
   const state = reportedState(row);
+  const topology = topologyOf(row.status);
   const view: Record<string, unknown> = {
     name: row.name,
     uid: row.uid,
@@ -32,12 +33,14 @@ export function instanceView(
     retention_window_in_days: spec.retention_window_in_days,
     effective_retention_window_in_days: spec.retention_window_in_days,
     node_count: spec.node_count,
-    effective_node_count: spec.node_count,
+    // The primary and the secondaries it streams to now.
+    effective_node_count: state === 'STOPPED' ? spec.node_count : 1 + topology.streaming.length,
     enable_readable_secondaries: spec.enable_readable_secondaries,
     effective_enable_readable_secondaries: spec.enable_readable_secondaries,
     enable_pg_native_login: spec.enable_pg_native_login,
     effective_enable_pg_native_login: spec.enable_pg_native_login,
   };
+  if (spec.enable_readable_secondaries) view.read_only_dns = readOnlyDnsName(row, config);
   if (spec.parent) view.parent_instance_ref = parentRefView(spec.parent, row.status.effective_lsn);
   if (options.children?.length) view.child_instance_refs = options.children.map(childRefView);
   if (spec.usage_policy_id) {
@@ -56,6 +59,18 @@ export function instanceView(
 export function instanceDnsName(row: Pick<InstanceRow, 'name' | 'address'>, config: ControlConfig): string {
   if (config.dnsSuffix) return `${row.name}.${config.dnsSuffix}`;
   return row.address ?? `${row.name}.localhost`;
+}
+
+/**
+ * What `read_only_dns` holds: the instance's second loopback address, or
+ * `<name>.ro.<suffix>` (no instance name holds a dot, so it never collides).
+ */
+export function readOnlyDnsName(
+  row: Pick<InstanceRow, 'name' | 'read_only_address'>,
+  config: ControlConfig,
+): string {
+  if (config.dnsSuffix) return `${row.name}.ro.${config.dnsSuffix}`;
+  return row.read_only_address ?? `${row.name}.ro.localhost`;
 }
 
 /** Databricks' ObjectPermissions shape for `/permissions/database-instances/{name}`. */

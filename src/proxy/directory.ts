@@ -30,6 +30,12 @@ export interface InstanceRoute {
   socketDir: string;
   /** `enable_pg_native_login`: roles with a Postgres password may log in with it. */
   nativeLogin?: boolean;
+  /**
+   * Set on an instance's read-only route (`read_only_dns`): the socket
+   * directories of its streaming secondaries. Each new connection goes to
+   * the next one in turn; none streaming, the connection is refused.
+   */
+  secondarySocketDirs?: string[];
 }
 
 export interface ProxyDirectory {

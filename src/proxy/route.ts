@@ -16,12 +16,31 @@ interface ClientHints {
  * 2. the per-instance loopback address the client connected to;
  * 3. `options=-c instance=<name>` in the startup packet;
  * 4. the credential's audience, when it names exactly one instance.
- * Then the instance must be AVAILABLE.
+ * Then the instance must be AVAILABLE. A read-only route (`read_only_dns`)
+ * sends each connection to the next streaming secondary.
  */
 export function routeConnection(directory: ProxyDirectory, client: ClientHints): InstanceRoute {
   const route = chooseInstance(directory, client);
   if (route.state !== 'AVAILABLE') throw notAvailable(route);
+  if (route.secondarySocketDirs) return toSecondary(route, route.secondarySocketDirs);
   return route;
+}
+
+/** Round robin over the secondaries, shared by every read-only route (an even spread per instance is enough). */
+let nextSecondary = 0;
+
+function toSecondary(route: InstanceRoute, socketDirs: string[]): InstanceRoute {
+  if (socketDirs.length === 0) {
+    throw new ProxyError(
+      'INSTANCE_NOT_AVAILABLE',
+      `No readable secondary of database instance '${route.name}' is streaming right now.`,
+      {
+        hint: `Read from its read_write_dns meanwhile, or wait until effective_node_count is above 1 (pier database get-database-instance ${route.name}).`,
+      },
+    );
+  }
+  nextSecondary = (nextSecondary + 1) % 1_000_000;
+  return { ...route, socketDir: socketDirs[nextSecondary % socketDirs.length] };
 }
 
 /**

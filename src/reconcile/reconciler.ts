@@ -12,16 +12,21 @@ import {
   listAllInstanceUids,
   listNodeInstances,
   type ParentRef,
+  topologyOf,
   updateInstanceStatus,
 } from '../instances/store.js';
 import { pierMetrics } from '../metrics/registry.js';
 import { claimLeases, forgetLease, releaseLease, renewLease } from '../store/leases.js';
 import type { Store } from '../store/store.js';
 import { failureStatus } from './failure.js';
+import { InstanceNodes } from './nodes.js';
 import { planInstance, type Step } from './plan.js';
+import { desiredSecondaries, failoverReason, sameNodes } from './plan-nodes.js';
 
 /** Lease resource name for instances (see store/leases.ts). */
 const LEASE = 'instance';
+/** How often the primaries of HA instances are looked at (see watchPrimaries). */
+const PRIMARY_WATCH_MS = 200;
 /** How long a pass may run between renewals before another process may take the instance over. */
 const LEASE_TTL_MS = 60_000;
 
@@ -55,6 +60,9 @@ export class Reconciler extends EventEmitter {
   /** When each lease held was last claimed or renewed. */
   private readonly renewedAt = new Map<string, number>();
   private timer?: NodeJS.Timeout;
+  private primaryWatch?: NodeJS.Timeout;
+  /** HA instances whose commits are synchronous, by uid: their primary's node (from the last resync). */
+  private synchronousPrimaries = new Map<string, number>();
   private stopped = false;
   /**
    * This reconciler's name on the leases it holds: its node, of which one
@@ -62,6 +70,8 @@ export class Reconciler extends EventEmitter {
    * kill -9 takes its leases back at once instead of waiting for them to expire.
    */
   private readonly holder: string;
+  /** Secondaries and failovers (reconcile/nodes.ts). */
+  private readonly nodes: InstanceNodes;
 
   constructor(
     private readonly store: Store,
@@ -70,6 +80,11 @@ export class Reconciler extends EventEmitter {
   ) {
     super();
     this.holder = options.nodeId;
+    this.nodes = new InstanceNodes(store, engine, {
+      beforeState: (uid, state) => this.options.beforeReport?.(uid, state),
+      changed: (uid) => this.emit('changed', uid),
+      log: (message) => this.log(message),
+    });
   }
 
   /** Moves aside what no instance owns, then reconciles everything and keeps watching. */
@@ -90,12 +105,15 @@ export class Reconciler extends EventEmitter {
     const interval = this.options.resyncIntervalMs ?? 1000;
     this.timer = setInterval(() => void this.resync(), interval);
     this.timer.unref();
+    this.primaryWatch = setInterval(() => void this.watchPrimaries(), PRIMARY_WATCH_MS);
+    this.primaryWatch.unref();
   }
 
   /** Waits for in-flight work and stops watching. Running instances keep running. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.primaryWatch) clearInterval(this.primaryWatch);
     await Promise.allSettled([...this.running.values()]);
   }
 
@@ -127,7 +145,14 @@ export class Reconciler extends EventEmitter {
   private async resync(): Promise<void> {
     if (this.stopped) return;
     try {
-      for (const row of await listNodeInstances(this.store, this.options.nodeId)) {
+      const rows = await listNodeInstances(this.store, this.options.nodeId);
+      this.synchronousPrimaries = new Map(
+        rows.flatMap((row) => {
+          const topology = topologyOf(row.status);
+          return topology.sync.length > 0 && !row.spec.stopped ? [[row.uid, topology.primary] as const] : [];
+        }),
+      );
+      for (const row of rows) {
         if (this.running.has(row.uid)) continue;
         const needsWork = row.observed_generation !== row.generation || (await this.drifted(row));
         if (needsWork) this.kick(row.uid);
@@ -137,11 +162,34 @@ export class Reconciler extends EventEmitter {
     }
   }
 
-  /** An instance that should be running but is not (its server died). */
+  /**
+   * Failover starts sooner than the resync would notice: the primaries of
+   * instances with synchronous secondaries are looked at (postmaster.pid, no
+   * SQL) several times a second.
+   */
+  private async watchPrimaries(): Promise<void> {
+    for (const [uid, primary] of this.synchronousPrimaries) {
+      if (this.stopped || this.running.has(uid)) continue;
+      const observed = await this.engine.observe(uid, primary).catch(() => undefined);
+      if (observed && !observed.running) this.kick(uid);
+    }
+  }
+
+  /**
+   * An instance that should be running but is not (its server died), or
+   * whose secondaries are not what was recorded (one stopped streaming).
+   */
   private async drifted(row: InstanceRow): Promise<boolean> {
     if (row.spec.deleted || row.spec.stopped) return false;
-    const observed = await this.engine.observe(row.uid);
-    return !observed.running;
+    const topology = topologyOf(row.status);
+    const observed = await this.engine.observe(row.uid, topology.primary);
+    if (!observed.running) return true;
+    if (row.spec.node_count < 2 && topology.secondaries.length === 0) return false;
+    if (topology.failover || topology.reclone.length > 0) return true;
+    const desired = desiredSecondaries(row.spec, topology);
+    if (!sameNodes(desired, topology.secondaries)) return true;
+    const { streaming } = await this.engine.observeReplication(row.uid, topology.primary, desired);
+    return !sameNodes(streaming, topology.streaming) || !sameNodes(streaming, topology.sync);
   }
 
   /**
@@ -221,7 +269,28 @@ export class Reconciler extends EventEmitter {
     }
     // Run by another Pier node (which sees the change on its next resync).
     if (row.node_id !== this.options.nodeId) return 'done';
-    const observed = await this.engine.observe(uid);
+    const topology = topologyOf(row.status);
+    const observed = await this.engine.observe(uid, topology.primary);
+    // A failover under way, or maybe due: the primary is down, or one was asked for.
+    const maybeDue =
+      topology.secondaries.length > 0 &&
+      (!observed.running || (row.spec.failover_requests ?? 0) > topology.failovers);
+    if (!row.spec.deleted && (topology.failover || maybeDue)) {
+      const reason =
+        topology.failover?.reason ??
+        failoverReason(
+          row.spec,
+          topology,
+          observed,
+          await this.engine.observeReplication(uid, topology.primary, topology.secondaries),
+        );
+      if (reason) {
+        await this.nodes.failover(row, reason);
+        // Its old primary is down for good: the next resync watches the new one.
+        this.synchronousPrimaries.delete(uid);
+        return 'again';
+      }
+    }
     const plan = planInstance(row.spec, row.status, observed);
     if (plan.waitForReady) return 'wait';
     const status: InstanceStatus = { ...row.status };
@@ -235,12 +304,20 @@ export class Reconciler extends EventEmitter {
       row.observed_generation === row.generation &&
       row.status.message === status.message &&
       row.status.error_kind === undefined
-    )
+    ) {
+      await this.afterPrimary(row, plan.done);
       return 'done';
+    }
     if (plan.steps.length > 0 && row.state !== plan.progress) {
       if (!(await this.report(row, plan.progress, status, false))) return 'again';
     }
-    const instance: EngineInstance = { uid, name: row.name, capacity: row.spec.capacity };
+    const instance: EngineInstance = {
+      uid,
+      name: row.name,
+      capacity: row.spec.capacity,
+      node: topology.primary,
+      primary: topology.primary,
+    };
     for (const step of plan.steps) {
       if (step === 'forget') {
         const forgotten = await deleteInstanceRow(this.store, uid, row.generation);
@@ -257,7 +334,16 @@ export class Reconciler extends EventEmitter {
         this.log(`${row.name}: ${step} ${(performance.now() - started).toFixed(1)} ms`);
     }
     if (!(await this.report(row, plan.done, status, true))) return 'again';
+    await this.afterPrimary(row, plan.done);
     return 'done';
+  }
+
+  /** Once the primary is where the plan wanted it: the secondaries follow. */
+  private async afterPrimary(row: InstanceRow, done: InstanceRow['state']): Promise<void> {
+    const topology = topologyOf(row.status);
+    if (row.spec.deleted || (row.spec.node_count < 2 && topology.secondaries.length === 0)) return;
+    if (done === 'AVAILABLE') await this.nodes.reconcileSecondaries(row);
+    else if (done === 'STOPPED') await this.nodes.stopSecondaries(row);
   }
 
   private async apply(
@@ -277,21 +363,27 @@ export class Reconciler extends EventEmitter {
         return;
       case 'configure':
         await this.engine.configure(instance);
+        await this.nodes.restartSecondaries(row, true);
         // Settings on disk apply at the next start; a stopped instance counts them as applied.
         if (row.spec.stopped) status.applied_capacity = instance.capacity;
         return;
       case 'start':
+        await this.nodes.beforePrimaryRestart(row);
         await this.engine.start(instance);
         status.applied_capacity = instance.capacity;
         status.wal_archiving = true;
         return;
       case 'restart':
-        await this.engine.stop(instance.uid);
+        await this.nodes.beforePrimaryRestart(row);
+        await this.engine.stop(instance.uid, instance.node);
         await this.engine.start(instance);
+        // The secondaries restart with the new settings once the primary is back.
+        await this.nodes.restartSecondaries(row, false);
         status.applied_capacity = instance.capacity;
         status.wal_archiving = true;
         return;
       case 'stop':
+        await this.nodes.beforePrimaryRestart(row);
         await this.engine.stop(instance.uid);
         return;
       case 'bootstrap-roles':
@@ -322,7 +414,7 @@ export class Reconciler extends EventEmitter {
     if (
       parentRow &&
       parentRow.node_id === this.options.nodeId &&
-      (await this.engine.observe(parent.uid)).ready
+      (await this.engine.observe(parent.uid, topologyOf(parentRow.status).primary)).ready
     ) {
       await this.engine.sealWal(parent.uid);
     }
@@ -336,7 +428,9 @@ export class Reconciler extends EventEmitter {
 
   private async report(row: InstanceRow, state: InstanceRow['state'], status: InstanceStatus, done: boolean) {
     await this.options.beforeReport?.(row.uid, state);
-    const written = await updateInstanceStatus(this.store, row.uid, row.generation, state, status, done);
+    // The topology is recorded as it changes (reconcile/nodes.ts): the row holds the latest.
+    const current = { ...status, topology: row.status.topology };
+    const written = await updateInstanceStatus(this.store, row.uid, row.generation, state, current, done);
     if (written) {
       row.state = state;
       this.emit('changed', row.uid);

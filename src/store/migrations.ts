@@ -509,4 +509,13 @@ export const migrations: Migration[] = [
       CREATE INDEX base_backups_instance ON base_backups (instance_uid, stopped_at);
     `,
   },
+  {
+    version: 16,
+    name: 'read-only addresses of instances with readable secondaries',
+    sql: `
+      -- read_only_dns: a second loopback address per instance, routed by the proxy to a
+      -- streaming secondary. Kept once given, so the name a client configured stays valid.
+      ALTER TABLE instances ADD COLUMN read_only_address inet UNIQUE;
+    `,
+  },
 ];

@@ -55,8 +55,12 @@ describe('create rejects bad input with INVALID_PARAMETER_VALUE and creates noth
       { name: 'ok-name', retention_window_in_days: 36 },
       /between 2 and 35/,
     ],
-    ['two nodes', { name: 'ok-name', node_count: 2 }, /node_count 2 is not supported yet/],
-    ['readable secondaries', { name: 'ok-name', enable_readable_secondaries: true }, /not supported yet/],
+    ['four nodes', { name: 'ok-name', node_count: 4 }, /node_count must be between 1 and 3/],
+    [
+      'readable secondaries on one node',
+      { name: 'ok-name', enable_readable_secondaries: true },
+      /set node_count to 2 or 3/,
+    ],
     ['stopped as a string', { name: 'ok-name', stopped: 'yes' }, /'stopped' must be true or false/],
     [
       'custom tags that are not a list',

@@ -91,7 +91,10 @@ describe('caches follow changes made by another Pier process sharing the store',
     const config = { nodeId, maxInstances: 10, credentialTtlSeconds: 3600 };
     const directory = new InstanceDirectory(
       here,
-      { socketDir: (uid) => join(keysDir, uid) },
+      {
+        socketDir: (uid) => join(keysDir, uid),
+        nodeSocketDir: (uid, node) => join(keysDir, `${uid}.node-${node}`),
+      },
       config,
       async () => {},
     );

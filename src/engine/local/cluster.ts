@@ -97,6 +97,21 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** `DBState` in pg_control: DB_SHUTDOWNED is 1 (src/include/catalog/pg_control.h). */
+const DB_SHUTDOWNED = 1;
+/** The state's offset in pg_control: after system_identifier (8), pg_control_version and catalog_version_no (4 each). */
+const STATE_OFFSET = 16;
+
+/** Whether the cluster's last server shut down cleanly, from the state pg_control records. */
+export async function shutDownCleanly(dataDir: string): Promise<boolean> {
+  try {
+    const control = await readFile(join(dataDir, 'global', 'pg_control'));
+    return control.readInt32LE(STATE_OFFSET) === DB_SHUTDOWNED;
+  } catch {
+    return false;
+  }
+}
+
 export async function observeCluster(dataDir: string): Promise<ClusterObservation> {
   const pidFile = await readPostmasterPid(dataDir);
   if (!pidFile || !processAlive(pidFile.pid)) return { running: false, ready: false };

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -11,13 +11,31 @@ import type {
   Engine,
   EngineInstance,
   EngineObservation,
+  ReplicationObservation,
   RestoreSource,
 } from '../engine.js';
-import { takeBaseBackup } from './base-backup.js';
+import { makeStandbyDataDir, takeBaseBackup } from './base-backup.js';
 import { capacitySettings } from './capacity.js';
 import { cloneDataDir } from './clone.js';
-import { observeCluster, SOCKET_PORT, startCluster, stopCluster, writeClusterSettings } from './cluster.js';
+import {
+  observeCluster,
+  SOCKET_PORT,
+  shutDownCleanly,
+  startCluster,
+  stopCluster,
+  writeClusterSettings,
+} from './cluster.js';
 import { installPierExtensions } from './extensions.js';
+import {
+  ensureReplicationRoleAndSlots,
+  HBA,
+  nodeSlotName,
+  replicationSettings,
+  standbyPosition,
+  streamingNodes,
+  withNode,
+  writeSynchronousNames,
+} from './replication.js';
 import { recoverToTarget } from './restore.js';
 import { handToPostgres, type PostgresRuntime } from './runtime.js';
 import { prepareTemplate } from './template.js';
@@ -28,8 +46,12 @@ const SPARE_PREFIX = '.spare-';
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 /** An instance's storage: `instances/<uid>`. */
 const INSTANCE_ENTRY = new RegExp(`^${UUID}$`);
-/** A copy in flight, made only by Pier: `<uid>.partial` or `.spare-<id>.partial`. */
-const PARTIAL_ENTRY = new RegExp(`^(\\.spare-)?${UUID}\\.partial$`);
+/** One node's storage: `instances/<uid>` (node 0) or `instances/<uid>.node-N`. */
+const NODE_ENTRY = new RegExp(`^(${UUID})(\\.node-[0-9])?$`);
+/** A copy in flight, made only by Pier: `<uid>.partial`, `<uid>.node-1.partial` or `.spare-<id>.partial`. */
+const PARTIAL_ENTRY = new RegExp(`^(\\.spare-)?${UUID}(\\.node-[0-9])?\\.partial$`);
+/** Node numbers an instance may use: a primary and up to two secondaries. */
+const NODES = [0, 1, 2];
 
 /**
  * The instance uids whose storage is in `instancesDir`: only names Pier
@@ -40,7 +62,9 @@ export async function listInstanceStorage(instancesDir: string): Promise<string[
     if (error.code === 'ENOENT') return [];
     throw error;
   });
-  return entries.filter((entry) => INSTANCE_ENTRY.test(entry)).sort();
+  // After a failover and a smaller node_count, an instance may live on in `<uid>.node-1` alone.
+  const uids = entries.flatMap((entry) => NODE_ENTRY.exec(entry)?.[1] ?? []);
+  return [...new Set(uids)].sort();
 }
 
 /** A copy in flight may run a server (a restore's recovery outlives a killed Pier): stop it, then remove it. */
@@ -152,23 +176,39 @@ export class LocalEngine implements Engine {
     })();
   }
 
-  private dataDir(uid: string): string {
-    return join(this.layout.instancesDir, uid);
+  /** Node 0 keeps the instance's original place (`instances/<uid>`); secondaries sit beside it. */
+  private dataDir(uid: string, node = 0): string {
+    return join(this.layout.instancesDir, node === 0 ? uid : `${uid}.node-${node}`);
   }
 
+  /**
+   * Reaches the instance's primary: `run/<uid>`, a link to the primary
+   * node's socket directory (or, for an instance started before nodes had
+   * their own, node 0's socket directory itself).
+   */
   socketDir(uid: string): string {
     return join(this.layout.runDir, uid);
   }
 
-  private logFile(uid: string): string {
-    return join(this.layout.logsDir, `instance-${uid}.log`);
+  nodeSocketDir(uid: string, node: number): string {
+    return join(this.layout.runDir, `${uid}.node-${node}`);
   }
 
-  async observe(uid: string): Promise<EngineObservation> {
-    const provisioned = existsSync(join(this.dataDir(uid), 'PG_VERSION'));
+  private logFile(uid: string, node = 0): string {
+    return join(this.layout.logsDir, node === 0 ? `instance-${uid}.log` : `instance-${uid}.node-${node}.log`);
+  }
+
+  async observe(uid: string, node = 0): Promise<EngineObservation> {
+    const provisioned = existsSync(join(this.dataDir(uid, node), 'PG_VERSION'));
     if (!provisioned) return { provisioned, running: false, ready: false };
-    const cluster = await observeCluster(this.dataDir(uid));
-    return { provisioned, running: cluster.running, ready: cluster.ready };
+    const cluster = await observeCluster(this.dataDir(uid, node));
+    if (cluster.running) return { provisioned, running: true, ready: cluster.ready };
+    return {
+      provisioned,
+      running: false,
+      ready: false,
+      shutDownCleanly: await shutDownCleanly(this.dataDir(uid, node)),
+    };
   }
 
   async provision(instance: EngineInstance): Promise<void> {
@@ -197,7 +237,17 @@ export class LocalEngine implements Engine {
 
   async configure(instance: EngineInstance): Promise<void> {
     await this.backups.prepareArchive(instance.uid);
-    await writeClusterSettings(this.runtime, this.dataDir(instance.uid), this.settings(instance));
+    const node = instance.node ?? 0;
+    await this.writeNodeSettings(instance, this.dataDir(instance.uid, node), node);
+  }
+
+  private async writeNodeSettings(instance: EngineInstance, dataDir: string, node: number): Promise<void> {
+    await writeClusterSettings(this.runtime, dataDir, {
+      ...this.settings(instance),
+      ...replicationSettings(this.socketDir(instance.uid), node),
+    });
+    await writeFile(join(dataDir, 'pg_hba.conf'), HBA);
+    await handToPostgres(this.runtime, join(dataDir, 'pg_hba.conf'), 0o600);
   }
 
   /** Capacity, name and the WAL archive, always on (a restart applies `archive_mode`). */
@@ -217,7 +267,8 @@ export class LocalEngine implements Engine {
     const backup = await takeBaseBackup(
       this.runtime,
       this.superuserConnection(uid, 'postgres'),
-      this.dataDir(uid),
+      // The primary's data directory: after a failover another node's.
+      this.dataDir(uid, await this.linkedPrimary(uid)),
       staging,
       {
         label: `pier ${id}`,
@@ -291,16 +342,56 @@ export class LocalEngine implements Engine {
   }
 
   async start(instance: EngineInstance): Promise<void> {
-    await startCluster(this.runtime, {
-      dataDir: this.dataDir(instance.uid),
-      socketDir: this.socketDir(instance.uid),
-      logFile: this.logFile(instance.uid),
-    });
+    const node = instance.node ?? 0;
+    const dataDir = this.dataDir(instance.uid, node);
+    const primary = (instance.primary ?? node) === node;
+    if (!(await observeCluster(dataDir)).running) {
+      // A primary starts with commits waiting for no secondary; the reconciler adds them once they stream.
+      if (primary) await writeSynchronousNames(this.runtime, dataDir, []);
+      await startCluster(this.runtime, {
+        dataDir,
+        socketDir: this.nodeSocketDir(instance.uid, node),
+        logFile: this.logFile(instance.uid, node),
+      });
+    }
+    if (primary) await this.pointPrimary(instance.uid, node);
   }
 
-  async stop(uid: string): Promise<void> {
+  /**
+   * Points `run/<uid>` at `node`'s socket directory, atomically (a new link
+   * renamed over the old one). A server already listening in `run/<uid>`
+   * itself (started before nodes had their own directories) keeps it.
+   */
+  private async pointPrimary(uid: string, node: number): Promise<void> {
+    const link = this.socketDir(uid);
+    const info = await lstat(link).catch(() => undefined);
+    if (info?.isDirectory()) {
+      if (node === 0 && (await observeCluster(this.dataDir(uid, 0))).running) {
+        const adopted = existsSync(join(link, '.s.PGSQL.5432'));
+        if (adopted) return;
+      }
+      await rm(link, { recursive: true, force: true });
+    }
+    const partial = `${link}.link-${randomUUID()}`;
+    await symlink(`${uid}.node-${node}`, partial);
+    await rename(partial, link);
+  }
+
+  /** Without `node`, stops every node, the primary first (its secondaries receive all its WAL as it stops). */
+  async stop(uid: string, node?: number): Promise<void> {
+    if (node !== undefined) return stopCluster(this.dataDir(uid, node));
     await this.finishWalSegment(uid);
-    await stopCluster(this.dataDir(uid));
+    const primary = await this.linkedPrimary(uid);
+    for (const each of [primary, ...NODES.filter((n) => n !== primary)]) {
+      await stopCluster(this.dataDir(uid, each));
+    }
+  }
+
+  /** The node `run/<uid>` points at (0 when it is a directory or missing). */
+  private async linkedPrimary(uid: string): Promise<number> {
+    const target = await readlink(this.socketDir(uid)).catch(() => '');
+    const match = /\.node-([0-9])$/.exec(target);
+    return match ? Number(match[1]) : 0;
   }
 
   /**
@@ -309,7 +400,7 @@ export class LocalEngine implements Engine {
    * instance then reaches its last transaction, not its last full segment).
    */
   private async finishWalSegment(uid: string): Promise<void> {
-    if (!(await observeCluster(this.dataDir(uid))).ready) return;
+    if (!(await observeCluster(this.dataDir(uid, await this.linkedPrimary(uid)))).ready) return;
     await this.superuserQuery(uid, 'SELECT pg_switch_wal()').catch((error: Error) => {
       // A server that cannot take the query is stopped anyway; its last partial segment stays unarchived.
       this.log(`instance ${uid}: switching WAL before the stop failed: ${error.message}`);
@@ -318,12 +409,115 @@ export class LocalEngine implements Engine {
 
   async destroy(uid: string): Promise<void> {
     await this.finishWalSegment(uid);
-    await stopCluster(this.dataDir(uid));
-    await rm(this.dataDir(uid), { recursive: true, force: true });
-    await removePartial(`${this.dataDir(uid)}.partial`);
+    for (const node of NODES) {
+      await stopCluster(this.dataDir(uid, node));
+      await rm(this.dataDir(uid, node), { recursive: true, force: true });
+      await removePartial(`${this.dataDir(uid, node)}.partial`);
+      await rm(this.nodeSocketDir(uid, node), { recursive: true, force: true });
+      await rm(this.logFile(uid, node), { force: true });
+    }
     await rm(`${this.socketDir(uid)}.restore`, { recursive: true, force: true });
     await rm(this.socketDir(uid), { recursive: true, force: true });
-    await rm(this.logFile(uid), { force: true });
+  }
+
+  async provisionSecondary(instance: EngineInstance & { node: number; primary: number }): Promise<void> {
+    const { uid, node, primary } = instance;
+    const target = this.dataDir(uid, node);
+    await stopCluster(target);
+    const partial = `${target}.partial`;
+    await rm(partial, { recursive: true, force: true });
+    await withNode(this.nodeSocketDir(uid, primary), (client) =>
+      ensureReplicationRoleAndSlots(client, [node]),
+    );
+    await makeStandbyDataDir(
+      this.runtime,
+      { host: this.nodeSocketDir(uid, primary), port: SOCKET_PORT, user: 'postgres', database: 'postgres' },
+      this.dataDir(uid, primary),
+      partial,
+      { slotName: nodeSlotName(node) },
+    );
+    await this.writeNodeSettings(instance, partial, node);
+    await writeSynchronousNames(this.runtime, partial, []);
+    // The old data (a fenced primary's) goes only once the new copy is whole.
+    await rm(target, { recursive: true, force: true });
+    await rename(partial, target);
+  }
+
+  async removeSecondary(uid: string, node: number, primary: number): Promise<void> {
+    await stopCluster(this.dataDir(uid, node));
+    await rm(this.dataDir(uid, node), { recursive: true, force: true });
+    await rm(this.nodeSocketDir(uid, node), { recursive: true, force: true });
+    if ((await observeCluster(this.dataDir(uid, primary))).ready) {
+      await withNode(this.nodeSocketDir(uid, primary), (client) =>
+        client.query(
+          'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1',
+          [nodeSlotName(node)],
+        ),
+      );
+    }
+  }
+
+  async ensureSlots(uid: string, primary: number, nodes: number[]): Promise<void> {
+    await withNode(this.nodeSocketDir(uid, primary), (client) =>
+      ensureReplicationRoleAndSlots(client, nodes),
+    );
+  }
+
+  async observeReplication(
+    uid: string,
+    primary: number,
+    secondaries: number[],
+  ): Promise<ReplicationObservation> {
+    const observation: ReplicationObservation = { streaming: [], receivedLsn: {}, standbys: [] };
+    if ((await observeCluster(this.dataDir(uid, primary))).ready) {
+      const streaming = await withNode(this.nodeSocketDir(uid, primary), streamingNodes).catch(() => []);
+      observation.streaming = streaming.filter((node) => secondaries.includes(node));
+    }
+    for (const node of secondaries) {
+      if (!(await observeCluster(this.dataDir(uid, node))).ready) continue;
+      const lsn = await withNode(this.nodeSocketDir(uid, node), standbyPosition).catch(() => undefined);
+      if (lsn === undefined || lsn === null) continue;
+      observation.standbys.push(node);
+      observation.receivedLsn[node] = lsn;
+    }
+    return observation;
+  }
+
+  async setSynchronous(uid: string, primary: number, nodes: number[]): Promise<string> {
+    await writeSynchronousNames(this.runtime, this.dataDir(uid, primary), nodes);
+    return withNode(this.nodeSocketDir(uid, primary), async (client) => {
+      await client.query('SELECT pg_reload_conf()');
+      const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+      return rows[0].lsn;
+    });
+  }
+
+  async fence(uid: string, node: number): Promise<void> {
+    const dataDir = this.dataDir(uid, node);
+    // First the mark, then the stop: whatever starts this directory again starts a read-only standby.
+    if (existsSync(join(dataDir, 'PG_VERSION'))) {
+      await writeFile(join(dataDir, 'standby.signal'), '');
+      await handToPostgres(this.runtime, join(dataDir, 'standby.signal'), 0o600);
+    }
+    await stopCluster(dataDir, { timeoutMs: 10_000 });
+  }
+
+  async unfence(uid: string, node: number): Promise<void> {
+    await rm(join(this.dataDir(uid, node), 'standby.signal'), { force: true });
+  }
+
+  async promote(uid: string, node: number): Promise<void> {
+    const dataDir = this.dataDir(uid, node);
+    await writeSynchronousNames(this.runtime, dataDir, []);
+    await withNode(this.nodeSocketDir(uid, node), async (client) => {
+      await client.query('SELECT pg_reload_conf()');
+      const { rows } = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
+      if (rows[0].standby) {
+        const promoted = await client.query<{ done: boolean }>('SELECT pg_promote(true, 60) AS done');
+        if (!promoted.rows[0].done) throw new Error(`node ${node} did not finish promotion within 60 s`);
+      }
+    });
+    await this.pointPrimary(uid, node);
   }
 
   superuserConnection(uid: string, database: string, applicationName?: string): pg.ClientConfig {
@@ -360,13 +554,17 @@ export class LocalEngine implements Engine {
 
   async quarantine(uid: string): Promise<string> {
     if (!INSTANCE_ENTRY.test(uid)) throw new Error(`not an instance uid: ${uid}`);
-    await stopCluster(this.dataDir(uid));
     await mkdir(this.layout.quarantineDir, { recursive: true, mode: 0o700 });
     const target = join(
       this.layout.quarantineDir,
       `${uid}-${new Date().toISOString().replace(/[:.]/g, '-')}`,
     );
-    await rename(this.dataDir(uid), target);
+    for (const node of NODES) {
+      await stopCluster(this.dataDir(uid, node));
+      if (!existsSync(this.dataDir(uid, node))) continue;
+      await rename(this.dataDir(uid, node), node === 0 ? target : `${target}.node-${node}`);
+      await rm(this.nodeSocketDir(uid, node), { recursive: true, force: true });
+    }
     await rm(this.socketDir(uid), { recursive: true, force: true });
     return target;
   }
