@@ -10,6 +10,7 @@ import { errorEnvelope } from './errors.js';
 import { identityRoutes } from './identities.js';
 import { databaseInstanceRoutes } from './instances.js';
 import { pipelineRoutes } from './pipelines.js';
+import { postgresRoutes } from './postgres.js';
 import type { ApiEnv, RouteGroup } from './request.js';
 import { syncedTableRoutes } from './synced-tables.js';
 import { unityCatalogRoutes } from './unity-catalog.js';
@@ -26,6 +27,7 @@ const ROUTE_GROUPS: RouteGroup[] = [
   databaseAccessRoutes,
   syncedTableRoutes,
   pipelineRoutes,
+  postgresRoutes,
 ];
 
 const MAX_BODY_BYTES = 1024 * 1024;

@@ -36,6 +36,7 @@ interface UpOptions {
   apiTlsKey?: string;
   proxyMaxConnections: number;
   proxyMaxConnectionsPerAddress: number;
+  minSuspendTimeout: number;
 }
 
 function port(value: string): number {
@@ -106,6 +107,14 @@ export function registerServerCommands(program: Command, components: ComponentFa
         .default(DEFAULT_CONNECTION_CAPS.maxConnectionsPerAddress)
         .argParser(positive),
     )
+    .addOption(
+      new Option(
+        '--min-suspend-timeout <seconds>',
+        'Shortest suspend_timeout_duration an Autoscaling endpoint may ask for (Databricks: 60).',
+      )
+        .default(60)
+        .argParser(positive),
+    )
     .action(async (options: UpOptions, command: Command) => {
       const dataDir = resolveDataDir((command.optsWithGlobals() as { dataDir?: string }).dataDir);
       if (options.detach) return detach(dataDir);
@@ -151,6 +160,7 @@ async function runForeground(
       maxInstances: options.maxInstances,
       dnsSuffix: options.dnsSuffix,
       credentialTtlSeconds: options.credentialTtl,
+      minSuspendTimeoutSeconds: options.minSuspendTimeout,
       tlsCert: options.tlsCert,
       tlsKey: options.tlsKey,
       apiTlsCert: options.apiTlsCert,

@@ -20,6 +20,8 @@ export interface ControlConfig {
   credentialTtlSeconds: number;
   /** This Pier node: instances created through it run here. */
   nodeId: string;
+  /** Shortest `suspend_timeout_duration` of an Autoscaling endpoint, in seconds (60 unless `pier up` says less). */
+  minSuspendTimeoutSeconds?: number;
 }
 
 /** Everything a control-plane service works with, passed in explicitly. */
@@ -36,4 +38,6 @@ export interface ControlContext {
   keys: SigningKeys;
   /** Which store tables changed, in any Pier process: caches follow it (store/notifications.ts). */
   changes: StoreChanges;
+  /** When clients last used an instance through the proxy (scale to zero), once the proxy runs. */
+  activity?: { lastActiveTime(uid: string): Date | undefined };
 }

@@ -14,6 +14,10 @@ export interface EngineInstance {
   uid: string;
   name: string;
   capacity: Capacity;
+  /** A Lakebase Autoscaling compute: sized for this many Autoscaling CUs instead of `capacity`. */
+  computeUnits?: number;
+  /** Storage is a branch of this instance: a copy of its data as of now, not the template. */
+  sourceUid?: string;
 }
 
 export interface EngineObservation {
@@ -28,8 +32,13 @@ export interface EngineObservation {
 export interface Engine {
   readonly pgMajorVersion: number;
   observe(uid: string): Promise<EngineObservation>;
-  /** Creates the instance's storage (from a prepared template; no initdb). */
-  provision(instance: EngineInstance): Promise<void>;
+  /**
+   * Creates the instance's storage (from a prepared template; no initdb), or
+   * a branch of `sourceUid`'s data: then returns the LSN it was copied at.
+   */
+  provision(instance: EngineInstance): Promise<{ sourceLsn?: string } | undefined>;
+  /** Bytes of the instance's storage: its databases' files (`logical`) and all of it. */
+  storageBytes(uid: string): Promise<{ logical: number; onDisk: number }>;
   /** Writes the Postgres settings for the instance's capacity; they apply at the next start. */
   configure(instance: EngineInstance): Promise<void>;
   start(instance: EngineInstance): Promise<void>;

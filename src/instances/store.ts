@@ -27,6 +27,17 @@ export interface InstanceSpec {
   enable_pg_native_login: boolean;
   usage_policy_id?: string;
   deleted: boolean;
+  /**
+   * Lakebase Autoscaling computes: the server is sized for this many
+   * Autoscaling compute units (about 2 GB each) instead of `capacity`.
+   */
+  compute_units?: number;
+  /** Scale to zero: stop the server after this many seconds without a client connection. */
+  suspend_timeout_seconds?: number;
+  /** Stopped because it was idle (not by a user): the next client connection starts it again. */
+  suspended?: boolean;
+  /** Storage is made as a copy of this instance's data (a branch of it), not from the template. */
+  source_uid?: string;
 }
 
 /** What the reconciler observed and did. Only the reconciler writes it (and `state`). */
@@ -35,6 +46,10 @@ export interface InstanceStatus {
   provisioned?: boolean;
   /** The capacity whose settings the running server was started with. */
   applied_capacity?: Capacity;
+  /** The Autoscaling compute units whose settings the running server was started with. */
+  applied_compute_units?: number;
+  /** The WAL position the storage was copied at, when it was made from `source_uid` (e.g. `0/3000060`). */
+  source_lsn?: string;
   /** The creator's login role exists. */
   roles_ready?: boolean;
   /**
@@ -59,10 +74,12 @@ export interface InstanceRow {
   address: string | null;
   /** The Pier node that runs the instance. */
   node_id: string | null;
+  /** A Lakebase Autoscaling compute only: hidden from `/api/2.0/database/instances`. */
+  autoscaling: boolean;
 }
 
 const COLUMNS =
-  'uid::text, name, creator, created_at, spec, generation::int, state, status, observed_generation::int, host(address) AS address, node_id';
+  'uid::text, name, creator, created_at, spec, generation::int, state, status, observed_generation::int, host(address) AS address, node_id, autoscaling';
 
 export async function insertInstance(
   db: Queryable,
@@ -73,13 +90,22 @@ export async function insertInstance(
     spec: InstanceSpec;
     address: string | null;
     nodeId: string;
+    autoscaling?: boolean;
   },
 ): Promise<InstanceRow> {
   // No state: the reconciler writes it (a new row is STARTING by the column's default).
   const { rows } = await db.query<InstanceRow>(
-    `INSERT INTO instances (uid, name, creator, spec, address, node_id) VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO instances (uid, name, creator, spec, address, node_id, autoscaling) VALUES ($1, $2, $3, $4, $5, $6, $7)
      RETURNING ${COLUMNS}`,
-    [row.uid, row.name, row.creator, JSON.stringify(row.spec), row.address, row.nodeId],
+    [
+      row.uid,
+      row.name,
+      row.creator,
+      JSON.stringify(row.spec),
+      row.address,
+      row.nodeId,
+      row.autoscaling ?? false,
+    ],
   );
   return rows[0];
 }
@@ -131,7 +157,7 @@ export async function listInstancesPage(
 ): Promise<InstanceRow[]> {
   const { rows } = await db.query<InstanceRow>(
     `SELECT ${COLUMNS} FROM instances i
-      WHERE ($1::text IS NULL OR name > $1)
+      WHERE ($1::text IS NULL OR name > $1) AND NOT autoscaling
         AND ($3::text IS NULL OR EXISTS (
               SELECT 1 FROM instance_permissions p WHERE p.instance_uid = i.uid AND lower(p.principal) = lower($3)))
       ORDER BY name LIMIT $2`,

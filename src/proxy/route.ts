@@ -20,7 +20,8 @@ interface ClientHints {
  */
 export function routeConnection(directory: ProxyDirectory, client: ClientHints): InstanceRoute {
   const route = chooseInstance(directory, client);
-  if (route.state !== 'AVAILABLE') throw notAvailable(route);
+  // A suspended instance is routed: the proxy wakes it once the credential is known to open it.
+  if (route.state !== 'AVAILABLE' && !(route.wakeOnConnect && directory.waking)) throw notAvailable(route);
   return route;
 }
 
@@ -76,7 +77,7 @@ function chooseInstance(directory: ProxyDirectory, client: ClientHints): Instanc
   );
 }
 
-function notAvailable(route: InstanceRoute): ProxyError {
+export function notAvailable(route: InstanceRoute): ProxyError {
   const name = route.name;
   const state = route.state;
   const wait = `Wait until it is AVAILABLE (pier database get-database-instance ${name}) and reconnect.`;

@@ -65,7 +65,8 @@ export function planInstance(spec: InstanceSpec, status: InstanceStatus, observe
           done: 'AVAILABLE',
         };
   }
-  const resized = status.applied_capacity !== spec.capacity;
+  const resized =
+    status.applied_capacity !== spec.capacity || status.applied_compute_units !== spec.compute_units;
   if (spec.stopped) {
     const steps: Step[] = [];
     if (observed.running) steps.push('stop');

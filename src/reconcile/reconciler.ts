@@ -234,7 +234,13 @@ export class Reconciler extends EventEmitter {
     if (plan.steps.length > 0 && row.state !== plan.progress) {
       if (!(await this.report(row, plan.progress, status, false))) return 'again';
     }
-    const instance: EngineInstance = { uid, name: row.name, capacity: row.spec.capacity };
+    const instance: EngineInstance = {
+      uid,
+      name: row.name,
+      capacity: row.spec.capacity,
+      ...(row.spec.compute_units ? { computeUnits: row.spec.compute_units } : {}),
+      ...(row.spec.source_uid ? { sourceUid: row.spec.source_uid } : {}),
+    };
     for (const step of plan.steps) {
       if (step === 'forget') {
         const forgotten = await deleteInstanceRow(this.store, uid, row.generation);
@@ -261,23 +267,25 @@ export class Reconciler extends EventEmitter {
     status: InstanceStatus,
   ): Promise<void> {
     switch (step) {
-      case 'provision':
-        await this.engine.provision(instance);
+      case 'provision': {
+        const made = await this.engine.provision(instance);
+        if (made?.sourceLsn) status.source_lsn = made.sourceLsn;
         status.provisioned = true;
         return;
+      }
       case 'configure':
         await this.engine.configure(instance);
         // Settings on disk apply at the next start; a stopped instance counts them as applied.
-        if (row.spec.stopped) status.applied_capacity = instance.capacity;
+        if (row.spec.stopped) applied(status, instance);
         return;
       case 'start':
         await this.engine.start(instance);
-        status.applied_capacity = instance.capacity;
+        applied(status, instance);
         return;
       case 'restart':
         await this.engine.stop(instance.uid);
         await this.engine.start(instance);
-        status.applied_capacity = instance.capacity;
+        applied(status, instance);
         return;
       case 'stop':
         await this.engine.stop(instance.uid);
@@ -323,4 +331,11 @@ export class Reconciler extends EventEmitter {
   private log(message: string): void {
     this.options.log?.(message);
   }
+}
+
+/** Records the sizing the server now runs with (or will at its next start). */
+function applied(status: InstanceStatus, instance: EngineInstance): void {
+  status.applied_capacity = instance.capacity;
+  if (instance.computeUnits) status.applied_compute_units = instance.computeUnits;
+  else delete status.applied_compute_units;
 }

@@ -3,8 +3,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
+import { PierError } from '../../errors.js';
 import type { Engine, EngineInstance, EngineObservation } from '../engine.js';
-import { capacitySettings } from './capacity.js';
+import { copyRunningCluster, copyStoppedCluster, dataDirBytes } from './branch.js';
+import { capacitySettings, computeUnitSettings } from './capacity.js';
 import { cloneDataDir } from './clone.js';
 import { observeCluster, SOCKET_PORT, startCluster, stopCluster, writeClusterSettings } from './cluster.js';
 import { installPierExtensions } from './extensions.js';
@@ -148,9 +150,10 @@ export class LocalEngine implements Engine {
     return { provisioned, running: cluster.running, ready: cluster.ready };
   }
 
-  async provision(instance: EngineInstance): Promise<void> {
+  async provision(instance: EngineInstance): Promise<{ sourceLsn?: string } | undefined> {
     const target = this.dataDir(instance.uid);
-    if (existsSync(join(target, 'PG_VERSION'))) return;
+    if (existsSync(join(target, 'PG_VERSION'))) return undefined;
+    if (instance.sourceUid) return this.provisionBranch(instance.sourceUid, target);
     // A spare clone becomes the instance by one rename; without one, clone now.
     // A copy already in flight finishes sooner than a second one started beside it.
     if ((await this.spares()).length === 0 && this.copying) await this.copying.catch(() => {});
@@ -170,11 +173,39 @@ export class LocalEngine implements Engine {
       await rename(partial, target);
     }
     this.refillSpares();
+    return undefined;
+  }
+
+  /** A branch: a copy of the source's data, whole (stopped) or as a base backup (running). */
+  private async provisionBranch(sourceUid: string, target: string): Promise<{ sourceLsn?: string }> {
+    const source = this.dataDir(sourceUid);
+    if (!existsSync(join(source, 'PG_VERSION'))) {
+      throw new PierError('INVALID_STATE', 'The parent branch has no data yet: try again once it is ready.');
+    }
+    const partial = `${target}.partial`;
+    await rm(partial, { recursive: true, force: true });
+    let sourceLsn: string | undefined;
+    if ((await observeCluster(source)).running) {
+      sourceLsn = await copyRunningCluster(
+        { dataDir: source, connection: this.superuserConnection(sourceUid, 'postgres') },
+        partial,
+      );
+    } else {
+      await copyStoppedCluster(source, partial);
+    }
+    await rename(partial, target);
+    return sourceLsn ? { sourceLsn } : {};
+  }
+
+  async storageBytes(uid: string): Promise<{ logical: number; onDisk: number }> {
+    return dataDirBytes(this.dataDir(uid));
   }
 
   async configure(instance: EngineInstance): Promise<void> {
     await writeClusterSettings(this.runtime, this.dataDir(instance.uid), {
-      ...capacitySettings(instance.capacity),
+      ...(instance.computeUnits
+        ? computeUnitSettings(instance.computeUnits)
+        : capacitySettings(instance.capacity)),
       cluster_name: instance.name,
     });
   }

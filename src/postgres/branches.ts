@@ -1,0 +1,298 @@
+import { randomUUID } from 'node:crypto';
+import type { ControlContext } from '../control/context.js';
+import { PierError } from '../errors.js';
+import type { IdentityRow } from '../identities/store.js';
+import { findInstanceByUid } from '../instances/store.js';
+import { decodePageToken, encodePageToken } from '../pagination.js';
+import {
+  branchOf,
+  deleteBranchInstance,
+  insertBranchInstance,
+  newHostId,
+  projectForCaller,
+  startOperation,
+} from './common.js';
+import {
+  badRequest,
+  formatDuration,
+  invalid,
+  maskPaths,
+  objectField,
+  optionalBool,
+  optionalText,
+  parseDuration,
+  parseTimestamp,
+  requiredId,
+  valueAt,
+} from './fields.js';
+import { pageSize, PRIMARY_ENDPOINT_ID, readWriteSpec } from './projects.js';
+import {
+  type BranchRow,
+  type BranchSpec,
+  copyCatalogRows,
+  deleteBranchRow,
+  findBranch,
+  insertBranch,
+  insertEndpoint,
+  listBranches,
+  type OperationRow,
+  type ProjectRow,
+  updateBranch,
+} from './store.js';
+
+const BRANCH_PATHS = ['spec.is_protected', 'spec.ttl', 'spec.expire_time', 'spec.no_expiry'] as const;
+const BRANCH_GROUPS = { 'spec.expiration': ['spec.ttl', 'spec.expire_time', 'spec.no_expiry'] };
+const BRANCH_IMMUTABLE = [
+  'spec.source_branch',
+  'spec.source_branch_lsn',
+  'spec.source_branch_time',
+  'spec.source_snapshot',
+];
+/** A branch expires at most this far ahead (as Databricks' 30-day limit on branch expiry). */
+const MAX_TTL_SECONDS = 30 * 86_400;
+
+/** Reads exactly one of `ttl`, `expire_time`, `no_expiry` (none: no change). */
+function readExpiration(
+  spec: Record<string, unknown>,
+  now: Date,
+): { expireTime: Date | null; noExpiry: boolean } | undefined {
+  const given = ['ttl', 'expire_time', 'no_expiry'].filter((f) => spec[f] !== undefined && spec[f] !== null);
+  if (given.length === 0) return undefined;
+  if (given.length > 1)
+    throw invalid(`spec: set one of ttl, expire_time or no_expiry, not ${given.join(' and ')}.`);
+  if (given[0] === 'no_expiry') {
+    if (optionalBool(spec, 'no_expiry', 'spec.no_expiry') !== true)
+      throw invalid('spec.no_expiry may only be true; to expire, set ttl or expire_time.');
+    return { expireTime: null, noExpiry: true };
+  }
+  const expireTime =
+    given[0] === 'ttl'
+      ? new Date(now.getTime() + parseDuration(spec.ttl, 'spec.ttl') * 1000)
+      : parseTimestamp(spec.expire_time, 'spec.expire_time');
+  if (expireTime.getTime() <= now.getTime())
+    throw invalid(`spec.${given[0]}: the branch would expire in the past (${expireTime.toISOString()}).`);
+  if (expireTime.getTime() - now.getTime() > MAX_TTL_SECONDS * 1000) {
+    throw invalid(
+      `spec.${given[0]}: a branch expires at most ${formatDuration(MAX_TTL_SECONDS)} (30 days) from now.`,
+    );
+  }
+  return { expireTime, noExpiry: false };
+}
+
+/** The name a body gives a source branch (`projects/p/branches/b` or `b`) as a branch id. */
+function sourceBranchId(project: ProjectRow, value: string | undefined): string {
+  if (!value) return project.spec.default_branch;
+  const parts = value.split('/');
+  if (
+    parts.length === 4 &&
+    (parts[0] !== 'projects' || parts[1] !== project.project_id || parts[2] !== 'branches')
+  ) {
+    throw invalid(`spec.source_branch ${value} is not a branch of projects/${project.project_id}.`);
+  }
+  return parts[parts.length - 1];
+}
+
+/**
+ * `POST /projects/{p}/branches?branch_id=`: a copy of the source branch's
+ * data as of now, in a data directory of its own (a base backup of the
+ * running source, replayed to its end LSN and promoted to a new timeline),
+ * with a `primary` read-write endpoint. Done when that endpoint is ACTIVE.
+ */
+export async function createBranch(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  projectId: string,
+  branchIdParam: string | undefined,
+  input: Record<string, unknown>,
+): Promise<OperationRow> {
+  const branchId = requiredId(branchIdParam, 'branch_id');
+  const spec = objectField(input, 'spec', 'spec');
+  if (spec.source_snapshot !== undefined)
+    throw invalid('spec.source_snapshot: Pier has no snapshots; branch from source_branch instead.');
+  const now = new Date();
+  const expiration = readExpiration(spec, now);
+  const isProtected = optionalBool(spec, 'is_protected', 'spec.is_protected') ?? false;
+  if (isProtected && expiration?.expireTime)
+    throw invalid('spec: a protected branch cannot expire; drop ttl/expire_time or is_protected.');
+  const lsn = optionalText(spec, 'source_branch_lsn', 'spec.source_branch_lsn');
+  const at =
+    spec.source_branch_time !== undefined
+      ? parseTimestamp(spec.source_branch_time, 'spec.source_branch_time')
+      : undefined;
+  if (lsn !== undefined && !/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i.test(lsn)) {
+    throw invalid(`spec.source_branch_lsn ${JSON.stringify(lsn)} is not an LSN such as "16/B374D848".`);
+  }
+  if (lsn !== undefined && at !== undefined)
+    throw invalid('spec: set source_branch_lsn or source_branch_time, not both.');
+  if (lsn !== undefined || at !== undefined) {
+    throw new PierError(
+      'NOT_IMPLEMENTED',
+      'Branching from a past point (source_branch_lsn / source_branch_time) needs point-in-time restore, which this Pier does not have yet. Leave them out to branch from the source as of now.',
+    );
+  }
+  const { op, instanceUid } = await ctx.store.transaction(async (tx) => {
+    const project = await projectForCaller(tx, caller, projectId, { lock: true });
+    if (await findBranch(tx, project.uid, branchId)) {
+      throw new PierError(
+        'ALREADY_EXISTS',
+        `branch with that id already exists: projects/${projectId}/branches/${branchId}.`,
+      );
+    }
+    const source = await branchOf(
+      tx,
+      project,
+      sourceBranchId(project, optionalText(spec, 'source_branch', 'spec.source_branch')),
+    );
+    const endpoint = readWriteSpec(project.spec.default_endpoint);
+    const hostId = newHostId();
+    const instance = await insertBranchInstance(tx, ctx, project.owner, {
+      hostId,
+      readWrite: endpoint,
+      sourceUid: source.instance_uid,
+    });
+    const uid = randomUUID();
+    await insertBranch(tx, {
+      uid,
+      project_uid: project.uid,
+      branch_id: branchId,
+      spec: { is_protected: isProtected, ...(expiration?.noExpiry ? { no_expiry: true } : {}) },
+      instance_uid: instance.uid,
+      source_branch: source.branch_id,
+      source_branch_lsn: null,
+      source_branch_time: now,
+      expire_time: expiration?.expireTime ?? null,
+    });
+    await insertEndpoint(tx, {
+      uid: randomUUID(),
+      host_id: hostId,
+      branch_uid: uid,
+      endpoint_id: PRIMARY_ENDPOINT_ID,
+      spec: endpoint,
+      instance_uid: instance.uid,
+    });
+    await copyCatalogRows(tx, source.uid, uid);
+    const op = await startOperation(tx, caller, 'Branch', `projects/${projectId}/branches/${branchId}`, {
+      wait: { instanceUid: instance.uid, state: 'AVAILABLE' },
+    });
+    return { op, instanceUid: instance.uid };
+  });
+  ctx.reconciler.kick(instanceUid);
+  return op;
+}
+
+export async function getBranch(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  projectId: string,
+  branchId: string,
+) {
+  const project = await projectForCaller(ctx.store, caller, projectId);
+  return { project, branch: await branchOf(ctx.store, project, branchId) };
+}
+
+export async function listProjectBranches(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  projectId: string,
+  query: Record<string, string | undefined>,
+): Promise<{ project: ProjectRow; rows: BranchRow[]; nextPageToken?: string }> {
+  const project = await projectForCaller(ctx.store, caller, projectId);
+  const size = pageSize(query.page_size, 100);
+  const rows = await listBranches(ctx.store, project.uid, {
+    after: decodePageToken(query.page_token),
+    limit: size + 1,
+  });
+  const page = rows.slice(0, size);
+  return {
+    project,
+    rows: page,
+    nextPageToken: rows.length > size ? encodePageToken(page[page.length - 1].branch_id) : undefined,
+  };
+}
+
+/** PATCH a branch: `spec.is_protected` and its expiration (`spec.expiration` or its members). */
+export async function updateProjectBranch(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  projectId: string,
+  branchId: string,
+  mask: string | undefined,
+  input: Record<string, unknown>,
+): Promise<OperationRow> {
+  const paths = maskPaths(mask, input, BRANCH_PATHS, BRANCH_GROUPS, BRANCH_IMMUTABLE);
+  return ctx.store.transaction(async (tx) => {
+    const project = await projectForCaller(tx, caller, projectId, { lock: true });
+    const branch = await branchOf(tx, project, branchId, true);
+    const spec = objectField(input, 'spec', 'spec');
+    const next: BranchSpec = { ...branch.spec };
+    let expireTime = branch.expire_time;
+    if (paths.includes('spec.is_protected'))
+      next.is_protected = optionalBool(spec, 'is_protected', 'spec.is_protected') ?? false;
+    const expiryFields = paths.filter((p) => p !== 'spec.is_protected').map((p) => p.slice(5));
+    if (expiryFields.length > 0) {
+      const picked = Object.fromEntries(expiryFields.map((f) => [f, valueAt(spec, f)]));
+      const expiration = readExpiration(picked, new Date());
+      if (expiration) {
+        expireTime = expiration.expireTime;
+        if (expiration.noExpiry) next.no_expiry = true;
+        else delete next.no_expiry;
+      }
+    }
+    if (expireTime && branch.branch_id === project.spec.default_branch)
+      throw badRequest('The default branch cannot expire.');
+    if (expireTime && next.is_protected)
+      throw badRequest('A protected branch cannot expire: unprotect it or set no_expiry.');
+    await updateBranch(tx, branch.uid, next, expireTime);
+    const updated = (await findBranch(tx, project.uid, branchId)) as BranchRow;
+    return startOperation(tx, caller, 'Branch', `projects/${projectId}/branches/${branchId}`, {
+      wait: { instanceUid: updated.instance_uid, state: 'SETTLED' },
+    });
+  });
+}
+
+/**
+ * DELETE a branch: refused for the default (root) branch, a protected one
+ * and one other branches were made from; its data is removed.
+ */
+export async function deleteProjectBranch(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  projectId: string,
+  branchId: string,
+  options: { expired?: boolean } = {},
+): Promise<OperationRow> {
+  const { op, instanceUid } = await ctx.store.transaction(async (tx) => {
+    const project = await projectForCaller(tx, caller, projectId, { lock: true });
+    const branch = await branchOf(tx, project, branchId, true);
+    if (branch.branch_id === project.spec.default_branch) {
+      throw badRequest(
+        `cannot delete branch ${branchId}: it is the project's default branch (MANAGED_BY_PARENT). Delete the project, or make another branch the default first.`,
+      );
+    }
+    if (branch.spec.is_protected)
+      throw badRequest(
+        `cannot delete protected branch ${branchId}. Unprotect it first (update-branch … spec.is_protected false).`,
+      );
+    const children = (await listBranches(tx, project.uid)).filter((b) => b.source_branch === branchId);
+    if (children.length > 0 && !options.expired) {
+      throw badRequest(
+        `cannot delete branch ${branchId}: branch ${children[0].branch_id} was created from it. Delete its child branches first.`,
+      );
+    }
+    await deleteBranchInstance(tx, branch.instance_uid);
+    await deleteBranchRow(tx, branch.uid);
+    const op = await startOperation(tx, caller, 'Branch', `projects/${projectId}/branches/${branchId}`, {
+      wait: { instanceUid: branch.instance_uid, state: 'GONE' },
+    });
+    return { op, instanceUid: branch.instance_uid };
+  });
+  ctx.reconciler.kick(instanceUid);
+  return op;
+}
+
+/** Fills in the LSN a branch was copied at once its storage exists. */
+export async function recordedSourceLsn(ctx: ControlContext, branch: BranchRow): Promise<string | undefined> {
+  if (branch.source_branch_lsn) return branch.source_branch_lsn;
+  const instance = await findInstanceByUid(ctx.store, branch.instance_uid);
+  return instance?.status.source_lsn;
+}

@@ -1,0 +1,197 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { ControlContext } from '../control/context.js';
+import type { IdentityRow } from '../identities/store.js';
+import { setInstancePermission } from '../instances/permissions-store.js';
+import {
+  allocateLoopbackAddress,
+  findInstanceByUid,
+  type InstanceRow,
+  type InstanceSpec,
+  insertInstance,
+  updateInstanceSpec,
+} from '../instances/store.js';
+import type { Queryable } from '../store/store.js';
+import { notFound } from './fields.js';
+import {
+  type BranchRow,
+  type EndpointRow,
+  type EndpointSpec,
+  findBranch,
+  findEndpoint,
+  findProject,
+  insertOperation,
+  listEndpoints,
+  type OperationRow,
+  type ProjectRow,
+} from './store.js';
+
+/** The Operation metadata types Autoscaling names (`@type`). */
+export type OperationKind = 'Project' | 'Branch' | 'Endpoint' | 'Database' | 'Role';
+
+/**
+ * Loads a project the caller may act on: its owner or an admin. Anyone else
+ * is told it does not exist. A soft-deleted project is found only with
+ * `includeDeleted`.
+ */
+export async function projectForCaller(
+  db: Queryable,
+  caller: IdentityRow,
+  projectId: string,
+  options: { lock?: boolean; includeDeleted?: boolean } = {},
+): Promise<ProjectRow> {
+  const project = await findProject(db, projectId, options.lock);
+  const visible =
+    project &&
+    (caller.is_admin || project.owner.toLowerCase() === caller.user_name.toLowerCase()) &&
+    (options.includeDeleted || !project.delete_time);
+  if (!visible) throw notFound(`project id not found: projects/${projectId} does not exist.`);
+  return project;
+}
+
+export async function branchOf(
+  db: Queryable,
+  project: ProjectRow,
+  branchId: string,
+  lock = false,
+): Promise<BranchRow> {
+  const branch = await findBranch(db, project.uid, branchId, lock);
+  if (!branch)
+    throw notFound(
+      `branch id not found: projects/${project.project_id}/branches/${branchId} does not exist.`,
+    );
+  return branch;
+}
+
+export async function endpointOf(db: Queryable, branch: BranchRow, endpointId: string, lock = false) {
+  const endpoint = await findEndpoint(db, branch.uid, endpointId, lock);
+  if (!endpoint)
+    throw notFound(`endpoint id not found: ${branchName(branch)}/endpoints/${endpointId} does not exist.`);
+  return endpoint;
+}
+
+export const projectName = (projectId: string) => `projects/${projectId}`;
+export const branchName = (branch: Pick<BranchRow, 'project_id' | 'branch_id'>) =>
+  `projects/${branch.project_id}/branches/${branch.branch_id}`;
+export const endpointName = (endpoint: Pick<EndpointRow, 'project_id' | 'branch_id' | 'endpoint_id'>) =>
+  `projects/${endpoint.project_id}/branches/${endpoint.branch_id}/endpoints/${endpoint.endpoint_id}`;
+
+/** A host label in Autoscaling's style: `ep-` and random letters (the hostname uses it, not the endpoint id). */
+export function newHostId(): string {
+  return `ep-${randomBytes(8)
+    .toString('hex')
+    .replace(/[0-9]/g, (d) => 'ghijklmnop'[Number(d)])}`;
+}
+
+/**
+ * Records a new operation. Without `wait` it is done at once with
+ * `response`; with one, it is done when that instance reaches the state
+ * (operations.ts looks, lazily, whenever the operation is read).
+ */
+export async function startOperation(
+  db: Queryable,
+  caller: IdentityRow,
+  kind: OperationKind,
+  resourceName: string,
+  result:
+    | { wait: { instanceUid: string; state: 'AVAILABLE' | 'STOPPED' | 'SETTLED' | 'GONE' } }
+    | { response: Record<string, unknown> },
+): Promise<OperationRow> {
+  const wait = 'wait' in result ? result.wait : undefined;
+  return insertOperation(db, {
+    name: `${resourceName}/operations/${randomUUID()}`,
+    owner: caller.user_name,
+    metadata_type: kind,
+    resource_name: resourceName,
+    wait_instance: wait?.instanceUid ?? null,
+    wait_state: wait?.state ?? null,
+    done: !wait,
+    response: 'response' in result ? result.response : null,
+    error: null,
+  });
+}
+
+/** The instance spec that makes a branch's server run as its read-write endpoint asks. */
+export function computeSpecFor(
+  current: InstanceSpec,
+  readWrite: EndpointSpec | undefined,
+  projectDeleted: boolean,
+): InstanceSpec {
+  const next: InstanceSpec = { ...current };
+  if (!readWrite || projectDeleted || readWrite.disabled) {
+    next.stopped = true;
+    next.suspended = false;
+  } else if (current.stopped && !current.suspended) {
+    next.stopped = false; // enabled (again)
+  }
+  if (readWrite) next.compute_units = readWrite.max_cu;
+  if (readWrite?.suspend_timeout_seconds) next.suspend_timeout_seconds = readWrite.suspend_timeout_seconds;
+  else delete next.suspend_timeout_seconds;
+  if (!next.suspend_timeout_seconds && next.suspended) {
+    next.stopped = false;
+    next.suspended = false;
+  }
+  return next;
+}
+
+/** Brings the branch's instance in line with its endpoints; returns the instance uid to kick if changed. */
+export async function syncBranchCompute(
+  db: Queryable,
+  branch: BranchRow,
+  projectDeleted: boolean,
+): Promise<string | undefined> {
+  await db.query('SELECT 1 FROM instances WHERE uid = $1 FOR UPDATE', [branch.instance_uid]);
+  const instance = await findInstanceByUid(db, branch.instance_uid);
+  if (!instance || instance.spec.deleted) return undefined;
+  const readWrite = (await listEndpoints(db, branch.uid)).find(
+    (e) => e.spec.endpoint_type === 'ENDPOINT_TYPE_READ_WRITE',
+  );
+  const next = computeSpecFor(instance.spec, readWrite?.spec, projectDeleted);
+  if (JSON.stringify(next) === JSON.stringify(instance.spec)) return undefined;
+  await updateInstanceSpec(db, instance.uid, next);
+  return instance.uid;
+}
+
+/**
+ * Makes the instance that holds a new branch's data (and runs its
+ * read-write endpoint): hidden from the Provisioned API, managed by the
+ * project's owner.
+ */
+export async function insertBranchInstance(
+  db: Queryable,
+  ctx: ControlContext,
+  owner: string,
+  options: { hostId: string; readWrite: EndpointSpec | undefined; sourceUid?: string },
+): Promise<InstanceRow> {
+  await db.query('LOCK TABLE instances IN SHARE ROW EXCLUSIVE MODE');
+  const base: InstanceSpec = {
+    capacity: 'CU_1',
+    stopped: false,
+    custom_tags: [],
+    retention_window_in_days: 7,
+    node_count: 1,
+    enable_readable_secondaries: false,
+    enable_pg_native_login: false,
+    deleted: false,
+    ...(options.sourceUid ? { source_uid: options.sourceUid } : {}),
+  };
+  const spec = computeSpecFor(base, options.readWrite, false);
+  const address = ctx.config.dnsSuffix ? null : await allocateLoopbackAddress(db);
+  const row = await insertInstance(db, {
+    uid: randomUUID(),
+    name: options.hostId,
+    creator: owner,
+    spec,
+    address,
+    nodeId: ctx.config.nodeId,
+    autoscaling: true,
+  });
+  await setInstancePermission(db, row.uid, owner, 'CAN_MANAGE');
+  return row;
+}
+
+/** Marks a branch's instance for deletion (the reconciler removes its data). */
+export async function deleteBranchInstance(db: Queryable, instanceUid: string): Promise<void> {
+  const instance = await findInstanceByUid(db, instanceUid);
+  if (instance && !instance.spec.deleted)
+    await updateInstanceSpec(db, instanceUid, { ...instance.spec, deleted: true });
+}
