@@ -23,7 +23,7 @@ import {
   listBranchEndpoints,
   updateBranchEndpoint,
 } from '../postgres/endpoints.js';
-import { notFound } from '../postgres/fields.js';
+import { badRequest, notFound } from '../postgres/fields.js';
 import { getOperation } from '../postgres/operations.js';
 import {
   createProject,
@@ -98,6 +98,12 @@ export const postgresRoutes: RouteGroup = (app, ctx: ControlContext) => {
     op(c, await updateProjectBranch(ctx, c.var.caller, ...ids(c), c.req.query('update_mask'), await body(c))),
   );
   app.delete(B, async (c) => op(c, await deleteProjectBranch(ctx, c.var.caller, ...ids(c))));
+  app.post(`${B}/undelete`, async (c) => {
+    await getBranch(ctx, c.var.caller, ...ids(c));
+    throw badRequest(
+      `projects/${ids(c)[0]}/branches/${ids(c)[1]} is not deleted (Pier deletes branches at once).`,
+    );
+  });
 
   // Endpoints.
   app.post(`${B}/endpoints`, async (c) =>

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { databaseAccess } from '../access/component.js';
+import { autoscalingSweeper } from '../postgres/sweeper.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { syncWorkers } from '../sync/worker.js';
 import { registerCatalogCommands } from './catalog.js';
@@ -9,6 +10,7 @@ import { describeCliError, registerDatabaseCommands, registerKeyCommands } from 
 import { registerDeltaCommands } from './delta.js';
 import { registerDemoCommands } from './demo.js';
 import { registerExternalLocations } from './external-locations.js';
+import { registerPostgresCommands, registerPsqlCommand } from './postgres.js';
 import { registerServerCommands } from './server.js';
 import { registerSyncedTableCommands } from './synced-tables.js';
 
@@ -22,7 +24,7 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 /** What `pier up` runs besides the API and the reconciler. */
-const components: ComponentFactory[] = [databaseAccess, syncWorkers];
+const components: ComponentFactory[] = [databaseAccess, syncWorkers, autoscalingSweeper];
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -48,6 +50,8 @@ registerDeltaCommands(program);
 registerDemoCommands(program);
 registerKeyCommands(program);
 registerSyncedTableCommands(program);
+registerPostgresCommands(program);
+registerPsqlCommand(program);
 addGlobalOptionsEverywhere(program);
 
 /** `--data-dir` and `--profile` work before or after any subcommand, as in the Databricks CLI. */
