@@ -11,6 +11,7 @@ import {
   deleteRoleRow,
   findRole,
   insertRole,
+  listDatabases,
   listRoles,
   type OperationRow,
   type RoleRow,
@@ -100,7 +101,7 @@ function readAttributes(
 async function applyRole(client: pg.Client, spec: RoleSpec, create: boolean): Promise<void> {
   const name = client.escapeIdentifier(spec.postgres_role);
   if (create) {
-    const { rowCount } = await client.query('SELECT 1 FROM autoscaling_roles WHERE rolname = $1', [
+    const { rowCount } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [
       spec.postgres_role,
     ]);
     if (!rowCount) {
@@ -235,13 +236,10 @@ export async function deleteRole(
     ? ((await findRole(ctx.store, branch.uid, reassignTo.split('/').pop() ?? ''))?.spec.postgres_role ??
       reassignTo)
     : undefined;
-  const owners = await ctx.store.query(
-    'SELECT database_id FROM autoscaling_databases WHERE branch_uid = $1 AND role_id = $2',
-    [branch.uid, roleId],
-  );
-  if (owners.rowCount) {
+  const owned = (await listDatabases(ctx.store, branch.uid)).find((d) => d.role_id === roleId);
+  if (owned) {
     throw badRequest(
-      `role ${roleId} owns database ${owners.rows[0].database_id}: give the database another owner (update-database … spec.role) first.`,
+      `role ${roleId} owns database ${owned.database_id}: give the database another owner (update-database … spec.role) first.`,
     );
   }
   await onBranchServer(ctx, branch, 'postgres', async (client) => {
