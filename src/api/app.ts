@@ -5,6 +5,7 @@ import { authenticateBearer } from '../auth/personal-access-tokens.js';
 import type { ControlContext } from '../control/context.js';
 import { PierError } from '../errors.js';
 import { databaseAccessRoutes } from './access.js';
+import { backupRoutes } from './backups.js';
 import { databaseCatalogRoutes } from './database-catalogs.js';
 import { errorEnvelope } from './errors.js';
 import { identityRoutes } from './identities.js';
@@ -28,6 +29,7 @@ const ROUTE_GROUPS: RouteGroup[] = [
   syncedTableRoutes,
   pipelineRoutes,
   postgresRoutes,
+  backupRoutes,
 ];
 
 const MAX_BODY_BYTES = 1024 * 1024;

@@ -46,7 +46,7 @@ async function waitForOperation(
       );
     }
     await sleep(delay);
-    delay = Math.min(delay * 2, 1000);
+    delay = Math.min(delay * 2, 250);
     current = await call<Operation>(creds, 'GET', `${BASE}/${current.name}`);
   }
   if (current.error)

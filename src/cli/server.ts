@@ -37,6 +37,7 @@ interface UpOptions {
   proxyMaxConnections: number;
   proxyMaxConnectionsPerAddress: number;
   minSuspendTimeout: number;
+  baseBackupInterval: number;
 }
 
 function port(value: string): number {
@@ -65,6 +66,19 @@ function credentialTtl(value: string): number {
     );
   }
   return n;
+}
+
+/** `24h`, `30m`, `90s`: a duration in milliseconds, at least a minute. */
+function duration(value: string): number {
+  const match = /^(\d+)(s|m|h|d)$/.exec(value);
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  const ms = match ? Number(match[1]) * unit[match[2] as keyof typeof unit] : Number.NaN;
+  if (!(ms >= 60_000))
+    throw new PierError(
+      'INVALID_PARAMETER_VALUE',
+      `"${value}" must be a duration of at least a minute, e.g. 24h, 30m or 90s.`,
+    );
+  return ms;
 }
 
 const timestamp = () => new Date().toISOString();
@@ -106,6 +120,14 @@ export function registerServerCommands(program: Command, components: ComponentFa
       new Option('--proxy-max-connections-per-address <n>', 'Of those, from one client address.')
         .default(DEFAULT_CONNECTION_CAPS.maxConnectionsPerAddress)
         .argParser(positive),
+    )
+    .addOption(
+      new Option(
+        '--base-backup-interval <duration>',
+        'Time between scheduled base backups of each instance (e.g. 24h, 6h, 30m).',
+      )
+        .default(24 * 3_600_000, '24h')
+        .argParser(duration),
     )
     .addOption(
       new Option(
@@ -169,6 +191,7 @@ async function runForeground(
         maxConnections: options.proxyMaxConnections,
         maxConnectionsPerAddress: options.proxyMaxConnectionsPerAddress,
       },
+      baseBackupIntervalMs: options.baseBackupInterval,
       log,
     },
     components,

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { BackupStorage } from '../backups/storage.js';
 
 /**
  * Where instances' Postgres runs. `local/` runs processes on this host from
@@ -18,6 +19,30 @@ export interface EngineInstance {
   computeUnits?: number;
   /** Storage is a branch of this instance: a copy of its data as of now, not the template. */
   sourceUid?: string;
+}
+
+/** A finished base backup: restorable to any point at or after `stopLsn` (and `stoppedAt`). */
+export interface BaseBackupResult {
+  label: string;
+  /** LSNs as Postgres prints them (`0/2000028`): never a JS number. */
+  startLsn: string;
+  stopLsn: string;
+  /** The WAL file holding the start point: the oldest WAL a restore from this backup reads. */
+  startWalFile: string;
+  timeline: number;
+  startedAt: Date;
+  /** The server's clock just after `pg_backup_stop` returned: every later commit is stamped after it. */
+  stoppedAt: Date;
+  bytes: number;
+}
+
+/** Where a point-in-time child is restored from, and to which point. */
+export interface RestoreSource {
+  parentUid: string;
+  /** The parent's base backup to start from (the nearest one before the target). */
+  backupId: string;
+  /** Replay WAL to exactly this LSN, or to this time. */
+  target: { lsn: string } | { time: string };
 }
 
 export interface EngineObservation {
@@ -63,6 +88,25 @@ export interface Engine {
    * store not knowing an instance does not prove its data is garbage.
    */
   quarantine(uid: string): Promise<string>;
+  /** Where instances' WAL archives and base backups are kept. */
+  readonly backups: BackupStorage;
+  /** Takes a base backup of a running instance into `backups` under `id`. */
+  takeBaseBackup(uid: string, id: string): Promise<BaseBackupResult>;
+  /** The running instance's current WAL write position. */
+  currentWalLsn(uid: string): Promise<string>;
+  /**
+   * Makes everything the running instance wrote so far restorable from the
+   * archive without waiting for a WAL segment to fill: commits a marker
+   * transaction, switches to a new segment and waits until the finished one
+   * is archived.
+   */
+  sealWal(uid: string): Promise<void>;
+  /**
+   * Creates a child's storage from its parent's base backup and WAL archive:
+   * recovery replays to the target, promotes, and stops cleanly. The storage
+   * appears whole or not at all. Returns the LSN the child branched at.
+   */
+  restore(instance: EngineInstance, source: RestoreSource): Promise<{ effectiveLsn: string }>;
   /** Finishes background work (e.g. preparing spare storage); instances keep running. */
   close(): Promise<void>;
 }

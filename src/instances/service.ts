@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { resolveParentRef } from '../backups/service.js';
+import { markArchiveDeleted } from '../backups/store.js';
 import type { ControlContext } from '../control/context.js';
 import { asObject, describe, optionalBoolean, optionalInteger, optionalString } from '../control/validate.js';
 import { CAPACITIES, type Capacity } from '../engine/engine.js';
@@ -9,6 +11,7 @@ import { instanceForCaller, permissionOn } from './permissions.js';
 import { setInstancePermission } from './permissions-store.js';
 import {
   allocateLoopbackAddress,
+  type ChildRef,
   type CustomTag,
   countInstances,
   findInstanceByName,
@@ -16,6 +19,8 @@ import {
   type InstanceRow,
   type InstanceSpec,
   insertInstance,
+  listChildRefs,
+  listDescendantUids,
   listInstancesPage,
   updateInstanceSpec,
 } from './store.js';
@@ -134,11 +139,10 @@ export async function createInstance(
 ): Promise<InstanceRow> {
   const body = asObject(input, 'The database instance');
   const name = validateInstanceName(body.name);
-  if (body.parent_instance_ref !== undefined) {
-    throw invalidParameter(
-      'parent_instance_ref (child instances from a point in time) is not supported yet.',
-    );
-  }
+  const parent =
+    body.parent_instance_ref === undefined || body.parent_instance_ref === null
+      ? undefined
+      : await resolveParentRef(ctx, caller, body.parent_instance_ref);
   const defaults: InstanceSpec = {
     capacity: 'CU_1',
     stopped: false,
@@ -151,6 +155,7 @@ export async function createInstance(
   };
   const present = [...UPDATABLE].filter((field) => body[field] !== undefined && body[field] !== null);
   const spec = applyFields(defaults, body, present);
+  if (parent) spec.parent = parent;
   const row = await ctx.store.transaction(async (tx) => {
     // Serialise creates so the quota and the address allocation see each other.
     await tx.query('LOCK TABLE instances IN SHARE ROW EXCLUSIVE MODE');
@@ -180,6 +185,21 @@ export async function createInstance(
   });
   ctx.reconciler.kick(row.uid);
   return row;
+}
+
+/** The point-in-time children of each of `rows` (for `child_instance_refs`), by parent uid. */
+export async function childRefsOf(
+  ctx: ControlContext,
+  rows: InstanceRow[],
+): Promise<Map<string, ChildRef[]>> {
+  const byParent = new Map<string, ChildRef[]>();
+  for (const child of await listChildRefs(
+    ctx.store,
+    rows.map((row) => row.uid),
+  )) {
+    byParent.set(child.parent_uid, [...(byParent.get(child.parent_uid) ?? []), child]);
+  }
+  return byParent;
 }
 
 export async function getInstance(
@@ -280,16 +300,41 @@ export async function deleteInstance(
   name: string,
   query: { purge?: string; force?: string },
 ): Promise<void> {
-  if (query.purge !== undefined && query.purge !== 'true') {
-    throw invalidParameter('purge=false is not supported: deleting an instance always removes its data.');
+  for (const flag of ['purge', 'force'] as const) {
+    if (query[flag] !== undefined && query[flag] !== 'true' && query[flag] !== 'false') {
+      throw invalidParameter(`${flag} must be true or false, got ${describe(query[flag])}.`);
+    }
   }
-  if (query.force !== undefined && query.force !== 'true' && query.force !== 'false') {
-    throw invalidParameter(`force must be true or false, got ${describe(query.force)}.`);
-  }
-  const row = await ctx.store.transaction(async (tx) => {
+  const purge = query.purge === 'true';
+  const uids = await ctx.store.transaction(async (tx) => {
     const current = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
-    if (current.spec.deleted) return current;
-    return updateInstanceSpec(tx, current.uid, { ...current.spec, deleted: true });
+    if (current.spec.deleted) return [];
+    const descendants = await listDescendantUids(tx, current.uid);
+    const live: InstanceRow[] = [];
+    for (const uid of descendants) {
+      const row = await findInstanceByUid(tx, uid);
+      if (row && !row.spec.deleted) live.push(row);
+    }
+    if (live.length > 0 && query.force !== 'true') {
+      throw new PierError(
+        'INVALID_STATE',
+        `Database instance '${name}' has child instances (${live.map((row) => row.name).join(', ')}). Delete them first, or pass force=true to delete them with it.`,
+      );
+    }
+    const deleted: string[] = [];
+    for (const row of [current, ...live]) {
+      await updateInstanceSpec(tx, row.uid, { ...row.spec, deleted: true, purge });
+      if (!purge) {
+        await markArchiveDeleted(tx, {
+          uid: row.uid,
+          name: row.name,
+          nodeId: row.node_id ?? ctx.config.nodeId,
+          retentionDays: row.spec.retention_window_in_days,
+        });
+      }
+      deleted.push(row.uid);
+    }
+    return deleted;
   });
-  ctx.reconciler.kick(row.uid);
+  for (const uid of uids) ctx.reconciler.kick(uid);
 }

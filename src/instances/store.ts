@@ -16,6 +16,22 @@ export interface CustomTag {
   value?: string;
 }
 
+/**
+ * The instance a point-in-time child was restored from (the SDK's
+ * DatabaseInstanceRef, as given on create), and what Pier resolved it to.
+ */
+export interface ParentRef {
+  uid: string;
+  name: string;
+  /** As the user sent them, echoed back. */
+  lsn?: string;
+  branch_time?: string;
+  /** What recovery replays to: the LSN asked for (or the parent's at create), or the time. */
+  target: { lsn: string } | { time: string };
+  /** The parent's base backup the restore starts from. */
+  backup_id: string;
+}
+
 /** What the user asked for. Only the API writes it. */
 export interface InstanceSpec {
   capacity: Capacity;
@@ -38,6 +54,10 @@ export interface InstanceSpec {
   suspended?: boolean;
   /** Storage is made as a copy of this instance's data (a branch of it), not from the template. */
   source_uid?: string;
+  /** Deleted with purge=true: the WAL archive and base backups go too, at once. */
+  purge?: boolean;
+  /** Set on a point-in-time child; never changes. */
+  parent?: ParentRef;
 }
 
 /** What the reconciler observed and did. Only the reconciler writes it (and `state`). */
@@ -59,6 +79,10 @@ export interface InstanceStatus {
   message?: string;
   /** The kind of the last failure (an ErrorKind), while it lasts. */
   error_kind?: string;
+  /** The running server archives its WAL (archive_mode applies at a start). */
+  wal_archiving?: boolean;
+  /** A child: the LSN on its parent it branched at (the promotion's switch point). */
+  effective_lsn?: string;
 }
 
 export interface InstanceRow {
@@ -226,4 +250,40 @@ export async function deleteInstanceRow(db: Queryable, uid: string, generation: 
     generation,
   ]);
   return (rowCount ?? 0) > 0;
+}
+
+export interface ChildRef {
+  uid: string;
+  name: string;
+  parent_uid: string;
+  parent: ParentRef;
+  effective_lsn?: string;
+}
+
+/** The point-in-time children of the given instances (not yet being deleted). */
+export async function listChildRefs(db: Queryable, parentUids: string[]): Promise<ChildRef[]> {
+  if (parentUids.length === 0) return [];
+  const { rows } = await db.query<ChildRef>(
+    `SELECT uid::text, name, spec->'parent'->>'uid' AS parent_uid, spec->'parent' AS parent,
+            status->>'effective_lsn' AS effective_lsn
+       FROM instances
+      WHERE spec->'parent'->>'uid' = ANY($1::text[]) AND NOT (spec->>'deleted')::boolean
+      ORDER BY name`,
+    [parentUids],
+  );
+  return rows;
+}
+
+/** Every descendant of an instance (children, their children, …), nearest first. */
+export async function listDescendantUids(db: Queryable, uid: string): Promise<string[]> {
+  const { rows } = await db.query<{ uid: string }>(
+    `WITH RECURSIVE descendants(uid, depth) AS (
+       SELECT uid, 1 FROM instances WHERE spec->'parent'->>'uid' = $1
+       UNION
+       SELECT i.uid, d.depth + 1 FROM instances i JOIN descendants d ON i.spec->'parent'->>'uid' = d.uid::text
+     )
+     SELECT uid::text FROM descendants GROUP BY uid ORDER BY min(depth)`,
+    [uid],
+  );
+  return rows.map((row) => row.uid);
 }

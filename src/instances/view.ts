@@ -1,7 +1,8 @@
+import { childRefView, parentRefView } from '../backups/view.js';
 import type { ControlConfig } from '../control/context.js';
 import type { InstancePermissions } from './permissions.js';
 import { reportedState } from './state.js';
-import type { InstanceRow } from './store.js';
+import type { ChildRef, InstanceRow } from './store.js';
 
 /**
  * The single mapping from stored rows to the JSON Databricks clients expect
@@ -11,7 +12,7 @@ export function instanceView(
   row: InstanceRow,
   config: ControlConfig,
   pgMajorVersion: number,
-  options: { withInputs?: boolean } = {},
+  options: { withInputs?: boolean; children?: ChildRef[] } = {},
 ) {
   const { spec } = row;
   const state = reportedState(row);
@@ -37,6 +38,8 @@ export function instanceView(
     enable_pg_native_login: spec.enable_pg_native_login,
     effective_enable_pg_native_login: spec.enable_pg_native_login,
   };
+  if (spec.parent) view.parent_instance_ref = parentRefView(spec.parent, row.status.effective_lsn);
+  if (options.children?.length) view.child_instance_refs = options.children.map(childRefView);
   if (spec.usage_policy_id) {
     view.usage_policy_id = spec.usage_policy_id;
     view.effective_usage_policy_id = spec.usage_policy_id;

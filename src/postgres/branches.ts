@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { ControlContext } from '../control/context.js';
 import { PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
-import { findInstanceByUid } from '../instances/store.js';
+import { restorePointOf } from '../backups/service.js';
+import { findInstanceByUid, type ParentRef } from '../instances/store.js';
 import { decodePageToken, encodePageToken } from '../pagination.js';
 import {
   branchOf,
@@ -124,10 +125,23 @@ export async function createBranch(
   }
   if (lsn !== undefined && at !== undefined)
     throw invalid('spec: set source_branch_lsn or source_branch_time, not both.');
+  const sourceId = sourceBranchId(
+    await projectForCaller(ctx.store, caller, projectId),
+    optionalText(spec, 'source_branch', 'spec.source_branch'),
+  );
+  // A past point: a point-in-time restore of the source (its nearest base backup and WAL archive).
+  let parent: ParentRef | undefined;
   if (lsn !== undefined || at !== undefined) {
-    throw new PierError(
-      'NOT_IMPLEMENTED',
-      'Branching from a past point (source_branch_lsn / source_branch_time) needs point-in-time restore, which this Pier does not have yet. Leave them out to branch from the source as of now.',
+    const project = await projectForCaller(ctx.store, caller, projectId);
+    const sourceBranch = await branchOf(ctx.store, project, sourceId);
+    const sourceInstance = await findInstanceByUid(ctx.store, sourceBranch.instance_uid);
+    if (!sourceInstance) throw badRequest(`The source branch ${sourceId} has no data.`);
+    parent = await restorePointOf(
+      ctx,
+      sourceInstance,
+      { lsn, branch_time: spec.source_branch_time },
+      'spec',
+      { lsn: 'source_branch_lsn', time: 'source_branch_time' },
     );
   }
   const { op, instanceUid } = await ctx.store.transaction(async (tx) => {
@@ -138,17 +152,13 @@ export async function createBranch(
         `branch with that id already exists: projects/${projectId}/branches/${branchId}.`,
       );
     }
-    const source = await branchOf(
-      tx,
-      project,
-      sourceBranchId(project, optionalText(spec, 'source_branch', 'spec.source_branch')),
-    );
+    const source = await branchOf(tx, project, sourceId);
     const endpoint = readWriteSpec(project.spec.default_endpoint);
     const hostId = newHostId();
     const instance = await insertBranchInstance(tx, ctx, project.owner, {
       hostId,
       readWrite: endpoint,
-      sourceUid: source.instance_uid,
+      ...(parent ? { parent } : { sourceUid: source.instance_uid }),
     });
     const uid = randomUUID();
     await insertBranch(tx, {
@@ -158,8 +168,8 @@ export async function createBranch(
       spec: { is_protected: isProtected, ...(expiration?.noExpiry ? { no_expiry: true } : {}) },
       instance_uid: instance.uid,
       source_branch: source.branch_id,
-      source_branch_lsn: null,
-      source_branch_time: now,
+      source_branch_lsn: lsn ?? null,
+      source_branch_time: at ?? now,
       expire_time: expiration?.expireTime ?? null,
     });
     await insertEndpoint(tx, {
@@ -288,11 +298,4 @@ export async function deleteProjectBranch(
   });
   ctx.reconciler.kick(instanceUid);
   return op;
-}
-
-/** Fills in the LSN a branch was copied at once its storage exists. */
-export async function recordedSourceLsn(ctx: ControlContext, branch: BranchRow): Promise<string | undefined> {
-  if (branch.source_branch_lsn) return branch.source_branch_lsn;
-  const instance = await findInstanceByUid(ctx.store, branch.instance_uid);
-  return instance?.status.source_lsn;
 }

@@ -8,6 +8,7 @@ import {
   type InstanceRow,
   type InstanceSpec,
   insertInstance,
+  type ParentRef,
   updateInstanceSpec,
 } from '../instances/store.js';
 import type { Queryable } from '../store/store.js';
@@ -160,7 +161,7 @@ export async function insertBranchInstance(
   db: Queryable,
   ctx: ControlContext,
   owner: string,
-  options: { hostId: string; readWrite: EndpointSpec | undefined; sourceUid?: string },
+  options: { hostId: string; readWrite: EndpointSpec | undefined; sourceUid?: string; parent?: ParentRef },
 ): Promise<InstanceRow> {
   await db.query('LOCK TABLE instances IN SHARE ROW EXCLUSIVE MODE');
   const base: InstanceSpec = {
@@ -173,6 +174,7 @@ export async function insertBranchInstance(
     enable_pg_native_login: false,
     deleted: false,
     ...(options.sourceUid ? { source_uid: options.sourceUid } : {}),
+    ...(options.parent ? { parent: options.parent } : {}),
   };
   const spec = computeSpecFor(base, options.readWrite, false);
   const address = ctx.config.dnsSuffix ? null : await allocateLoopbackAddress(db);

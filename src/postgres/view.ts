@@ -69,7 +69,7 @@ export interface BranchRecord {
 
 export function branchView({ branch, instance, isDefault, logicalSizeBytes }: BranchRecord) {
   const state = branchState(instance);
-  const lsn = branch.source_branch_lsn ?? instance?.status.source_lsn;
+  const lsn = branch.source_branch_lsn ?? instance?.status.source_lsn ?? instance?.status.effective_lsn;
   return {
     name: `projects/${branch.project_id}/branches/${branch.branch_id}`,
     parent: `projects/${branch.project_id}`,

@@ -65,8 +65,11 @@ export function planInstance(spec: InstanceSpec, status: InstanceStatus, observe
           done: 'AVAILABLE',
         };
   }
+  // A server started before WAL archiving was always on restarts once to turn it on.
   const resized =
-    status.applied_capacity !== spec.capacity || status.applied_compute_units !== spec.compute_units;
+    status.applied_capacity !== spec.capacity ||
+    status.applied_compute_units !== spec.compute_units ||
+    status.wal_archiving !== true;
   if (spec.stopped) {
     const steps: Step[] = [];
     if (observed.running) steps.push('stop');

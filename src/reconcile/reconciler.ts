@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { deleteArchiveRow } from '../backups/store.js';
 import type { Engine, EngineInstance } from '../engine/engine.js';
 import { noteFailure } from '../failures.js';
 import {
@@ -10,6 +11,7 @@ import {
   type InstanceStatus,
   listAllInstanceUids,
   listNodeInstances,
+  type ParentRef,
   updateInstanceStatus,
 } from '../instances/store.js';
 import { claimLeases, forgetLease, releaseLease, renewLease } from '../store/leases.js';
@@ -268,8 +270,12 @@ export class Reconciler extends EventEmitter {
   ): Promise<void> {
     switch (step) {
       case 'provision': {
-        const made = await this.engine.provision(instance);
-        if (made?.sourceLsn) status.source_lsn = made.sourceLsn;
+        if (row.spec.parent) {
+          status.effective_lsn = await this.restoreChild(instance, row.spec.parent);
+        } else {
+          const made = await this.engine.provision(instance);
+          if (made?.sourceLsn) status.source_lsn = made.sourceLsn;
+        }
         status.provisioned = true;
         return;
       }
@@ -281,11 +287,13 @@ export class Reconciler extends EventEmitter {
       case 'start':
         await this.engine.start(instance);
         applied(status, instance);
+        status.wal_archiving = true;
         return;
       case 'restart':
         await this.engine.stop(instance.uid);
         await this.engine.start(instance);
         applied(status, instance);
+        status.wal_archiving = true;
         return;
       case 'stop':
         await this.engine.stop(instance.uid);
@@ -296,10 +304,38 @@ export class Reconciler extends EventEmitter {
         return;
       case 'destroy':
         await this.engine.destroy(instance.uid);
+        // Without purge the archive outlives the instance for its retention window (backups/scheduler.ts).
+        if (row.spec.purge) {
+          await this.engine.backups.removeArchive(instance.uid);
+          await deleteArchiveRow(this.store, instance.uid);
+        }
         return;
       case 'forget':
         return;
     }
+  }
+
+  /**
+   * Restores a point-in-time child from its parent's archive. The parent, if
+   * it runs here, first seals its WAL so the target is in the archive (a
+   * branch at "now" does not wait for a segment to fill). A restore cut short
+   * (kill -9) leaves only a `.partial` copy, which the next pass starts over.
+   */
+  private async restoreChild(instance: EngineInstance, parent: ParentRef): Promise<string> {
+    const parentRow = await findInstanceByUid(this.store, parent.uid);
+    if (
+      parentRow &&
+      parentRow.node_id === this.options.nodeId &&
+      (await this.engine.observe(parent.uid)).ready
+    ) {
+      await this.engine.sealWal(parent.uid);
+    }
+    const { effectiveLsn } = await this.engine.restore(instance, {
+      parentUid: parent.uid,
+      backupId: parent.backup_id,
+      target: parent.target,
+    });
+    return effectiveLsn;
   }
 
   private async report(row: InstanceRow, state: InstanceRow['state'], status: InstanceStatus, done: boolean) {

@@ -27,6 +27,8 @@ export function dataDirLayout(dataDir: string) {
     /** Instance storage the store does not know, moved aside (never deleted). */
     quarantineDir: join(dataDir, 'quarantine'),
     templateDir: join(dataDir, 'template'),
+    /** Each instance's WAL archive and base backups (see docs/backups.md). */
+    backupsDir: join(dataDir, 'backups'),
     runDir: join(dataDir, 'run'),
     logsDir: join(dataDir, 'logs'),
     tlsDir: join(dataDir, 'tls'),

@@ -1,10 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { openMasterKey, SigningKeys } from '../access/signing-keys.js';
 import { createApi } from '../api/app.js';
 import { ActiveIdentities } from '../auth/active-identities.js';
+import { BackupScheduler } from '../backups/scheduler.js';
+import { LocalBackupStorage } from '../backups/storage.js';
 import type { ControlConfig, ControlContext } from '../control/context.js';
 import { LocalEngine, listInstanceStorage } from '../engine/local/local-engine.js';
 import {
@@ -56,6 +59,8 @@ export interface PierOptions {
   apiTlsKey?: string;
   /** Client connections the proxy holds at once, in all and per address (default `DEFAULT_CONNECTION_CAPS`). */
   proxyConnectionCaps?: { maxConnections: number; maxConnectionsPerAddress: number };
+  /** Time between scheduled base backups of each instance (a day by default). */
+  baseBackupIntervalMs?: number;
   log: (message: string) => void;
 }
 
@@ -145,7 +150,12 @@ export async function startPier(
     const masterKey = await openMasterKey(store, layout.keysDir);
     await recordStoreIdentity(store, layout.storeIdFile);
     const admin = await bootstrapAdmin(store, layout);
-    const engine = await LocalEngine.open(runtime, layout, { log: options.log });
+    const backups = await LocalBackupStorage.open(
+      layout.backupsDir,
+      join(layout.runtimeDir, 'pier-wal'),
+      runtime.user,
+    );
+    const engine = await LocalEngine.open(runtime, layout, { backups, log: options.log });
     cleanups.push(() => engine.close());
     const nodeId = await readOrCreateNodeId(layout);
     const reconciler = new Reconciler(store, engine, { nodeId, log: options.log });
@@ -176,6 +186,14 @@ export async function startPier(
       if (stopInstances) await Promise.all((await engine.listInstances()).map((uid) => engine.stop(uid)));
     });
     await reconciler.start();
+    const backupSchedule = new BackupScheduler(store, engine, reconciler, {
+      nodeId,
+      intervalMs: options.baseBackupIntervalMs,
+      now: testClock(),
+      log: options.log,
+    });
+    backupSchedule.start();
+    cleanups.push(() => backupSchedule.stop());
 
     const started: PierComponent[] = [];
     for (const factory of components) {
@@ -230,6 +248,15 @@ export async function startPier(
     await cleanup();
     throw error;
   }
+}
+
+/**
+ * The clock the backup retention window is judged by: the real one, moved
+ * by `PIER_TEST_CLOCK_OFFSET_MS` in tests (retention is counted in days).
+ */
+function testClock(): (() => Date) | undefined {
+  const offset = Number(process.env.PIER_TEST_CLOCK_OFFSET_MS ?? 0);
+  return offset ? () => new Date(Date.now() + offset) : undefined;
 }
 
 /** A store URL fit for a message: no password. */

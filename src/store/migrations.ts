@@ -349,6 +349,37 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 13,
+    name: 'WAL archives and base backups',
+    sql: `
+      -- One per instance that has (or had) a WAL archive. Outlives the instance row:
+      -- a deleted instance's archive is kept until its retention window has passed.
+      CREATE TABLE backup_archives (
+        instance_uid uuid PRIMARY KEY,
+        instance_name text NOT NULL,
+        node_id text NOT NULL,
+        retention_window_in_days int NOT NULL,
+        deleted_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+
+      -- The catalog of base backups; the bytes are in the backup storage.
+      CREATE TABLE base_backups (
+        backup_id text PRIMARY KEY,
+        instance_uid uuid NOT NULL REFERENCES backup_archives ON DELETE CASCADE,
+        trigger text NOT NULL,
+        timeline int NOT NULL,
+        start_lsn pg_lsn NOT NULL,
+        stop_lsn pg_lsn NOT NULL,
+        start_wal_file text NOT NULL,
+        started_at timestamptz NOT NULL,
+        stopped_at timestamptz NOT NULL,
+        size_bytes bigint NOT NULL
+      );
+      CREATE INDEX base_backups_instance ON base_backups (instance_uid, stopped_at);
+    `,
+  },
+  {
     version: 14,
     name: 'Lakebase Autoscaling: projects, branches, endpoints, databases, roles and their operations',
     sql: `

@@ -187,14 +187,14 @@ test('bad updates are rejected and change nothing', async () => {
   );
 });
 
-test('delete with purge=false is refused and the instance stays', () =>
+test('delete with a purge that is not true or false is refused and the instance stays', () =>
   expectError(
     'DELETE',
-    `${INSTANCES}/existing?purge=false`,
+    `${INSTANCES}/existing?purge=yes`,
     undefined,
     400,
     'INVALID_PARAMETER_VALUE',
-    /purge=false is not supported/,
+    /purge must be true or false/,
   ));
 
 test('past the instance limit, create is RESOURCE_EXHAUSTED', async () => {

@@ -13,7 +13,7 @@ const spec: InstanceSpec = {
   enable_pg_native_login: false,
   deleted: false,
 };
-const applied: InstanceStatus = { applied_capacity: 'CU_1', roles_ready: true };
+const applied: InstanceStatus = { applied_capacity: 'CU_1', roles_ready: true, wal_archiving: true };
 const running = { provisioned: true, running: true, ready: true };
 const down = { provisioned: true, running: false, ready: false };
 const absent = { provisioned: false, running: false, ready: false };
@@ -74,7 +74,16 @@ test('a resize of a running instance reconfigures and restarts; of a stopped one
 });
 
 test('the creator role is made if an earlier pass died before making it', () => {
-  assert.deepEqual(planInstance(spec, { applied_capacity: 'CU_1' }, running).steps, ['bootstrap-roles']);
+  assert.deepEqual(planInstance(spec, { applied_capacity: 'CU_1', wal_archiving: true }, running).steps, [
+    'bootstrap-roles',
+  ]);
+});
+
+test('a server started before WAL archiving was always on is restarted once to turn it on', () => {
+  const plan = planInstance(spec, { applied_capacity: 'CU_1', roles_ready: true }, running);
+  assert.deepEqual(plan.steps, ['configure', 'restart']);
+  assert.equal(plan.progress, 'UPDATING');
+  assert.deepEqual(planInstance(spec, applied, running).steps, []);
 });
 
 test('a deleted instance is destroyed then forgotten, or just forgotten if nothing is left', () => {

@@ -51,7 +51,8 @@ export async function initCluster(runtime: PostgresRuntime, dataDir: string): Pr
     join(dataDir, 'postgresql.conf'),
     `${await readFile(join(dataDir, 'postgresql.conf'), 'utf8')}\ninclude_if_exists = 'pier.conf'\n`,
   );
-  await writeFile(join(dataDir, 'pg_hba.conf'), 'local all all trust\n');
+  // `all` does not match replication connections: a standby streams over the socket too.
+  await writeFile(join(dataDir, 'pg_hba.conf'), 'local all all trust\nlocal replication all trust\n');
 }
 
 /** Writes the settings file the cluster's postgresql.conf includes. */
@@ -82,6 +83,11 @@ async function readPostmasterPid(dataDir: string): Promise<{ pid: number; status
   }
 }
 
+/** `postmaster.pid`'s status line: a primary is `ready`, a hot standby (or a server in recovery) `standby`. */
+function acceptsConnections(status: string): boolean {
+  return status === 'ready' || status === 'standby';
+}
+
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -94,7 +100,7 @@ export function processAlive(pid: number): boolean {
 export async function observeCluster(dataDir: string): Promise<ClusterObservation> {
   const pidFile = await readPostmasterPid(dataDir);
   if (!pidFile || !processAlive(pidFile.pid)) return { running: false, ready: false };
-  return { running: true, ready: pidFile.status === 'ready', pid: pidFile.pid };
+  return { running: true, ready: acceptsConnections(pidFile.status), pid: pidFile.pid };
 }
 
 /**
@@ -140,7 +146,7 @@ export async function startCluster(
         throw new PierError('INTERNAL_ERROR', `Postgres exited with code ${exited} while starting:\n${tail}`);
       }
       const pidFile = await readPostmasterPid(paths.dataDir);
-      if (pidFile?.status === 'ready' && pidFile.pid === child.pid) return child.pid;
+      if (pidFile && acceptsConnections(pidFile.status) && pidFile.pid === child.pid) return child.pid;
       await sleep(3);
     }
     throw new PierError(

@@ -2,14 +2,24 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import type { BackupStorage } from '../../backups/storage.js';
 import { PierError } from '../../errors.js';
-import type { Engine, EngineInstance, EngineObservation } from '../engine.js';
-import { copyRunningCluster, copyStoppedCluster, dataDirBytes } from './branch.js';
+import type {
+  BaseBackupResult,
+  Engine,
+  EngineInstance,
+  EngineObservation,
+  RestoreSource,
+} from '../engine.js';
+import { takeBaseBackup } from './base-backup.js';
+import { copyForBranch, dataDirBytes, localFirstRestoreCommand } from './branch.js';
 import { capacitySettings, computeUnitSettings } from './capacity.js';
 import { cloneDataDir } from './clone.js';
 import { observeCluster, SOCKET_PORT, startCluster, stopCluster, writeClusterSettings } from './cluster.js';
 import { installPierExtensions } from './extensions.js';
+import { recoverToTarget } from './restore.js';
 import { handToPostgres, type PostgresRuntime } from './runtime.js';
 import { prepareTemplate } from './template.js';
 
@@ -32,6 +42,12 @@ export async function listInstanceStorage(instancesDir: string): Promise<string[
     throw error;
   });
   return entries.filter((entry) => INSTANCE_ENTRY.test(entry)).sort();
+}
+
+/** A copy in flight may run a server (a restore's recovery outlives a killed Pier): stop it, then remove it. */
+async function removePartial(dir: string): Promise<void> {
+  await stopCluster(dir, { timeoutMs: 10_000 });
+  await rm(dir, { recursive: true, force: true });
 }
 
 export interface LocalEngineLayout {
@@ -63,6 +79,7 @@ export class LocalEngine implements Engine {
     private readonly layout: LocalEngineLayout,
     private readonly spareTarget: number,
     private readonly log: (message: string) => void,
+    readonly backups: BackupStorage,
   ) {}
 
   get pgMajorVersion(): number {
@@ -76,7 +93,7 @@ export class LocalEngine implements Engine {
   static async open(
     runtime: PostgresRuntime,
     layout: LocalEngineLayout,
-    options: { spares?: number; log?: (message: string) => void } = {},
+    options: { backups: BackupStorage; spares?: number; log?: (message: string) => void },
   ): Promise<LocalEngine> {
     for (const dir of [layout.instancesDir, layout.runDir, layout.logsDir]) {
       await mkdir(dir, { recursive: true });
@@ -91,10 +108,15 @@ export class LocalEngine implements Engine {
     );
     // A copy interrupted by a crash is never an instance, and its name says Pier made it: drop it.
     for (const entry of await readdir(layout.instancesDir)) {
-      if (PARTIAL_ENTRY.test(entry))
-        await rm(join(layout.instancesDir, entry), { recursive: true, force: true });
+      if (PARTIAL_ENTRY.test(entry)) await removePartial(join(layout.instancesDir, entry));
     }
-    const engine = new LocalEngine(runtime, layout, options.spares ?? 2, options.log ?? (() => {}));
+    const engine = new LocalEngine(
+      runtime,
+      layout,
+      options.spares ?? 2,
+      options.log ?? (() => {}),
+      options.backups,
+    );
     engine.refillSpares();
     return engine;
   }
@@ -153,7 +175,7 @@ export class LocalEngine implements Engine {
   async provision(instance: EngineInstance): Promise<{ sourceLsn?: string } | undefined> {
     const target = this.dataDir(instance.uid);
     if (existsSync(join(target, 'PG_VERSION'))) return undefined;
-    if (instance.sourceUid) return this.provisionBranch(instance.sourceUid, target);
+    if (instance.sourceUid) return this.provisionBranch(instance, instance.sourceUid, target);
     // A spare clone becomes the instance by one rename; without one, clone now.
     // A copy already in flight finishes sooner than a second one started beside it.
     if ((await this.spares()).length === 0 && this.copying) await this.copying.catch(() => {});
@@ -167,7 +189,7 @@ export class LocalEngine implements Engine {
     }
     if (!claimed) {
       const partial = `${target}.partial`;
-      await rm(partial, { recursive: true, force: true });
+      await removePartial(partial);
       // The rename makes the clone appear whole or not at all.
       await cloneDataDir(this.layout.templateDir, partial);
       await rename(partial, target);
@@ -177,22 +199,42 @@ export class LocalEngine implements Engine {
   }
 
   /** A branch: a copy of the source's data, whole (stopped) or as a base backup (running). */
-  private async provisionBranch(sourceUid: string, target: string): Promise<{ sourceLsn?: string }> {
+  private async provisionBranch(
+    instance: EngineInstance,
+    sourceUid: string,
+    target: string,
+  ): Promise<{ sourceLsn?: string }> {
     const source = this.dataDir(sourceUid);
     if (!existsSync(join(source, 'PG_VERSION'))) {
       throw new PierError('INVALID_STATE', 'The parent branch has no data yet: try again once it is ready.');
     }
     const partial = `${target}.partial`;
-    await rm(partial, { recursive: true, force: true });
+    await removePartial(partial);
     let sourceLsn: string | undefined;
     if ((await observeCluster(source)).running) {
-      sourceLsn = await copyRunningCluster(
+      const stopLsn = await copyForBranch(
+        this.runtime,
         { dataDir: source, connection: this.superuserConnection(sourceUid, 'postgres') },
         partial,
       );
+      // Recovered to the copy's end and promoted here, so the branch's first start is a plain one.
+      await this.backups.prepareArchive(instance.uid);
+      await recoverToTarget(this.runtime, {
+        paths: {
+          dataDir: partial,
+          socketDir: `${this.socketDir(instance.uid)}.restore`,
+          logFile: this.logFile(instance.uid),
+        },
+        source: { parentUid: sourceUid, backupId: '', target: { lsn: stopLsn } },
+        restoreCommand: localFirstRestoreCommand(this.backups.restoreCommand(sourceUid)),
+        settings: this.settings(instance),
+      });
+      await rm(`${this.socketDir(instance.uid)}.restore`, { recursive: true, force: true });
+      sourceLsn = stopLsn;
     } else {
-      await copyStoppedCluster(source, partial);
+      await cloneDataDir(source, partial); // stopped: consistent on disk as it is
     }
+    await this.backups.prepareArchive(instance.uid);
     await rename(partial, target);
     return sourceLsn ? { sourceLsn } : {};
   }
@@ -202,12 +244,100 @@ export class LocalEngine implements Engine {
   }
 
   async configure(instance: EngineInstance): Promise<void> {
-    await writeClusterSettings(this.runtime, this.dataDir(instance.uid), {
+    await this.backups.prepareArchive(instance.uid);
+    await writeClusterSettings(this.runtime, this.dataDir(instance.uid), this.settings(instance));
+  }
+
+  /** Capacity, name and the WAL archive, always on (a restart applies `archive_mode`). */
+  private settings(instance: EngineInstance): Record<string, string | number> {
+    return {
       ...(instance.computeUnits
         ? computeUnitSettings(instance.computeUnits)
         : capacitySettings(instance.capacity)),
       cluster_name: instance.name,
+      archive_mode: 'on',
+      archive_command: this.backups.archiveCommand(instance.uid),
+      // A quiet instance's last commits reach the archive within a minute even if no segment fills.
+      archive_timeout: 60,
+    };
+  }
+
+  async takeBaseBackup(uid: string, id: string): Promise<BaseBackupResult> {
+    const staging = await this.backups.stageBaseBackup(uid, id);
+    const backup = await takeBaseBackup(
+      this.runtime,
+      this.superuserConnection(uid, 'postgres'),
+      this.dataDir(uid),
+      staging,
+      {
+        label: `pier ${id}`,
+        waitForArchive: true,
+      },
+    );
+    await this.backups.commitBaseBackup(uid, id);
+    return backup;
+  }
+
+  async currentWalLsn(uid: string): Promise<string> {
+    const { rows } = await this.superuserQuery<{ lsn: string }>(
+      uid,
+      'SELECT pg_current_wal_lsn()::text AS lsn',
+    );
+    return rows[0].lsn;
+  }
+
+  async sealWal(uid: string): Promise<void> {
+    // A transaction with an xid writes a commit record: a time target before it has a commit after it to stop at.
+    await this.superuserQuery(uid, 'SELECT pg_current_xact_id()');
+    const { rows } = await this.superuserQuery<{ file: string }>(
+      uid,
+      'SELECT pg_walfile_name(pg_switch_wal()) AS file',
+    );
+    const deadline = Date.now() + 60_000;
+    while (!(await this.backups.hasWal(uid, rows[0].file))) {
+      if (Date.now() > deadline)
+        throw new PierError(
+          'INTERNAL_ERROR',
+          `WAL file ${rows[0].file} was not archived within 60 s: see the instance's server log`,
+        );
+      await sleep(10);
+    }
+  }
+
+  async restore(instance: EngineInstance, source: RestoreSource): Promise<{ effectiveLsn: string }> {
+    const target = this.dataDir(instance.uid);
+    const partial = `${target}.partial`;
+    await removePartial(partial);
+    const backupDir = await this.backups.baseBackupDir(source.parentUid, source.backupId);
+    await cloneDataDir(backupDir, partial);
+    await this.backups.prepareArchive(instance.uid);
+    const effectiveLsn = await recoverToTarget(this.runtime, {
+      paths: {
+        dataDir: partial,
+        socketDir: `${this.socketDir(instance.uid)}.restore`,
+        logFile: this.logFile(instance.uid),
+      },
+      source,
+      restoreCommand: this.backups.restoreCommand(source.parentUid),
+      settings: this.settings(instance),
     });
+    await rm(`${this.socketDir(instance.uid)}.restore`, { recursive: true, force: true });
+    // The rename makes the child appear whole or not at all.
+    await rename(partial, target);
+    return { effectiveLsn };
+  }
+
+  private async superuserQuery<R extends pg.QueryResultRow>(
+    uid: string,
+    sql: string,
+  ): Promise<pg.QueryResult<R>> {
+    const client = new pg.Client(this.superuserConnection(uid, 'postgres'));
+    await client.connect();
+    try {
+      return await client.query<R>(sql);
+    } finally {
+      await client.end();
+    }
   }
 
   async start(instance: EngineInstance): Promise<void> {
@@ -225,7 +355,8 @@ export class LocalEngine implements Engine {
   async destroy(uid: string): Promise<void> {
     await stopCluster(this.dataDir(uid));
     await rm(this.dataDir(uid), { recursive: true, force: true });
-    await rm(`${this.dataDir(uid)}.partial`, { recursive: true, force: true });
+    await removePartial(`${this.dataDir(uid)}.partial`);
+    await rm(`${this.socketDir(uid)}.restore`, { recursive: true, force: true });
     await rm(this.socketDir(uid), { recursive: true, force: true });
     await rm(this.logFile(uid), { force: true });
   }
