@@ -24,7 +24,9 @@ import {
   updateBranchEndpoint,
 } from '../postgres/endpoints.js';
 import { badRequest, notFound } from '../postgres/fields.js';
+import { instanceView } from '../instances/view.js';
 import { getOperation } from '../postgres/operations.js';
+import { upgradeInstance } from '../postgres/upgrade.js';
 import {
   createProject,
   deleteProject,
@@ -195,6 +197,17 @@ export const postgresRoutes: RouteGroup = (app, ctx: ControlContext) => {
     op(
       c,
       await deleteRole(ctx, c.var.caller, ...ids(c), c.req.param('role'), c.req.query('reassign_owned_to')),
+    ),
+  );
+
+  // The in-place upgrade of a Provisioned instance: answers with the instance, as it is after.
+  app.patch('/api/2.0/database/instances/:name/upgrade', async (c) =>
+    c.json(
+      instanceView(
+        await upgradeInstance(ctx, c.var.caller, c.req.param('name')),
+        ctx.config,
+        ctx.engine.pgMajorVersion,
+      ),
     ),
   );
 

@@ -286,6 +286,7 @@ export async function updateInstance(
     const current = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
     if (current.spec.deleted)
       throw new PierError('INVALID_STATE', `Database instance '${name}' is being deleted.`);
+    refuseUpgraded(current);
     const spec = applyFields(current.spec, body, fields);
     return updateInstanceSpec(tx, current.uid, spec);
   });
@@ -309,6 +310,7 @@ export async function deleteInstance(
   const uids = await ctx.store.transaction(async (tx) => {
     const current = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
     if (current.spec.deleted) return [];
+    refuseUpgraded(current);
     const descendants = await listDescendantUids(tx, current.uid);
     const live: InstanceRow[] = [];
     for (const uid of descendants) {
@@ -337,4 +339,14 @@ export async function deleteInstance(
     return deleted;
   });
   for (const uid of uids) ctx.reconciler.kick(uid);
+}
+
+/** An instance upgraded to Lakebase Autoscaling is changed through its project only. */
+function refuseUpgraded(row: InstanceRow): void {
+  if (row.spec.upgraded_to) {
+    throw new PierError(
+      'INVALID_STATE',
+      `Database instance '${row.name}' was upgraded to Lakebase Autoscaling: change it through ${row.spec.upgraded_to} (pier postgres …).`,
+    );
+  }
 }

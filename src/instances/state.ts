@@ -15,6 +15,7 @@ export function reportedState(
   row: Pick<InstanceRow, 'spec' | 'state' | 'status' | 'generation' | 'observed_generation'>,
 ): InstanceState {
   const { spec, state, status } = row;
+  if (spec.upgrading && !spec.deleted) return 'UPGRADING';
   if (row.observed_generation === row.generation) return state;
   if (spec.deleted) return 'DELETING';
   // Never reconciled: whatever the spec says, the instance is being made.

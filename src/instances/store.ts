@@ -8,6 +8,8 @@ export type InstanceState =
   | 'UPDATING'
   | 'DELETING'
   | 'FAILING_OVER'
+  /** Being made a Lakebase Autoscaling project (PATCH …/upgrade). */
+  | 'UPGRADING'
   /** Pier's own: the instance cannot run until a person acts (see `status.message`). */
   | 'FAILED';
 
@@ -54,6 +56,10 @@ export interface InstanceSpec {
   suspended?: boolean;
   /** Storage is made as a copy of this instance's data (a branch of it), not from the template. */
   source_uid?: string;
+  /** PATCH …/upgrade is recording it as a Lakebase Autoscaling project. */
+  upgrading?: boolean;
+  /** Upgraded in place to this Lakebase Autoscaling project (`projects/<id>`): changed through it only. */
+  upgraded_to?: string;
   /** Deleted with purge=true: the WAL archive and base backups go too, at once. */
   purge?: boolean;
   /** Set on a point-in-time child; never changes. */

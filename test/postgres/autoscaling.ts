@@ -69,8 +69,15 @@ export async function connectEndpoint(
 }
 
 /** Runs SQL on an endpoint and returns the rows. */
-export async function query(pier: PierProcess, token: string, endpoint: string, user: string, sql: string) {
-  const client = await connectEndpoint(pier, token, endpoint, user);
+export async function query(
+  pier: PierProcess,
+  token: string,
+  endpoint: string,
+  user: string,
+  sql: string,
+  database = 'databricks_postgres',
+) {
+  const client = await connectEndpoint(pier, token, endpoint, user, database);
   try {
     const result = (await client.query(sql)) as unknown as pg.QueryResult | pg.QueryResult[];
     // Several statements answer with one result each: the last one's rows.
