@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { createPool } from '../../src/client/index.js';
 import { api, eventually, type PierProcess, removePier, startPier } from '../helpers/pier.js';
 import { connectEndpoint, lro, PG } from './autoscaling.js';
 
 const ADMIN = 'admin@pier.local';
 const ENDPOINT = 'projects/idle/branches/production/endpoints/primary';
+const APP_ENDPOINT = 'projects/app/branches/production/endpoints/primary';
 
 /** The uid of the instance behind an endpoint's host (its data directory's name). */
 function postmasterPid(pier: PierProcess, uid: string): number | undefined {
@@ -25,7 +29,11 @@ describe('scale to zero', () => {
   let pier: PierProcess;
   let uid: string;
   before(async () => {
-    pier = await startPier({ args: ['--min-suspend-timeout', '1'] });
+    // Credentials that live 4 s: pools have to fetch fresh ones while they run.
+    pier = await startPier({ args: ['--credential-ttl', '4', '--min-suspend-timeout', '1'] });
+    await lro(pier, pier.adminToken, 'POST', 'projects?project_id=app', {
+      spec: { default_endpoint_settings: { suspend_timeout_duration: '2s' } },
+    });
     await lro(pier, pier.adminToken, 'POST', 'projects?project_id=idle', {
       spec: {
         default_endpoint_settings: {
@@ -112,5 +120,62 @@ describe('scale to zero', () => {
     await client.end();
     const { body } = await api(pier, pier.adminToken, 'GET', `${PG}/${ENDPOINT}`);
     assert.equal((body.status as Record<string, unknown>).no_suspension, true);
+  });
+
+  test('@databricks/lakebase createLakebasePool() from the environment alone: across a token expiry and a suspend and wake', async () => {
+    const { body: endpoint } = await api(pier, pier.adminToken, 'GET', `${PG}/${APP_ENDPOINT}`);
+    assert.ok(((endpoint.status as Record<string, unknown>).hosts as { host: string }).host);
+    // The endpoint's host is a loopback IP; the pg 8.18 this package pins checks an IP host's
+    // certificate against "localhost" (fixed in later pg). So connect by name: the proxy routes
+    // by the credential, which names this one endpoint (docs/autoscaling.md).
+    const host = 'localhost';
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./lakebase-client.js', import.meta.url))], {
+      env: {
+        PATH: process.env.PATH,
+        LAKEBASE_ENDPOINT: APP_ENDPOINT,
+        PGHOST: host,
+        PGPORT: String(pier.proxyPort),
+        PGDATABASE: 'databricks_postgres',
+        PGUSER: 'admin@pier.local',
+        PGSSLMODE: 'require',
+        DATABRICKS_HOST: pier.apiUrl,
+        DATABRICKS_TOKEN: pier.adminToken,
+        NODE_EXTRA_CA_CERTS: pier.caCertPath,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    await new Promise((resolve) => child.once('exit', resolve));
+    const seen = JSON.parse(out.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+    assert.equal(seen.error, undefined, `${seen.error}\n${err}`);
+    assert.equal(seen.user, 'admin@pier.local');
+    assert.equal(seen.afterExpiry, 2);
+    assert.equal(seen.suspended, true);
+    assert.equal(seen.afterWake, 2);
+    assert.equal(seen.stateAfterWake, 'ACTIVE');
+    console.log(`lakebase pool: first query after suspend took ${seen.wakeMs} ms`);
+  });
+
+  test('pier/client createPool({ endpoint }): the Autoscaling form', async () => {
+    const pool = createPool({
+      endpoint: APP_ENDPOINT,
+      workspace: { host: pier.apiUrl, token: pier.adminToken },
+      sslRootCert: pier.caCertPath,
+      port: pier.proxyPort,
+      database: 'databricks_postgres',
+    });
+    try {
+      assert.equal((await pool.query('SELECT current_user AS u')).rows[0].u, ADMIN);
+      assert.ok(pool.credentials);
+    } finally {
+      await pool.end();
+    }
   });
 });
