@@ -6,13 +6,17 @@ import {
   databaseCredential,
   userWithToken,
 } from '../helpers/access.js';
-import { api, type PierProcess, removePier, startPier } from '../helpers/pier.js';
+import { api, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
 import { expectError, lro, PG, query } from './autoscaling.js';
 
 const ADMIN = 'admin@pier.local';
 
+let pier: PierProcess;
+after(async () => {
+  if (pier) await removePier(pier);
+});
+
 describe('in-place upgrade of a Provisioned instance', () => {
-  let pier: PierProcess;
   let uid: string;
   const grants = `SELECT grantee, privilege_type FROM information_schema.role_table_grants
                    WHERE table_name = 'ledger' AND grantee IN ('reader@pier.local', 'app_writer') ORDER BY 1, 2`;
@@ -59,10 +63,6 @@ describe('in-place upgrade of a Provisioned instance', () => {
     };
     await client.end();
   });
-  after(async () => {
-    if (pier) await removePier(pier);
-  });
-
   test('the instance becomes a project: production branch, primary endpoint on the same host, its roles and databases', async () => {
     const { body: instance } = await api(
       pier,
@@ -210,5 +210,123 @@ describe('in-place upgrade of a Provisioned instance', () => {
       'postgres',
     );
     assert.equal(rows[0].n, 500);
+  });
+});
+
+describe('pier postgres … and pier psql', () => {
+  const env = () => ({
+    DATABRICKS_HOST: pier.apiUrl,
+    DATABRICKS_TOKEN: pier.adminToken,
+    PGPORT: String(pier.proxyPort),
+    PGSSLROOTCERT: pier.caCertPath as string,
+  });
+  const cli = async (...args: string[]) => {
+    const result = await runPier(args, env());
+    // biome-ignore lint/suspicious/noExplicitAny: the CLI prints whatever the API answers
+    let json: any;
+    try {
+      json = result.code === 0 && result.stdout.trim() ? JSON.parse(result.stdout) : undefined;
+    } catch {
+      json = undefined; // psql's output
+    }
+    return { ...result, json };
+  };
+
+  test('the lifecycle: create-project, create-branch (waiting), --no-wait and get-operation, updates, credential, psql, deletes', async () => {
+    const project = await cli(
+      'postgres',
+      'create-project',
+      'cli-app',
+      '--json',
+      '{"spec": {"display_name": "CLI app"}}',
+    );
+    assert.equal(project.code, 0, project.stderr);
+    assert.equal(project.json.status.display_name, 'CLI app');
+    const branch = await cli(
+      'postgres',
+      'create-branch',
+      'projects/cli-app',
+      'dev',
+      '--json',
+      '{"spec": {"no_expiry": true}}',
+    );
+    assert.equal(branch.code, 0, branch.stderr);
+    assert.equal(branch.json.status.current_state, 'READY');
+    assert.equal(branch.json.status.source_branch, 'projects/cli-app/branches/production');
+    const started = await cli(
+      'postgres',
+      'update-branch',
+      'projects/cli-app/branches/dev',
+      'spec.is_protected',
+      '--json',
+      '{"spec": {"is_protected": true}}',
+      '--no-wait',
+    );
+    assert.equal(started.code, 0, started.stderr);
+    assert.match(started.json.name, /^projects\/cli-app\/branches\/dev\/operations\//);
+    const polled = await cli('postgres', 'get-operation', started.json.name);
+    assert.equal(polled.code, 0, polled.stderr);
+    assert.equal(polled.json.name, started.json.name);
+    const branches = await cli('postgres', 'list-branches', 'projects/cli-app');
+    assert.deepEqual(branches.json.map((b: { name: string }) => b.name).sort(), [
+      'projects/cli-app/branches/dev',
+      'projects/cli-app/branches/production',
+    ]);
+    const refused = await cli('postgres', 'delete-branch', 'projects/cli-app/branches/dev');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /protected/);
+    const badMask = await cli(
+      'postgres',
+      'update-endpoint',
+      'projects/cli-app/branches/dev/endpoints/primary',
+      'spec.autoscaling_limit_max_cu',
+      '--json',
+      '{"spec": {}}',
+    );
+    assert.equal(badMask.code, 1);
+    assert.match(badMask.stderr, /does not set it/);
+    const credential = await cli(
+      'postgres',
+      'generate-database-credential',
+      'projects/cli-app/branches/dev/endpoints/primary',
+      '--ttl',
+      '10m',
+    );
+    assert.equal(credential.code, 0, credential.stderr);
+    assert.ok(credential.json.token && credential.json.expire_time);
+    const psql = await cli(
+      'psql',
+      '--project',
+      'cli-app',
+      '--branch',
+      'dev',
+      '--',
+      '-Atc',
+      'SELECT current_user',
+    );
+    assert.equal(psql.code, 0, psql.stderr);
+    assert.equal(psql.stdout.trim(), ADMIN);
+    await cli(
+      'postgres',
+      'update-branch',
+      'projects/cli-app/branches/dev',
+      'spec.is_protected',
+      '--json',
+      '{"spec": {"is_protected": false}}',
+    );
+    const deleted = await cli('postgres', 'delete-branch', 'projects/cli-app/branches/dev');
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assert.deepEqual(deleted.json, { '@type': 'type.googleapis.com/google.protobuf.Empty' });
+    const purged = await cli('postgres', 'delete-project', 'projects/cli-app', '--purge');
+    assert.equal(purged.code, 0, purged.stderr);
+    const gone = await cli('postgres', 'get-project', 'projects/cli-app');
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /NOT_FOUND/);
+  });
+
+  test('pier psql INSTANCE opens psql on a Provisioned instance with a fresh credential', async () => {
+    const psql = await cli('psql', 'ledger-db', '--', '-Atc', 'SELECT current_user');
+    assert.equal(psql.code, 0, psql.stderr);
+    assert.equal(psql.stdout.trim(), ADMIN);
   });
 });
