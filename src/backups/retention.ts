@@ -15,12 +15,18 @@ export interface PrunePlan {
  * newest base backup that stopped before it, and the WAL from that backup's
  * start. So the newest backup that stopped at or before the window's start
  * is kept with everything after it; older backups, and the WAL before the
- * oldest kept backup, go. Pure: the caller lists and removes.
+ * oldest kept backup, go. `pinned` backups (a child's restore is about to
+ * read them) are kept whatever their age. Pure: the caller lists and removes.
  *
  * @example
  * planPrune([old, older, recent], now, 7) // → { removeBackups: [older.backup_id], keepWalFrom: old.start_wal_file }
  */
-export function planPrune(backups: BaseBackupRow[], now: Date, days: number): PrunePlan {
+export function planPrune(
+  backups: BaseBackupRow[],
+  now: Date,
+  days: number,
+  pinned: ReadonlySet<string> = new Set(),
+): PrunePlan {
   const sorted = [...backups].sort((a, b) => a.stopped_at.getTime() - b.stopped_at.getTime());
   if (sorted.length === 0) return { removeBackups: [] };
   const windowStart = now.getTime() - days * DAY_MS;
@@ -28,9 +34,14 @@ export function planPrune(backups: BaseBackupRow[], now: Date, days: number): Pr
   sorted.forEach((backup, index) => {
     if (backup.stopped_at.getTime() <= windowStart) keep = index;
   });
+  // A backup a child is being restored from stays, with its WAL, until the child is made.
+  const oldest = sorted.findIndex((backup, index) => index >= keep || pinned.has(backup.backup_id));
   return {
-    removeBackups: sorted.slice(0, keep).map((backup) => backup.backup_id),
-    keepWalFrom: sorted[keep].start_wal_file,
+    removeBackups: sorted
+      .slice(0, keep)
+      .filter((backup) => !pinned.has(backup.backup_id))
+      .map((backup) => backup.backup_id),
+    keepWalFrom: sorted[oldest].start_wal_file,
   };
 }
 

@@ -11,6 +11,7 @@ import {
   deleteBaseBackupRow,
   listBaseBackups,
   listNodeArchives,
+  listPendingRestoreBackups,
   upsertArchive,
 } from './store.js';
 
@@ -39,7 +40,7 @@ export class BackupScheduler {
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<void>;
   private stopped = false;
-  private readonly onChanged = (uid: string) => void this.backupIfMissing(uid);
+  private readonly onChanged = (uid: string) => void this.onInstanceChanged(uid);
 
   constructor(
     private readonly store: Store,
@@ -76,16 +77,9 @@ export class BackupScheduler {
   /** One look at every instance and archive of this node. */
   async tick(): Promise<void> {
     try {
-      const interval = this.options.intervalMs ?? DAY_MS;
       for (const row of await listNodeInstances(this.store, this.options.nodeId)) {
         if (this.stopped) return;
-        if (reportedState(row) !== 'AVAILABLE') continue;
-        const backups = await listBaseBackups(this.store, row.uid);
-        const latest = backups.at(-1);
-        if (!latest) await this.backup(row, 'first');
-        else if (this.now().getTime() - latest.stopped_at.getTime() >= interval)
-          await this.backup(row, 'scheduled');
-        else await upsertArchive(this.store, archiveOf(row, this.options.nodeId));
+        await this.backupIfDue(row);
       }
       await this.prune();
     } catch (error) {
@@ -93,28 +87,42 @@ export class BackupScheduler {
     }
   }
 
-  private async backupIfMissing(uid: string): Promise<void> {
+  /** The reconciler reported a state: an instance that just became AVAILABLE may be due a backup. */
+  private async onInstanceChanged(uid: string): Promise<void> {
     if (this.stopped || this.inFlight.has(uid)) return;
     try {
       const row = await findInstanceByUid(this.store, uid);
-      if (!row || row.node_id !== this.options.nodeId || reportedState(row) !== 'AVAILABLE') return;
-      if ((await listBaseBackups(this.store, uid)).length === 0) await this.backup(row, 'first');
+      if (row && row.node_id === this.options.nodeId && (await this.backupIfDue(row))) await this.prune();
     } catch (error) {
       noteFailure('backups.first', error);
     }
   }
 
-  private async backup(row: InstanceRow, trigger: 'first' | 'scheduled'): Promise<void> {
-    if (this.inFlight.has(row.uid)) return;
+  /** A first backup for an instance that has none, a scheduled one once the interval passed; true if one was taken. */
+  private async backupIfDue(row: InstanceRow): Promise<boolean> {
+    if (reportedState(row) !== 'AVAILABLE' || !(await this.engine.observe(row.uid)).ready) return false;
+    const latest = (await listBaseBackups(this.store, row.uid)).at(-1);
+    const interval = this.options.intervalMs ?? DAY_MS;
+    if (latest && this.now().getTime() - latest.stopped_at.getTime() < interval) {
+      await upsertArchive(this.store, archiveOf(row, this.options.nodeId));
+      return false;
+    }
+    return this.backup(row, latest ? 'scheduled' : 'first');
+  }
+
+  private async backup(row: InstanceRow, trigger: 'first' | 'scheduled'): Promise<boolean> {
+    if (this.inFlight.has(row.uid)) return false;
     this.inFlight.add(row.uid);
     try {
       const backup = await takeAndRecordBackup(this.store, this.engine, row, this.options.nodeId, trigger);
       this.options.log?.(
         `${row.name}: base backup ${backup.backup_id} (${trigger}) up to LSN ${backup.stop_lsn}`,
       );
+      return true;
     } catch (error) {
       // The instance stopped or is being changed meanwhile: the next tick tries again.
       noteFailure('backups.base-backup', error);
+      return false;
     } finally {
       this.inFlight.delete(row.uid);
     }
@@ -136,7 +144,8 @@ export class BackupScheduler {
         continue;
       }
       const backups = await listBaseBackups(this.store, uid);
-      const plan = planPrune(backups, now, archive.retention_window_in_days);
+      const pinned = new Set(await listPendingRestoreBackups(this.store, uid));
+      const plan = planPrune(backups, now, archive.retention_window_in_days, pinned);
       for (const id of plan.removeBackups) {
         // The catalog first: a restore never picks a backup that is going.
         await deleteBaseBackupRow(this.store, id);

@@ -41,7 +41,8 @@ export interface BackupStorage {
 export const WAL_SCRIPT = fileURLToPath(new URL('../../../bin/pier-wal', import.meta.url));
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const WAL_FILE = /^[0-9A-F]{8}([0-9A-F]{16}(\.partial)?|\.history)$/;
+/** Segments (and a promotion's `.partial`), backup history files, timeline history files. */
+const WAL_FILE = /^[0-9A-F]{8}([0-9A-F]{16}(\.partial|\.[0-9A-F]{8}\.backup)?|\.history)$/;
 const BACKUP_ID = /^[0-9A-Za-z-]+$/;
 
 /** One shell word: the archive paths are Pier's, but a data dir may hold spaces. */

@@ -111,8 +111,9 @@ export async function findRestoreBackup(
   const { rows } =
     'lsn' in target
       ? await db.query<BaseBackupRow>(
-          `SELECT ${BACKUP_COLUMNS} FROM base_backups WHERE instance_uid = $1 AND stop_lsn <= $2::pg_lsn
-            ORDER BY stop_lsn DESC LIMIT 1`,
+          // Qualified: the output column stop_lsn is text, which sorts 0/D00120 after 0/7100120.
+          `SELECT ${BACKUP_COLUMNS} FROM base_backups WHERE base_backups.stop_lsn <= $2::pg_lsn AND instance_uid = $1
+            ORDER BY base_backups.stop_lsn DESC LIMIT 1`,
           [uid, target.lsn],
         )
       : await db.query<BaseBackupRow>(
@@ -125,4 +126,14 @@ export async function findRestoreBackup(
 
 export async function deleteBaseBackupRow(db: Queryable, backupId: string): Promise<void> {
   await db.query('DELETE FROM base_backups WHERE backup_id = $1', [backupId]);
+}
+
+/** The base backups of `uid` that children not yet made will restore from. */
+export async function listPendingRestoreBackups(db: Queryable, uid: string): Promise<string[]> {
+  const { rows } = await db.query<{ backup_id: string }>(
+    `SELECT DISTINCT spec->'parent'->>'backup_id' AS backup_id FROM instances
+      WHERE spec->'parent'->>'uid' = $1 AND NOT coalesce((status->>'provisioned')::boolean, false)`,
+    [uid],
+  );
+  return rows.map((row) => row.backup_id);
 }

@@ -161,11 +161,31 @@ export function registerDatabaseCommands(program: Command): void {
     .command('delete-database-instance <NAME>')
     .description('Delete a database instance and all of its data.')
     .option('--force', 'Also delete descendant instances.')
-    .option('--purge', 'Hard-delete (the only mode).')
+    .option(
+      '--purge',
+      'Also remove its WAL archive and base backups at once (without it they are kept for its retention window).',
+    )
     .action(async (name: string, options: { force?: boolean; purge?: boolean }, command: Command) => {
       await call(credentials(command), 'DELETE', path(name), {
         query: { force: options.force, purge: options.purge },
       });
+    });
+
+  // Pier's own verbs: Databricks has no backups API.
+  database
+    .command('list-database-instance-backups <NAME>')
+    .description(
+      "List an instance's base backups and the earliest point a child can be made from (Pier's own).",
+    )
+    .action(async (name: string, _options: unknown, command: Command) => {
+      printJson(await call(credentials(command), 'GET', `${path(name)}/backups`));
+    });
+
+  database
+    .command('create-database-instance-backup <NAME>')
+    .description("Take a base backup of an instance now; returns once it is complete (Pier's own).")
+    .action(async (name: string, _options: unknown, command: Command) => {
+      printJson(await call(credentials(command), 'POST', `${path(name)}/backups`));
     });
 
   database

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type pg from 'pg';
 import { availableInstance, instanceSuperuser } from '../helpers/access.js';
-import { api, eventually, type PierProcess, removePier, startPier } from '../helpers/pier.js';
+import { api, eventually, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
 
 const INSTANCES = '/api/2.0/database/instances';
 let pier: PierProcess;
@@ -179,6 +181,39 @@ test('an on-demand base backup is listed with its LSNs', async () => {
   assert.match(taken.body.end_lsn as string, /^[0-9A-F]+\/[0-9A-F]+$/);
   const after = await backups('shop', before.length + 1);
   assert.equal(after.at(-1)?.backup_id, taken.body.backup_id);
+});
+
+test('the CLI: a child from --json as the Databricks CLI sends it, and the backup verbs', async () => {
+  const env = {
+    DATABRICKS_HOST: pier.apiUrl,
+    DATABRICKS_TOKEN: pier.adminToken,
+    DATABRICKS_CONFIG_PROFILE: '',
+  };
+  const taken = await runPier(['database', 'create-database-instance-backup', 'shop'], env);
+  assert.equal(taken.code, 0, taken.stderr);
+  const listed = await runPier(['database', 'list-database-instance-backups', 'shop'], env);
+  assert.equal(listed.code, 0, listed.stderr);
+  const { base_backups } = JSON.parse(listed.stdout) as { base_backups: { backup_id: string }[] };
+  assert.equal(base_backups.at(-1)?.backup_id, JSON.parse(taken.stdout).backup_id);
+  const created = await runPier(
+    [
+      'database',
+      'create-database-instance',
+      'from-cli',
+      '--json',
+      JSON.stringify({ parent_instance_ref: { name: 'shop' } }),
+    ],
+    env,
+  );
+  assert.equal(created.code, 0, created.stderr);
+  const child = JSON.parse(created.stdout) as Record<string, Record<string, unknown>>;
+  assert.equal(child.state as unknown, 'AVAILABLE');
+  assert.equal(child.parent_instance_ref.name, 'shop');
+  assert.deepEqual(await ids(child.uid as unknown as string), [1, 2, 3, 4]);
+  // Restored from the nearest earlier base backup: the one just taken, not the first.
+  const log = await readFile(join(pier.dataDir, 'logs', `instance-${child.uid}.log`), 'utf8');
+  const backup = JSON.parse(taken.stdout) as { start_lsn: string };
+  assert.match(log, new RegExp(`starting backup recovery with redo LSN ${backup.start_lsn},`));
 });
 
 test('a parent with children is deleted only with force=true, and takes its descendants along', async () => {

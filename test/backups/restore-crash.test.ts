@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { availableInstance, instanceSuperuser } from '../helpers/access.js';
+import { api, eventually, type PierProcess, removePier, startPier } from '../helpers/pier.js';
+
+const INSTANCES = '/api/2.0/database/instances';
+const ROWS = 300_000;
+let pier: PierProcess;
+
+after(async () => {
+  if (pier) await removePier(pier);
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('kill -9 of Pier during a restore: the next Pier starts the restore over and the child converges', async () => {
+  pier = await startPier();
+  const parentUid = await availableInstance(pier, pier.adminToken, 'big');
+  await eventually(
+    async () => {
+      const { body } = await api(pier, pier.adminToken, 'GET', `${INSTANCES}/big/backups`);
+      return (body.base_backups as unknown[]).length > 0 ? true : undefined;
+    },
+    60_000,
+    'the first base backup',
+  );
+  // WAL written after the backup: the restore replays it, which takes a moment to interrupt.
+  const parent = await instanceSuperuser(pier, parentUid);
+  await parent.query(
+    `CREATE TABLE t AS SELECT g AS id, repeat('x', 60) AS pad FROM generate_series(1, ${ROWS}) g`,
+  );
+  await parent.end();
+
+  const created = await api(pier, pier.adminToken, 'POST', INSTANCES, {
+    name: 'crashy',
+    parent_instance_ref: { name: 'big' },
+  });
+  assert.equal(created.status, 200, JSON.stringify(created.body));
+  const partial = join(pier.dataDir, 'instances', `${created.body.uid}.partial`);
+  // Recovery is running on the partial copy: its server's pid file is there.
+  const recovering = await eventually(
+    async () => {
+      const pid = await readFile(join(partial, 'postmaster.pid'), 'utf8').catch(() => '');
+      return pid ? Number.parseInt(pid, 10) : undefined;
+    },
+    60_000,
+    'recovery running on the partial copy',
+  );
+  assert.equal((await api(pier, pier.adminToken, 'GET', `${INSTANCES}/crashy`)).body.state, 'STARTING');
+  await pier.kill();
+
+  pier = await startPier({ dataDir: pier.dataDir });
+  // Until the child is whole it is never AVAILABLE; once it is, it holds every row.
+  const seen = new Set<string>();
+  await eventually(
+    async () => {
+      const { body } = await api(pier, pier.adminToken, 'GET', `${INSTANCES}/crashy`);
+      seen.add(body.state as string);
+      return body.state === 'AVAILABLE' ? true : undefined;
+    },
+    120_000,
+    'crashy AVAILABLE after the restart',
+  );
+  assert.deepEqual(
+    [...seen].filter((state) => state !== 'AVAILABLE' && state !== 'STARTING'),
+    [],
+  );
+  assert.ok(!alive(recovering), 'the recovery the killed Pier started was stopped');
+  assert.ok(!existsSync(partial), 'no partial copy is left');
+  const child = await instanceSuperuser(pier, created.body.uid as string);
+  const { rows } = await child.query<{ n: number }>('SELECT count(*)::int AS n FROM t');
+  const recovery = await child.query<{ recovering: boolean }>('SELECT pg_is_in_recovery() AS recovering');
+  await child.end();
+  assert.equal(rows[0].n, ROWS);
+  assert.equal(recovery.rows[0].recovering, false);
+});
