@@ -121,7 +121,8 @@ async function main() {
     const endpoint = 'projects/sleepy/branches/production/endpoints/primary';
     const first = await endpointClient(pier, endpoint, ca);
     await first.connect();
-    const dataDir = (await first.query<{ d: string }>("SELECT current_setting('data_directory') AS d")).rows[0].d;
+    const dataDir = (await first.query<{ d: string }>("SELECT current_setting('data_directory') AS d"))
+      .rows[0].d;
     await first.end();
     const wakes: number[] = [];
     let suspendedCost = { processes: 0, bytes: 0 };

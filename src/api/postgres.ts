@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import type { ControlContext } from '../control/context.js';
 import { asObject } from '../control/validate.js';
+import { instanceView } from '../instances/view.js';
 import {
   createBranch,
   deleteProjectBranch,
@@ -24,9 +25,7 @@ import {
   updateBranchEndpoint,
 } from '../postgres/endpoints.js';
 import { badRequest, notFound } from '../postgres/fields.js';
-import { instanceView } from '../instances/view.js';
 import { getOperation } from '../postgres/operations.js';
-import { upgradeInstance } from '../postgres/upgrade.js';
 import {
   createProject,
   deleteProject,
@@ -37,6 +36,7 @@ import {
 } from '../postgres/projects.js';
 import { branchRecord, endpointRecord } from '../postgres/records.js';
 import { createRole, deleteRole, getRole, listBranchRoles, updateRole } from '../postgres/roles.js';
+import { upgradeInstance } from '../postgres/upgrade.js';
 import {
   branchView,
   databaseView,

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { restorePointOf } from '../backups/service.js';
 import type { ControlContext } from '../control/context.js';
 import { PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
-import { restorePointOf } from '../backups/service.js';
 import { findInstanceByUid, type ParentRef } from '../instances/store.js';
 import { decodePageToken, encodePageToken } from '../pagination.js';
 import {
@@ -26,7 +26,7 @@ import {
   requiredId,
   valueAt,
 } from './fields.js';
-import { pageSize, PRIMARY_ENDPOINT_ID, readWriteSpec } from './projects.js';
+import { PRIMARY_ENDPOINT_ID, pageSize, readWriteSpec } from './projects.js';
 import {
   type BranchRow,
   type BranchSpec,

@@ -70,11 +70,8 @@ export async function endpointOf(db: Queryable, branch: BranchRow, endpointId: s
   return endpoint;
 }
 
-export const projectName = (projectId: string) => `projects/${projectId}`;
-export const branchName = (branch: Pick<BranchRow, 'project_id' | 'branch_id'>) =>
+const branchName = (branch: Pick<BranchRow, 'project_id' | 'branch_id'>) =>
   `projects/${branch.project_id}/branches/${branch.branch_id}`;
-export const endpointName = (endpoint: Pick<EndpointRow, 'project_id' | 'branch_id' | 'endpoint_id'>) =>
-  `projects/${endpoint.project_id}/branches/${endpoint.branch_id}/endpoints/${endpoint.endpoint_id}`;
 
 /** A host label in Autoscaling's style: `ep-` and random letters (the hostname uses it, not the endpoint id). */
 export function newHostId(): string {
@@ -112,7 +109,7 @@ export async function startOperation(
 }
 
 /** The instance spec that makes a branch's server run as its read-write endpoint asks. */
-export function computeSpecFor(
+function computeSpecFor(
   current: InstanceSpec,
   readWrite: EndpointSpec | undefined,
   projectDeleted: boolean,

@@ -12,7 +12,7 @@ const MIN_TTL_SECONDS = 300;
 const MAX_TTL_SECONDS = 3600;
 
 /** `projects/P/branches/B/endpoints/E` → its three ids. */
-export function parseEndpointName(name: unknown): [string, string, string] {
+function parseEndpointName(name: unknown): [string, string, string] {
   const parts = typeof name === 'string' ? name.split('/') : [];
   if (parts.length !== 6 || parts[0] !== 'projects' || parts[2] !== 'branches' || parts[4] !== 'endpoints') {
     throw invalid(

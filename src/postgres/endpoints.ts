@@ -19,10 +19,10 @@ import {
 } from './fields.js';
 import { minSuspendSeconds } from './projects.js';
 import {
+  deleteEndpointRow,
   type EndpointRow,
   type EndpointSpec,
   type EndpointType,
-  deleteEndpointRow,
   findEndpoint,
   insertEndpoint,
   listEndpoints,

@@ -112,18 +112,10 @@ export function objectField(
   return value as Record<string, unknown>;
 }
 
-/** Compute sizing an endpoint asks for, and how long it may idle. */
-export interface ComputeSettings {
-  min_cu: number;
-  max_cu: number;
-  /** Seconds of idleness before the compute suspends; undefined = never (`no_suspension`). */
-  suspend_timeout_seconds?: number;
-}
-
-export const MIN_CU = 0.5;
-export const MAX_CU = 64;
-export const MAX_CU_SPREAD = 16;
-export const MAX_SUSPEND_SECONDS = 604_800;
+const MIN_CU = 0.5;
+const MAX_CU = 64;
+const MAX_CU_SPREAD = 16;
+const MAX_SUSPEND_SECONDS = 604_800;
 
 /** Checks CU limits: 0.5–64 in steps of 0.5, min ≤ max, max − min ≤ 16. */
 export function checkComputeUnits(min: number, max: number, path: string): void {

@@ -5,7 +5,7 @@ import { findInstanceByUid } from '../instances/store.js';
 import { branchOf, endpointOf, projectForCaller } from './common.js';
 import { notFound } from './fields.js';
 import { branchRecord, endpointRecord } from './records.js';
-import { findDatabase, findOperation, finishOperation, findRole, type OperationRow } from './store.js';
+import { findDatabase, findOperation, findRole, finishOperation, type OperationRow } from './store.js';
 import { branchView, databaseView, EMPTY_RESPONSE, endpointView, projectView, roleView } from './view.js';
 
 /**
@@ -66,7 +66,7 @@ async function settle(
 }
 
 /** The resource an operation names, as its GET would answer. */
-export async function resourceJson(
+async function resourceJson(
   ctx: ControlContext,
   caller: IdentityRow,
   name: string,

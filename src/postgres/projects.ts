@@ -4,7 +4,6 @@ import { PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
 import { decodePageToken, encodePageToken } from '../pagination.js';
 import type { Queryable } from '../store/store.js';
-import { projectView } from './view.js';
 import {
   deleteBranchInstance,
   insertBranchInstance,
@@ -44,6 +43,7 @@ import {
   type ProjectSpec,
   updateProject,
 } from './store.js';
+import { projectView } from './view.js';
 
 export const DEFAULT_BRANCH_ID = 'production';
 export const PRIMARY_ENDPOINT_ID = 'primary';
@@ -80,7 +80,7 @@ export function minSuspendSeconds(ctx: ControlContext): number {
 }
 
 /** Reads the endpoint settings of a body over `base` (only the fields present change). */
-export function readEndpointSettings(
+function readEndpointSettings(
   ctx: ControlContext,
   body: Record<string, unknown>,
   path: string,
@@ -103,7 +103,7 @@ export function readEndpointSettings(
   return next;
 }
 
-export function readPgSettings(value: unknown, path: string): Record<string, string> {
+function readPgSettings(value: unknown, path: string): Record<string, string> {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw invalid(`${path} must be an object of strings.`);
   for (const [key, setting] of Object.entries(value)) {
@@ -382,12 +382,7 @@ export async function updateProjectSpec(
 
 const projectJson = (row: ProjectRow) => projectView(row) as Record<string, unknown>;
 
-async function syncProjectComputes(
-  ctx: ControlContext,
-  db: Queryable,
-  project: ProjectRow,
-  deleted: boolean,
-) {
+async function syncProjectComputes(db: Queryable, project: ProjectRow, deleted: boolean) {
   const kicks: string[] = [];
   for (const branch of await listBranches(db, project.uid)) {
     const uid = await syncBranchCompute(db, branch, deleted);
@@ -437,7 +432,7 @@ export async function deleteProject(
       delete_time: now,
       purge_time: new Date(now.getTime() + project.spec.history_retention_seconds * 1000),
     });
-    const kicks = await syncProjectComputes(ctx, tx, marked, true);
+    const kicks = await syncProjectComputes(tx, marked, true);
     const op = await startOperation(tx, caller, 'Project', `projects/${projectId}`, {
       response: { '@type': 'type.googleapis.com/google.protobuf.Empty' },
     });
@@ -457,7 +452,7 @@ export async function undeleteProject(
     const project = await projectForCaller(tx, caller, projectId, { lock: true, includeDeleted: true });
     if (!project.delete_time) throw badRequest(`projects/${projectId} is not deleted.`);
     const restored = await updateProject(tx, project.uid, { delete_time: null, purge_time: null });
-    const kicks = await syncProjectComputes(ctx, tx, restored, false);
+    const kicks = await syncProjectComputes(tx, restored, false);
     const root = (await listBranches(tx, project.uid)).find(
       (b) => b.branch_id === project.spec.default_branch,
     );

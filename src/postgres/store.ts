@@ -243,13 +243,6 @@ export async function updateBranch(
   );
 }
 
-export async function setBranchSourceLsn(db: Queryable, uid: string, lsn: string): Promise<void> {
-  await db.query(
-    'UPDATE autoscaling_branches SET source_branch_lsn = $2 WHERE uid = $1 AND source_branch_lsn IS NULL',
-    [uid, lsn],
-  );
-}
-
 export async function deleteBranchRow(db: Queryable, uid: string): Promise<void> {
   await db.query('DELETE FROM autoscaling_branches WHERE uid = $1', [uid]);
 }
@@ -302,14 +295,6 @@ export async function listEndpoints(
     `SELECT ${ENDPOINT} FROM ${ENDPOINT_FROM} WHERE e.branch_uid = $1 AND e.endpoint_id > $2
       ORDER BY e.endpoint_id LIMIT $3`,
     [branchUid, options.after ?? '', options.limit ?? 10_000],
-  );
-  return rows;
-}
-
-export async function listProjectEndpoints(db: Queryable, projectUid: string): Promise<EndpointRow[]> {
-  const { rows } = await db.query<EndpointRow>(
-    `SELECT ${ENDPOINT} FROM ${ENDPOINT_FROM} WHERE b.project_uid = $1 ORDER BY b.branch_id, e.endpoint_id`,
-    [projectUid],
   );
   return rows;
 }

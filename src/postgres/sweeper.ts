@@ -19,7 +19,7 @@ const SWEEP_INTERVAL_MS = 2000;
  * soft-deleted projects past their `purge_time` (their data is deleted by
  * the reconciler), and operations finished a week ago.
  */
-export async function sweepExpired(ctx: ControlContext): Promise<void> {
+async function sweepExpired(ctx: ControlContext): Promise<void> {
   const kicks: string[] = [];
   for (const branch of await listExpiredBranches(ctx.store)) {
     await ctx.store.transaction(async (tx) => {

@@ -77,7 +77,7 @@ function chooseInstance(directory: ProxyDirectory, client: ClientHints): Instanc
   );
 }
 
-export function notAvailable(route: InstanceRoute): ProxyError {
+function notAvailable(route: InstanceRoute): ProxyError {
   const name = route.name;
   const state = route.state;
   const wait = `Wait until it is AVAILABLE (pier database get-database-instance ${name}) and reconnect.`;

@@ -288,7 +288,7 @@ describe('Lakebase Autoscaling API', () => {
     const done = await lro(pier, token, 'POST', 'projects/shop/branches?branch_id=scratch', {
       spec: { ttl: '8s' },
     });
-    assert.ok((done.response?.status as Record<string, unknown>).expire_time);
+    assert.ok((done.response?.status as Record<string, unknown> | undefined)?.expire_time);
     await eventually(
       async () =>
         (await api(pier, token, 'GET', `${PG}/projects/shop/branches/scratch`)).status === 404
@@ -361,7 +361,7 @@ describe('Lakebase Autoscaling API', () => {
     const role = await lro(pier, token, 'POST', `${branch}/roles?role_id=app-owner`, {
       spec: { postgres_role: 'app_owner', attributes: { createdb: true } },
     });
-    assert.deepEqual((role.response?.status as Record<string, unknown>).attributes, {
+    assert.deepEqual((role.response?.status as Record<string, unknown> | undefined)?.attributes, {
       bypassrls: false,
       createdb: true,
       createrole: false,
@@ -381,7 +381,7 @@ describe('Lakebase Autoscaling API', () => {
       `${branch}/roles/app-owner?update_mask=spec.attributes.createrole`,
       { spec: { attributes: { createrole: true, createdb: false } } },
     );
-    assert.deepEqual((updated.response?.status as Record<string, unknown>).attributes, {
+    assert.deepEqual((updated.response?.status as Record<string, unknown> | undefined)?.attributes, {
       bypassrls: false,
       createdb: true,
       createrole: true,
@@ -389,7 +389,10 @@ describe('Lakebase Autoscaling API', () => {
     const database = await lro(pier, token, 'POST', `${branch}/databases?database_id=inventory`, {
       spec: { postgres_database: 'inventory', role: `${branch}/roles/app-owner` },
     });
-    assert.equal((database.response?.status as Record<string, unknown>).role, `${branch}/roles/app-owner`);
+    assert.equal(
+      (database.response?.status as Record<string, unknown> | undefined)?.role,
+      `${branch}/roles/app-owner`,
+    );
     const owner = await query(
       pier,
       token,

@@ -198,7 +198,7 @@ describe('in-place upgrade of a Provisioned instance', () => {
       {},
     );
     assert.equal(
-      (branch.response?.status as Record<string, unknown>).source_branch,
+      (branch.response?.status as Record<string, unknown> | undefined)?.source_branch,
       'projects/ledger-db/branches/production',
     );
     const rows = await query(

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { createPool } from '../../src/client/index.js';
 import { api, eventually, type PierProcess, removePier, startPier } from '../helpers/pier.js';
 import { connectEndpoint, lro, PG } from './autoscaling.js';
