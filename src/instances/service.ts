@@ -14,6 +14,7 @@ import {
   type ChildRef,
   type CustomTag,
   countInstances,
+  defaultInstanceSpec,
   findInstanceByName,
   findInstanceByUid,
   type InstanceRow,
@@ -143,16 +144,7 @@ export async function createInstance(
     body.parent_instance_ref === undefined || body.parent_instance_ref === null
       ? undefined
       : await resolveParentRef(ctx, caller, body.parent_instance_ref);
-  const defaults: InstanceSpec = {
-    capacity: 'CU_1',
-    stopped: false,
-    custom_tags: [],
-    retention_window_in_days: 7,
-    node_count: 1,
-    enable_readable_secondaries: false,
-    enable_pg_native_login: false,
-    deleted: false,
-  };
+  const defaults = defaultInstanceSpec();
   const present = [...UPDATABLE].filter((field) => body[field] !== undefined && body[field] !== null);
   const spec = applyFields(defaults, body, present);
   if (parent) spec.parent = parent;

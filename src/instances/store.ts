@@ -66,6 +66,20 @@ export interface InstanceSpec {
   parent?: ParentRef;
 }
 
+/** A new instance's spec before the request's fields: one CU_1 node, running, seven days of history. */
+export function defaultInstanceSpec(): InstanceSpec {
+  return {
+    capacity: 'CU_1',
+    stopped: false,
+    custom_tags: [],
+    retention_window_in_days: 7,
+    node_count: 1,
+    enable_readable_secondaries: false,
+    enable_pg_native_login: false,
+    deleted: false,
+  };
+}
+
 /** What the reconciler observed and did. Only the reconciler writes it (and `state`). */
 export interface InstanceStatus {
   /** Storage was made for the instance: from now on, missing storage is a loss, not a new instance. */

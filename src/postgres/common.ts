@@ -4,6 +4,7 @@ import type { IdentityRow } from '../identities/store.js';
 import { setInstancePermission } from '../instances/permissions-store.js';
 import {
   allocateLoopbackAddress,
+  defaultInstanceSpec,
   findInstanceByUid,
   type InstanceRow,
   type InstanceSpec,
@@ -61,6 +62,16 @@ export async function branchOf(
       `branch id not found: projects/${project.project_id}/branches/${branchId} does not exist.`,
     );
   return branch;
+}
+
+/** A branch of a project the caller may act on (projectForCaller, then branchOf). */
+export async function branchForCaller(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  projectId: string,
+  branchId: string,
+): Promise<BranchRow> {
+  return branchOf(ctx.store, await projectForCaller(ctx.store, caller, projectId), branchId);
 }
 
 export async function endpointOf(db: Queryable, branch: BranchRow, endpointId: string, lock = false) {
@@ -162,14 +173,7 @@ export async function insertBranchInstance(
 ): Promise<InstanceRow> {
   await db.query('LOCK TABLE instances IN SHARE ROW EXCLUSIVE MODE');
   const base: InstanceSpec = {
-    capacity: 'CU_1',
-    stopped: false,
-    custom_tags: [],
-    retention_window_in_days: 7,
-    node_count: 1,
-    enable_readable_secondaries: false,
-    enable_pg_native_login: false,
-    deleted: false,
+    ...defaultInstanceSpec(),
     ...(options.sourceUid ? { source_uid: options.sourceUid } : {}),
     ...(options.parent ? { parent: options.parent } : {}),
   };

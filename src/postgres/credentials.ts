@@ -1,6 +1,5 @@
-import type { IssuedCredential } from '../access/credentials.js';
+import { type IssuedCredential, refuseReservedCaller } from '../access/credentials.js';
 import { issueDatabaseCredential } from '../auth/credentials.js';
-import { reservedNameReason } from '../auth/reserved-names.js';
 import type { ControlContext } from '../control/context.js';
 import { asObject } from '../control/validate.js';
 import { PierError } from '../errors.js';
@@ -33,13 +32,7 @@ export async function generateEndpointCredential(
   caller: IdentityRow,
   input: unknown,
 ): Promise<IssuedCredential> {
-  const reserved = reservedNameReason(caller.user_name);
-  if (reserved) {
-    throw new PierError(
-      'PERMISSION_DENIED',
-      `No database credential can be issued to ${caller.user_name}: ${reserved}.`,
-    );
-  }
+  refuseReservedCaller(caller);
   const body = asObject(input, 'The request body');
   if (Array.isArray(body.claims) && body.claims.length > 0) {
     throw invalid('claims on Unity Catalog tables are not supported yet: leave claims out.');

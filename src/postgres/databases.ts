@@ -1,7 +1,7 @@
 import type { ControlContext } from '../control/context.js';
 import { PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
-import { branchOf, projectForCaller, startOperation } from './common.js';
+import { branchForCaller, startOperation } from './common.js';
 import { onBranchServer } from './compute-sql.js';
 import { badRequest, invalid, maskPaths, notFound, objectField, optionalId, optionalText } from './fields.js';
 import {
@@ -18,15 +18,6 @@ import {
 import { databaseView } from './view.js';
 
 const DATABASE_PATHS = ['spec.postgres_database', 'spec.role'] as const;
-
-async function branchFor(
-  ctx: ControlContext,
-  caller: IdentityRow,
-  projectId: string,
-  branchId: string,
-): Promise<BranchRow> {
-  return branchOf(ctx.store, await projectForCaller(ctx.store, caller, projectId), branchId);
-}
 
 const databaseName = (branch: BranchRow, id: string) =>
   `projects/${branch.project_id}/branches/${branch.branch_id}/databases/${id}`;
@@ -50,7 +41,7 @@ export async function createDatabase(
   databaseIdParam: string | undefined,
   input: Record<string, unknown>,
 ): Promise<OperationRow> {
-  const branch = await branchFor(ctx, caller, projectId, branchId);
+  const branch = await branchForCaller(ctx, caller, projectId, branchId);
   const spec = objectField(input, 'spec', 'spec');
   const postgresDatabase = optionalText(spec, 'postgres_database', 'database.spec.postgres_database');
   if (!postgresDatabase)
@@ -100,7 +91,7 @@ export async function getDatabase(
   branchId: string,
   databaseId: string,
 ) {
-  const branch = await branchFor(ctx, caller, projectId, branchId);
+  const branch = await branchForCaller(ctx, caller, projectId, branchId);
   const database = await findDatabase(ctx.store, branch.uid, databaseId);
   if (!database) throw notFound(`database id not found: ${databaseName(branch, databaseId)} does not exist.`);
   return { branch, database };
@@ -112,7 +103,7 @@ export async function listBranchDatabases(
   projectId: string,
   branchId: string,
 ) {
-  const branch = await branchFor(ctx, caller, projectId, branchId);
+  const branch = await branchForCaller(ctx, caller, projectId, branchId);
   return { branch, databases: await listDatabases(ctx.store, branch.uid) };
 }
 

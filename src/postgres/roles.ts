@@ -3,7 +3,7 @@ import type { ControlContext } from '../control/context.js';
 import { describe } from '../control/validate.js';
 import { PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
-import { branchOf, projectForCaller, startOperation } from './common.js';
+import { branchForCaller, startOperation } from './common.js';
 import { onBranchServer } from './compute-sql.js';
 import { badRequest, invalid, maskPaths, notFound, objectField, optionalId, valueAt } from './fields.js';
 import {
@@ -124,16 +124,6 @@ async function applyRole(client: pg.Client, spec: RoleSpec, create: boolean): Pr
   else await client.query(`REVOKE databricks_superuser FROM ${name}`);
 }
 
-async function branchFor(
-  ctx: ControlContext,
-  caller: IdentityRow,
-  projectId: string,
-  branchId: string,
-): Promise<BranchRow> {
-  const project = await projectForCaller(ctx.store, caller, projectId);
-  return branchOf(ctx.store, project, branchId);
-}
-
 export async function createRole(
   ctx: ControlContext,
   caller: IdentityRow,
@@ -144,7 +134,7 @@ export async function createRole(
 ): Promise<OperationRow> {
   if ('role' in input && !('spec' in input))
     throw invalid('The body is the Role itself ({"spec": {...}}), not wrapped in {"role": …}.');
-  const branch = await branchFor(ctx, caller, projectId, branchId);
+  const branch = await branchForCaller(ctx, caller, projectId, branchId);
   const spec = readRoleSpec(objectField(input, 'spec', 'spec'), 'role.spec');
   const roleId = optionalId(roleIdParam, 'role_id') ?? roleIdFor(spec.postgres_role);
   if (await findRole(ctx.store, branch.uid, roleId))
@@ -174,7 +164,7 @@ export async function getRole(
   branchId: string,
   roleId: string,
 ) {
-  const branch = await branchFor(ctx, caller, projectId, branchId);
+  const branch = await branchForCaller(ctx, caller, projectId, branchId);
   const role = await findRole(ctx.store, branch.uid, roleId);
   if (!role) throw notFound(`role id not found: ${roleName(branch, roleId)} does not exist.`);
   return { branch, role };
@@ -186,7 +176,7 @@ export async function listBranchRoles(
   projectId: string,
   branchId: string,
 ) {
-  const branch = await branchFor(ctx, caller, projectId, branchId);
+  const branch = await branchForCaller(ctx, caller, projectId, branchId);
   return { branch, roles: await listRoles(ctx.store, branch.uid) };
 }
 
