@@ -19,6 +19,8 @@ export interface EngineInstance {
   computeUnits?: number;
   /** Storage is a branch of this instance: a copy of its data as of now, not the template. */
   sourceUid?: string;
+  /** A hot standby of this instance: read-only, streaming its WAL (a read-only endpoint). */
+  standbyOf?: string;
 }
 
 /** A finished base backup: restorable to any point at or after `stopLsn` (and `stoppedAt`). */

@@ -56,6 +56,8 @@ export interface InstanceSpec {
   suspended?: boolean;
   /** Storage is made as a copy of this instance's data (a branch of it), not from the template. */
   source_uid?: string;
+  /** A hot standby of this instance (a Lakebase Autoscaling read-only endpoint). */
+  standby_of?: string;
   /** PATCH …/upgrade is recording it as a Lakebase Autoscaling project. */
   upgrading?: boolean;
   /** Upgraded in place to this Lakebase Autoscaling project (`projects/<id>`): changed through it only. */

@@ -7,7 +7,7 @@ import { findInstanceByUid, type ParentRef } from '../instances/store.js';
 import { decodePageToken, encodePageToken } from '../pagination.js';
 import {
   branchOf,
-  deleteBranchInstance,
+  deleteBranchComputes,
   insertBranchInstance,
   newHostId,
   projectForCaller,
@@ -271,7 +271,7 @@ export async function deleteProjectBranch(
   branchId: string,
   options: { expired?: boolean } = {},
 ): Promise<OperationRow> {
-  const { op, instanceUid } = await ctx.store.transaction(async (tx) => {
+  const { op, gone } = await ctx.store.transaction(async (tx) => {
     const project = await projectForCaller(tx, caller, projectId, { lock: true });
     const branch = await branchOf(tx, project, branchId, true);
     if (branch.branch_id === project.spec.default_branch) {
@@ -289,13 +289,13 @@ export async function deleteProjectBranch(
         `cannot delete branch ${branchId}: branch ${children[0].branch_id} was created from it. Delete its child branches first.`,
       );
     }
-    await deleteBranchInstance(tx, branch.instance_uid);
+    const gone = await deleteBranchComputes(tx, branch);
     await deleteBranchRow(tx, branch.uid);
     const op = await startOperation(tx, caller, 'Branch', `projects/${projectId}/branches/${branchId}`, {
       wait: { instanceUid: branch.instance_uid, state: 'GONE' },
     });
-    return { op, instanceUid: branch.instance_uid };
+    return { op, gone };
   });
-  ctx.reconciler.kick(instanceUid);
+  for (const uid of gone) ctx.reconciler.kick(uid);
   return op;
 }

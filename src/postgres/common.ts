@@ -142,22 +142,37 @@ function computeSpecFor(
   return next;
 }
 
-/** Brings the branch's instance in line with its endpoints; returns the instance uid to kick if changed. */
+/**
+ * Brings a branch's computes in line with its endpoints: its own instance
+ * runs as the read-write endpoint says, each read-only endpoint's standby as
+ * that endpoint says (sized at least like the read-write one: Postgres needs
+ * a hot standby's connection and worker limits to be at least its
+ * primary's). Returns the instance uids whose spec changed (to kick).
+ */
 export async function syncBranchCompute(
   db: Queryable,
   branch: BranchRow,
   projectDeleted: boolean,
-): Promise<string | undefined> {
-  await db.query('SELECT 1 FROM instances WHERE uid = $1 FOR UPDATE', [branch.instance_uid]);
-  const instance = await findInstanceByUid(db, branch.instance_uid);
-  if (!instance || instance.spec.deleted) return undefined;
-  const readWrite = (await listEndpoints(db, branch.uid)).find(
-    (e) => e.spec.endpoint_type === 'ENDPOINT_TYPE_READ_WRITE',
-  );
-  const next = computeSpecFor(instance.spec, readWrite?.spec, projectDeleted);
-  if (JSON.stringify(next) === JSON.stringify(instance.spec)) return undefined;
-  await updateInstanceSpec(db, instance.uid, next);
-  return instance.uid;
+): Promise<string[]> {
+  const endpoints = await listEndpoints(db, branch.uid);
+  const readWrite = endpoints.find((e) => e.spec.endpoint_type === 'ENDPOINT_TYPE_READ_WRITE');
+  const wanted: [string, EndpointSpec | undefined][] = [[branch.instance_uid, readWrite?.spec]];
+  for (const endpoint of endpoints) {
+    if (endpoint.spec.endpoint_type !== 'ENDPOINT_TYPE_READ_ONLY') continue;
+    const maxCu = Math.max(endpoint.spec.max_cu, readWrite?.spec.max_cu ?? 0);
+    wanted.push([endpoint.instance_uid, { ...endpoint.spec, max_cu: maxCu }]);
+  }
+  const changed: string[] = [];
+  for (const [uid, spec] of wanted) {
+    await db.query('SELECT 1 FROM instances WHERE uid = $1 FOR UPDATE', [uid]);
+    const instance = await findInstanceByUid(db, uid);
+    if (!instance || instance.spec.deleted) continue;
+    const next = computeSpecFor(instance.spec, spec, projectDeleted);
+    if (JSON.stringify(next) === JSON.stringify(instance.spec)) continue;
+    await updateInstanceSpec(db, instance.uid, next);
+    changed.push(uid);
+  }
+  return changed;
 }
 
 /**
@@ -169,13 +184,20 @@ export async function insertBranchInstance(
   db: Queryable,
   ctx: ControlContext,
   owner: string,
-  options: { hostId: string; readWrite: EndpointSpec | undefined; sourceUid?: string; parent?: ParentRef },
+  options: {
+    hostId: string;
+    readWrite: EndpointSpec | undefined;
+    sourceUid?: string;
+    parent?: ParentRef;
+    standbyOf?: string;
+  },
 ): Promise<InstanceRow> {
   await db.query('LOCK TABLE instances IN SHARE ROW EXCLUSIVE MODE');
   const base: InstanceSpec = {
     ...defaultInstanceSpec(),
     ...(options.sourceUid ? { source_uid: options.sourceUid } : {}),
     ...(options.parent ? { parent: options.parent } : {}),
+    ...(options.standbyOf ? { standby_of: options.standbyOf } : {}),
   };
   const spec = computeSpecFor(base, options.readWrite, false);
   const address = ctx.config.dnsSuffix ? null : await allocateLoopbackAddress(db);
@@ -192,9 +214,22 @@ export async function insertBranchInstance(
   return row;
 }
 
-/** Marks a branch's instance for deletion (the reconciler removes its data). */
+/** Marks an instance for deletion (the reconciler removes its data, WAL archive and backups: an Autoscaling delete is whole). */
 export async function deleteBranchInstance(db: Queryable, instanceUid: string): Promise<void> {
   const instance = await findInstanceByUid(db, instanceUid);
-  if (instance && !instance.spec.deleted)
-    await updateInstanceSpec(db, instanceUid, { ...instance.spec, deleted: true });
+  if (instance && !instance.spec.deleted) {
+    await updateInstanceSpec(db, instanceUid, { ...instance.spec, deleted: true, purge: true });
+  }
+}
+
+/** Marks a branch's instance and its read-only endpoints' standbys for deletion; returns their uids. */
+export async function deleteBranchComputes(db: Queryable, branch: BranchRow): Promise<string[]> {
+  const uids = [
+    ...(await listEndpoints(db, branch.uid))
+      .filter((e) => e.spec.endpoint_type === 'ENDPOINT_TYPE_READ_ONLY')
+      .map((e) => e.instance_uid),
+    branch.instance_uid,
+  ];
+  for (const uid of uids) await deleteBranchInstance(db, uid);
+  return uids;
 }

@@ -4,7 +4,16 @@ import { describe } from '../control/validate.js';
 import { PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
 import { findInstanceByUid } from '../instances/store.js';
-import { branchOf, endpointOf, projectForCaller, startOperation, syncBranchCompute } from './common.js';
+import {
+  branchOf,
+  deleteBranchInstance,
+  endpointOf,
+  insertBranchInstance,
+  newHostId,
+  projectForCaller,
+  startOperation,
+  syncBranchCompute,
+} from './common.js';
 import {
   badRequest,
   checkComputeUnits,
@@ -103,12 +112,6 @@ export async function createEndpoint(
   if (!ENDPOINT_TYPES.includes(type as EndpointType)) {
     throw invalid(`spec.endpoint_type must be one of ${ENDPOINT_TYPES.join(', ')}, got ${describe(type)}.`);
   }
-  if (type === 'ENDPOINT_TYPE_READ_ONLY') {
-    throw new PierError(
-      'NOT_IMPLEMENTED',
-      "Read-only endpoints (hot standbys) are not available in this Pier yet. Connect to the branch's read-write endpoint, or create a branch for read-only work.",
-    );
-  }
   const { project } = await branchFor(ctx, caller, projectId, branchId);
   const base: EndpointSpec = {
     endpoint_type: type as EndpointType,
@@ -120,7 +123,7 @@ export async function createEndpoint(
     disabled: false,
   };
   const endpoint = readSizing(ctx, spec, base);
-  const { op, kick } = await ctx.store.transaction(async (tx) => {
+  const { op, kicks } = await ctx.store.transaction(async (tx) => {
     const locked = await projectForCaller(tx, caller, projectId, { lock: true });
     const branch = await branchOf(tx, locked, branchId, true);
     if (await findEndpoint(tx, branch.uid, endpointId)) {
@@ -132,27 +135,45 @@ export async function createEndpoint(
     const readWrite = (await listEndpoints(tx, branch.uid)).find(
       (e) => e.spec.endpoint_type === 'ENDPOINT_TYPE_READ_WRITE',
     );
-    if (readWrite) {
-      throw badRequest(
-        `branch ${branchId} already has a read-write endpoint (${readWrite.endpoint_id}); a branch has at most one.`,
-      );
+    let instanceUid = branch.instance_uid;
+    let hostId: string;
+    if (endpoint.endpoint_type === 'ENDPOINT_TYPE_READ_WRITE') {
+      if (readWrite) {
+        throw badRequest(
+          `branch ${branchId} already has a read-write endpoint (${readWrite.endpoint_id}); a branch has at most one.`,
+        );
+      }
+      hostId = (await findInstanceByUid(tx, branch.instance_uid))?.name ?? newHostId();
+    } else {
+      // A read-only endpoint is a hot standby of the branch's server, on a host of its own.
+      if (!readWrite) {
+        throw badRequest(
+          `branch ${branchId} has no read-write endpoint: a read-only endpoint follows it. Create the read-write endpoint first.`,
+        );
+      }
+      hostId = newHostId();
+      const standby = await insertBranchInstance(tx, ctx, locked.owner, {
+        hostId,
+        readWrite: endpoint,
+        standbyOf: branch.instance_uid,
+      });
+      instanceUid = standby.uid;
     }
-    const instance = await findInstanceByUid(tx, branch.instance_uid);
     await insertEndpoint(tx, {
       uid: randomUUID(),
-      host_id: instance?.name ?? branch.instance_uid,
+      host_id: hostId,
       branch_uid: branch.uid,
       endpoint_id: endpointId,
       spec: endpoint,
-      instance_uid: branch.instance_uid,
+      instance_uid: instanceUid,
     });
-    const kick = await syncBranchCompute(tx, branch, false);
+    const kicks = await syncBranchCompute(tx, branch, false);
     const op = await startOperation(tx, caller, 'Endpoint', endpointName(projectId, branchId, endpointId), {
-      wait: { instanceUid: branch.instance_uid, state: endpoint.disabled ? 'STOPPED' : 'AVAILABLE' },
+      wait: { instanceUid, state: endpoint.disabled ? 'STOPPED' : 'AVAILABLE' },
     });
-    return { op, kick };
+    return { op, kicks: [...kicks, instanceUid] };
   });
-  if (kick) ctx.reconciler.kick(kick);
+  for (const uid of new Set(kicks)) ctx.reconciler.kick(uid);
   return op;
 }
 
@@ -193,19 +214,19 @@ export async function updateBranchEndpoint(
     const [, field, leaf] = path.split('.');
     picked[field] = leaf ? { [leaf]: valueAt(input, path) } : valueAt(input, path);
   }
-  const { op, kick } = await ctx.store.transaction(async (tx) => {
+  const { op, kicks } = await ctx.store.transaction(async (tx) => {
     const project = await projectForCaller(tx, caller, projectId, { lock: true });
     const branch = await branchOf(tx, project, branchId, true);
     const endpoint = await endpointOf(tx, branch, endpointId, true);
     const next = readSizing(ctx, picked, endpoint.spec);
     await updateEndpointSpec(tx, endpoint.uid, next);
-    const kick = await syncBranchCompute(tx, branch, false);
+    const kicks = await syncBranchCompute(tx, branch, false);
     const op = await startOperation(tx, caller, 'Endpoint', endpointName(projectId, branchId, endpointId), {
-      wait: { instanceUid: branch.instance_uid, state: 'SETTLED' },
+      wait: { instanceUid: endpoint.instance_uid, state: 'SETTLED' },
     });
-    return { op, kick };
+    return { op, kicks };
   });
-  if (kick) ctx.reconciler.kick(kick);
+  for (const uid of kicks) ctx.reconciler.kick(uid);
   return op;
 }
 
@@ -217,7 +238,7 @@ export async function deleteBranchEndpoint(
   branchId: string,
   endpointId: string,
 ): Promise<OperationRow> {
-  const { op, kick } = await ctx.store.transaction(async (tx) => {
+  const { op, kicks } = await ctx.store.transaction(async (tx) => {
     const project = await projectForCaller(tx, caller, projectId, { lock: true });
     const branch = await branchOf(tx, project, branchId, true);
     const endpoint = await endpointOf(tx, branch, endpointId, true);
@@ -232,12 +253,17 @@ export async function deleteBranchEndpoint(
       );
     }
     await deleteEndpointRow(tx, endpoint.uid);
-    const kick = await syncBranchCompute(tx, branch, false);
+    const kicks = await syncBranchCompute(tx, branch, false);
+    // A read-only endpoint's standby goes with it; a read-write endpoint's server stops (the data stays).
+    if (endpoint.instance_uid !== branch.instance_uid) {
+      await deleteBranchInstance(tx, endpoint.instance_uid);
+      kicks.push(endpoint.instance_uid);
+    }
     const op = await startOperation(tx, caller, 'Endpoint', endpointName(projectId, branchId, endpointId), {
       response: { '@type': 'type.googleapis.com/google.protobuf.Empty' },
     });
-    return { op, kick };
+    return { op, kicks };
   });
-  if (kick) ctx.reconciler.kick(kick);
+  for (const uid of kicks) ctx.reconciler.kick(uid);
   return op;
 }

@@ -5,7 +5,7 @@ import type { IdentityRow } from '../identities/store.js';
 import { decodePageToken, encodePageToken } from '../pagination.js';
 import type { Queryable } from '../store/store.js';
 import {
-  deleteBranchInstance,
+  deleteBranchComputes,
   insertBranchInstance,
   newHostId,
   projectForCaller,
@@ -385,8 +385,7 @@ const projectJson = (row: ProjectRow) => projectView(row) as Record<string, unkn
 async function syncProjectComputes(db: Queryable, project: ProjectRow, deleted: boolean) {
   const kicks: string[] = [];
   for (const branch of await listBranches(db, project.uid)) {
-    const uid = await syncBranchCompute(db, branch, deleted);
-    if (uid) kicks.push(uid);
+    kicks.push(...(await syncBranchCompute(db, branch, deleted)));
   }
   return kicks;
 }
@@ -414,7 +413,8 @@ export async function deleteProject(
     }
     const root = branches.find((b) => b.branch_id === project.spec.default_branch) ?? branches[0];
     if (purge) {
-      for (const branch of branches) await deleteBranchInstance(tx, branch.instance_uid);
+      const gone: string[] = [];
+      for (const branch of branches) gone.push(...(await deleteBranchComputes(tx, branch)));
       await deleteProjectRow(tx, project.uid);
       const op = await startOperation(
         tx,
@@ -425,7 +425,7 @@ export async function deleteProject(
           ? { wait: { instanceUid: root.instance_uid, state: 'GONE' } }
           : { response: { '@type': 'type.googleapis.com/google.protobuf.Empty' } },
       );
-      return { op, kicks: branches.map((b) => b.instance_uid) };
+      return { op, kicks: gone };
     }
     const now = new Date();
     const marked = await updateProject(tx, project.uid, {

@@ -1,7 +1,7 @@
 import type { ControlContext } from '../control/context.js';
 import { noteFailure } from '../failures.js';
 import type { ComponentFactory } from '../server/pier.js';
-import { deleteBranchInstance } from './common.js';
+import { deleteBranchComputes } from './common.js';
 import {
   deleteBranchRow,
   deleteProjectRow,
@@ -26,16 +26,14 @@ async function sweepExpired(ctx: ControlContext): Promise<void> {
       const project = await findProject(tx, branch.project_id, true);
       // The default branch and protected branches never expire (the API refuses it; a hand edit changes nothing).
       if (!project || project.spec.default_branch === branch.branch_id || branch.spec.is_protected) return;
-      await deleteBranchInstance(tx, branch.instance_uid);
+      kicks.push(...(await deleteBranchComputes(tx, branch)));
       await deleteBranchRow(tx, branch.uid);
-      kicks.push(branch.instance_uid);
     });
   }
   for (const project of await listPurgeableProjects(ctx.store)) {
     await ctx.store.transaction(async (tx) => {
       for (const branch of await listBranches(tx, project.uid)) {
-        await deleteBranchInstance(tx, branch.instance_uid);
-        kicks.push(branch.instance_uid);
+        kicks.push(...(await deleteBranchComputes(tx, branch)));
       }
       await deleteProjectRow(tx, project.uid);
     });

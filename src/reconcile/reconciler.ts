@@ -242,6 +242,7 @@ export class Reconciler extends EventEmitter {
       capacity: row.spec.capacity,
       ...(row.spec.compute_units ? { computeUnits: row.spec.compute_units } : {}),
       ...(row.spec.source_uid ? { sourceUid: row.spec.source_uid } : {}),
+      ...(row.spec.standby_of ? { standbyOf: row.spec.standby_of } : {}),
     };
     for (const step of plan.steps) {
       if (step === 'forget') {
@@ -299,6 +300,11 @@ export class Reconciler extends EventEmitter {
         await this.engine.stop(instance.uid);
         return;
       case 'bootstrap-roles':
+        // A standby is read-only: its roles are its primary's.
+        if (instance.standbyOf) {
+          status.roles_ready = true;
+          return;
+        }
         await this.engine.ensureLoginRole(instance.uid, row.creator, { superuser: true });
         status.roles_ready = true;
         return;

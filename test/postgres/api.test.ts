@@ -421,6 +421,74 @@ describe('Lakebase Autoscaling API', () => {
     assert.equal(gone[0].n, 0);
   });
 
+  test('a read-only endpoint is a hot standby: it reads the branch, refuses writes (25006), and goes with its delete', async () => {
+    const readOnly = 'projects/shop/branches/production/endpoints/reader';
+    const before = instanceDirs();
+    const done = await lro(
+      pier,
+      token,
+      'POST',
+      'projects/shop/branches/production/endpoints?endpoint_id=reader',
+      {
+        spec: {
+          endpoint_type: 'ENDPOINT_TYPE_READ_ONLY',
+          autoscaling_limit_min_cu: 0.5,
+          autoscaling_limit_max_cu: 1,
+        },
+      },
+    );
+    const status = done.response?.status as Record<string, unknown>;
+    assert.equal(status.endpoint_type, 'ENDPOINT_TYPE_READ_ONLY');
+    assert.equal(status.current_state, 'ACTIVE');
+    const hosts = status.hosts as { host: string; read_only_host: string };
+    const { body: primary } = await api(
+      pier,
+      token,
+      'GET',
+      `${PG}/projects/shop/branches/production/endpoints/primary`,
+    );
+    assert.notEqual(
+      hosts.read_only_host,
+      ((primary.status as Record<string, unknown>).hosts as { host: string }).host,
+    );
+    const standbyUid = instanceDirs().filter((uid) => !before.includes(uid))[0];
+    await query(
+      pier,
+      token,
+      'projects/shop/branches/production/endpoints/primary',
+      ADMIN,
+      'INSERT INTO orders VALUES (2000)',
+    );
+    await eventually(
+      async () => {
+        const rows = await query(
+          pier,
+          token,
+          readOnly,
+          ADMIN,
+          'SELECT count(*)::int AS n FROM orders WHERE id = 2000',
+        );
+        return rows[0].n === 1 ? true : undefined;
+      },
+      10_000,
+      'the standby replays the write',
+    );
+    await assert.rejects(
+      query(pier, token, readOnly, ADMIN, 'INSERT INTO orders VALUES (2001)'),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, '25006');
+        return true;
+      },
+    );
+    await lro(pier, token, 'DELETE', 'projects/shop/branches/production/endpoints/reader');
+    await eventually(
+      async () => (existsSync(join(pier.dataDir, 'instances', standbyUid)) ? undefined : true),
+      20_000,
+      'the standby removed',
+    );
+    expectError(await api(pier, token, 'GET', `${PG}/${readOnly}`), 404, 'NOT_FOUND');
+  });
+
   test('credentials: ttl bounds, an unknown endpoint', async () => {
     const endpoint = 'projects/shop/branches/production/endpoints/primary';
     const ok = await api(pier, token, 'POST', `${PG}/credentials`, { endpoint, ttl: '900s' });
@@ -467,7 +535,7 @@ describe('Lakebase Autoscaling API', () => {
       ADMIN,
       'SELECT count(*)::int AS n FROM orders',
     );
-    assert.equal(rows[0].n, 93);
+    assert.equal(rows[0].n, 94);
     const purged = await lro(pier, token, 'DELETE', 'projects/shop?purge=true');
     assert.deepEqual(purged.response, { '@type': 'type.googleapis.com/google.protobuf.Empty' });
     assert.deepEqual((await api(pier, token, 'GET', `${PG}/projects?show_deleted=true`)).body.projects, []);

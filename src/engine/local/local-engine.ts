@@ -13,7 +13,7 @@ import type {
   EngineObservation,
   RestoreSource,
 } from '../engine.js';
-import { takeBaseBackup } from './base-backup.js';
+import { makeStandbyDataDir, takeBaseBackup } from './base-backup.js';
 import { copyForBranch, dataDirBytes, localFirstRestoreCommand } from './branch.js';
 import { capacitySettings, computeUnitSettings } from './capacity.js';
 import { cloneDataDir } from './clone.js';
@@ -176,6 +176,7 @@ export class LocalEngine implements Engine {
     const target = this.dataDir(instance.uid);
     if (existsSync(join(target, 'PG_VERSION'))) return undefined;
     if (instance.sourceUid) return this.provisionBranch(instance, instance.sourceUid, target);
+    if (instance.standbyOf) return this.provisionStandby(instance, instance.standbyOf, target);
     // A spare clone becomes the instance by one rename; without one, clone now.
     // A copy already in flight finishes sooner than a second one started beside it.
     if ((await this.spares()).length === 0 && this.copying) await this.copying.catch(() => {});
@@ -239,6 +240,33 @@ export class LocalEngine implements Engine {
     return sourceLsn ? { sourceLsn } : {};
   }
 
+  /** A hot standby of a running primary: a base backup with standby.signal, streaming over the socket. */
+  private async provisionStandby(
+    instance: EngineInstance,
+    primaryUid: string,
+    target: string,
+  ): Promise<undefined> {
+    if (!(await observeCluster(this.dataDir(primaryUid))).ready) {
+      throw new PierError('INVALID_STATE', 'The read-write endpoint is not running: a read-only endpoint starts from it.');
+    }
+    const partial = `${target}.partial`;
+    await removePartial(partial);
+    await makeStandbyDataDir(
+      this.runtime,
+      this.superuserConnection(primaryUid, 'postgres'),
+      this.dataDir(primaryUid),
+      partial,
+      { primaryConninfo: this.standbyConninfo(instance, primaryUid) },
+    );
+    await this.backups.prepareArchive(instance.uid);
+    await rename(partial, target);
+    return undefined;
+  }
+
+  private standbyConninfo(instance: EngineInstance, primaryUid: string): string {
+    return `host=${this.socketDir(primaryUid)} port=${SOCKET_PORT} user=postgres application_name=${instance.name}`;
+  }
+
   async storageBytes(uid: string): Promise<{ logical: number; onDisk: number }> {
     return dataDirBytes(this.dataDir(uid));
   }
@@ -255,6 +283,13 @@ export class LocalEngine implements Engine {
         ? computeUnitSettings(instance.computeUnits)
         : capacitySettings(instance.capacity)),
       cluster_name: instance.name,
+      // A standby streams from its primary, and reads from the primary's archive what it missed while stopped.
+      ...(instance.standbyOf
+        ? {
+            primary_conninfo: this.standbyConninfo(instance, instance.standbyOf),
+            restore_command: localFirstRestoreCommand(this.backups.restoreCommand(instance.standbyOf)),
+          }
+        : {}),
       archive_mode: 'on',
       archive_command: this.backups.archiveCommand(instance.uid),
       // A quiet instance's last commits reach the archive within a minute even if no segment fills.
