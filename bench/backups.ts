@@ -60,7 +60,7 @@ async function timeChild(pier: PierProcess, name: string, ref: Record<string, un
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
 
 async function main() {
-  const pier = await startPier();
+  const pier = await startPier(process.env.PIER_TRACE ? { env: { PIER_TRACE: '1' } } : {});
   const rows: string[] = [];
   try {
     for (const sizeMb of SIZES_MB) {
@@ -103,6 +103,7 @@ async function main() {
       await api(pier, pier.adminToken, 'DELETE', `${INSTANCES}/${name}?purge=true`);
     }
   } finally {
+    if (process.env.PIER_TRACE) process.stderr.write(pier.output());
     await removePier(pier);
   }
   const table = [

@@ -16,7 +16,7 @@ export function parseLsn(text: string): bigint {
 }
 
 /** The canonical text of an LSN (upper-case hex, as `pg_current_wal_lsn()` prints it). */
-export function formatLsn(value: bigint): string {
+function formatLsn(value: bigint): string {
   return `${(value >> 32n).toString(16).toUpperCase()}/${(value & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 

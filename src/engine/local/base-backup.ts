@@ -132,7 +132,7 @@ export async function takeBaseBackup(
 }
 
 /** The fields of a `backup_label` Pier uses. */
-export function parseBackupLabel(text: string): { startWalFile: string; timeline: number } {
+function parseBackupLabel(text: string): { startWalFile: string; timeline: number } {
   const wal = /^START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)$/m.exec(text);
   const timeline = /^START TIMELINE: (\d+)$/m.exec(text);
   if (!wal || !timeline) throw new PierError('INTERNAL_ERROR', `Unexpected backup_label:\n${text}`);
