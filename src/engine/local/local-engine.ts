@@ -247,7 +247,10 @@ export class LocalEngine implements Engine {
     target: string,
   ): Promise<undefined> {
     if (!(await observeCluster(this.dataDir(primaryUid))).ready) {
-      throw new PierError('INVALID_STATE', 'The read-write endpoint is not running: a read-only endpoint starts from it.');
+      throw new PierError(
+        'INVALID_STATE',
+        'The read-write endpoint is not running: a read-only endpoint starts from it.',
+      );
     }
     const partial = `${target}.partial`;
     await removePartial(partial);
