@@ -16,7 +16,6 @@ import type { Queryable } from '../store/store.js';
 import { notFound } from './fields.js';
 import {
   type BranchRow,
-  type EndpointRow,
   type EndpointSpec,
   findBranch,
   findEndpoint,

@@ -2,7 +2,6 @@ import { type IssuedCredential, refuseReservedCaller } from '../access/credentia
 import { issueDatabaseCredential } from '../auth/credentials.js';
 import type { ControlContext } from '../control/context.js';
 import { asObject } from '../control/validate.js';
-import { PierError } from '../errors.js';
 import type { IdentityRow } from '../identities/store.js';
 import { branchOf, endpointOf, projectForCaller } from './common.js';
 import { formatDuration, invalid, parseDuration, parseTimestamp } from './fields.js';
