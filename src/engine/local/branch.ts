@@ -1,6 +1,6 @@
 import { copyFile, lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type pg from 'pg';
+import pg from 'pg';
 import { takeBaseBackup } from './base-backup.js';
 import { handToPostgres, type PostgresRuntime } from './runtime.js';
 
@@ -20,7 +20,25 @@ export async function copyForBranch(
     label: 'pier branch',
     waitForArchive: false,
   });
-  await copyWal(runtime, join(source.dataDir, 'pg_wal'), join(target, 'pg_wal'));
+  // Only the segments the backup spans: pg_wal also holds recycled segments for the future (up to max_wal_size).
+  const client = new pg.Client(source.connection);
+  await client.connect();
+  let lastWalFile: string;
+  try {
+    const { rows } = await client.query<{ file: string }>('SELECT pg_walfile_name($1::pg_lsn) AS file', [
+      backup.stopLsn,
+    ]);
+    lastWalFile = rows[0].file;
+  } finally {
+    await client.end().catch(() => {});
+  }
+  await copyWal(
+    runtime,
+    join(source.dataDir, 'pg_wal'),
+    join(target, 'pg_wal'),
+    backup.startWalFile,
+    lastWalFile,
+  );
   return backup.stopLsn;
 }
 
@@ -35,10 +53,24 @@ export function localFirstRestoreCommand(archiveRestore: string): string {
   return `test -f pg_wal/%f && exit 1; case %f in *.history) exit 1;; esac; ${archiveRestore}`;
 }
 
-/** The WAL segments (and timeline histories) in the source's pg_wal, now that the backup has stopped. */
-async function copyWal(runtime: PostgresRuntime, from: string, to: string): Promise<void> {
+/**
+ * The WAL segments from `first` to `last` (names of one timeline sort in
+ * LSN order) and every timeline history in the source's pg_wal, now that
+ * the backup has stopped.
+ */
+async function copyWal(
+  runtime: PostgresRuntime,
+  from: string,
+  to: string,
+  first: string,
+  last: string,
+): Promise<void> {
   for (const entry of await readdir(from, { withFileTypes: true })) {
-    if (!entry.isFile() || !/^[0-9A-F]{24}$|\.history$/.test(entry.name)) continue;
+    if (!entry.isFile()) continue;
+    const segment = /^[0-9A-F]{24}$/.test(entry.name);
+    if (!segment && !entry.name.endsWith('.history')) continue;
+    if (segment && (entry.name.slice(0, 8) !== first.slice(0, 8) || entry.name < first || entry.name > last))
+      continue;
     const ok = await copyFile(join(from, entry.name), join(to, entry.name)).then(
       () => true,
       (error: NodeJS.ErrnoException) => {
