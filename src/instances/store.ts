@@ -212,8 +212,11 @@ export async function listInstancesPage(
   return rows;
 }
 
+/** Provisioned instances (the `--max-instances` quota); Autoscaling branches' computes are not counted. */
 export async function countInstances(db: Queryable): Promise<number> {
-  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM instances');
+  const { rows } = await db.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM instances WHERE NOT autoscaling',
+  );
   return rows[0].n;
 }
 
