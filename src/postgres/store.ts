@@ -454,11 +454,14 @@ export async function insertOperation(
   return rows[0];
 }
 
+/** By its full name, or (`operations/<uuid>`, as Databricks' CLI test server also routes) by its id alone. */
 export async function findOperation(db: Queryable, name: string): Promise<OperationRow | undefined> {
-  const { rows } = await db.query<OperationRow>(
-    `SELECT ${OPERATION} FROM autoscaling_operations WHERE name = $1`,
-    [name],
-  );
+  const id = /^operations\/([0-9a-f-]{36})$/.exec(name)?.[1];
+  const { rows } = id
+    ? await db.query<OperationRow>(`SELECT ${OPERATION} FROM autoscaling_operations WHERE name LIKE $1`, [
+        `%/operations/${id}`,
+      ])
+    : await db.query<OperationRow>(`SELECT ${OPERATION} FROM autoscaling_operations WHERE name = $1`, [name]);
   return rows[0];
 }
 

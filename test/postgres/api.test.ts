@@ -24,6 +24,8 @@ describe('Lakebase Autoscaling API', () => {
       spec: { display_name: 'Shop' },
     });
     assert.equal(done.response?.name, 'projects/shop');
+    const byId = await api(pier, token, 'GET', `${PG}/operations/${done.name.split('/').pop()}`);
+    assert.equal(byId.body.name, done.name);
     assert.deepEqual(done.metadata, {
       '@type': 'type.googleapis.com/databricks.postgres.v1.ProjectOperationMetadata',
     });
