@@ -79,7 +79,12 @@ export const postgresRoutes: RouteGroup = (app, ctx: ControlContext) => {
 
   // Branches.
   app.post(`${P}/branches`, async (c) =>
-    op(c, await createBranch(ctx, c.var.caller, ids(c)[0], c.req.query('branch_id'), await body(c))),
+    op(
+      c,
+      await createBranch(ctx, c.var.caller, ids(c)[0], c.req.query('branch_id'), await body(c), {
+        replaceExisting: c.req.query('replace_existing') === 'true',
+      }),
+    ),
   );
   app.get(`${P}/branches`, async (c) => {
     const { project, rows, nextPageToken } = await listProjectBranches(
@@ -109,7 +114,12 @@ export const postgresRoutes: RouteGroup = (app, ctx: ControlContext) => {
 
   // Endpoints.
   app.post(`${B}/endpoints`, async (c) =>
-    op(c, await createEndpoint(ctx, c.var.caller, ...ids(c), c.req.query('endpoint_id'), await body(c))),
+    op(
+      c,
+      await createEndpoint(ctx, c.var.caller, ...ids(c), c.req.query('endpoint_id'), await body(c), {
+        replaceExisting: c.req.query('replace_existing') === 'true',
+      }),
+    ),
   );
   app.get(`${B}/endpoints`, async (c) => {
     const endpoints = [];

@@ -105,9 +105,16 @@ export async function createBranch(
   projectId: string,
   branchIdParam: string | undefined,
   input: Record<string, unknown>,
+  options: { replaceExisting?: boolean } = {},
 ): Promise<OperationRow> {
   const branchId = requiredId(branchIdParam, 'branch_id');
   const spec = objectField(input, 'spec', 'spec');
+  // replace_existing: an existing branch (e.g. the implicit production) is updated in place instead.
+  if (options.replaceExisting) {
+    const project = await projectForCaller(ctx.store, caller, projectId);
+    const existing = await findBranch(ctx.store, project.uid, branchId);
+    if (existing) return replaceBranch(ctx, caller, projectId, existing, input);
+  }
   if (spec.source_snapshot !== undefined)
     throw invalid('spec.source_snapshot: Pier has no snapshots; branch from source_branch instead.');
   const now = new Date();
@@ -188,6 +195,22 @@ export async function createBranch(
   });
   ctx.reconciler.kick(instanceUid);
   return op;
+}
+
+/** The updatable fields the body sets, applied to an existing branch; nothing set: the branch as it is. */
+async function replaceBranch(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  projectId: string,
+  branch: BranchRow,
+  input: Record<string, unknown>,
+): Promise<OperationRow> {
+  if (BRANCH_PATHS.some((path) => valueAt(input, path) !== undefined)) {
+    return updateProjectBranch(ctx, caller, projectId, branch.branch_id, 'spec', input);
+  }
+  return startOperation(ctx.store, caller, 'Branch', `projects/${projectId}/branches/${branch.branch_id}`, {
+    wait: { instanceUid: branch.instance_uid, state: 'SETTLED' },
+  });
 }
 
 export async function getBranch(

@@ -103,8 +103,28 @@ export async function createEndpoint(
   branchId: string,
   endpointIdParam: string | undefined,
   input: Record<string, unknown>,
+  options: { replaceExisting?: boolean } = {},
 ): Promise<OperationRow> {
   const endpointId = requiredId(endpointIdParam, 'endpoint_id');
+  // replace_existing: an existing endpoint (e.g. the implicit primary) is updated in place instead.
+  if (options.replaceExisting) {
+    const { branch } = await branchFor(ctx, caller, projectId, branchId);
+    const existing = await findEndpoint(ctx.store, branch.uid, endpointId);
+    if (existing) {
+      const type = valueAt(input, 'spec.endpoint_type');
+      if (type !== undefined && type !== existing.spec.endpoint_type) {
+        throw invalid(
+          `spec.endpoint_type cannot change: ${endpointName(projectId, branchId, endpointId)} is ${existing.spec.endpoint_type}.`,
+        );
+      }
+      if (ENDPOINT_PATHS.some((path) => valueAt(input, path) !== undefined)) {
+        return updateBranchEndpoint(ctx, caller, projectId, branchId, endpointId, 'spec', input);
+      }
+      return startOperation(ctx.store, caller, 'Endpoint', endpointName(projectId, branchId, endpointId), {
+        wait: { instanceUid: existing.instance_uid, state: 'SETTLED' },
+      });
+    }
+  }
   const spec = objectField(input, 'spec', 'spec');
   const type = spec.endpoint_type;
   if (type === undefined || type === null)

@@ -216,6 +216,47 @@ describe('Lakebase Autoscaling API', () => {
     assert.equal(status.enable_pg_native_login, false);
   });
 
+  test('replace_existing adopts the implicit production branch and primary endpoint (as bundles and Terraform do)', async () => {
+    const branch = await lro(
+      pier,
+      token,
+      'POST',
+      'projects/shop/branches?branch_id=production&replace_existing=true',
+      {
+        spec: { is_protected: false, no_expiry: true },
+      },
+    );
+    assert.equal(branch.response?.name, 'projects/shop/branches/production');
+    const endpoint = await lro(
+      pier,
+      token,
+      'POST',
+      'projects/shop/branches/production/endpoints?endpoint_id=primary&replace_existing=true',
+      {
+        spec: {
+          endpoint_type: 'ENDPOINT_TYPE_READ_WRITE',
+          autoscaling_limit_min_cu: 1,
+          autoscaling_limit_max_cu: 1,
+        },
+      },
+    );
+    assert.equal((endpoint.response?.status as Record<string, unknown> | undefined)?.current_state, 'ACTIVE');
+    expectError(
+      await api(
+        pier,
+        token,
+        'POST',
+        `${PG}/projects/shop/branches/production/endpoints?endpoint_id=primary&replace_existing=true`,
+        {
+          spec: { endpoint_type: 'ENDPOINT_TYPE_READ_ONLY' },
+        },
+      ),
+      400,
+      'INVALID_PARAMETER_VALUE',
+      /cannot change/,
+    );
+  });
+
   test("a branch has the parent's rows as of its creation, and writes on either side stay there", async () => {
     const before = instanceDirs();
     const done = await lro(pier, token, 'POST', 'projects/shop/branches?branch_id=dev', {
