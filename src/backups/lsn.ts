@@ -29,3 +29,20 @@ export function lsnParameter(value: unknown, field: string): string {
   }
   return formatLsn(parseLsn(value));
 }
+
+/** Pier's WAL segment size (initdb --wal-segsize=1, see engine/local/cluster.ts). */
+const WAL_SEGMENT_BYTES = 1n << 20n;
+/** Segments per "log id" (the middle 8 hex digits of a segment file name). */
+const SEGMENTS_PER_LOG = 0x100000000n / WAL_SEGMENT_BYTES;
+
+/**
+ * The LSN just past a WAL segment file.
+ *
+ * @example
+ * segmentEndLsn('000000010000000000000003') // '0/400000'
+ */
+export function segmentEndLsn(file: string): string {
+  const log = BigInt(`0x${file.slice(8, 16)}`);
+  const segment = BigInt(`0x${file.slice(16, 24)}`);
+  return formatLsn((log * SEGMENTS_PER_LOG + segment + 1n) * WAL_SEGMENT_BYTES);
+}

@@ -8,7 +8,7 @@ import { instanceForCaller } from '../instances/permissions.js';
 import { reportedState } from '../instances/state.js';
 import type { InstanceRow, ParentRef } from '../instances/store.js';
 import type { Store } from '../store/store.js';
-import { lsnParameter, parseLsn } from './lsn.js';
+import { lsnParameter, parseLsn, segmentEndLsn } from './lsn.js';
 import {
   type BaseBackupRow,
   findRestoreBackup,
@@ -103,8 +103,8 @@ function assertRunsHere(ctx: ControlContext, instance: InstanceRow, toDo: string
 /**
  * Reads `parent_instance_ref` of a create request and resolves it to a
  * restore: the parent (CAN_USE), the target (`lsn` wins over `branch_time`,
- * as in the SDK; neither means the parent's current LSN) and the base
- * backup to start from. A target in the future or before the restore window
+ * as in the SDK; neither means the parent's current LSN, or the end of its
+ * archive if it is STOPPED or FAILED) and the base backup to start from. A target in the future or before the restore window
  * is refused with a 400 that says what the window is.
  */
 export async function resolveParentRef(
@@ -135,19 +135,31 @@ export async function restorePointOf(
 ): Promise<ParentRef> {
   if (parent.spec.deleted)
     throw new PierError('INVALID_STATE', `Database instance '${parent.name}' is being deleted.`);
-  assertRunsHere(ctx, parent, 'create a child instance from it');
+  // A parent that is down (stopped, or FAILED with its data directory lost) still has its archive.
+  const state = reportedState(parent);
+  const running = state === 'AVAILABLE';
+  if (parent.node_id !== ctx.config.nodeId || !['AVAILABLE', 'STOPPED', 'FAILED'].includes(state))
+    assertRunsHere(ctx, parent, 'create a child instance from it');
   const requested: Pick<ParentRef, 'lsn' | 'branch_time'> = {};
   let target: ParentRef['target'];
-  const current = await ctx.engine.currentWalLsn(parent.uid);
+  const current = running ? await ctx.engine.currentWalLsn(parent.uid) : await archivedEnd(ctx, parent);
   if (ref.lsn !== undefined && ref.lsn !== null) {
     requested.lsn = lsnParameter(ref.lsn, `${field}.${names.lsn}`);
     if (parseLsn(requested.lsn) > parseLsn(current)) {
       throw invalidParameter(
-        `${field}.${names.lsn} ${requested.lsn} is in the future: '${parent.name}' has written WAL up to ${current}. Use an LSN at or before it.`,
+        running
+          ? `${field}.${names.lsn} ${requested.lsn} is in the future: '${parent.name}' has written WAL up to ${current}. Use an LSN at or before it.`
+          : `${field}.${names.lsn} ${requested.lsn} is past the archived WAL of '${parent.name}' (${state}), which reaches ${current}. Use an earlier LSN.`,
       );
     }
     target = { lsn: requested.lsn };
   } else if (ref.branch_time !== undefined && ref.branch_time !== null) {
+    if (!running) {
+      throw new PierError(
+        'INVALID_STATE',
+        `Database instance '${parent.name}' is ${state}: a child at a time needs it AVAILABLE. Give an lsn, or no target for the end of its archived WAL.`,
+      );
+    }
     const time = parseTime(ref.branch_time, `${field}.${names.time}`);
     requested.branch_time = ref.branch_time as string;
     if (time.getTime() > Date.now()) {
@@ -164,9 +176,14 @@ export async function restorePointOf(
     // Postgres' own spelling, to the microsecond: a Date would drop microseconds, and with them commits at the target.
     target = { time: await recoveryTime(ctx.store, requested.branch_time) };
   } else {
-    target = { lsn: current };
+    // A running parent: its current LSN. One that is down: all of its archive.
+    target = running ? { lsn: current } : { end_of_archive: current };
   }
-  const backup = await findRestoreBackup(ctx.store, parent.uid, target);
+  const backup = await findRestoreBackup(
+    ctx.store,
+    parent.uid,
+    'end_of_archive' in target ? { lsn: target.end_of_archive } : target,
+  );
   if (!backup) {
     const [earliest] = await listBaseBackups(ctx.store, parent.uid);
     const from = earliest
@@ -175,6 +192,18 @@ export async function restorePointOf(
     throw invalidParameter(`The requested point is outside the restore window of '${parent.name}': ${from}.`);
   }
   return { uid: parent.uid, name: parent.name, ...requested, target, backup_id: backup.backup_id };
+}
+
+/** The end of the newest archived WAL segment of an instance that is not running. */
+async function archivedEnd(ctx: ControlContext, parent: InstanceRow): Promise<string> {
+  const segments = (await ctx.engine.backups.listWal(parent.uid)).filter((name) =>
+    /^[0-9A-F]{24}$/.test(name),
+  );
+  const newest = segments.sort((a, b) => a.slice(8).localeCompare(b.slice(8))).at(-1);
+  if (!newest) {
+    throw invalidParameter(`Database instance '${parent.name}' has no archived WAL to create a child from.`);
+  }
+  return segmentEndLsn(newest);
 }
 
 /** `2026-01-02 03:04:05.123456+00`: the form `recovery_target_time` reads. */

@@ -79,7 +79,20 @@ export class LocalBackupStorage implements BackupStorage {
     await copyFile(WAL_SCRIPT, partial);
     await chmod(partial, 0o755);
     await rename(partial, scriptTarget);
-    return new LocalBackupStorage(root, scriptTarget, owner);
+    const storage = new LocalBackupStorage(root, scriptTarget, owner);
+    await storage.removeLeftovers();
+    return storage;
+  }
+
+  /** A base backup or a removal cut short by a crash leaves a `.partial` or `.removing` directory: drop it. */
+  private async removeLeftovers(): Promise<void> {
+    for (const uid of await this.listArchives()) {
+      const base = join(this.archiveDir(uid), 'base');
+      for (const entry of await listDir(base)) {
+        if (/^[0-9A-Za-z-]+\.(partial|removing)$/.test(entry))
+          await rm(join(base, entry), { recursive: true, force: true });
+      }
+    }
   }
 
   private archiveDir(uid: string): string {

@@ -43,8 +43,8 @@ export interface RestoreSource {
   parentUid: string;
   /** The parent's base backup to start from (the nearest one before the target). */
   backupId: string;
-  /** Replay WAL to exactly this LSN, or to this time. */
-  target: { lsn: string } | { time: string };
+  /** Replay WAL to exactly this LSN, to this time, or to the end of the archive. */
+  target: { lsn: string } | { time: string } | { end_of_archive: string };
 }
 
 export interface EngineObservation {

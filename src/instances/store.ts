@@ -28,8 +28,12 @@ export interface ParentRef {
   /** As the user sent them, echoed back. */
   lsn?: string;
   branch_time?: string;
-  /** What recovery replays to: the LSN asked for (or the parent's at create), or the time. */
-  target: { lsn: string } | { time: string };
+  /**
+   * What recovery replays to: the LSN asked for (or a running parent's at
+   * create), the time, or all of the archive of a parent that is down
+   * (whose end was this LSN at create).
+   */
+  target: { lsn: string } | { time: string } | { end_of_archive: string };
   /** The parent's base backup the restore starts from. */
   backup_id: string;
 }

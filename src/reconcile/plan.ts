@@ -53,7 +53,7 @@ export function planInstance(spec: InstanceSpec, status: InstanceStatus, observe
       progress: 'FAILED',
       done: 'FAILED',
       message:
-        "The instance's data directory is missing on its Pier node. Pier will not re-create it empty: restore the data directory from a backup (the instance starts again by itself), or delete the instance.",
+        "The instance's data directory is missing on its Pier node. Pier will not re-create it empty: create a child instance from its WAL archive (parent_instance_ref naming this instance), restore the data directory from a backup (the instance starts again by itself), or delete the instance.",
     };
   }
   if (!observed.provisioned) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { availableInstance, instanceSuperuser } from '../helpers/access.js';
@@ -83,4 +83,56 @@ test('kill -9 of Pier during a restore: the next Pier starts the restore over an
   await child.end();
   assert.equal(rows[0].n, ROWS);
   assert.equal(recovery.rows[0].recovering, false);
+});
+
+test('a lost data directory: the instance is FAILED, and a child made from its archive has every archived commit', async () => {
+  const { body: big } = await api(pier, pier.adminToken, 'GET', `${INSTANCES}/big`);
+  const client = await instanceSuperuser(pier, big.uid as string);
+  await client.query('INSERT INTO t VALUES (0, $1)', ['the last row']);
+  // What reaches the archive survives; archive_timeout bounds what a sudden loss can take.
+  const { rows } = await client.query<{ file: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS file');
+  await client.end();
+  const archived = join(pier.dataDir, 'backups', big.uid as string, 'wal', rows[0].file);
+  await eventually(async () => (existsSync(archived) ? true : undefined), 30_000, 'the segment archived');
+  const dataDir = join(pier.dataDir, 'instances', big.uid as string);
+  const postmaster = Number.parseInt(await readFile(join(dataDir, 'postmaster.pid'), 'utf8'), 10);
+  process.kill(postmaster, 'SIGKILL');
+  await rm(dataDir, { recursive: true, force: true });
+  await eventually(
+    async () =>
+      (await api(pier, pier.adminToken, 'GET', `${INSTANCES}/big`)).body.state === 'FAILED'
+        ? true
+        : undefined,
+    30_000,
+    'big FAILED',
+  );
+
+  const atTime = await api(pier, pier.adminToken, 'POST', INSTANCES, {
+    name: 'rescued',
+    parent_instance_ref: { name: 'big', branch_time: new Date().toISOString() },
+  });
+  assert.equal(atTime.status, 400);
+  assert.equal(atTime.body.error_code, 'INVALID_STATE');
+  assert.match(atTime.body.message as string, /is FAILED: a child at a branch_time needs it AVAILABLE/);
+
+  const rescued = await api(pier, pier.adminToken, 'POST', INSTANCES, {
+    name: 'rescued',
+    parent_instance_ref: { name: 'big' },
+  });
+  assert.equal(rescued.status, 200, JSON.stringify(rescued.body));
+  await eventually(
+    async () =>
+      (await api(pier, pier.adminToken, 'GET', `${INSTANCES}/rescued`)).body.state === 'AVAILABLE'
+        ? true
+        : undefined,
+    120_000,
+    'rescued AVAILABLE',
+  );
+  const child = await instanceSuperuser(pier, rescued.body.uid as string);
+  const count = await child.query<{ n: number; last: string }>(
+    'SELECT count(*)::int AS n, max(pad) FILTER (WHERE id = 0) AS last FROM t',
+  );
+  await child.end();
+  assert.equal(count.rows[0].n, ROWS + 1);
+  assert.equal(count.rows[0].last, 'the last row');
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { availableInstance, instanceSuperuser } from '../helpers/access.js';
@@ -42,7 +42,28 @@ test.afterEach((context) => {
 test('archives are pruned to the retention window; a deleted instance keeps its archive for the window unless purged', async () => {
   pier = await startPier();
   const archive = (uid: string) => join(pier.dataDir, 'backups', uid);
-  const keepUid = await availableInstance(pier, pier.adminToken, 'keep', { retention_window_in_days: 2 });
+  const keepUid = await availableInstance(pier, pier.adminToken, 'keep', { retention_window_in_days: 9 });
+  const updated = await api(
+    pier,
+    pier.adminToken,
+    'PATCH',
+    `${INSTANCES}/keep?update_mask=retention_window_in_days`,
+    {
+      retention_window_in_days: 2,
+    },
+  );
+  assert.equal(updated.status, 200, JSON.stringify(updated.body));
+  const tooLong = await api(
+    pier,
+    pier.adminToken,
+    'PATCH',
+    `${INSTANCES}/keep?update_mask=retention_window_in_days`,
+    {
+      retention_window_in_days: 36,
+    },
+  );
+  assert.equal(tooLong.status, 400);
+  assert.match(tooLong.body.message as string, /between 2 and 35/);
   const goneUid = await availableInstance(pier, pier.adminToken, 'gone', { retention_window_in_days: 2 });
   const purgedUid = await availableInstance(pier, pier.adminToken, 'purged');
   for (const name of ['keep', 'gone', 'purged']) await firstBackup(name);
@@ -60,17 +81,27 @@ test('archives are pruned to the retention window; a deleted instance keeps its 
   const before = (await backupList('keep')).map((backup) => backup.backup_id);
   assert.equal(before.length, 2);
 
+  // The last commit before a delete reaches the archive, though its WAL segment is not full.
+  const last = await instanceSuperuser(pier, goneUid);
+  await last.query('CREATE TABLE last_words AS SELECT 1 AS id');
+  const { rows: segment } = await last.query<{ file: string }>(
+    'SELECT pg_walfile_name(pg_current_wal_lsn()) AS file',
+  );
+  await last.end();
   assert.equal((await api(pier, pier.adminToken, 'DELETE', `${INSTANCES}/purged?purge=true`)).status, 200);
   assert.equal((await api(pier, pier.adminToken, 'DELETE', `${INSTANCES}/gone`)).status, 200);
   await gone('purged');
   await gone('gone');
   assert.ok(!existsSync(archive(purgedUid)), 'purge=true removes the archive at once');
   assert.equal((await readdir(join(archive(goneUid), 'base'))).length, 1, 'without purge the archive stays');
-  assert.ok((await readdir(join(archive(goneUid), 'wal'))).length > 0);
+  assert.ok((await readdir(join(archive(goneUid), 'wal'))).includes(segment[0].file));
 
   // Ten days on: past the 2-day windows.
   await pier.stop();
+  // A base backup cut short by a crash left its staging copy: the next Pier drops it.
+  await mkdir(join(archive(keepUid), 'base', '20260101T000000Z-dead.partial'));
   pier = await startPier({ dataDir: pier.dataDir, env: { PIER_TEST_CLOCK_OFFSET_MS: String(TEN_DAYS_MS) } });
+  assert.ok(!existsSync(join(archive(keepUid), 'base', '20260101T000000Z-dead.partial')));
   const [latest] = await eventually(
     async () => {
       const list = await backupList('keep');

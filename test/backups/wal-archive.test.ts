@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { lsnParameter, parseLsn, segmentEndLsn } from '../../src/backups/lsn.js';
 import { planPrune, walToRemove } from '../../src/backups/retention.js';
 import { WAL_SCRIPT } from '../../src/backups/storage.js';
 import type { BaseBackupRow } from '../../src/backups/store.js';
@@ -118,4 +119,14 @@ test('pruning keeps the newest backup before the window and everything after it'
     '00000002000000000000000E.partial',
     '00000001000000000000000F.00000028.backup',
   ]);
+});
+
+test('LSNs are bigints and text, never JS numbers', () => {
+  assert.equal(parseLsn('FFFFFFFF/FFFFFFFF'), 0xffffffffffffffffn);
+  assert.ok(parseLsn('0/D00120') < parseLsn('0/7100120'));
+  assert.equal(lsnParameter('0/16b3748', 'lsn'), '0/16B3748');
+  assert.throws(() => lsnParameter('16B3748', 'lsn'), /must be a Postgres LSN/);
+  assert.throws(() => lsnParameter(12, 'lsn'), /must be a Postgres LSN/);
+  assert.equal(segmentEndLsn('000000010000000000000003'), '0/400000');
+  assert.equal(segmentEndLsn('000000020000000100000FFF'), '2/0');
 });

@@ -387,10 +387,25 @@ export class LocalEngine implements Engine {
   }
 
   async stop(uid: string): Promise<void> {
+    await this.finishWalSegment(uid);
     await stopCluster(this.dataDir(uid));
   }
 
+  /**
+   * Before a stop: ends the current WAL segment, so the archiver's last pass
+   * at shutdown archives every commit (the archive of a stopped or deleted
+   * instance then reaches its last transaction, not its last full segment).
+   */
+  private async finishWalSegment(uid: string): Promise<void> {
+    if (!(await observeCluster(this.dataDir(uid))).ready) return;
+    await this.superuserQuery(uid, 'SELECT pg_switch_wal()').catch((error: Error) => {
+      // A server that cannot take the query is stopped anyway; its last partial segment stays unarchived.
+      this.log(`instance ${uid}: switching WAL before the stop failed: ${error.message}`);
+    });
+  }
+
   async destroy(uid: string): Promise<void> {
+    await this.finishWalSegment(uid);
     await stopCluster(this.dataDir(uid));
     await rm(this.dataDir(uid), { recursive: true, force: true });
     await removePartial(`${this.dataDir(uid)}.partial`);

@@ -36,17 +36,23 @@ export interface RecoveryPlan {
  */
 export async function recoverToTarget(runtime: PostgresRuntime, plan: RecoveryPlan): Promise<string> {
   const { dataDir } = plan.paths;
-  const target: Record<string, string> =
-    'lsn' in plan.source.target
-      ? { recovery_target_lsn: plan.source.target.lsn }
-      : { recovery_target_time: plan.source.target.time };
+  const { target } = plan.source;
+  // No target: archive recovery replays every archived segment, then promotes.
+  const recoveryTarget: Record<string, string | boolean> =
+    'lsn' in target
+      ? { recovery_target_lsn: target.lsn }
+      : 'time' in target
+        ? { recovery_target_time: target.time }
+        : {};
+  if ('lsn' in target || 'time' in target) {
+    // Databricks' child at an LSN or a time holds what was committed up to and at it.
+    recoveryTarget.recovery_target_inclusive = true;
+    recoveryTarget.recovery_target_action = 'promote';
+  }
   await writeClusterSettings(runtime, dataDir, {
     ...plan.settings,
     restore_command: plan.restoreCommand,
-    ...target,
-    // Databricks' child at an LSN or a time holds what was committed up to and at it.
-    recovery_target_inclusive: true,
-    recovery_target_action: 'promote',
+    ...recoveryTarget,
     recovery_target_timeline: 'latest',
   });
   await writeFile(join(dataDir, 'recovery.signal'), '');
