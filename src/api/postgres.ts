@@ -7,6 +7,7 @@ import {
   deleteProjectBranch,
   getBranch,
   listProjectBranches,
+  undeleteProjectBranch,
   updateProjectBranch,
 } from '../postgres/branches.js';
 import { generateEndpointCredential } from '../postgres/credentials.js';
@@ -104,13 +105,13 @@ export const postgresRoutes: RouteGroup = (app, ctx: ControlContext) => {
   app.patch(B, async (c) =>
     op(c, await updateProjectBranch(ctx, c.var.caller, ...ids(c), c.req.query('update_mask'), await body(c))),
   );
-  app.delete(B, async (c) => op(c, await deleteProjectBranch(ctx, c.var.caller, ...ids(c))));
-  app.post(`${B}/undelete`, async (c) => {
-    await getBranch(ctx, c.var.caller, ...ids(c));
-    throw badRequest(
-      `projects/${ids(c)[0]}/branches/${ids(c)[1]} is not deleted (Pier deletes branches at once).`,
-    );
-  });
+  app.delete(B, async (c) =>
+    op(
+      c,
+      await deleteProjectBranch(ctx, c.var.caller, ...ids(c), { purge: c.req.query('purge') === 'true' }),
+    ),
+  );
+  app.post(`${B}/undelete`, async (c) => op(c, await undeleteProjectBranch(ctx, c.var.caller, ...ids(c))));
 
   // Endpoints.
   app.post(`${B}/endpoints`, async (c) =>

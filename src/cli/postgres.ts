@@ -251,7 +251,8 @@ export function registerPostgresCommands(program: Command): void {
     const command = listFlags(pg.command(`${verb} <PARENT>`).description(`List ${key} of PARENT.`));
     if (verb === 'list-branches') command.option('--show-deleted', 'Include soft-deleted branches.');
     command.action(async (parent: string, options: Record<string, unknown>, cmd: Command) => {
-      await listAll(credentials(cmd), `${BASE}/${resource(parent)}/${key}`, key, options);
+      const query: Record<string, string | undefined> = options.showDeleted ? { show_deleted: 'true' } : {};
+      await listAll(credentials(cmd), `${BASE}/${resource(parent)}/${key}`, key, options, query);
     });
   }
 

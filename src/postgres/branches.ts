@@ -8,6 +8,7 @@ import { decodePageToken, encodePageToken } from '../pagination.js';
 import {
   branchOf,
   deleteBranchComputes,
+  syncBranchCompute,
   insertBranchInstance,
   newHostId,
   projectForCaller,
@@ -36,6 +37,7 @@ import {
   insertBranch,
   insertEndpoint,
   listBranches,
+  setBranchDeleted,
   type OperationRow,
   type ProjectRow,
   updateBranch,
@@ -223,6 +225,28 @@ export async function getBranch(
   return { project, branch: await branchOf(ctx.store, project, branchId) };
 }
 
+/** `POST …/branches/{b}/undelete`: a soft-deleted branch comes back, its computes as its endpoints say. */
+export async function undeleteProjectBranch(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  projectId: string,
+  branchId: string,
+): Promise<OperationRow> {
+  const { op, kicks } = await ctx.store.transaction(async (tx) => {
+    const project = await projectForCaller(tx, caller, projectId, { lock: true });
+    const branch = await branchOf(tx, project, branchId, true, { includeDeleted: true });
+    if (!branch.delete_time) throw badRequest(`projects/${projectId}/branches/${branchId} is not deleted.`);
+    await setBranchDeleted(tx, branch.uid, null);
+    const kicks = await syncBranchCompute(tx, { ...branch, delete_time: null }, false);
+    const op = await startOperation(tx, caller, 'Branch', `projects/${projectId}/branches/${branchId}`, {
+      wait: { instanceUid: branch.instance_uid, state: 'SETTLED' },
+    });
+    return { op, kicks };
+  });
+  for (const uid of kicks) ctx.reconciler.kick(uid);
+  return op;
+}
+
 export async function listProjectBranches(
   ctx: ControlContext,
   caller: IdentityRow,
@@ -234,6 +258,7 @@ export async function listProjectBranches(
   const rows = await listBranches(ctx.store, project.uid, {
     after: decodePageToken(query.page_token),
     limit: size + 1,
+    hideDeleted: query.show_deleted !== 'true',
   });
   const page = rows.slice(0, size);
   return {
@@ -285,18 +310,20 @@ export async function updateProjectBranch(
 
 /**
  * DELETE a branch: refused for the default (root) branch, a protected one
- * and one other branches were made from; its data is removed.
+ * and one other branches were made from. Soft by default (its computes
+ * stop, it is hidden until `undelete`, its data kept until `purge_time`,
+ * the project's history retention later); `purge` removes its data now.
  */
 export async function deleteProjectBranch(
   ctx: ControlContext,
   caller: IdentityRow,
   projectId: string,
   branchId: string,
-  options: { expired?: boolean } = {},
+  options: { expired?: boolean; purge?: boolean } = {},
 ): Promise<OperationRow> {
   const { op, gone } = await ctx.store.transaction(async (tx) => {
     const project = await projectForCaller(tx, caller, projectId, { lock: true });
-    const branch = await branchOf(tx, project, branchId, true);
+    const branch = await branchOf(tx, project, branchId, true, { includeDeleted: options.purge });
     if (branch.branch_id === project.spec.default_branch) {
       throw badRequest(
         `cannot delete branch ${branchId}: it is the project's default branch (MANAGED_BY_PARENT). Delete the project, or make another branch the default first.`,
@@ -306,15 +333,30 @@ export async function deleteProjectBranch(
       throw badRequest(
         `cannot delete protected branch ${branchId}. Unprotect it first (update-branch … spec.is_protected false).`,
       );
-    const children = (await listBranches(tx, project.uid)).filter((b) => b.source_branch === branchId);
+    const children = (await listBranches(tx, project.uid, { hideDeleted: true })).filter(
+      (b) => b.source_branch === branchId,
+    );
     if (children.length > 0 && !options.expired) {
       throw badRequest(
         `cannot delete branch ${branchId}: branch ${children[0].branch_id} was created from it. Delete its child branches first.`,
       );
     }
+    const name = `projects/${projectId}/branches/${branchId}`;
+    if (!options.purge) {
+      const now = new Date();
+      await setBranchDeleted(tx, branch.uid, {
+        delete_time: now,
+        purge_time: new Date(now.getTime() + project.spec.history_retention_seconds * 1000),
+      });
+      const stopped = await syncBranchCompute(tx, { ...branch, delete_time: now }, false);
+      const op = await startOperation(tx, caller, 'Branch', name, {
+        response: { '@type': 'type.googleapis.com/google.protobuf.Empty' },
+      });
+      return { op, gone: stopped };
+    }
     const gone = await deleteBranchComputes(tx, branch);
     await deleteBranchRow(tx, branch.uid);
-    const op = await startOperation(tx, caller, 'Branch', `projects/${projectId}/branches/${branchId}`, {
+    const op = await startOperation(tx, caller, 'Branch', name, {
       wait: { instanceUid: branch.instance_uid, state: 'GONE' },
     });
     return { op, gone };

@@ -54,8 +54,10 @@ export async function branchOf(
   project: ProjectRow,
   branchId: string,
   lock = false,
+  options: { includeDeleted?: boolean } = {},
 ): Promise<BranchRow> {
-  const branch = await findBranch(db, project.uid, branchId, lock);
+  const found = await findBranch(db, project.uid, branchId, lock);
+  const branch = found?.delete_time && !options.includeDeleted ? undefined : found;
   if (!branch)
     throw notFound(
       `branch id not found: projects/${project.project_id}/branches/${branchId} does not exist.`,
@@ -153,6 +155,8 @@ export async function syncBranchCompute(
   branch: BranchRow,
   projectDeleted: boolean,
 ): Promise<string[]> {
+  // A soft-deleted branch's computes stop, like a soft-deleted project's.
+  const stopped = projectDeleted || Boolean(branch.delete_time);
   const endpoints = await listEndpoints(db, branch.uid);
   const readWrite = endpoints.find((e) => e.spec.endpoint_type === 'ENDPOINT_TYPE_READ_WRITE');
   const wanted: [string, EndpointSpec | undefined][] = [[branch.instance_uid, readWrite?.spec]];
@@ -166,7 +170,7 @@ export async function syncBranchCompute(
     await db.query('SELECT 1 FROM instances WHERE uid = $1 FOR UPDATE', [uid]);
     const instance = await findInstanceByUid(db, uid);
     if (!instance || instance.spec.deleted) continue;
-    const next = computeSpecFor(instance.spec, spec, projectDeleted);
+    const next = computeSpecFor(instance.spec, spec, stopped);
     if (JSON.stringify(next) === JSON.stringify(instance.spec)) continue;
     await updateInstanceSpec(db, instance.uid, next);
     changed.push(uid);

@@ -51,6 +51,9 @@ export interface BranchRow {
   expire_time: Date | null;
   create_time: Date;
   update_time: Date;
+  /** Soft-deleted: hidden, its computes stopped, its data kept until purge_time. */
+  delete_time?: Date | null;
+  purge_time?: Date | null;
 }
 
 export type EndpointType = 'ENDPOINT_TYPE_READ_WRITE' | 'ENDPOINT_TYPE_READ_ONLY';
@@ -181,7 +184,8 @@ export async function listPurgeableProjects(db: Queryable): Promise<ProjectRow[]
 // Branches.
 
 const BRANCH = `b.uid::text, b.project_uid::text, p.project_id, b.branch_id, b.spec, b.instance_uid::text,
-  b.source_branch, b.source_branch_lsn, b.source_branch_time, b.expire_time, b.create_time, b.update_time`;
+  b.source_branch, b.source_branch_lsn, b.source_branch_time, b.expire_time, b.create_time, b.update_time,
+  b.delete_time, b.purge_time`;
 
 export async function insertBranch(
   db: Queryable,
@@ -221,12 +225,34 @@ export async function findBranch(
 export async function listBranches(
   db: Queryable,
   projectUid: string,
-  options: { after?: string; limit?: number } = {},
+  options: { after?: string; limit?: number; hideDeleted?: boolean } = {},
 ): Promise<BranchRow[]> {
   const { rows } = await db.query<BranchRow>(
     `SELECT ${BRANCH} FROM autoscaling_branches b JOIN autoscaling_projects p ON p.uid = b.project_uid
-      WHERE b.project_uid = $1 AND b.branch_id > $2 ORDER BY b.branch_id LIMIT $3`,
-    [projectUid, options.after ?? '', options.limit ?? 10_000],
+      WHERE b.project_uid = $1 AND b.branch_id > $2 AND NOT ($4 AND b.delete_time IS NOT NULL)
+      ORDER BY b.branch_id LIMIT $3`,
+    [projectUid, options.after ?? '', options.limit ?? 10_000, options.hideDeleted ?? false],
+  );
+  return rows;
+}
+
+/** Soft-deletes (times set) or brings back (null) a branch. */
+export async function setBranchDeleted(
+  db: Queryable,
+  uid: string,
+  times: { delete_time: Date; purge_time: Date } | null,
+): Promise<void> {
+  await db.query(
+    'UPDATE autoscaling_branches SET delete_time = $2, purge_time = $3, update_time = now() WHERE uid = $1',
+    [uid, times?.delete_time ?? null, times?.purge_time ?? null],
+  );
+}
+
+/** Soft-deleted branches whose purge time has come. */
+export async function listPurgeableBranches(db: Queryable): Promise<BranchRow[]> {
+  const { rows } = await db.query<BranchRow>(
+    `SELECT ${BRANCH} FROM autoscaling_branches b JOIN autoscaling_projects p ON p.uid = b.project_uid
+      WHERE b.purge_time IS NOT NULL AND b.purge_time <= now()`,
   );
   return rows;
 }

@@ -8,6 +8,7 @@ import {
   findProject,
   listBranches,
   listExpiredBranches,
+  listPurgeableBranches,
   listPurgeableProjects,
   purgeOldOperations,
 } from './store.js';
@@ -26,6 +27,12 @@ async function sweepExpired(ctx: ControlContext): Promise<void> {
       const project = await findProject(tx, branch.project_id, true);
       // The default branch and protected branches never expire (the API refuses it; a hand edit changes nothing).
       if (!project || project.spec.default_branch === branch.branch_id || branch.spec.is_protected) return;
+      kicks.push(...(await deleteBranchComputes(tx, branch)));
+      await deleteBranchRow(tx, branch.uid);
+    });
+  }
+  for (const branch of await listPurgeableBranches(ctx.store)) {
+    await ctx.store.transaction(async (tx) => {
       kicks.push(...(await deleteBranchComputes(tx, branch)));
       await deleteBranchRow(tx, branch.uid);
     });

@@ -68,7 +68,7 @@ export interface BranchRecord {
 }
 
 export function branchView({ branch, instance, isDefault, logicalSizeBytes }: BranchRecord) {
-  const state = branchState(instance);
+  const state = branch.delete_time ? 'DELETED' : branchState(instance);
   const lsn = branch.source_branch_lsn ?? instance?.status.source_lsn ?? instance?.status.effective_lsn;
   return {
     name: `projects/${branch.project_id}/branches/${branch.branch_id}`,
@@ -85,6 +85,9 @@ export function branchView({ branch, instance, isDefault, logicalSizeBytes }: Br
       is_protected: branch.spec.is_protected,
       ...(logicalSizeBytes !== undefined ? { logical_size_bytes: logicalSizeBytes } : {}),
       ...(branch.expire_time ? { expire_time: time(branch.expire_time) } : {}),
+      ...(branch.delete_time
+        ? { delete_time: time(branch.delete_time), purge_time: time(branch.purge_time) }
+        : {}),
       ...(branch.source_branch
         ? {
             source_branch: `projects/${branch.project_id}/branches/${branch.source_branch}`,

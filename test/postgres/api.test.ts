@@ -316,7 +316,31 @@ describe('Lakebase Autoscaling API', () => {
       spec: { is_protected: false },
     });
     assert.ok(devUid && existsSync(join(pier.dataDir, 'instances', devUid)));
-    const done = await lro(pier, token, 'DELETE', 'projects/shop/branches/dev');
+    // Soft: hidden, its server stopped, its data kept; undelete brings it back.
+    const soft = await lro(pier, token, 'DELETE', 'projects/shop/branches/dev');
+    assert.deepEqual(soft.response, { '@type': 'type.googleapis.com/google.protobuf.Empty' });
+    expectError(await api(pier, token, 'GET', `${PG}/projects/shop/branches/dev`), 404, 'NOT_FOUND');
+    const { body: listed } = await api(pier, token, 'GET', `${PG}/projects/shop/branches?show_deleted=true`);
+    const deleted = (listed.branches as { name: string; status: Record<string, unknown> }[]).find((b) =>
+      b.name.endsWith('/dev'),
+    );
+    assert.equal(deleted?.status.current_state, 'DELETED');
+    assert.ok(deleted?.status.delete_time && deleted.status.purge_time);
+    await eventually(
+      async () => (existsSync(join(pier.dataDir, 'instances', devUid, 'postmaster.pid')) ? undefined : true),
+      20_000,
+      'the deleted branch stopped',
+    );
+    await lro(pier, token, 'POST', 'projects/shop/branches/dev/undelete', {});
+    const rows = await query(
+      pier,
+      token,
+      'projects/shop/branches/dev/endpoints/primary',
+      ADMIN,
+      'SELECT count(*)::int AS n FROM orders',
+    );
+    assert.equal(rows[0].n, 150);
+    const done = await lro(pier, token, 'DELETE', 'projects/shop/branches/dev?purge=true');
     assert.deepEqual(done.response, { '@type': 'type.googleapis.com/google.protobuf.Empty' });
     expectError(await api(pier, token, 'GET', `${PG}/projects/shop/branches/dev`), 404, 'NOT_FOUND');
     assert.equal(existsSync(join(pier.dataDir, 'instances', devUid)), false);
@@ -387,7 +411,7 @@ describe('Lakebase Autoscaling API', () => {
         'SELECT count(*)::int AS n, max(id) AS top FROM orders',
       );
       assert.deepEqual(rows[0], { n: mark.n, top: 1000 }, id);
-      await lro(pier, token, 'DELETE', `projects/shop/branches/${id}`);
+      await lro(pier, token, 'DELETE', `projects/shop/branches/${id}?purge=true`);
     }
     expectError(
       await api(pier, token, 'POST', `${PG}/projects/shop/branches?branch_id=future`, {
