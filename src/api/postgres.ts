@@ -25,7 +25,7 @@ import {
   listBranchEndpoints,
   updateBranchEndpoint,
 } from '../postgres/endpoints.js';
-import { badRequest, notFound } from '../postgres/fields.js';
+import { notFound } from '../postgres/fields.js';
 import { getOperation } from '../postgres/operations.js';
 import {
   createProject,

@@ -8,11 +8,11 @@ import { decodePageToken, encodePageToken } from '../pagination.js';
 import {
   branchOf,
   deleteBranchComputes,
-  syncBranchCompute,
   insertBranchInstance,
   newHostId,
   projectForCaller,
   startOperation,
+  syncBranchCompute,
 } from './common.js';
 import {
   badRequest,
@@ -37,9 +37,9 @@ import {
   insertBranch,
   insertEndpoint,
   listBranches,
-  setBranchDeleted,
   type OperationRow,
   type ProjectRow,
+  setBranchDeleted,
   updateBranch,
 } from './store.js';
 
