@@ -2,42 +2,22 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { WorkspaceClient } from '@databricks/sdk-experimental';
 import type pg from 'pg';
 import { availableInstance, instanceSuperuser } from '../helpers/access.js';
 import { api, eventually, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
+import { baseBackups, createChild, INSTANCES, instanceInState } from './instances.js';
 
-const INSTANCES = '/api/2.0/database/instances';
 let pier: PierProcess;
 let parentUid: string;
 let parent: pg.Client;
-
-/** Waits until the instance has at least `count` base backups; returns them. */
-async function backups(name: string, count = 1): Promise<Record<string, unknown>[]> {
-  return eventually(
-    async () => {
-      const { body } = await api(pier, pier.adminToken, 'GET', `${INSTANCES}/${name}/backups`);
-      const list = (body.base_backups ?? []) as Record<string, unknown>[];
-      return list.length >= count ? list : undefined;
-    },
-    60_000,
-    `${count} base backup(s) of ${name}`,
-  );
-}
 
 async function instance(name: string): Promise<Record<string, unknown>> {
   return (await api(pier, pier.adminToken, 'GET', `${INSTANCES}/${name}`)).body;
 }
 
-async function available(name: string): Promise<Record<string, unknown>> {
-  return eventually(
-    async () => {
-      const body = await instance(name);
-      return body.state === 'AVAILABLE' ? body : undefined;
-    },
-    90_000,
-    `${name} AVAILABLE`,
-  );
-}
+const backups = (name: string, count = 1) => baseBackups(pier, name, count);
+const available = (name: string) => instanceInState(pier, name, 'AVAILABLE');
 
 async function ids(uid: string): Promise<number[]> {
   const client = await instanceSuperuser(pier, uid);
@@ -88,12 +68,7 @@ test('a child at each LSN, at each time and at now holds exactly the rows commit
     ['at-now', {}, [1, 2, 3]],
   ];
   for (const [name, ref] of cases) {
-    const created = await api(pier, pier.adminToken, 'POST', INSTANCES, {
-      name,
-      parent_instance_ref: { name: 'shop', ...ref },
-    });
-    assert.equal(created.status, 200, JSON.stringify(created.body));
-    assert.equal(created.body.state, 'STARTING');
+    assert.equal((await createChild(pier, name, { name: 'shop', ...ref })).state, 'STARTING');
   }
   for (const [name, ref, expected] of cases) {
     const child = await available(name);
@@ -124,11 +99,7 @@ test('a child of a child', async () => {
   const mark = await write(client, 10);
   await write(client, 11);
   await client.end();
-  const created = await api(pier, pier.adminToken, 'POST', INSTANCES, {
-    name: 'grandchild',
-    parent_instance_ref: { name: 'at-now', lsn: mark.lsn },
-  });
-  assert.equal(created.status, 200, JSON.stringify(created.body));
+  await createChild(pier, 'grandchild', { name: 'at-now', lsn: mark.lsn });
   const grandchild = await available('grandchild');
   assert.deepEqual(await ids(grandchild.uid as string), [1, 2, 3, 10]);
   assert.equal((grandchild.parent_instance_ref as Record<string, unknown>).name, 'at-now');
@@ -214,6 +185,22 @@ test('the CLI: a child from --json as the Databricks CLI sends it, and the backu
   const log = await readFile(join(pier.dataDir, 'logs', `instance-${child.uid}.log`), 'utf8');
   const backup = JSON.parse(taken.stdout) as { start_lsn: string };
   assert.match(log, new RegExp(`starting backup recovery with redo LSN ${backup.start_lsn},`));
+});
+
+test("the SDK: a child from createDatabaseInstance, its parent_instance_ref and the parent's child_instance_refs", async () => {
+  const w = new WorkspaceClient({ host: pier.apiUrl, token: pier.adminToken, authType: 'pat' });
+  const mark = await write(parent, 5);
+  await w.database.createDatabaseInstance({
+    database_instance: { name: 'from-sdk', parent_instance_ref: { name: 'shop', lsn: mark.lsn } },
+  });
+  const child = await available('from-sdk');
+  const got = await w.database.getDatabaseInstance({ name: 'from-sdk' });
+  assert.equal(got.parent_instance_ref?.name, 'shop');
+  assert.equal(got.parent_instance_ref?.lsn, mark.lsn);
+  assert.match(got.parent_instance_ref?.effective_lsn ?? '', /^[0-9A-F]+\/[0-9A-F]+$/);
+  const shop = await w.database.getDatabaseInstance({ name: 'shop' });
+  assert.ok(shop.child_instance_refs?.some((ref) => ref.name === 'from-sdk' && ref.uid === child.uid));
+  assert.deepEqual(await ids(child.uid as string), [1, 2, 3, 4, 5]);
 });
 
 test('a parent with children is deleted only with force=true, and takes its descendants along', async () => {

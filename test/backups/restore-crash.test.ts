@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { availableInstance, instanceSuperuser } from '../helpers/access.js';
 import { api, eventually, type PierProcess, removePier, startPier } from '../helpers/pier.js';
+import { baseBackups, createChild, INSTANCES, instanceInState } from './instances.js';
 
-const INSTANCES = '/api/2.0/database/instances';
 const ROWS = 300_000;
 let pier: PierProcess;
 
@@ -26,14 +26,7 @@ function alive(pid: number): boolean {
 test('kill -9 of Pier during a restore: the next Pier starts the restore over and the child converges', async () => {
   pier = await startPier();
   const parentUid = await availableInstance(pier, pier.adminToken, 'big');
-  await eventually(
-    async () => {
-      const { body } = await api(pier, pier.adminToken, 'GET', `${INSTANCES}/big/backups`);
-      return (body.base_backups as unknown[]).length > 0 ? true : undefined;
-    },
-    60_000,
-    'the first base backup',
-  );
+  await baseBackups(pier, 'big');
   // WAL written after the backup: the restore replays it, which takes a moment to interrupt.
   const parent = await instanceSuperuser(pier, parentUid);
   await parent.query(
@@ -41,12 +34,8 @@ test('kill -9 of Pier during a restore: the next Pier starts the restore over an
   );
   await parent.end();
 
-  const created = await api(pier, pier.adminToken, 'POST', INSTANCES, {
-    name: 'crashy',
-    parent_instance_ref: { name: 'big' },
-  });
-  assert.equal(created.status, 200, JSON.stringify(created.body));
-  const partial = join(pier.dataDir, 'instances', `${created.body.uid}.partial`);
+  const created = await createChild(pier, 'crashy', { name: 'big' });
+  const partial = join(pier.dataDir, 'instances', `${created.uid}.partial`);
   // Recovery is running on the partial copy: its server's pid file is there.
   const recovering = await eventually(
     async () => {
@@ -77,7 +66,7 @@ test('kill -9 of Pier during a restore: the next Pier starts the restore over an
   );
   assert.ok(!alive(recovering), 'the recovery the killed Pier started was stopped');
   assert.ok(!existsSync(partial), 'no partial copy is left');
-  const child = await instanceSuperuser(pier, created.body.uid as string);
+  const child = await instanceSuperuser(pier, created.uid as string);
   const { rows } = await child.query<{ n: number }>('SELECT count(*)::int AS n FROM t');
   const recovery = await child.query<{ recovering: boolean }>('SELECT pg_is_in_recovery() AS recovering');
   await child.end();
@@ -98,14 +87,7 @@ test('a lost data directory: the instance is FAILED, and a child made from its a
   const postmaster = Number.parseInt(await readFile(join(dataDir, 'postmaster.pid'), 'utf8'), 10);
   process.kill(postmaster, 'SIGKILL');
   await rm(dataDir, { recursive: true, force: true });
-  await eventually(
-    async () =>
-      (await api(pier, pier.adminToken, 'GET', `${INSTANCES}/big`)).body.state === 'FAILED'
-        ? true
-        : undefined,
-    30_000,
-    'big FAILED',
-  );
+  await instanceInState(pier, 'big', 'FAILED', 30_000);
 
   const atTime = await api(pier, pier.adminToken, 'POST', INSTANCES, {
     name: 'rescued',
@@ -115,20 +97,9 @@ test('a lost data directory: the instance is FAILED, and a child made from its a
   assert.equal(atTime.body.error_code, 'INVALID_STATE');
   assert.match(atTime.body.message as string, /is FAILED: a child at a branch_time needs it AVAILABLE/);
 
-  const rescued = await api(pier, pier.adminToken, 'POST', INSTANCES, {
-    name: 'rescued',
-    parent_instance_ref: { name: 'big' },
-  });
-  assert.equal(rescued.status, 200, JSON.stringify(rescued.body));
-  await eventually(
-    async () =>
-      (await api(pier, pier.adminToken, 'GET', `${INSTANCES}/rescued`)).body.state === 'AVAILABLE'
-        ? true
-        : undefined,
-    120_000,
-    'rescued AVAILABLE',
-  );
-  const child = await instanceSuperuser(pier, rescued.body.uid as string);
+  const rescued = await createChild(pier, 'rescued', { name: 'big' });
+  await instanceInState(pier, 'rescued', 'AVAILABLE', 120_000);
+  const child = await instanceSuperuser(pier, rescued.uid as string);
   const count = await child.query<{ n: number; last: string }>(
     'SELECT count(*)::int AS n, max(pad) FILTER (WHERE id = 0) AS last FROM t',
   );

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { availableInstance, instanceSuperuser } from '../helpers/access.js';
 import { api, eventually, type PierProcess, removePier, startPier } from '../helpers/pier.js';
+import { baseBackups, createChild, INSTANCES, instanceInState } from './instances.js';
 
-const INSTANCES = '/api/2.0/database/instances';
 const TEN_DAYS_MS = 10 * 86_400_000;
 let pier: PierProcess;
 
@@ -19,14 +19,6 @@ async function backupList(name: string): Promise<Record<string, string>[]> {
   return (body.base_backups ?? []) as Record<string, string>[];
 }
 
-async function firstBackup(name: string): Promise<void> {
-  await eventually(
-    async () => ((await backupList(name)).length > 0 ? true : undefined),
-    60_000,
-    `${name} backed up`,
-  );
-}
-
 const gone = async (name: string) =>
   eventually(
     async () =>
@@ -34,10 +26,6 @@ const gone = async (name: string) =>
     60_000,
     `${name} deleted`,
   );
-
-test.afterEach((context) => {
-  if (context.name && pier && process.env.DEBUG_PIER) console.log(pier.output());
-});
 
 test('archives are pruned to the retention window; a deleted instance keeps its archive for the window unless purged', async () => {
   pier = await startPier();
@@ -66,7 +54,7 @@ test('archives are pruned to the retention window; a deleted instance keeps its 
   assert.match(tooLong.body.message as string, /between 2 and 35/);
   const goneUid = await availableInstance(pier, pier.adminToken, 'gone', { retention_window_in_days: 2 });
   const purgedUid = await availableInstance(pier, pier.adminToken, 'purged');
-  for (const name of ['keep', 'gone', 'purged']) await firstBackup(name);
+  for (const name of ['keep', 'gone', 'purged']) await baseBackups(pier, name);
   assert.equal(
     (await api(pier, pier.adminToken, 'GET', `${INSTANCES}/keep`)).body.effective_retention_window_in_days,
     2,
@@ -137,20 +125,9 @@ test('archives are pruned to the retention window; a deleted instance keeps its 
   );
 
   // What is left is enough: a child at now has every row.
-  const child = await api(pier, pier.adminToken, 'POST', INSTANCES, {
-    name: 'restored',
-    parent_instance_ref: { name: 'keep' },
-  });
-  assert.equal(child.status, 200, JSON.stringify(child.body));
-  await eventually(
-    async () =>
-      (await api(pier, pier.adminToken, 'GET', `${INSTANCES}/restored`)).body.state === 'AVAILABLE'
-        ? true
-        : undefined,
-    90_000,
-    'restored AVAILABLE',
-  );
-  const restored = await instanceSuperuser(pier, child.body.uid as string);
+  const child = await createChild(pier, 'restored', { name: 'keep' });
+  await instanceInState(pier, 'restored', 'AVAILABLE');
+  const restored = await instanceSuperuser(pier, child.uid as string);
   const { rows } = await restored.query<{ n: number }>('SELECT count(*)::int AS n FROM t');
   await restored.end();
   assert.equal(rows[0].n, 2000);
