@@ -15,7 +15,11 @@ export type ErrorKind =
   | 'REQUEST_TOO_LARGE'
   | 'NOT_IMPLEMENTED'
   | 'INVALID_STATE'
-  | 'INTERNAL_ERROR';
+  | 'INTERNAL_ERROR'
+  /** Lakebase Autoscaling's own codes (`/api/2.0/postgres`), which differ from Provisioned's. */
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'BAD_REQUEST';
 
 export class PierError extends Error {
   readonly kind: ErrorKind;

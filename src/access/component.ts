@@ -4,6 +4,7 @@ import { listenError, PierError } from '../errors.js';
 import { noteFailure } from '../failures.js';
 import { InstanceDirectory } from '../instances/directory.js';
 import { countProxyEvent } from '../metrics/registry.js';
+import { ScaleToZero } from '../instances/scale-to-zero.js';
 import { credentialPasswordCheck, startProxy } from '../proxy/index.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { followChanges, SAFETY_POLL_MS } from '../store/notifications.js';
@@ -25,6 +26,9 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
   const directory = new InstanceDirectory(ctx.store, ctx.engine, ctx.config, (addresses) =>
     bindAddresses(addresses),
   );
+  const scaleToZero = new ScaleToZero(ctx, directory);
+  directory.waking = scaleToZero;
+  ctx.activity = scaleToZero;
   await directory.refresh();
   await ctx.identities.refresh();
   let proxy: Awaited<ReturnType<typeof startProxy>>;
@@ -56,6 +60,7 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
     await proxy.setInstanceAddresses(addresses).catch((error) => noteFailure('proxy.bind-addresses', error));
   };
   await directory.refresh();
+  scaleToZero.start();
 
   // This process's reconciler says at once; any other process's changes arrive by NOTIFY.
   const refresh = () => void directory.refresh().catch((error) => noteFailure('directory.refresh', error));
@@ -82,6 +87,7 @@ export const databaseAccess: ComponentFactory = async (ctx, options) => {
       ...(proxy.caCertPath ? { caCertPath: proxy.caCertPath } : {}),
     },
     close: async () => {
+      scaleToZero.stop();
       for (const stop of stopFollowing) stop();
       ctx.reconciler.off('kick', refresh);
       ctx.reconciler.off('changed', refresh);

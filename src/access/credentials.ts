@@ -20,6 +20,17 @@ export interface IssuedCredential {
   expiresAt: Date;
 }
 
+/** No credential for a user name Postgres or Pier reserves (it could never be a login role). */
+export function refuseReservedCaller(caller: IdentityRow): void {
+  const reserved = reservedNameReason(caller.user_name);
+  if (reserved) {
+    throw new PierError(
+      'PERMISSION_DENIED',
+      `No database credential can be issued to ${caller.user_name}: ${reserved}. Ask an admin for a user with another name.`,
+    );
+  }
+}
+
 /**
  * `POST /api/2.0/database/credentials`: a signed, short-lived token that logs
  * the caller into the named instances as their own Postgres role. Needs
@@ -33,13 +44,7 @@ export async function generateDatabaseCredential(
   caller: IdentityRow,
   input: unknown,
 ): Promise<IssuedCredential> {
-  const reserved = reservedNameReason(caller.user_name);
-  if (reserved) {
-    throw new PierError(
-      'PERMISSION_DENIED',
-      `No database credential can be issued to ${caller.user_name}: ${reserved}. Ask an admin for a user with another name.`,
-    );
-  }
+  refuseReservedCaller(caller);
   const body = asObject(input, 'The request body');
   const requestId = optionalString(body, 'request_id');
   const names = body.instance_names ?? [];

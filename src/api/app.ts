@@ -16,6 +16,7 @@ import { identityRoutes } from './identities.js';
 import { databaseInstanceRoutes } from './instances.js';
 import { oauthRoutes } from './oauth.js';
 import { pipelineRoutes } from './pipelines.js';
+import { postgresRoutes } from './postgres.js';
 import type { ApiEnv, RouteGroup } from './request.js';
 import { syncedTableRoutes } from './synced-tables.js';
 import { unityCatalogRoutes } from './unity-catalog.js';
@@ -35,6 +36,7 @@ const ROUTE_GROUPS: RouteGroup[] = [
   appRoutes,
   oauthRoutes,
   consoleDataRoutes,
+  postgresRoutes,
   backupRoutes,
 ];
 

@@ -117,6 +117,22 @@ export async function resolveParentRef(
     throw invalidParameter('parent_instance_ref.name is required: the instance to create the child from.');
   }
   const parent = await instanceForCaller(ctx.store, caller, ref.name, 'CAN_USE');
+  return restorePointOf(ctx, parent, { lsn: ref.lsn, branch_time: ref.branch_time }, 'parent_instance_ref');
+}
+
+/**
+ * The restore of `parent` at an LSN or a time (`lsn` wins; neither: its
+ * current LSN), checked against its WAL and restore window; `field` names
+ * the request fields in messages (`parent_instance_ref`, or Autoscaling's
+ * `spec` with `source_branch_lsn` / `source_branch_time`).
+ */
+export async function restorePointOf(
+  ctx: ControlContext,
+  parent: InstanceRow,
+  ref: { lsn?: unknown; branch_time?: unknown },
+  field: string,
+  names: { lsn: string; time: string } = { lsn: 'lsn', time: 'branch_time' },
+): Promise<ParentRef> {
   if (parent.spec.deleted)
     throw new PierError('INVALID_STATE', `Database instance '${parent.name}' is being deleted.`);
   // A parent that is down (stopped, or FAILED with its data directory lost) still has its archive.
@@ -128,12 +144,12 @@ export async function resolveParentRef(
   let target: ParentRef['target'];
   const current = running ? await ctx.engine.currentWalLsn(parent.uid) : await archivedEnd(ctx, parent);
   if (ref.lsn !== undefined && ref.lsn !== null) {
-    requested.lsn = lsnParameter(ref.lsn, 'parent_instance_ref.lsn');
+    requested.lsn = lsnParameter(ref.lsn, `${field}.${names.lsn}`);
     if (parseLsn(requested.lsn) > parseLsn(current)) {
       throw invalidParameter(
         running
-          ? `parent_instance_ref.lsn ${requested.lsn} is in the future: '${parent.name}' has written WAL up to ${current}. Use an LSN at or before it.`
-          : `parent_instance_ref.lsn ${requested.lsn} is past the archived WAL of '${parent.name}' (${state}), which reaches ${current}. Use an earlier LSN.`,
+          ? `${field}.${names.lsn} ${requested.lsn} is in the future: '${parent.name}' has written WAL up to ${current}. Use an LSN at or before it.`
+          : `${field}.${names.lsn} ${requested.lsn} is past the archived WAL of '${parent.name}' (${state}), which reaches ${current}. Use an earlier LSN.`,
       );
     }
     target = { lsn: requested.lsn };
@@ -141,20 +157,20 @@ export async function resolveParentRef(
     if (!running) {
       throw new PierError(
         'INVALID_STATE',
-        `Database instance '${parent.name}' is ${state}: a child at a branch_time needs it AVAILABLE. Give an lsn, or no target for the end of its archived WAL.`,
+        `Database instance '${parent.name}' is ${state}: a child at a time needs it AVAILABLE. Give an lsn, or no target for the end of its archived WAL.`,
       );
     }
-    const time = parseTime(ref.branch_time);
+    const time = parseTime(ref.branch_time, `${field}.${names.time}`);
     requested.branch_time = ref.branch_time as string;
     if (time.getTime() > Date.now()) {
       throw invalidParameter(
-        `parent_instance_ref.branch_time ${requested.branch_time} is in the future. Use a time at or before now.`,
+        `${field}.${names.time} ${requested.branch_time} is in the future. Use a time at or before now.`,
       );
     }
     const windowStart = Date.now() - parent.spec.retention_window_in_days * DAY_MS;
     if (time.getTime() < windowStart) {
       throw invalidParameter(
-        `parent_instance_ref.branch_time ${requested.branch_time} is outside the retention window of '${parent.name}' (${parent.spec.retention_window_in_days} days, from ${new Date(windowStart).toISOString()}).`,
+        `${field}.${names.time} ${requested.branch_time} is outside the retention window of '${parent.name}' (${parent.spec.retention_window_in_days} days, from ${new Date(windowStart).toISOString()}).`,
       );
     }
     // Postgres' own spelling, to the microsecond: a Date would drop microseconds, and with them commits at the target.
@@ -199,11 +215,11 @@ async function recoveryTime(store: Store, time: string): Promise<string> {
   return rows[0].time;
 }
 
-function parseTime(value: unknown): Date {
+function parseTime(value: unknown, field: string): Date {
   const time = typeof value === 'string' ? new Date(value) : new Date(Number.NaN);
   if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(time.getTime())) {
     throw invalidParameter(
-      `parent_instance_ref.branch_time must be an RFC 3339 timestamp such as "2026-01-02T03:04:05Z", got ${describe(value)}.`,
+      `${field} must be an RFC 3339 timestamp such as "2026-01-02T03:04:05Z", got ${describe(value)}.`,
     );
   }
   return time;

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { databaseAccess } from '../access/component.js';
 import { appSupervisor } from '../apps/supervisor.js';
 import { instanceMetrics } from '../metrics/sampler.js';
+import { autoscalingSweeper } from '../postgres/sweeper.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { syncWorkers } from '../sync/worker.js';
 import { registerAppCommands } from './apps.js';
@@ -12,6 +13,7 @@ import { describeCliError, registerDatabaseCommands, registerKeyCommands } from 
 import { registerDeltaCommands } from './delta.js';
 import { registerDemoCommands } from './demo.js';
 import { registerExternalLocations } from './external-locations.js';
+import { registerPostgresCommands, registerPsqlCommand } from './postgres.js';
 import { registerServerCommands } from './server.js';
 import { registerServicePrincipalCommands } from './service-principals.js';
 import { registerSyncedTableCommands } from './synced-tables.js';
@@ -26,7 +28,13 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 /** What `pier up` runs besides the API and the reconciler. */
-const components: ComponentFactory[] = [databaseAccess, syncWorkers, appSupervisor, instanceMetrics];
+const components: ComponentFactory[] = [
+  databaseAccess,
+  syncWorkers,
+  appSupervisor,
+  instanceMetrics,
+  autoscalingSweeper,
+];
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -54,6 +62,8 @@ registerKeyCommands(program);
 registerSyncedTableCommands(program);
 registerAppCommands(program);
 registerServicePrincipalCommands(program);
+registerPostgresCommands(program);
+registerPsqlCommand(program);
 addGlobalOptionsEverywhere(program);
 
 /** `--data-dir` and `--profile` work before or after any subcommand, as in the Databricks CLI. */

@@ -37,6 +37,7 @@ interface UpOptions {
   apiTlsKey?: string;
   proxyMaxConnections: number;
   proxyMaxConnectionsPerAddress: number;
+  minSuspendTimeout: number;
   baseBackupInterval: number;
 }
 
@@ -129,6 +130,14 @@ export function registerServerCommands(program: Command, components: ComponentFa
         .default(24 * 3_600_000, '24h')
         .argParser(duration),
     )
+    .addOption(
+      new Option(
+        '--min-suspend-timeout <seconds>',
+        'Shortest suspend_timeout_duration an Autoscaling endpoint may ask for (Databricks: 60).',
+      )
+        .default(60)
+        .argParser(positive),
+    )
     .action(async (options: UpOptions, command: Command) => {
       const dataDir = resolveDataDir((command.optsWithGlobals() as { dataDir?: string }).dataDir);
       if (options.detach) return detach(dataDir);
@@ -174,6 +183,7 @@ async function runForeground(
       maxInstances: options.maxInstances,
       dnsSuffix: options.dnsSuffix,
       credentialTtlSeconds: options.credentialTtl,
+      minSuspendTimeoutSeconds: options.minSuspendTimeout,
       tlsCert: options.tlsCert,
       tlsKey: options.tlsKey,
       apiTlsCert: options.apiTlsCert,

@@ -12,6 +12,7 @@ export type { CredentialRefreshError } from './credential-cache.js';
 export { CredentialCache } from './credential-cache.js';
 export type { Credential, CredentialSource } from './credential-source.js';
 export { databaseCredentialSource } from './database-credential.js';
+export { endpointCredentialSource } from './endpoint.js';
 export { type ClientErrorKind, PierClientError } from './errors.js';
 export { oauthM2MSource } from './oauth-m2m.js';
 export { createPool, type PierPool, type PoolOptions } from './pool.js';

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { CredentialCache, type CredentialRefreshError } from './credential-cache.js';
 import type { CredentialSource } from './credential-source.js';
 import { databaseCredentialSource } from './database-credential.js';
+import { endpointCredentialSource, endpointHost } from './endpoint.js';
 import { PierClientError } from './errors.js';
 import { currentUserName, instanceEndpoint, instanceNameForHost } from './instances.js';
 import { oauthM2MSource } from './oauth-m2m.js';
@@ -20,6 +21,11 @@ export interface PoolOptions
   > {
   /** The database instance; its address and the credential's scope come from the API. */
   instanceName?: string;
+  /**
+   * Lakebase Autoscaling instead: the endpoint (`projects/<p>/branches/<b>/endpoints/<e>`,
+   * default `LAKEBASE_ENDPOINT`); credentials from `/api/2.0/postgres/credentials`.
+   */
+  endpoint?: string;
   /** Default `PGHOST`, else the instance's `read_write_dns`. */
   host?: string;
   /** Default `PGPORT`, else 5432. */
@@ -75,6 +81,7 @@ export function createPool(options: PoolOptions = {}): PierPool {
   const env = options.env ?? process.env;
   const {
     instanceName,
+    endpoint: endpointOption,
     host,
     port,
     database,
@@ -91,12 +98,13 @@ export function createPool(options: PoolOptions = {}): PierPool {
     env: _env,
     ...poolSettings
   } = options;
+  const endpoint = endpointOption ?? (instanceName ? undefined : env.LAKEBASE_ENDPOINT || undefined);
   const knownHost = host ?? (instanceName ? undefined : env.PGHOST || undefined);
   const knownUser = user ?? (env.PGUSER || undefined);
-  if (!knownHost && !instanceName) {
+  if (!knownHost && !instanceName && !endpoint) {
     throw new PierClientError(
       'configuration',
-      'Say which instance to connect to: pass instanceName or host, or set PGHOST.',
+      'Say which instance to connect to: pass instanceName, endpoint or host, or set PGHOST or LAKEBASE_ENDPOINT.',
     );
   }
   // The workspace is needed for credentials (unless a source is given) and for whatever
@@ -125,9 +133,11 @@ export function createPool(options: PoolOptions = {}): PierPool {
   };
   const source =
     credentialSource ??
-    (auth && 'clientId' in auth
-      ? oauthM2MSource(auth) // as Databricks Apps do: the service principal's token is the password
-      : databaseCredentialSource(api!, scope));
+    (endpoint
+      ? endpointCredentialSource(api!, endpoint)
+      : auth && 'clientId' in auth
+        ? oauthM2MSource(auth) // as Databricks Apps do: the service principal's token is the password
+        : databaseCredentialSource(api!, scope));
 
   const needsLookup = !knownHost || !(knownUser ?? api?.clientId);
   const pool = new RefreshingPool(
@@ -169,7 +179,11 @@ export function createPool(options: PoolOptions = {}): PierPool {
       }),
     needsLookup
       ? async () => ({
-          host: knownHost ?? (await instanceEndpoint(workspaceAccess(), instanceName!)).readWriteDns,
+          host:
+            knownHost ??
+            (endpoint
+              ? await endpointHost(workspaceAccess(), endpoint)
+              : (await instanceEndpoint(workspaceAccess(), instanceName!)).readWriteDns),
           user: knownUser ?? api?.clientId ?? (await currentUserName(workspaceAccess())),
         })
       : undefined,

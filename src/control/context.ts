@@ -20,6 +20,8 @@ export interface ControlConfig {
   credentialTtlSeconds: number;
   /** This Pier node: instances created through it run here. */
   nodeId: string;
+  /** Shortest `suspend_timeout_duration` of an Autoscaling endpoint, in seconds (60 unless `pier up` says less). */
+  minSuspendTimeoutSeconds?: number;
 }
 
 /** Where clients reach this Pier: what apps are told (known once the API and the proxy listen). */
@@ -48,4 +50,6 @@ export interface ControlContext {
   changes: StoreChanges;
   /** Set by `pier up` once the API and the proxy listen. */
   endpoints?: PierEndpoints;
+  /** When clients last used an instance through the proxy (scale to zero), once the proxy runs. */
+  activity?: { lastActiveTime(uid: string): Date | undefined };
 }

@@ -15,6 +15,12 @@ export interface EngineInstance {
   uid: string;
   name: string;
   capacity: Capacity;
+  /** A Lakebase Autoscaling compute: sized for this many Autoscaling CUs instead of `capacity`. */
+  computeUnits?: number;
+  /** Storage is a branch of this instance: a copy of its data as of now, not the template. */
+  sourceUid?: string;
+  /** A hot standby of this instance: read-only, streaming its WAL (a read-only endpoint). */
+  standbyOf?: string;
   /**
    * Which of the instance's nodes the call acts on (default 0). Node 0 is
    * made with the instance; secondaries take the other numbers (at most 3
@@ -81,8 +87,13 @@ export interface Engine {
   readonly pgMajorVersion: number;
   /** What runs for one node of the instance (default node 0). */
   observe(uid: string, node?: number): Promise<EngineObservation>;
-  /** Creates the instance's storage (from a prepared template; no initdb). */
-  provision(instance: EngineInstance): Promise<void>;
+  /**
+   * Creates the instance's storage (from a prepared template; no initdb), or
+   * a branch of `sourceUid`'s data: then returns the LSN it was copied at.
+   */
+  provision(instance: EngineInstance): Promise<{ sourceLsn?: string } | undefined>;
+  /** Bytes of the instance's storage: its databases' files (`logical`) and all of it. */
+  storageBytes(uid: string): Promise<{ logical: number; onDisk: number }>;
   /** Writes the Postgres settings for the instance's capacity; they apply at the next start. */
   configure(instance: EngineInstance): Promise<void>;
   start(instance: EngineInstance): Promise<void>;

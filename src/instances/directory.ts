@@ -3,7 +3,7 @@ import { checkScramPassword } from '../auth/scram.js';
 import type { ControlConfig } from '../control/context.js';
 import type { Engine } from '../engine/engine.js';
 import { noteFailure } from '../failures.js';
-import { type InstanceRoute, KeyedSlots, type ProxyDirectory } from '../proxy/index.js';
+import { type InstanceRoute, KeyedSlots, type ProxyDirectory, type WakingDirectory } from '../proxy/index.js';
 import type { Store } from '../store/store.js';
 import { reportedState } from './state.js';
 import { type InstanceRow, listNodeInstances, topologyOf } from './store.js';
@@ -24,6 +24,9 @@ export class InstanceDirectory implements ProxyDirectory {
   private byUidMap = new Map<string, InstanceRoute>();
   private byDnsMap = new Map<string, InstanceRoute>();
   private byAddressMap = new Map<string, InstanceRoute>();
+  private suspendTimeoutMap = new Map<string, number>();
+  /** Scale to zero (instances/scale-to-zero.ts), when installed. */
+  waking?: WakingDirectory;
   private refreshing: Promise<void> | undefined;
   private again = false;
 
@@ -47,6 +50,10 @@ export class InstanceDirectory implements ProxyDirectory {
   }
   byAddress(ip: string) {
     return this.byAddressMap.get(ip);
+  }
+  /** Instances that suspend when idle: uid → seconds. */
+  suspendTimeouts() {
+    return this.suspendTimeoutMap;
   }
 
   createRoleHint(instance: InstanceRoute, role: string): string {
@@ -92,6 +99,11 @@ export class InstanceDirectory implements ProxyDirectory {
         ...(row.address ? { address: row.address } : {}),
         socketDir: this.engine.socketDir(row.uid),
         nativeLogin: row.spec.enable_pg_native_login,
+        // Suspended, or waking up: a client waits for it rather than being refused.
+        ...(!row.spec.deleted &&
+        (row.spec.suspended || (row.spec.suspend_timeout_seconds && !row.spec.stopped))
+          ? { wakeOnConnect: true }
+          : {}),
       }),
     );
     // Read-only routes are found by their DNS name or address only; by name or uid a client reaches the primary.
@@ -99,6 +111,13 @@ export class InstanceDirectory implements ProxyDirectory {
       row.spec.enable_readable_secondaries ? [this.readOnlyRoute(row, routes[i])] : [],
     );
     const all = [...routes, ...readOnly];
+    this.suspendTimeoutMap = new Map(
+      rows.flatMap((row) =>
+        row.spec.suspend_timeout_seconds && !row.spec.deleted
+          ? [[row.uid, row.spec.suspend_timeout_seconds] as const]
+          : [],
+      ),
+    );
     this.byNameMap = new Map(routes.map((r) => [r.name, r]));
     this.byUidMap = new Map(routes.map((r) => [r.uid, r]));
     this.byDnsMap = new Map(all.map((r) => [r.dnsName.toLowerCase(), r]));

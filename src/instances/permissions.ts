@@ -39,7 +39,9 @@ export async function instanceForCaller(
   needed: InstancePermissionLevel,
   options: { lock?: boolean } = {},
 ): Promise<InstanceRow> {
-  const instance = await findInstanceByName(db, name, options.lock);
+  const found = await findInstanceByName(db, name, options.lock);
+  // An Autoscaling compute is reached through its project (`/api/2.0/postgres`), never by name here.
+  const instance = found?.autoscaling ? undefined : found;
   const level = instance ? await permissionOn(db, caller, instance) : undefined;
   if (!instance || !level) throw notFound(`Database instance '${name}' does not exist.`);
   if (RANK[level] < RANK[needed]) {

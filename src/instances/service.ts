@@ -15,6 +15,7 @@ import {
   type ChildRef,
   type CustomTag,
   countInstances,
+  defaultInstanceSpec,
   findInstanceByName,
   findInstanceByUid,
   type InstanceRow,
@@ -158,16 +159,7 @@ export async function createInstance(
     body.parent_instance_ref === undefined || body.parent_instance_ref === null
       ? undefined
       : await resolveParentRef(ctx, caller, body.parent_instance_ref);
-  const defaults: InstanceSpec = {
-    capacity: 'CU_1',
-    stopped: false,
-    custom_tags: [],
-    retention_window_in_days: 7,
-    node_count: 1,
-    enable_readable_secondaries: false,
-    enable_pg_native_login: false,
-    deleted: false,
-  };
+  const defaults = defaultInstanceSpec();
   const present = [...UPDATABLE].filter((field) => body[field] !== undefined && body[field] !== null);
   const spec = applyFields(defaults, body, present);
   if (parent) spec.parent = parent;
@@ -301,6 +293,7 @@ export async function updateInstance(
     const current = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
     if (current.spec.deleted)
       throw new PierError('INVALID_STATE', `Database instance '${name}' is being deleted.`);
+    refuseUpgraded(current);
     const spec = applyFields(current.spec, body, fields);
     if (spec.enable_readable_secondaries && !current.read_only_address && !ctx.config.dnsSuffix) {
       // The address pool is shared with creates: take it under the same lock.
@@ -362,6 +355,7 @@ export async function deleteInstance(
   const uids = await ctx.store.transaction(async (tx) => {
     const current = await instanceForCaller(tx, caller, name, 'CAN_MANAGE', { lock: true });
     if (current.spec.deleted) return [];
+    refuseUpgraded(current);
     const descendants = await listDescendantUids(tx, current.uid);
     const live: InstanceRow[] = [];
     for (const uid of descendants) {
@@ -390,4 +384,14 @@ export async function deleteInstance(
     return deleted;
   });
   for (const uid of uids) ctx.reconciler.kick(uid);
+}
+
+/** An instance upgraded to Lakebase Autoscaling is changed through its project only. */
+function refuseUpgraded(row: InstanceRow): void {
+  if (row.spec.upgraded_to) {
+    throw new PierError(
+      'INVALID_STATE',
+      `Database instance '${row.name}' was upgraded to Lakebase Autoscaling: change it through ${row.spec.upgraded_to} (pier postgres …).`,
+    );
+  }
 }

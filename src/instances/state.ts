@@ -17,6 +17,7 @@ export function reportedState(
   const { spec, state, status } = row;
   // A failover under way is shown whatever else changed meanwhile: no new connection is routed until it ends.
   if (status.topology?.failover && !spec.deleted) return 'FAILING_OVER';
+  if (spec.upgrading && !spec.deleted) return 'UPGRADING';
   if (row.observed_generation === row.generation) return state;
   if (spec.deleted) return 'DELETING';
   // Never reconciled: whatever the spec says, the instance is being made.

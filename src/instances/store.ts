@@ -8,6 +8,8 @@ export type InstanceState =
   | 'UPDATING'
   | 'DELETING'
   | 'FAILING_OVER'
+  /** Being made a Lakebase Autoscaling project (PATCH …/upgrade). */
+  | 'UPGRADING'
   /** Pier's own: the instance cannot run until a person acts (see `status.message`). */
   | 'FAILED';
 
@@ -49,10 +51,41 @@ export interface InstanceSpec {
   deleted: boolean;
   /** Failovers asked for with `POST …/failover`; the reconciler does one for each above `topology.failovers`. */
   failover_requests?: number;
+  /**
+   * Lakebase Autoscaling computes: the server is sized for this many
+   * Autoscaling compute units (about 2 GB each) instead of `capacity`.
+   */
+  compute_units?: number;
+  /** Scale to zero: stop the server after this many seconds without a client connection. */
+  suspend_timeout_seconds?: number;
+  /** Stopped because it was idle (not by a user): the next client connection starts it again. */
+  suspended?: boolean;
+  /** Storage is made as a copy of this instance's data (a branch of it), not from the template. */
+  source_uid?: string;
+  /** A hot standby of this instance (a Lakebase Autoscaling read-only endpoint). */
+  standby_of?: string;
+  /** PATCH …/upgrade is recording it as a Lakebase Autoscaling project. */
+  upgrading?: boolean;
+  /** Upgraded in place to this Lakebase Autoscaling project (`projects/<id>`): changed through it only. */
+  upgraded_to?: string;
   /** Deleted with purge=true: the WAL archive and base backups go too, at once. */
   purge?: boolean;
   /** Set on a point-in-time child; never changes. */
   parent?: ParentRef;
+}
+
+/** A new instance's spec before the request's fields: one CU_1 node, running, seven days of history. */
+export function defaultInstanceSpec(): InstanceSpec {
+  return {
+    capacity: 'CU_1',
+    stopped: false,
+    custom_tags: [],
+    retention_window_in_days: 7,
+    node_count: 1,
+    enable_readable_secondaries: false,
+    enable_pg_native_login: false,
+    deleted: false,
+  };
 }
 
 /** What the reconciler observed and did. Only the reconciler writes it (and `state`). */
@@ -61,6 +94,10 @@ export interface InstanceStatus {
   provisioned?: boolean;
   /** The capacity whose settings the running server was started with. */
   applied_capacity?: Capacity;
+  /** The Autoscaling compute units whose settings the running server was started with. */
+  applied_compute_units?: number;
+  /** The WAL position the storage was copied at, when it was made from `source_uid` (e.g. `0/3000060`). */
+  source_lsn?: string;
   /** The creator's login role exists. */
   roles_ready?: boolean;
   /**
@@ -135,10 +172,12 @@ export interface InstanceRow {
   node_id: string | null;
   /** The loopback address of `read_only_dns`, once readable secondaries were enabled. */
   read_only_address: string | null;
+  /** A Lakebase Autoscaling compute only: hidden from `/api/2.0/database/instances`. */
+  autoscaling: boolean;
 }
 
 const COLUMNS =
-  'uid::text, name, creator, created_at, spec, generation::int, state, status, observed_generation::int, host(address) AS address, node_id, host(read_only_address) AS read_only_address';
+  'uid::text, name, creator, created_at, spec, generation::int, state, status, observed_generation::int, host(address) AS address, node_id, host(read_only_address) AS read_only_address, autoscaling';
 
 export async function insertInstance(
   db: Queryable,
@@ -149,13 +188,22 @@ export async function insertInstance(
     spec: InstanceSpec;
     address: string | null;
     nodeId: string;
+    autoscaling?: boolean;
   },
 ): Promise<InstanceRow> {
   // No state: the reconciler writes it (a new row is STARTING by the column's default).
   const { rows } = await db.query<InstanceRow>(
-    `INSERT INTO instances (uid, name, creator, spec, address, node_id) VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO instances (uid, name, creator, spec, address, node_id, autoscaling) VALUES ($1, $2, $3, $4, $5, $6, $7)
      RETURNING ${COLUMNS}`,
-    [row.uid, row.name, row.creator, JSON.stringify(row.spec), row.address, row.nodeId],
+    [
+      row.uid,
+      row.name,
+      row.creator,
+      JSON.stringify(row.spec),
+      row.address,
+      row.nodeId,
+      row.autoscaling ?? false,
+    ],
   );
   return rows[0];
 }
@@ -207,7 +255,7 @@ export async function listInstancesPage(
 ): Promise<InstanceRow[]> {
   const { rows } = await db.query<InstanceRow>(
     `SELECT ${COLUMNS} FROM instances i
-      WHERE ($1::text IS NULL OR name > $1)
+      WHERE ($1::text IS NULL OR name > $1) AND NOT autoscaling
         AND ($3::text IS NULL OR EXISTS (
               SELECT 1 FROM instance_permissions p WHERE p.instance_uid = i.uid AND lower(p.principal) = lower($3)))
       ORDER BY name LIMIT $2`,
@@ -216,8 +264,11 @@ export async function listInstancesPage(
   return rows;
 }
 
+/** Provisioned instances (the `--max-instances` quota); Autoscaling branches' computes are not counted. */
 export async function countInstances(db: Queryable): Promise<number> {
-  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM instances');
+  const { rows } = await db.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM instances WHERE NOT autoscaling',
+  );
   return rows[0].n;
 }
 

@@ -4,7 +4,7 @@ import type { CancelKey, CancelMap } from './cancel.js';
 import type { ClientConnection } from './client-connection.js';
 import { acquireBackend } from './connect.js';
 import { type ConnectionCapOptions, tooManyConnections } from './connection-caps.js';
-import type { PasswordCheck, ProxyDirectory } from './directory.js';
+import type { InstanceRoute, PasswordCheck, ProxyDirectory } from './directory.js';
 import { errorResponseFor, ProxyError, type ProxyErrorKind } from './errors.js';
 import type { LoginThrottle } from './login-throttle.js';
 import type { WarmPool } from './pool.js';
@@ -102,14 +102,24 @@ export async function handleClient(conn: ClientConnection, ctx: ProxyContext): P
 
     // Route, connect, passthrough. A warm session can end between the pool and the splice: one more try.
     for (let attempt = 1; ; attempt++) {
-      const admitted = await admit(ctx, client, startup, credential, (name) => {
-        who.instance = name;
-      });
+      const admitted = await admit(
+        ctx,
+        client,
+        startup,
+        credential,
+        (name) => {
+          who.instance = name;
+        },
+        ended.signal,
+      );
       backend = admitted.backend;
       const splice = await conn.splice(backend, admitted.greeting, ctx.pool.hasRoom(backend.poolKey));
       if (splice.kind === 'spliced') {
         ctx.log({ event: 'connected', ...who });
-        const { reusable } = await splice.ended;
+        ctx.directory.waking?.sessionStarted(admitted.route);
+        const { reusable } = await splice.ended.finally(() =>
+          ctx.directory.waking?.sessionEnded(admitted.route),
+        );
         ctx.cancels.unregister(admitted.cancelKey);
         const session = backend;
         if (reusable) await ctx.pool.release(session, () => conn.reset(session));
@@ -183,6 +193,7 @@ function refusal(
 
 /** What a client is let in with: its backend, its cancel key, and the greeting that ends authentication. */
 interface Admission {
+  route: InstanceRoute;
   backend: BackendSession;
   cancelKey: CancelKey;
   /** AuthenticationOk, ParameterStatus…, BackendKeyData, notices, ReadyForQuery. */
@@ -200,12 +211,16 @@ async function admit(
   startup: Startup,
   credential: Credential,
   onRouted: (instance: string) => void,
+  signal: AbortSignal,
 ): Promise<Admission> {
-  const route =
+  let route =
     credential.nativeRoute ??
     routeConnection(ctx.directory, { ...client, startup, audience: credential.audience });
   onRouted(route.name);
   if (!credential.nativeRoute) checkAudience(route, credential.audience, startup.user);
+  // Scale to zero: a suspended instance is started while the client waits.
+  if (route.state !== 'AVAILABLE' && ctx.directory.waking)
+    route = await ctx.directory.waking.wake(route, signal);
   const backend = await acquireBackend(route, startup, {
     directory: ctx.directory,
     timeoutMs: ctx.limits.backendConnectTimeoutMs,
@@ -223,5 +238,5 @@ async function admit(
     ...backend.notices,
     ReadyForQuery('I'),
   ]);
-  return { backend, cancelKey, greeting };
+  return { route, backend, cancelKey, greeting };
 }

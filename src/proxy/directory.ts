@@ -36,6 +36,8 @@ export interface InstanceRoute {
    * the next one in turn; none streaming, the connection is refused.
    */
   secondarySocketDirs?: string[];
+  /** Stopped only because it was idle (scale to zero): a client connection wakes it (`ProxyDirectory.wake`). */
+  wakeOnConnect?: boolean;
 }
 
 export interface ProxyDirectory {
@@ -62,6 +64,24 @@ export interface ProxyDirectory {
     user: string,
     password: string,
   ): Promise<NativePasswordVerdict>;
+  /** Scale to zero (see WakingDirectory); without it, only AVAILABLE instances are routed. */
+  waking?: WakingDirectory;
+}
+
+/**
+ * Optional parts of a directory for instances that scale to zero: the proxy
+ * says when a client session starts and ends (the control plane suspends an
+ * instance no client has used for its timeout), and asks to wake a
+ * suspended instance, holding the client until it is AVAILABLE.
+ */
+export interface WakingDirectory {
+  /**
+   * Starts a suspended instance and resolves with its route once it accepts
+   * connections; rejects (a ProxyError the client is shown) if it cannot.
+   */
+  wake(route: InstanceRoute, signal: AbortSignal): Promise<InstanceRoute>;
+  sessionStarted(route: InstanceRoute): void;
+  sessionEnded(route: InstanceRoute): void;
 }
 
 export type NativePasswordVerdict = 'match' | 'mismatch' | 'too_costly';

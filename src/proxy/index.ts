@@ -14,10 +14,11 @@ export type {
   PasswordCheck,
   PasswordVerdict,
   ProxyDirectory,
+  WakingDirectory,
 } from './directory.js';
 export { staticDirectory } from './directory.js';
 export type { ProxyErrorKind } from './errors.js';
-export { sqlstateOf } from './errors.js';
+export { ProxyError, sqlstateOf } from './errors.js';
 export type { LoginThrottleOptions } from './login-throttle.js';
 export type { WarmPoolOptions } from './pool.js';
 export { DEFAULT_LIMITS, type PierProxy, type ProxyOptions, startProxy } from './server.js';

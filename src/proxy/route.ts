@@ -21,7 +21,8 @@ interface ClientHints {
  */
 export function routeConnection(directory: ProxyDirectory, client: ClientHints): InstanceRoute {
   const route = chooseInstance(directory, client);
-  if (route.state !== 'AVAILABLE') throw notAvailable(route);
+  // A suspended instance is routed: the proxy wakes it once the credential is known to open it.
+  if (route.state !== 'AVAILABLE' && !(route.wakeOnConnect && directory.waking)) throw notAvailable(route);
   if (route.secondarySocketDirs) return toSecondary(route, route.secondarySocketDirs);
   return route;
 }

@@ -66,7 +66,10 @@ export function planInstance(spec: InstanceSpec, status: InstanceStatus, observe
         };
   }
   // A server started before WAL archiving was always on restarts once to turn it on.
-  const resized = status.applied_capacity !== spec.capacity || status.wal_archiving !== true;
+  const resized =
+    status.applied_capacity !== spec.capacity ||
+    status.applied_compute_units !== spec.compute_units ||
+    status.wal_archiving !== true;
   if (spec.stopped) {
     const steps: Step[] = [];
     if (observed.running) steps.push('stop');

@@ -317,6 +317,9 @@ export class Reconciler extends EventEmitter {
       capacity: row.spec.capacity,
       node: topology.primary,
       primary: topology.primary,
+      ...(row.spec.compute_units ? { computeUnits: row.spec.compute_units } : {}),
+      ...(row.spec.source_uid ? { sourceUid: row.spec.source_uid } : {}),
+      ...(row.spec.standby_of ? { standbyOf: row.spec.standby_of } : {}),
     };
     for (const step of plan.steps) {
       if (step === 'forget') {
@@ -353,24 +356,26 @@ export class Reconciler extends EventEmitter {
     status: InstanceStatus,
   ): Promise<void> {
     switch (step) {
-      case 'provision':
+      case 'provision': {
         if (row.spec.parent) {
           status.effective_lsn = await this.restoreChild(instance, row.spec.parent);
         } else {
-          await this.engine.provision(instance);
+          const made = await this.engine.provision(instance);
+          if (made?.sourceLsn) status.source_lsn = made.sourceLsn;
         }
         status.provisioned = true;
         return;
+      }
       case 'configure':
         await this.engine.configure(instance);
         await this.nodes.restartSecondaries(row, true);
         // Settings on disk apply at the next start; a stopped instance counts them as applied.
-        if (row.spec.stopped) status.applied_capacity = instance.capacity;
+        if (row.spec.stopped) applied(status, instance);
         return;
       case 'start':
         await this.nodes.beforePrimaryRestart(row);
         await this.engine.start(instance);
-        status.applied_capacity = instance.capacity;
+        applied(status, instance);
         status.wal_archiving = true;
         return;
       case 'restart':
@@ -379,7 +384,7 @@ export class Reconciler extends EventEmitter {
         await this.engine.start(instance);
         // The secondaries restart with the new settings once the primary is back.
         await this.nodes.restartSecondaries(row, false);
-        status.applied_capacity = instance.capacity;
+        applied(status, instance);
         status.wal_archiving = true;
         return;
       case 'stop':
@@ -387,6 +392,11 @@ export class Reconciler extends EventEmitter {
         await this.engine.stop(instance.uid);
         return;
       case 'bootstrap-roles':
+        // A standby is read-only: its roles are its primary's.
+        if (instance.standbyOf) {
+          status.roles_ready = true;
+          return;
+        }
         await this.engine.ensureLoginRole(instance.uid, row.creator, { superuser: true });
         status.roles_ready = true;
         return;
@@ -457,4 +467,11 @@ export class Reconciler extends EventEmitter {
   private log(message: string): void {
     this.options.log?.(message);
   }
+}
+
+/** Records the sizing the server now runs with (or will at its next start). */
+function applied(status: InstanceStatus, instance: EngineInstance): void {
+  status.applied_capacity = instance.capacity;
+  if (instance.computeUnits) status.applied_compute_units = instance.computeUnits;
+  else delete status.applied_compute_units;
 }

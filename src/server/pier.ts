@@ -49,6 +49,8 @@ export interface PierOptions {
   maxInstances: number;
   dnsSuffix?: string;
   credentialTtlSeconds: number;
+  /** Shortest suspend timeout an Autoscaling endpoint may ask for (default 60 s, as Databricks). */
+  minSuspendTimeoutSeconds?: number;
   /** The proxy's certificate and key (PEM files); Pier makes its own CA and certificate without them. */
   tlsCert?: string;
   tlsKey?: string;
@@ -163,6 +165,7 @@ export async function startPier(
       maxInstances: options.maxInstances,
       dnsSuffix: options.dnsSuffix,
       credentialTtlSeconds: options.credentialTtlSeconds,
+      minSuspendTimeoutSeconds: options.minSuspendTimeoutSeconds ?? 60,
     };
     const identities = new ActiveIdentities(store);
     const changes = await StoreChanges.listen(store.url);

@@ -518,4 +518,92 @@ export const migrations: Migration[] = [
       ALTER TABLE instances ADD COLUMN read_only_address inet UNIQUE;
     `,
   },
+  {
+    version: 14,
+    name: 'Lakebase Autoscaling: projects, branches, endpoints, databases, roles and their operations',
+    sql: `
+      -- A project owns branches; a branch owns one instance (its data directory and
+      -- the server its read-write endpoint runs); endpoints name that server (or a standby).
+      CREATE TABLE autoscaling_projects (
+        uid uuid PRIMARY KEY,
+        project_id text NOT NULL UNIQUE,
+        owner text NOT NULL,
+        spec jsonb NOT NULL,
+        create_time timestamptz NOT NULL DEFAULT now(),
+        update_time timestamptz NOT NULL DEFAULT now(),
+        delete_time timestamptz,
+        purge_time timestamptz
+      );
+
+      CREATE TABLE autoscaling_branches (
+        uid uuid PRIMARY KEY,
+        project_uid uuid NOT NULL REFERENCES autoscaling_projects ON DELETE CASCADE,
+        branch_id text NOT NULL,
+        spec jsonb NOT NULL,
+        instance_uid uuid NOT NULL,
+        source_branch text,
+        source_branch_lsn text,
+        source_branch_time timestamptz,
+        expire_time timestamptz,
+        create_time timestamptz NOT NULL DEFAULT now(),
+        update_time timestamptz NOT NULL DEFAULT now(),
+        delete_time timestamptz,
+        purge_time timestamptz,
+        UNIQUE (project_uid, branch_id)
+      );
+
+      CREATE TABLE autoscaling_endpoints (
+        uid uuid PRIMARY KEY,
+        host_id text NOT NULL UNIQUE,
+        branch_uid uuid NOT NULL REFERENCES autoscaling_branches ON DELETE CASCADE,
+        endpoint_id text NOT NULL,
+        spec jsonb NOT NULL,
+        instance_uid uuid NOT NULL,
+        create_time timestamptz NOT NULL DEFAULT now(),
+        update_time timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (branch_uid, endpoint_id)
+      );
+
+      CREATE TABLE autoscaling_databases (
+        branch_uid uuid NOT NULL REFERENCES autoscaling_branches ON DELETE CASCADE,
+        database_id text NOT NULL,
+        postgres_database text NOT NULL,
+        role_id text NOT NULL,
+        create_time timestamptz NOT NULL DEFAULT now(),
+        update_time timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (branch_uid, database_id)
+      );
+
+      CREATE TABLE autoscaling_roles (
+        branch_uid uuid NOT NULL REFERENCES autoscaling_branches ON DELETE CASCADE,
+        role_id text NOT NULL,
+        spec jsonb NOT NULL,
+        create_time timestamptz NOT NULL DEFAULT now(),
+        update_time timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (branch_uid, role_id)
+      );
+
+      -- Long-running operations: done once the instance waited for reaches wait_state
+      -- (or is gone, for 'GONE'); response and error are the Operation's JSON.
+      CREATE TABLE autoscaling_operations (
+        name text PRIMARY KEY,
+        owner text NOT NULL,
+        metadata_type text NOT NULL,
+        resource_name text NOT NULL,
+        wait_instance uuid,
+        wait_state text,
+        done boolean NOT NULL DEFAULT false,
+        response jsonb,
+        error jsonb,
+        create_time timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+  {
+    version: 17,
+    name: 'instances that are Autoscaling computes only (not listed by the Provisioned API)',
+    sql: `
+      ALTER TABLE instances ADD COLUMN autoscaling boolean NOT NULL DEFAULT false;
+    `,
+  },
 ];

@@ -15,7 +15,8 @@ import type {
   RestoreSource,
 } from '../engine.js';
 import { makeStandbyDataDir, takeBaseBackup } from './base-backup.js';
-import { capacitySettings } from './capacity.js';
+import { copyForBranch, dataDirBytes, localFirstRestoreCommand } from './branch.js';
+import { capacitySettings, computeUnitSettings } from './capacity.js';
 import { cloneDataDir } from './clone.js';
 import {
   observeCluster,
@@ -211,9 +212,11 @@ export class LocalEngine implements Engine {
     };
   }
 
-  async provision(instance: EngineInstance): Promise<void> {
+  async provision(instance: EngineInstance): Promise<{ sourceLsn?: string } | undefined> {
     const target = this.dataDir(instance.uid);
-    if (existsSync(join(target, 'PG_VERSION'))) return;
+    if (existsSync(join(target, 'PG_VERSION'))) return undefined;
+    if (instance.sourceUid) return this.provisionBranch(instance, instance.sourceUid, target);
+    if (instance.standbyOf) return this.provisionStandby(instance, instance.standbyOf, target);
     // A spare clone becomes the instance by one rename; without one, clone now.
     // A copy already in flight finishes sooner than a second one started beside it.
     if ((await this.spares()).length === 0 && this.copying) await this.copying.catch(() => {});
@@ -233,6 +236,82 @@ export class LocalEngine implements Engine {
       await rename(partial, target);
     }
     this.refillSpares();
+    return undefined;
+  }
+
+  /** A branch: a copy of the source's data, whole (stopped) or as a base backup (running). */
+  private async provisionBranch(
+    instance: EngineInstance,
+    sourceUid: string,
+    target: string,
+  ): Promise<{ sourceLsn?: string }> {
+    const source = this.dataDir(sourceUid);
+    if (!existsSync(join(source, 'PG_VERSION'))) {
+      throw new PierError('INVALID_STATE', 'The parent branch has no data yet: try again once it is ready.');
+    }
+    const partial = `${target}.partial`;
+    await removePartial(partial);
+    let sourceLsn: string | undefined;
+    if ((await observeCluster(source)).running) {
+      const stopLsn = await copyForBranch(
+        this.runtime,
+        { dataDir: source, connection: this.superuserConnection(sourceUid, 'postgres') },
+        partial,
+      );
+      // Recovered to the copy's end and promoted here, so the branch's first start is a plain one.
+      await this.backups.prepareArchive(instance.uid);
+      await recoverToTarget(this.runtime, {
+        paths: {
+          dataDir: partial,
+          socketDir: `${this.socketDir(instance.uid)}.restore`,
+          logFile: this.logFile(instance.uid),
+        },
+        source: { parentUid: sourceUid, backupId: '', target: { lsn: stopLsn } },
+        restoreCommand: localFirstRestoreCommand(this.backups.restoreCommand(sourceUid)),
+        settings: this.settings(instance),
+      });
+      await rm(`${this.socketDir(instance.uid)}.restore`, { recursive: true, force: true });
+      sourceLsn = stopLsn;
+    } else {
+      await cloneDataDir(source, partial); // stopped: consistent on disk as it is
+    }
+    await this.backups.prepareArchive(instance.uid);
+    await rename(partial, target);
+    return sourceLsn ? { sourceLsn } : {};
+  }
+
+  /** A hot standby of a running primary: a base backup with standby.signal, streaming over the socket. */
+  private async provisionStandby(
+    instance: EngineInstance,
+    primaryUid: string,
+    target: string,
+  ): Promise<undefined> {
+    if (!(await observeCluster(this.dataDir(primaryUid))).ready) {
+      throw new PierError(
+        'INVALID_STATE',
+        'The read-write endpoint is not running: a read-only endpoint starts from it.',
+      );
+    }
+    const partial = `${target}.partial`;
+    await removePartial(partial);
+    await makeStandbyDataDir(
+      this.runtime,
+      this.superuserConnection(primaryUid, 'postgres'),
+      this.dataDir(primaryUid),
+      partial,
+      { primaryConninfo: this.standbyConninfo(instance, primaryUid) },
+    );
+    await this.backups.prepareArchive(instance.uid);
+    await rename(partial, target);
+    return undefined;
+  }
+
+  private standbyConninfo(instance: EngineInstance, primaryUid: string): string {
+    return `host=${this.socketDir(primaryUid)} port=${SOCKET_PORT} user=postgres application_name=${instance.name}`;
+  }
+
+  async storageBytes(uid: string): Promise<{ logical: number; onDisk: number }> {
+    return dataDirBytes(this.dataDir(uid));
   }
 
   async configure(instance: EngineInstance): Promise<void> {
@@ -253,8 +332,17 @@ export class LocalEngine implements Engine {
   /** Capacity, name and the WAL archive, always on (a restart applies `archive_mode`). */
   private settings(instance: EngineInstance): Record<string, string | number> {
     return {
-      ...capacitySettings(instance.capacity),
+      ...(instance.computeUnits
+        ? computeUnitSettings(instance.computeUnits)
+        : capacitySettings(instance.capacity)),
       cluster_name: instance.name,
+      // A standby streams from its primary, and reads from the primary's archive what it missed while stopped.
+      ...(instance.standbyOf
+        ? {
+            primary_conninfo: this.standbyConninfo(instance, instance.standbyOf),
+            restore_command: localFirstRestoreCommand(this.backups.restoreCommand(instance.standbyOf)),
+          }
+        : {}),
       archive_mode: 'on',
       archive_command: this.backups.archiveCommand(instance.uid),
       // A quiet instance's last commits reach the archive within a minute even if no segment fills.
