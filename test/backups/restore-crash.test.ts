@@ -95,7 +95,7 @@ test('a lost data directory: the instance is FAILED, and a child made from its a
   });
   assert.equal(atTime.status, 400);
   assert.equal(atTime.body.error_code, 'INVALID_STATE');
-  assert.match(atTime.body.message as string, /is FAILED: a child at a branch_time needs it AVAILABLE/);
+  assert.match(atTime.body.message as string, /is FAILED: a child at a time needs it AVAILABLE/);
 
   const rescued = await createChild(pier, 'rescued', { name: 'big' });
   await instanceInState(pier, 'rescued', 'AVAILABLE', 120_000);
