@@ -583,10 +583,19 @@ export class LocalEngine implements Engine {
     primary: number,
     secondaries: number[],
   ): Promise<ReplicationObservation> {
-    const observation: ReplicationObservation = { streaming: [], receivedLsn: {}, standbys: [] };
+    const observation: ReplicationObservation = {
+      streaming: [],
+      receivedLsn: {},
+      standbys: [],
+      replayLagMs: {},
+    };
     if ((await observeCluster(this.dataDir(uid, primary))).ready) {
-      const streaming = await withNode(this.nodeSocketDir(uid, primary), streamingNodes).catch(() => []);
-      observation.streaming = streaming.filter((node) => secondaries.includes(node));
+      const streaming = await withNode(this.nodeSocketDir(uid, primary), streamingNodes).catch(() => ({
+        nodes: [],
+        replayLagMs: {},
+      }));
+      observation.streaming = streaming.nodes.filter((node) => secondaries.includes(node));
+      observation.replayLagMs = streaming.replayLagMs;
     }
     for (const node of secondaries) {
       if (!(await observeCluster(this.dataDir(uid, node))).ready) continue;
