@@ -86,6 +86,10 @@ test('the synchronous set: cleared before it is applied, widened before it narro
 
 test('reads skip a streaming secondary whose replay is beyond the limit, and only such a one', () => {
   assert.deepEqual(laggingSecondaries([1, 2], { 1: 45_000, 2: 3 }, 30_000), [1]);
-  assert.deepEqual(laggingSecondaries([1, 2], { 1: 30_000 }, 30_000), [], 'at the limit, or unmeasured: kept');
+  assert.deepEqual(
+    laggingSecondaries([1, 2], { 1: 30_000 }, 30_000),
+    [],
+    'at the limit, or unmeasured: kept',
+  );
   assert.deepEqual(laggingSecondaries([2], { 1: 90_000, 2: 90_000 }, 30_000), [2], 'streaming ones only');
 });
