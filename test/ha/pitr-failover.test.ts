@@ -62,6 +62,10 @@ test('point-in-time children of an HA instance across a failover hold exactly th
     30_000,
     'node 1 promoted',
   );
+  // Asked for at once, maybe before the old primary's leftover WAL is archived: its restore
+  // is retried until it is.
+  await instanceInState(pier, 'ha-pitr', 'AVAILABLE', 30_000);
+  await createChild(pier, 'before-failover', { name: 'ha-pitr', lsn: beforeFailover });
   await streamingInstance(pier, 'ha-pitr', 2, 90_000);
 
   client = await proxyClient(pier, host, 'ha-pitr');
@@ -74,9 +78,10 @@ test('point-in-time children of an HA instance across a failover hold exactly th
     ['after-failover', { lsn: afterFailover }, [1, 2, 3]],
     ['at-now', {}, [1, 2, 3, 4]],
   ];
-  for (const [name, ref] of cases) await createChild(pier, name, { name: 'ha-pitr', ...ref });
+  for (const [name, ref] of cases.slice(1)) await createChild(pier, name, { name: 'ha-pitr', ...ref });
   for (const [name, , expected] of cases) {
     const child = await instanceInState(pier, name, 'AVAILABLE', 60_000);
     assert.deepEqual(await ids(pier, child.uid as string), expected, name);
   }
+  if (process.env.HA_DEBUG) console.log(pier.output());
 });
