@@ -1,7 +1,11 @@
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const runFile = promisify(execFile);
 
 /**
  * Where instances' backups live: each instance's WAL archive and base
@@ -18,6 +22,12 @@ export interface BackupStorage {
   archiveCommand(uid: string): string;
   /** A `restore_command` that reads the instance's archived WAL (a child's recovery reads its parent's). */
   restoreCommand(uid: string): string;
+  /**
+   * Archives one WAL file of the instance as its archiver would (same
+   * atomicity, never overwriting different contents): for WAL a server left
+   * unarchived when it died, before its data directory goes.
+   */
+  archiveWal(uid: string, path: string, file: string): Promise<void>;
   /** Whether a WAL file (segment or timeline history) is in the archive. */
   hasWal(uid: string, file: string): Promise<boolean>;
   /** Archived WAL file names, sorted. */
@@ -123,6 +133,16 @@ export class LocalBackupStorage implements BackupStorage {
 
   restoreCommand(uid: string): string {
     return `${shellQuote(this.script)} restore ${shellQuote(this.walDir(uid))} %f %p`;
+  }
+
+  async archiveWal(uid: string, path: string, file: string): Promise<void> {
+    if (!WAL_FILE.test(file)) throw new Error(`not a WAL file name: ${file}`);
+    // `pier-wal` itself, as the Postgres account: one implementation of the archive's rules.
+    await runFile(this.script, ['archive', this.walDir(uid), path, file], {
+      uid: this.owner?.uid,
+      gid: this.owner?.gid,
+      cwd: '/',
+    });
   }
 
   async hasWal(uid: string, file: string): Promise<boolean> {

@@ -43,6 +43,12 @@ export interface ReplicationObservation {
   receivedLsn: Record<number, string>;
   /** Secondaries that run as standbys (in recovery). */
   standbys: number[];
+  /**
+   * How far each streaming secondary's replay is behind, in milliseconds, as
+   * the primary measures it (`pg_stat_replication.replay_lag`, which keeps
+   * growing while replay is stuck; 0 once caught up).
+   */
+  replayLagMs: Record<number, number>;
 }
 
 /** A finished base backup: restorable to any point at or after `stopLsn` (and `stoppedAt`). */

@@ -126,13 +126,16 @@ export class InstanceDirectory implements ProxyDirectory {
   }
 
   private readOnlyRoute(row: InstanceRow, primary: InstanceRoute): InstanceRoute {
-    const { streaming } = topologyOf(row.status);
+    const { streaming, lagging = [] } = topologyOf(row.status);
     const { address: _primaryAddress, ...rest } = primary;
     return {
       ...rest,
       dnsName: readOnlyDnsName(row, this.config),
       ...(row.read_only_address ? { address: row.read_only_address } : {}),
-      secondarySocketDirs: streaming.map((node) => this.engine.nodeSocketDir(row.uid, node)),
+      // A secondary whose replay is far behind serves no new reader (reconcile/nodes.ts, READ_LAG_LIMIT_MS).
+      secondarySocketDirs: streaming
+        .filter((node) => !lagging.includes(node))
+        .map((node) => this.engine.nodeSocketDir(row.uid, node)),
     };
   }
 }

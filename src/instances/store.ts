@@ -134,6 +134,8 @@ export interface InstanceTopology {
   sync: number[];
   /** Secondaries the primary streamed to at the last look (effective_node_count is one more). */
   streaming: number[];
+  /** Of `streaming`, those whose replay was too far behind at the last look: no read is routed to them. */
+  lagging?: number[];
   /** `spec.failover_requests` handled so far. */
   failovers: number;
   /** A failover under way. */

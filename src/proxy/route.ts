@@ -34,7 +34,7 @@ function toSecondary(route: InstanceRoute, socketDirs: string[]): InstanceRoute 
   if (socketDirs.length === 0) {
     throw new ProxyError(
       'INSTANCE_NOT_AVAILABLE',
-      `No readable secondary of database instance '${route.name}' is streaming right now.`,
+      `No readable secondary of database instance '${route.name}' is streaming and caught up right now.`,
       {
         hint: `Read from its read_write_dns meanwhile, or wait until effective_node_count is above 1 (pier database get-database-instance ${route.name}).`,
       },

@@ -14,6 +14,7 @@ import {
   desiredSecondaries,
   type FailoverReason,
   failoverTarget,
+  laggingSecondaries,
   planSyncChange,
   sameNodes,
   sortedNodes,
@@ -21,6 +22,14 @@ import {
 
 /** How long a secondary that starts synchronous replication may take to have all WAL so far. */
 const CATCH_UP_MS = 5000;
+
+/**
+ * A readable secondary whose replay is further behind than this gets no new
+ * read-only connection (docs/high-availability.md). Above Postgres' default
+ * `max_standby_streaming_delay` (30 s), so a replay paused for a conflicting
+ * query alone does not trip it.
+ */
+export const READ_LAG_LIMIT_MS = Number(process.env.PIER_READ_LAG_LIMIT_SECONDS ?? 60) * 1000;
 
 /**
  * Slows each failover step, so a crash test can kill Pier between them
@@ -198,7 +207,12 @@ export class InstanceNodes {
     await this.changeSync(row, sortedNodes(replication.streaming));
     topology = topologyOf(row.status);
     const streaming = sortedNodes(replication.streaming.filter((node) => topology.sync.includes(node)));
-    if (!sameNodes(streaming, topology.streaming)) await this.record(row, { ...topology, streaming });
+    const lagging = laggingSecondaries(streaming, replication.replayLagMs, READ_LAG_LIMIT_MS);
+    if (!sameNodes(streaming, topology.streaming) || !sameNodes(lagging, topology.lagging ?? [])) {
+      if (lagging.length > 0)
+        this.hooks.log(`${row.name}: no reads routed to node(s) ${lagging.join(', ')}: replay is behind`);
+      await this.record(row, { ...topology, streaming, lagging });
+    }
   }
 
   /**

@@ -67,6 +67,23 @@ export function failoverTarget(
   return candidates[0];
 }
 
+/**
+ * The streaming secondaries whose replay is more than `limitMs` behind the
+ * primary: `read_only_dns` skips them (they still count for
+ * `effective_node_count` and stay synchronous: they have every commit, only
+ * not applied yet).
+ *
+ * @example
+ * laggingSecondaries([1, 2], { 1: 45_000, 2: 3 }, 30_000) // [1]
+ */
+export function laggingSecondaries(
+  streaming: number[],
+  replayLagMs: Record<number, number>,
+  limitMs: number,
+): number[] {
+  return sortedNodes(streaming.filter((node) => (replayLagMs[node] ?? 0) > limitMs));
+}
+
 /** How to move `synchronous_standby_names` from the recorded set to the streaming one. */
 export type SyncChange =
   | { kind: 'none' }

@@ -19,9 +19,9 @@ import { pierMetrics } from '../metrics/registry.js';
 import { claimLeases, forgetLease, releaseLease, renewLease } from '../store/leases.js';
 import type { Store } from '../store/store.js';
 import { failureStatus } from './failure.js';
-import { InstanceNodes } from './nodes.js';
+import { InstanceNodes, READ_LAG_LIMIT_MS } from './nodes.js';
 import { planInstance, type Step } from './plan.js';
-import { desiredSecondaries, failoverReason, sameNodes } from './plan-nodes.js';
+import { desiredSecondaries, failoverReason, laggingSecondaries, sameNodes } from './plan-nodes.js';
 
 /** Lease resource name for instances (see store/leases.ts). */
 const LEASE = 'instance';
@@ -188,8 +188,17 @@ export class Reconciler extends EventEmitter {
     if (topology.failover || topology.reclone.length > 0) return true;
     const desired = desiredSecondaries(row.spec, topology);
     if (!sameNodes(desired, topology.secondaries)) return true;
-    const { streaming } = await this.engine.observeReplication(row.uid, topology.primary, desired);
-    return !sameNodes(streaming, topology.streaming) || !sameNodes(streaming, topology.sync);
+    const { streaming, replayLagMs } = await this.engine.observeReplication(
+      row.uid,
+      topology.primary,
+      desired,
+    );
+    const lagging = laggingSecondaries(streaming, replayLagMs, READ_LAG_LIMIT_MS);
+    return (
+      !sameNodes(streaming, topology.streaming) ||
+      !sameNodes(streaming, topology.sync) ||
+      !sameNodes(lagging, topology.lagging ?? [])
+    );
   }
 
   /**

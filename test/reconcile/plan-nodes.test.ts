@@ -7,6 +7,7 @@ import {
   desiredSecondaries,
   failoverReason,
   failoverTarget,
+  laggingSecondaries,
   planSyncChange,
 } from '../../src/reconcile/plan-nodes.js';
 
@@ -38,6 +39,7 @@ const replication: ReplicationObservation = {
   streaming: [],
   standbys: [1, 2],
   receivedLsn: { 1: '0/3000148', 2: '1/0' },
+  replayLagMs: {},
 };
 
 test('LSNs compare as 64-bit positions, past 2^53', () => {
@@ -80,4 +82,14 @@ test('the synchronous set: cleared before it is applied, widened before it narro
   assert.deepEqual(planSyncChange([], [2, 1]), { kind: 'start', nodes: [1, 2] });
   assert.deepEqual(planSyncChange([1], [2]), { kind: 'change', nodes: [2] });
   assert.deepEqual(planSyncChange([2, 1], [1, 2]), { kind: 'none' });
+});
+
+test('reads skip a streaming secondary whose replay is beyond the limit, and only such a one', () => {
+  assert.deepEqual(laggingSecondaries([1, 2], { 1: 45_000, 2: 3 }, 30_000), [1]);
+  assert.deepEqual(
+    laggingSecondaries([1, 2], { 1: 30_000 }, 30_000),
+    [],
+    'at the limit, or unmeasured: kept',
+  );
+  assert.deepEqual(laggingSecondaries([2], { 1: 90_000, 2: 90_000 }, 30_000), [2], 'streaming ones only');
 });

@@ -526,13 +526,16 @@ export class LocalEngine implements Engine {
     );
     await this.writeNodeSettings(instance, partial, node);
     await writeSynchronousNames(this.runtime, partial, []);
-    // The old data (a fenced primary's) goes only once the new copy is whole.
+    // The old data (a fenced primary's) goes only once the new copy is whole, and its
+    // unarchived WAL first.
+    await this.archiveLeftoverWal(uid, target);
     await rm(target, { recursive: true, force: true });
     await rename(partial, target);
   }
 
   async removeSecondary(uid: string, node: number, primary: number): Promise<void> {
     await stopCluster(this.dataDir(uid, node));
+    await this.archiveLeftoverWal(uid, this.dataDir(uid, node));
     await rm(this.dataDir(uid, node), { recursive: true, force: true });
     await rm(this.nodeSocketDir(uid, node), { recursive: true, force: true });
     if ((await observeCluster(this.dataDir(uid, primary))).ready) {
@@ -542,6 +545,30 @@ export class LocalEngine implements Engine {
           [nodeSlotName(node)],
         ),
       );
+    }
+  }
+
+  /**
+   * Archives the WAL files a stopped node's archiver had not yet archived
+   * (`archive_status/*.ready`): a primary killed while its archiver lagged
+   * behind. Its secondaries received those segments but, as standbys, never
+   * archive them, so without this a failover would leave a hole in the
+   * archive and no child could be restored across it. A file that cannot be
+   * archived is logged and skipped: the node's re-cloning must go on.
+   */
+  private async archiveLeftoverWal(uid: string, dataDir: string): Promise<void> {
+    const status = join(dataDir, 'pg_wal', 'archive_status');
+    const ready = (await readdir(status).catch(() => [] as string[]))
+      .filter((name) => name.endsWith('.ready'))
+      .map((name) => name.slice(0, -'.ready'.length))
+      .sort();
+    for (const file of ready) {
+      await this.backups
+        .archiveWal(uid, join(dataDir, 'pg_wal', file), file)
+        .then(() => this.log(`instance ${uid}: archived ${file}, left unarchived by a stopped node`))
+        .catch((error: Error) =>
+          this.log(`instance ${uid}: could not archive ${file} left by a stopped node: ${error.message}`),
+        );
     }
   }
 
@@ -556,10 +583,19 @@ export class LocalEngine implements Engine {
     primary: number,
     secondaries: number[],
   ): Promise<ReplicationObservation> {
-    const observation: ReplicationObservation = { streaming: [], receivedLsn: {}, standbys: [] };
+    const observation: ReplicationObservation = {
+      streaming: [],
+      receivedLsn: {},
+      standbys: [],
+      replayLagMs: {},
+    };
     if ((await observeCluster(this.dataDir(uid, primary))).ready) {
-      const streaming = await withNode(this.nodeSocketDir(uid, primary), streamingNodes).catch(() => []);
-      observation.streaming = streaming.filter((node) => secondaries.includes(node));
+      const streaming = await withNode(this.nodeSocketDir(uid, primary), streamingNodes).catch(() => ({
+        nodes: [],
+        replayLagMs: {},
+      }));
+      observation.streaming = streaming.nodes.filter((node) => secondaries.includes(node));
+      observation.replayLagMs = streaming.replayLagMs;
     }
     for (const node of secondaries) {
       if (!(await observeCluster(this.dataDir(uid, node))).ready) continue;

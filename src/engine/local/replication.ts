@@ -91,15 +91,22 @@ export async function ensureReplicationRoleAndSlots(client: pg.Client, nodes: nu
   }
 }
 
-/** The secondaries the primary streams to now. */
-export async function streamingNodes(client: pg.Client): Promise<number[]> {
-  const { rows } = await client.query<{ application_name: string }>(
-    "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming'",
+/** The secondaries the primary streams to now, and how far behind each one's replay is. */
+export async function streamingNodes(
+  client: pg.Client,
+): Promise<{ nodes: number[]; replayLagMs: Record<number, number> }> {
+  const { rows } = await client.query<{ application_name: string; lag_ms: number }>(
+    `SELECT application_name, COALESCE(EXTRACT(epoch FROM replay_lag) * 1000, 0)::float8 AS lag_ms
+       FROM pg_stat_replication WHERE state = 'streaming'`,
   );
-  return rows.flatMap((row) => {
+  const streaming = { nodes: [] as number[], replayLagMs: {} as Record<number, number> };
+  for (const row of rows) {
     const node = nodeOfApplicationName(row.application_name);
-    return node === undefined ? [] : [node];
-  });
+    if (node === undefined) continue;
+    streaming.nodes.push(node);
+    streaming.replayLagMs[node] = row.lag_ms;
+  }
+  return streaming;
 }
 
 /** A standby's last received (flushed) WAL position, or null when it is not in recovery. */
