@@ -3,6 +3,7 @@ import { call, seg } from './api';
 import {
   type CuSettings,
   cuRange,
+  formatDuration,
   idOf,
   PG,
   type Project,
@@ -113,7 +114,7 @@ export function ProjectDetail({ id, branch }: { id: string; branch?: string }) {
     const list = tree?.get(parent) ?? [];
     if (!list.length) return null;
     return (
-      <ul role={depth === 0 ? undefined : 'group'} class="tree">
+      <ul class="tree" aria-label={depth === 0 ? 'Branch tree' : `Branches from ${parent}`}>
         {list.map((b) => {
           const bid = b.status.branch_id;
           return (
@@ -168,7 +169,7 @@ export function ProjectDetail({ id, branch }: { id: string; branch?: string }) {
               {suspension(data.project.status.default_endpoint_settings)}
             </dd>
             <dt>History kept</dt>
-            <dd>{data.project.status.history_retention_duration}</dd>
+            <dd>{formatDuration(data.project.status.history_retention_duration)}</dd>
           </dl>
           <section aria-labelledby="branches-title">
             <h2 id="branches-title">Branches</h2>
@@ -233,8 +234,10 @@ function BranchPanel(props: {
   return (
     <section aria-labelledby="branch-title">
       <div class="title-row">
-        <h2 id="branch-title">Branch {bid}</h2>
-        <Badge state={branch.status.current_state} />
+        <div class="named">
+          <h2 id="branch-title">Branch {bid}</h2>
+          <Badge state={branch.status.current_state} />
+        </div>
         {!branch.status.default ? (
           <button type="button" class="danger" onClick={() => setAsking('delete')}>
             Delete branch
@@ -251,71 +254,59 @@ function BranchPanel(props: {
       </dl>
       <h3>Endpoints</h3>
       <ErrorText error={wake.error} />
-      <div class="scroll">
-        <table class="list">
-          <caption class="sr-only">Endpoints of branch {bid}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Endpoint</th>
-              <th scope="col">State</th>
-              <th scope="col">Compute</th>
-              <th scope="col">Suspend</th>
-              <th scope="col">Host</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {endpoints.map((e) => {
-              const eid = e.status.endpoint_id;
-              const idle = e.status.current_state === 'IDLE' && !e.status.disabled;
-              return (
-                <tr key={e.uid} data-endpoint={eid}>
-                  <td>
-                    {eid}
-                    <span class="muted">
-                      {' '}
-                      {e.status.endpoint_type === 'ENDPOINT_TYPE_READ_ONLY' ? 'read-only' : 'read-write'}
-                    </span>
-                  </td>
-                  <td>
-                    <Badge state={e.status.disabled ? 'DISABLED' : e.status.current_state} />
-                  </td>
-                  <td>{cuRange(e.status)}</td>
-                  <td>{suspension(e.status)}</td>
-                  <td>
-                    <code>{e.status.hosts.read_only_host ?? e.status.hosts.host}</code>
-                  </td>
-                  <td class="row-actions">
-                    {idle ? (
-                      <button
-                        type="button"
-                        class="primary"
-                        disabled={wake.busy}
-                        onClick={() =>
-                          wake.run(async () => {
-                            await call(
-                              'POST',
-                              `/api/2.0/pier/postgres/projects/${seg(projectId)}/branches/${seg(bid)}/endpoints/${seg(eid)}/wake`,
-                            );
-                            reload();
-                          })
-                        }
-                      >
-                        Wake up<span class="sr-only"> {eid}</span>
-                      </button>
-                    ) : null}
-                    <button type="button" onClick={() => setEditing(e)}>
-                      Edit<span class="sr-only"> {eid}</span>
-                    </button>
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-      </div>
+      <ul class="cards">
+        {endpoints.map((e) => {
+          const eid = e.status.endpoint_id;
+          const idle = e.status.current_state === 'IDLE' && !e.status.disabled;
+          return (
+            <li key={e.uid} class="card" data-endpoint={eid} aria-labelledby={`endpoint-${eid}`}>
+              <div class="card-head">
+                <h4 id={`endpoint-${eid}`}>
+                  {eid}{' '}
+                  <span class="muted">
+                    {e.status.endpoint_type === 'ENDPOINT_TYPE_READ_ONLY' ? 'read-only' : 'read-write'}
+                  </span>
+                </h4>
+                <Badge state={e.status.disabled ? 'DISABLED' : e.status.current_state} />
+                <span class="spacer" />
+                {idle ? (
+                  <button
+                    type="button"
+                    class="primary"
+                    disabled={wake.busy}
+                    onClick={() =>
+                      wake.run(async () => {
+                        await call(
+                          'POST',
+                          `/api/2.0/pier/postgres/projects/${seg(projectId)}/branches/${seg(bid)}/endpoints/${seg(eid)}/wake`,
+                        );
+                        reload();
+                      })
+                    }
+                  >
+                    Wake up<span class="sr-only"> {eid}</span>
+                  </button>
+                ) : null}
+                <button type="button" onClick={() => setEditing(e)}>
+                  Edit<span class="sr-only"> {eid}</span>
+                </button>
+              </div>
+              <dl class="facts">
+                <dt>Compute</dt>
+                <dd>{cuRange(e.status)}</dd>
+                <dt>Suspend</dt>
+                <dd>{suspension(e.status)}</dd>
+                <dt>Host</dt>
+                <dd>
+                  <code>{e.status.hosts.read_only_host ?? e.status.hosts.host}</code>
+                </dd>
+                <dt>Last active</dt>
+                <dd>{e.status.last_active_time ? formatTime(e.status.last_active_time) : '—'}</dd>
+              </dl>
+            </li>
+          );
+        })}
+      </ul>
       <p class="muted">
         A suspended endpoint also wakes on the first connection through Pier's proxy; the client waits while
         it starts.

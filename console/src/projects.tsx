@@ -37,8 +37,24 @@ export function cuRange(s: CuSettings): string {
   return min === max ? `${min} CU` : `${min}–${max} CU`;
 }
 
+/** The API's duration (`"604800s"`) in the largest whole unit: `7 days`, `5 min`, `90 s`. */
+export function formatDuration(duration: string): string {
+  const total = Number.parseFloat(duration);
+  for (const [size, unit] of [
+    [86400, 'day'],
+    [3600, 'h'],
+    [60, 'min'],
+  ] as const) {
+    if (total >= size && total % size === 0) {
+      const n = total / size;
+      return unit === 'day' ? `${n} day${n === 1 ? '' : 's'}` : `${n} ${unit}`;
+    }
+  }
+  return `${total} s`;
+}
+
 export function suspension(s: CuSettings): string {
-  return s.suspend_timeout_duration ? `after ${s.suspend_timeout_duration} idle` : 'never';
+  return s.suspend_timeout_duration ? `after ${formatDuration(s.suspend_timeout_duration)} idle` : 'never';
 }
 
 async function listAllProjects(): Promise<Project[]> {

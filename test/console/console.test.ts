@@ -325,7 +325,7 @@ describe('the console', () => {
     await dialog.getByRole('button', { name: 'Create' }).click();
     await page.getByRole('heading', { name: PROJECT }).waitFor();
     const endpointBadge = (state: string) =>
-      page.locator(`tr[data-endpoint="primary"] .badge[data-state="${state}"]`);
+      page.locator(`li[data-endpoint="primary"] .badge[data-state="${state}"]`);
     await endpointBadge('ACTIVE').waitFor({ timeout: 60_000 });
 
     // A branch at a point in time, from the page: a wrong LSN first, refused in place.
