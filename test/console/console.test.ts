@@ -394,6 +394,22 @@ describe('the console', () => {
     await page.getByRole('button', { name: 'Wake up primary' }).click();
     await endpointBadge('ACTIVE').waitFor({ timeout: 30_000 });
 
+    // The wake route keeps the endpoint's rules: hidden from others, refused when disabled (no button then).
+    const endpoint = `/api/2.0/postgres/projects/${PROJECT}/branches/dev/endpoints/primary`;
+    const wake = `/api/2.0/pier/postgres/projects/${PROJECT}/branches/dev/endpoints/primary/wake`;
+    const mo = await createUser(pier, 'mo@example.com');
+    assert.equal((await api(pier, mo, 'POST', wake)).status, 404);
+    const disabled = await api(pier, pier.adminToken, 'PATCH', `${endpoint}?update_mask=spec.disabled`, {
+      spec: { disabled: true },
+    });
+    assert.equal(disabled.status, 200, JSON.stringify(disabled.body));
+    await endpointBadge('DISABLED').waitFor();
+    const refused = await api(pier, pier.adminToken, 'POST', wake);
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error_code, 'BAD_REQUEST');
+    assert.match(refused.body.message as string, /^endpoint primary is disabled: nothing wakes it\./);
+    assert.equal(await page.getByRole('button', { name: 'Wake up primary' }).count(), 0);
+
     // The list, then deleting the project (softly: hidden, and undeletable for its history retention).
     await page.getByRole('link', { name: 'Projects' }).first().click();
     await page.locator(`tr[data-project="${PROJECT}"]`).waitFor();
