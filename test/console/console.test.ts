@@ -376,8 +376,15 @@ describe('the console', () => {
     a11y.push(...(await capturePage(page, 'project')));
 
     // Edit: the API's refusal in the dialog, then a suspend timeout that lets it scale to zero.
-    await page.getByRole('button', { name: 'Edit primary' }).click();
+    // From the keyboard: Enter opens the dialog, focus lands in it, Esc closes it.
+    await page.getByRole('button', { name: 'Edit primary' }).focus();
+    await page.keyboard.press('Enter');
     const editing = page.getByRole('dialog', { name: 'Edit endpoint primary' });
+    await editing.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'endpoint-min');
+    await page.keyboard.press('Escape');
+    await editing.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Edit primary' }).press('Enter');
     await editing.getByLabel('Maximum CU').fill('40');
     await editing.getByRole('button', { name: 'Save' }).click();
     await editing
