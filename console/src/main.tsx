@@ -4,6 +4,8 @@ import { call, type Session, setSession, whenSignedOut } from './api';
 import { CatalogPage } from './catalog';
 import { InstanceDetail } from './instance-detail';
 import { InstancesPage } from './instances';
+import { ProjectDetail } from './project-detail';
+import { ProjectsPage } from './projects';
 import { href } from './routes';
 import { SignIn } from './sign-in';
 import { SyncedTableDetail, SyncedTablesPage } from './synced-tables';
@@ -29,6 +31,7 @@ function useRoute(): string[] {
 
 const SECTIONS = [
   { id: 'instances', label: 'Instances' },
+  { id: 'projects', label: 'Projects' },
   { id: 'catalog', label: 'Catalog' },
   { id: 'synced-tables', label: 'Synced tables' },
 ];
@@ -36,6 +39,8 @@ const SECTIONS = [
 function Page({ route, session }: { route: string[]; session: Session }) {
   const [section, ...rest] = route;
   if (section === 'catalog') return <CatalogPage path={rest} />;
+  if (section === 'projects')
+    return rest[0] ? <ProjectDetail id={rest[0]} branch={rest[1]} /> : <ProjectsPage />;
   if (section === 'synced-tables')
     return rest[0] ? <SyncedTableDetail name={rest[0]} /> : <SyncedTablesPage />;
   if (section === 'instances' && rest[0]) return <InstanceDetail name={rest[0]} session={session} />;

@@ -18,6 +18,12 @@ export function ErrorText({ error }: { error: unknown }) {
 const STATE_TONE: Record<string, string> = {
   AVAILABLE: 'ok',
   ONLINE: 'ok',
+  ACTIVE: 'ok',
+  READY: 'ok',
+  INIT: 'busy',
+  IDLE: 'idle',
+  DISABLED: 'idle',
+  DEGRADED: 'bad',
   STARTING: 'busy',
   UPDATING: 'busy',
   STOPPING: 'busy',

@@ -51,5 +51,9 @@ export interface ControlContext {
   /** Set by `pier up` once the API and the proxy listen. */
   endpoints?: PierEndpoints;
   /** When clients last used an instance through the proxy (scale to zero), once the proxy runs. */
-  activity?: { lastActiveTime(uid: string): Date | undefined };
+  activity?: {
+    lastActiveTime(uid: string): Date | undefined;
+    /** A suspended instance was woken without a client: its idle time counts from when it runs again. */
+    woken(uid: string): void;
+  };
 }

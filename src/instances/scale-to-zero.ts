@@ -63,6 +63,11 @@ export class ScaleToZero implements WakingDirectory {
     return at === undefined ? undefined : new Date(at);
   }
 
+  woken(uid: string): void {
+    // Forgotten, the last use counts from the first time the instance is seen running again.
+    this.lastActive.delete(uid);
+  }
+
   async wake(route: InstanceRoute, signal: AbortSignal): Promise<InstanceRoute> {
     this.lastActive.set(route.uid, Date.now());
     let waking = this.wakes.get(route.uid);

@@ -26,7 +26,8 @@ const a11y: string[] = [];
 
 before(async () => {
   [pier, browser] = await Promise.all([
-    startPier({ env: { PIER_METRICS_SAMPLE_MS: '1000' } }),
+    // Suspend timeouts from 1 s: the Autoscaling page's scale to zero and wake-up within the test's time.
+    startPier({ env: { PIER_METRICS_SAMPLE_MS: '1000' }, args: ['--min-suspend-timeout', '1'] }),
     launchChromium(),
   ]);
   env = { DATABRICKS_HOST: pier.apiUrl, DATABRICKS_TOKEN: pier.adminToken };
@@ -305,6 +306,131 @@ describe('the console', () => {
       (await api(pier, pier.adminToken, 'GET', '/api/2.0/database/instances/console-tmp')).status,
       404,
     );
+  });
+
+  test('Autoscaling: a project, a branch at a point in time in its tree, an endpoint suspended and woken', async () => {
+    const PROJECT = 'console-shop';
+    await page.getByRole('link', { name: 'Projects' }).first().click();
+    await page.getByRole('button', { name: 'Create project' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Create a project' });
+    await dialog.getByLabel('Project id').fill('Shop!');
+    await dialog.getByRole('button', { name: 'Create' }).click();
+    const refusal = dialog.getByRole('alert');
+    await refusal.waitFor();
+    assert.match(await refusal.innerText(), /^INVALID_PARAMETER_VALUE: project_id "Shop!" is invalid/);
+    const none = await api(pier, pier.adminToken, 'GET', '/api/2.0/postgres/projects');
+    assert.deepEqual(none.body.projects ?? [], [], 'a refused create made no project');
+    await dialog.getByLabel('Project id').fill(PROJECT);
+    await dialog.getByLabel('Display name').fill('Console shop');
+    await dialog.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: PROJECT }).waitFor();
+    const endpointBadge = (state: string) =>
+      page.locator(`li[data-endpoint="primary"] .badge[data-state="${state}"]`);
+    await endpointBadge('ACTIVE').waitFor({ timeout: 60_000 });
+
+    // A branch at a point in time, from the page: a wrong LSN first, refused in place.
+    await page.getByRole('button', { name: 'Create branch' }).click();
+    const branching = page.getByRole('dialog', { name: 'Create a branch' });
+    await branching.getByLabel('Branch id').fill('dev');
+    await branching.getByLabel('An LSN').check();
+    await branching.getByLabel('LSN', { exact: true }).fill('not-an-lsn');
+    await branching.getByRole('button', { name: 'Create' }).click();
+    await branching
+      .getByRole('alert')
+      .filter({ hasText: /INVALID_PARAMETER_VALUE: spec.source_branch_lsn/ })
+      .waitFor();
+    await branching.getByLabel('A point in time').check();
+    a11y.push(...(await capturePage(page, 'create-branch')));
+    // The first base backup is taken just after the endpoint starts: until then a time is outside the window.
+    let at = '';
+    for (let tries = 0; ; tries++) {
+      at = await page.evaluate(() => {
+        const d = new Date();
+        const p = (n: number) => String(n).padStart(2, '0');
+        return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+      });
+      await branching.getByLabel('Time (your time zone)').fill(at);
+      await branching.getByRole('button', { name: 'Create' }).click();
+      const outcome = await Promise.race([
+        branching.waitFor({ state: 'detached' }).then(() => 'created'),
+        branching
+          .getByRole('alert')
+          .waitFor()
+          .then(() => 'refused'),
+      ]);
+      if (outcome === 'created') break;
+      const message = await branching.getByRole('alert').innerText();
+      assert.ok(tries < 20 && /backup|window/i.test(message), message);
+      await page.waitForTimeout(1000);
+    }
+    // The tree: dev under production, with the point it was taken from.
+    await page.locator('li[data-branch="production"] li[data-branch="dev"]').waitFor();
+    await page.getByRole('heading', { name: 'Branch dev' }).waitFor();
+    assert.match(await page.getByTestId('branch-source').innerText(), /^from production at /);
+    await endpointBadge('ACTIVE').waitFor({ timeout: 60_000 });
+    const dev = await api(pier, pier.adminToken, 'GET', `/api/2.0/postgres/projects/${PROJECT}/branches/dev`);
+    const status = dev.body.status as Record<string, string>;
+    assert.equal(status.source_branch, `projects/${PROJECT}/branches/production`);
+    const zone = await page.evaluate((local) => new Date(local).toISOString(), at);
+    assert.equal(status.source_branch_time, zone, 'the time entered, in the browser zone');
+    a11y.push(...(await capturePage(page, 'project')));
+
+    // Edit: the API's refusal in the dialog, then a suspend timeout that lets it scale to zero.
+    // From the keyboard: Enter opens the dialog, focus lands in it, Esc closes it.
+    await page.getByRole('button', { name: 'Edit primary' }).focus();
+    await page.keyboard.press('Enter');
+    const editing = page.getByRole('dialog', { name: 'Edit endpoint primary' });
+    await editing.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'endpoint-min');
+    await page.keyboard.press('Escape');
+    await editing.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Edit primary' }).press('Enter');
+    await editing.getByLabel('Maximum CU').fill('40');
+    await editing.getByRole('button', { name: 'Save' }).click();
+    await editing
+      .getByRole('alert')
+      .filter({ hasText: /must be at most 16 CU/ })
+      .waitFor();
+    await editing.getByLabel('Maximum CU').fill('2');
+    await editing.getByLabel('Suspend after idle (seconds)').fill('3');
+    await editing.getByRole('button', { name: 'Save' }).click();
+    await editing.waitFor({ state: 'detached' });
+    // No client: suspended after 3 s, shown without a reload; Wake up starts it again.
+    await endpointBadge('IDLE').waitFor({ timeout: 30_000 });
+    a11y.push(...(await capturePage(page, 'project-idle')));
+    await page.getByRole('button', { name: 'Wake up primary' }).click();
+    await endpointBadge('ACTIVE').waitFor({ timeout: 30_000 });
+
+    // The wake route keeps the endpoint's rules: hidden from others, refused when disabled (no button then).
+    const endpoint = `/api/2.0/postgres/projects/${PROJECT}/branches/dev/endpoints/primary`;
+    const wake = `/api/2.0/pier/postgres/projects/${PROJECT}/branches/dev/endpoints/primary/wake`;
+    const mo = await createUser(pier, 'mo@example.com');
+    assert.equal((await api(pier, mo, 'POST', wake)).status, 404);
+    const disabled = await api(pier, pier.adminToken, 'PATCH', `${endpoint}?update_mask=spec.disabled`, {
+      spec: { disabled: true },
+    });
+    assert.equal(disabled.status, 200, JSON.stringify(disabled.body));
+    await endpointBadge('DISABLED').waitFor();
+    const refused = await api(pier, pier.adminToken, 'POST', wake);
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error_code, 'BAD_REQUEST');
+    assert.match(refused.body.message as string, /^endpoint primary is disabled: nothing wakes it\./);
+    assert.equal(await page.getByRole('button', { name: 'Wake up primary' }).count(), 0);
+
+    // The list, then deleting the project (softly: hidden, and undeletable for its history retention).
+    await page.getByRole('link', { name: 'Projects' }).first().click();
+    await page.locator(`tr[data-project="${PROJECT}"]`).waitFor();
+    a11y.push(...(await capturePage(page, 'projects')));
+    await page.getByRole('link', { name: PROJECT }).click();
+    await page.getByRole('button', { name: 'Delete project' }).click();
+    await page
+      .getByRole('dialog', { name: `Delete project ${PROJECT}?` })
+      .getByRole('button', { name: 'Delete' })
+      .click();
+    await page.getByRole('heading', { name: 'Autoscaling projects' }).waitFor();
+    await page.locator(`tr[data-project="${PROJECT}"]`).waitFor({ state: 'detached' });
+    const gone = await api(pier, pier.adminToken, 'GET', `/api/2.0/postgres/projects/${PROJECT}`);
+    assert.equal(gone.status, 404);
   });
 
   test('every page has no serious accessibility violations and fits a phone screen', () => {
