@@ -129,21 +129,25 @@ describe('scale to zero', () => {
     // certificate against "localhost" (fixed in later pg). So connect by name: the proxy routes
     // by the credential, which names this one endpoint (docs/autoscaling.md).
     const host = 'localhost';
-    const child = spawn(process.execPath, [fileURLToPath(new URL('./lakebase-client.js', import.meta.url))], {
-      env: {
-        PATH: process.env.PATH,
-        LAKEBASE_ENDPOINT: APP_ENDPOINT,
-        PGHOST: host,
-        PGPORT: String(pier.proxyPort),
-        PGDATABASE: 'databricks_postgres',
-        PGUSER: 'admin@pier.local',
-        PGSSLMODE: 'require',
-        DATABRICKS_HOST: pier.apiUrl,
-        DATABRICKS_TOKEN: pier.adminToken,
-        NODE_EXTRA_CA_CERTS: pier.caCertPath,
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(new URL('../../../test/postgres/fixtures/lakebase-client.mjs', import.meta.url))],
+      {
+        env: {
+          PATH: process.env.PATH,
+          LAKEBASE_ENDPOINT: APP_ENDPOINT,
+          PGHOST: host,
+          PGPORT: String(pier.proxyPort),
+          PGDATABASE: 'databricks_postgres',
+          PGUSER: 'admin@pier.local',
+          PGSSLMODE: 'require',
+          DATABRICKS_HOST: pier.apiUrl,
+          DATABRICKS_TOKEN: pier.adminToken,
+          NODE_EXTRA_CA_CERTS: pier.caCertPath,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => {
