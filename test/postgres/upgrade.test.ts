@@ -6,7 +6,7 @@ import { advanceDemoTable, DAILY_REVENUE_KEY } from '../../src/lakehouse/demo.js
 import { baseBackups, createChild, INSTANCES, instanceInState } from '../backups/instances.js';
 import { availableInstance, instanceSuperuser } from '../helpers/access.js';
 import { api, eventually, type PierProcess, removePier, runPier, startPier } from '../helpers/pier.js';
-import { expectError, PG, query } from './autoscaling.js';
+import { expectError, lro, PG, query } from './autoscaling.js';
 
 /**
  * The in-place upgrade of an instance that has a point-in-time child and a
@@ -150,3 +150,19 @@ async function latestDeltaDay(): Promise<string> {
   }
   return latest;
 }
+
+test("the child's branch is managed like any branch: its delete with purge removes the instance", async () => {
+  const done = await lro(pier, pier.adminToken, 'DELETE', 'projects/shop/branches/shop-copy?purge=true');
+  assert.deepEqual(done.response, { '@type': 'type.googleapis.com/google.protobuf.Empty' });
+  await eventually(
+    async () =>
+      (await api(pier, pier.adminToken, 'GET', `${INSTANCES}/shop-copy`)).status === 404 ? true : undefined,
+    60_000,
+    'shop-copy gone',
+  );
+  expectError(
+    await api(pier, pier.adminToken, 'GET', `${PG}/projects/shop/branches/shop-copy`),
+    404,
+    'NOT_FOUND',
+  );
+});
