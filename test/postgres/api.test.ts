@@ -583,6 +583,18 @@ describe('Lakebase Autoscaling API', () => {
     assert.deepEqual((await api(pier, token, 'GET', `${PG}/${compute.name}`)).body, compute);
     expectError(await api(pier, token, 'GET', `${PG}/${endpoint}/compute-instances/nope`), 404, 'NOT_FOUND');
 
+    // min CU is recorded only: changing it alone does not restart the compute.
+    const started = 'SELECT pg_postmaster_start_time()::text AS at';
+    const before = await query(pier, token, endpoint, ADMIN, started);
+    const resized = await lro(pier, token, 'PATCH', `${endpoint}?update_mask=spec.autoscaling_limit_min_cu`, {
+      spec: { autoscaling_limit_min_cu: 0.5 },
+    });
+    assert.equal(
+      (resized.response?.status as Record<string, unknown> | undefined)?.autoscaling_limit_min_cu,
+      0.5,
+    );
+    assert.deepEqual(await query(pier, token, endpoint, ADMIN, started), before);
+
     // allow_missing: deleting a branch that is not there succeeds.
     expectError(await api(pier, token, 'DELETE', `${PG}/projects/shop/branches/never`), 404, 'NOT_FOUND');
     const missing = await lro(pier, token, 'DELETE', 'projects/shop/branches/never?allow_missing=true');
