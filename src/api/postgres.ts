@@ -25,7 +25,7 @@ import {
   listBranchEndpoints,
   updateBranchEndpoint,
 } from '../postgres/endpoints.js';
-import { notFound } from '../postgres/fields.js';
+import { notFound, pageOfRows, pageSize } from '../postgres/fields.js';
 import { getOperation } from '../postgres/operations.js';
 import {
   createProject,
@@ -40,6 +40,7 @@ import { createRole, deleteRole, getRole, listBranchRoles, updateRole } from '..
 import { upgradeInstance } from '../postgres/upgrade.js';
 import {
   branchView,
+  computeInstanceView,
   databaseView,
   endpointView,
   operationView,
@@ -108,7 +109,10 @@ export const postgresRoutes: RouteGroup = (app, ctx: ControlContext) => {
   app.delete(B, async (c) =>
     op(
       c,
-      await deleteProjectBranch(ctx, c.var.caller, ...ids(c), { purge: c.req.query('purge') === 'true' }),
+      await deleteProjectBranch(ctx, c.var.caller, ...ids(c), {
+        purge: c.req.query('purge') === 'true',
+        allowMissing: c.req.query('allow_missing') === 'true',
+      }),
     ),
   );
   app.post(`${B}/undelete`, async (c) => op(c, await undeleteProjectBranch(ctx, c.var.caller, ...ids(c))));
@@ -123,15 +127,31 @@ export const postgresRoutes: RouteGroup = (app, ctx: ControlContext) => {
     ),
   );
   app.get(`${B}/endpoints`, async (c) => {
+    const all = await listBranchEndpoints(ctx, c.var.caller, ...ids(c));
+    const { rows, nextPageToken } = pageOfRows(all, (row) => row.endpoint_id, c.req.query(), 100);
     const endpoints = [];
-    for (const row of await listBranchEndpoints(ctx, c.var.caller, ...ids(c))) {
-      endpoints.push(endpointView(await endpointRecord(ctx, ctx.store, row)));
-    }
-    return c.json({ endpoints });
+    for (const row of rows) endpoints.push(endpointView(await endpointRecord(ctx, ctx.store, row)));
+    return c.json({ endpoints, ...nextPage(nextPageToken) });
   });
-  app.get(`${B}/endpoints/:endpoint`, async (c) => {
-    const row = await getEndpoint(ctx, c.var.caller, ...ids(c), c.req.param('endpoint'));
-    return c.json(endpointView(await endpointRecord(ctx, ctx.store, row)));
+  const endpointAt = async (c: C) =>
+    endpointRecord(
+      ctx,
+      ctx.store,
+      await getEndpoint(ctx, c.var.caller, ...ids(c), c.req.param('endpoint') ?? ''),
+    );
+  app.get(`${B}/endpoints/:endpoint`, async (c) => c.json(endpointView(await endpointAt(c))));
+  // An endpoint's compute instances: its one server, read-only.
+  app.get(`${B}/endpoints/:endpoint/compute-instances`, async (c) => {
+    pageSize(c.req.query('page_size'), 1000);
+    return c.json({ compute_instances: [computeInstanceView(await endpointAt(c))] });
+  });
+  app.get(`${B}/endpoints/:endpoint/compute-instances/:id`, async (c) => {
+    const compute = computeInstanceView(await endpointAt(c));
+    if (compute.compute_instance_id !== c.req.param('id'))
+      throw notFound(
+        `compute instance not found: ${compute.name.replace(/[^/]+$/, c.req.param('id'))} does not exist.`,
+      );
+    return c.json(compute);
   });
   app.patch(`${B}/endpoints/:endpoint`, async (c) =>
     op(
@@ -152,11 +172,17 @@ export const postgresRoutes: RouteGroup = (app, ctx: ControlContext) => {
 
   // Databases.
   app.post(`${B}/databases`, async (c) =>
-    op(c, await createDatabase(ctx, c.var.caller, ...ids(c), c.req.query('database_id'), await body(c))),
+    op(
+      c,
+      await createDatabase(ctx, c.var.caller, ...ids(c), c.req.query('database_id'), await body(c), {
+        replaceExisting: c.req.query('replace_existing') === 'true',
+      }),
+    ),
   );
   app.get(`${B}/databases`, async (c) => {
     const { branch, databases } = await listBranchDatabases(ctx, c.var.caller, ...ids(c));
-    return c.json({ databases: databases.map((row) => databaseView(branch, row)) });
+    const { rows, nextPageToken } = pageOfRows(databases, (row) => row.database_id, c.req.query(), 100);
+    return c.json({ databases: rows.map((row) => databaseView(branch, row)), ...nextPage(nextPageToken) });
   });
   app.get(`${B}/databases/:database`, async (c) => {
     const { branch, database } = await getDatabase(ctx, c.var.caller, ...ids(c), c.req.param('database'));
@@ -181,11 +207,17 @@ export const postgresRoutes: RouteGroup = (app, ctx: ControlContext) => {
 
   // Roles.
   app.post(`${B}/roles`, async (c) =>
-    op(c, await createRole(ctx, c.var.caller, ...ids(c), c.req.query('role_id'), await body(c))),
+    op(
+      c,
+      await createRole(ctx, c.var.caller, ...ids(c), c.req.query('role_id'), await body(c), {
+        replaceExisting: c.req.query('replace_existing') === 'true',
+      }),
+    ),
   );
   app.get(`${B}/roles`, async (c) => {
     const { branch, roles } = await listBranchRoles(ctx, c.var.caller, ...ids(c));
-    return c.json({ roles: roles.map((row) => roleView(branch, row)) });
+    const { rows, nextPageToken } = pageOfRows(roles, (row) => row.role_id, c.req.query(), 100);
+    return c.json({ roles: rows.map((row) => roleView(branch, row)), ...nextPage(nextPageToken) });
   });
   app.get(`${B}/roles/:role`, async (c) => {
     const { branch, role } = await getRole(ctx, c.var.caller, ...ids(c), c.req.param('role'));

@@ -168,7 +168,10 @@ export function registerPostgresCommands(program: Command): void {
     .option('--replace-existing', 'Update in place if it exists.')
     .action(async (parent: string, options: VerbOptions, command: Command) => {
       await runOperation(credentials(command), options, 'POST', `${BASE}/${resource(parent)}/databases`, {
-        query: { database_id: options.databaseId as string | undefined },
+        query: {
+          database_id: options.databaseId as string | undefined,
+          ...(options.replaceExisting ? { replace_existing: true } : {}),
+        },
         body: parseJsonFlag(options.json),
       });
     });
@@ -183,7 +186,10 @@ export function registerPostgresCommands(program: Command): void {
           '--json is the Role itself ({"spec": {...}}), not {"role": {...}}.',
         );
       await runOperation(credentials(command), options, 'POST', `${BASE}/${resource(parent)}/roles`, {
-        query: { role_id: options.roleId as string | undefined },
+        query: {
+          role_id: options.roleId as string | undefined,
+          ...(options.replaceExisting ? { replace_existing: true } : {}),
+        },
         body,
       });
     });

@@ -22,12 +22,13 @@ import {
   objectField,
   optionalBool,
   optionalText,
+  pageSize,
   parseDuration,
   parseTimestamp,
   requiredId,
   valueAt,
 } from './fields.js';
-import { PRIMARY_ENDPOINT_ID, pageSize, readWriteSpec } from './projects.js';
+import { PRIMARY_ENDPOINT_ID, readWriteSpec } from './projects.js';
 import {
   type BranchRow,
   type BranchSpec,
@@ -319,10 +320,19 @@ export async function deleteProjectBranch(
   caller: IdentityRow,
   projectId: string,
   branchId: string,
-  options: { expired?: boolean; purge?: boolean } = {},
+  options: { expired?: boolean; purge?: boolean; allowMissing?: boolean } = {},
 ): Promise<OperationRow> {
   const { op, gone } = await ctx.store.transaction(async (tx) => {
     const project = await projectForCaller(tx, caller, projectId, { lock: true });
+    const name = `projects/${projectId}/branches/${branchId}`;
+    // allow_missing: deleting a branch that is not there (or already deleted) succeeds, changing nothing.
+    const found = await findBranch(tx, project.uid, branchId, true);
+    if (options.allowMissing && (!found || (found.delete_time && !options.purge))) {
+      const op = await startOperation(tx, caller, 'Branch', name, {
+        response: { '@type': 'type.googleapis.com/google.protobuf.Empty' },
+      });
+      return { op, gone: [] as string[] };
+    }
     const branch = await branchOf(tx, project, branchId, true, { includeDeleted: options.purge });
     if (branch.branch_id === project.spec.default_branch) {
       throw badRequest(
@@ -341,7 +351,6 @@ export async function deleteProjectBranch(
         `cannot delete branch ${branchId}: branch ${children[0].branch_id} was created from it. Delete its child branches first.`,
       );
     }
-    const name = `projects/${projectId}/branches/${branchId}`;
     if (!options.purge) {
       const now = new Date();
       await setBranchDeleted(tx, branch.uid, {

@@ -13,6 +13,7 @@ import {
   insertDatabase,
   listDatabases,
   type OperationRow,
+  type RoleRow,
   updateDatabase,
 } from './store.js';
 import { databaseView } from './view.js';
@@ -40,6 +41,7 @@ export async function createDatabase(
   branchId: string,
   databaseIdParam: string | undefined,
   input: Record<string, unknown>,
+  options: { replaceExisting?: boolean } = {},
 ): Promise<OperationRow> {
   const branch = await branchForCaller(ctx, caller, projectId, branchId);
   const spec = objectField(input, 'spec', 'spec');
@@ -59,6 +61,9 @@ export async function createDatabase(
       .toLowerCase()
       .replace(/[^a-z0-9]+/g, '-')
       .replace(/^-+|-+$/g, '');
+  // replace_existing: the database of that id takes the body's name and owner.
+  const same = options.replaceExisting ? await findDatabase(ctx.store, branch.uid, databaseId) : undefined;
+  if (same) return changeDatabase(ctx, caller, branch, same, postgresDatabase, role);
   const existing = await listDatabases(ctx.store, branch.uid);
   if (existing.some((d) => d.database_id === databaseId || d.postgres_database === postgresDatabase)) {
     throw badRequest(`database with that name already exists: ${postgresDatabase}.`);
@@ -126,6 +131,18 @@ export async function updateBranchDatabase(
   const owner = paths.includes('spec.role')
     ? await ownerRole(ctx, branch, optionalText(spec, 'role', 'spec.role') ?? '')
     : undefined;
+  return changeDatabase(ctx, caller, branch, database, rename, owner);
+}
+
+/** Renames a database and/or gives it another owner, on the server, then in the store. */
+async function changeDatabase(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  branch: BranchRow,
+  database: DatabaseRow,
+  rename: string | undefined,
+  owner: RoleRow | undefined,
+): Promise<OperationRow> {
   await onBranchServer(ctx, branch, 'postgres', async (client) => {
     const current = client.escapeIdentifier(database.postgres_database);
     if (owner)
@@ -144,12 +161,12 @@ export async function updateBranchDatabase(
       }
     }
   });
-  await updateDatabase(ctx.store, branch.uid, databaseId, {
+  await updateDatabase(ctx.store, branch.uid, database.database_id, {
     postgres_database: rename ?? database.postgres_database,
     role_id: owner?.role_id ?? database.role_id,
   });
-  const row = (await findDatabase(ctx.store, branch.uid, databaseId)) as DatabaseRow;
-  return startOperation(ctx.store, caller, 'Database', databaseName(branch, databaseId), {
+  const row = (await findDatabase(ctx.store, branch.uid, database.database_id)) as DatabaseRow;
+  return startOperation(ctx.store, caller, 'Database', databaseName(branch, database.database_id), {
     response: databaseView(branch, row),
   });
 }

@@ -1,5 +1,6 @@
 import { describe } from '../control/validate.js';
 import { PierError } from '../errors.js';
+import { decodePageToken, encodePageToken } from '../pagination.js';
 
 /**
  * Field rules of the Lakebase Autoscaling API (`/api/2.0/postgres`): ids,
@@ -230,4 +231,32 @@ export function valueAt(body: Record<string, unknown>, path: string): unknown {
     current = (current as Record<string, unknown>)[key];
   }
   return current === null ? undefined : current;
+}
+
+/** `page_size`: absent or 0 is `max`, larger values are capped to it. */
+export function pageSize(value: string | undefined, max: number): number {
+  if (value === undefined || value === '' || value === '0') return max;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw invalid(`page_size must be a positive integer, got "${value}".`);
+  return Math.min(n, max);
+}
+
+/**
+ * One page of a list held in memory (a branch's endpoints, databases or
+ * roles: few), ordered by `key`, continuing after `page_token`.
+ */
+export function pageOfRows<T>(
+  rows: T[],
+  key: (row: T) => string,
+  query: Record<string, string | undefined>,
+  max: number,
+): { rows: T[]; nextPageToken?: string } {
+  const size = pageSize(query.page_size, max);
+  const after = decodePageToken(query.page_token);
+  const rest = [...rows].sort((a, b) => (key(a) < key(b) ? -1 : 1)).filter((row) => key(row) > after);
+  const page = rest.slice(0, size);
+  return {
+    rows: page,
+    ...(rest.length > size ? { nextPageToken: encodePageToken(key(page[page.length - 1])) } : {}),
+  };
 }

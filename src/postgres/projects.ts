@@ -22,6 +22,7 @@ import {
   optionalBool,
   optionalNumber,
   optionalText,
+  pageSize,
   parseDuration,
   readSuspension,
   requiredId,
@@ -346,13 +347,6 @@ export async function listProjects(
     rows: page,
     nextPageToken: rows.length > size ? encodePageToken(page[page.length - 1].project_id) : undefined,
   };
-}
-
-export function pageSize(value: string | undefined, max: number): number {
-  if (value === undefined || value === '' || value === '0') return max;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw invalid(`page_size must be a positive integer, got "${value}".`);
-  return Math.min(n, max);
 }
 
 /** `PATCH /projects/{p}?update_mask=`. */

@@ -131,14 +131,17 @@ export async function createRole(
   branchId: string,
   roleIdParam: string | undefined,
   input: Record<string, unknown>,
+  options: { replaceExisting?: boolean } = {},
 ): Promise<OperationRow> {
   if ('role' in input && !('spec' in input))
     throw invalid('The body is the Role itself ({"spec": {...}}), not wrapped in {"role": …}.');
   const branch = await branchForCaller(ctx, caller, projectId, branchId);
   const spec = readRoleSpec(objectField(input, 'spec', 'spec'), 'role.spec');
   const roleId = optionalId(roleIdParam, 'role_id') ?? roleIdFor(spec.postgres_role);
-  if (await findRole(ctx.store, branch.uid, roleId))
-    throw badRequest(`role with that name already exists: ${roleId}.`);
+  const existing = await findRole(ctx.store, branch.uid, roleId);
+  if (existing && options.replaceExisting)
+    return replaceRole(ctx, caller, branch, existing, spec, objectField(input, 'spec', 'spec'));
+  if (existing) throw badRequest(`role with that name already exists: ${roleId}.`);
   const clash = (await listRoles(ctx.store, branch.uid)).find(
     (r) => r.spec.postgres_role === spec.postgres_role,
   );
@@ -151,6 +154,51 @@ export async function createRole(
   const row = await findRole(ctx.store, branch.uid, roleId);
   return startOperation(ctx.store, caller, 'Role', roleName(branch, roleId), {
     response: roleView(branch, row as RoleRow),
+  });
+}
+
+/**
+ * `replace_existing=true` on an existing role: its attributes and
+ * membership_roles become the body's, wholly (an empty membership_roles
+ * revokes DATABRICKS_SUPERUSER), as Autoscaling does. What cannot change
+ * on a role (its Postgres name, identity type, auth method) must match
+ * where the body sets it.
+ */
+async function replaceRole(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  branch: BranchRow,
+  existing: RoleRow,
+  wanted: RoleSpec,
+  sent: Record<string, unknown>,
+): Promise<OperationRow> {
+  for (const field of ['postgres_role', 'identity_type', 'auth_method'] as const) {
+    if (sent[field] === undefined || sent[field] === existing.spec[field]) continue;
+    throw invalid(
+      `role.spec.${field}: role ${existing.role_id} is ${JSON.stringify(existing.spec[field] ?? null)} and that cannot change; replace_existing replaces attributes and membership_roles only. Delete the role and create it again to change it.`,
+    );
+  }
+  const spec: RoleSpec = {
+    ...existing.spec,
+    membership_roles: wanted.membership_roles,
+    attributes: wanted.attributes,
+  };
+  return saveRole(ctx, caller, branch, existing.role_id, spec);
+}
+
+/** Applies a changed role spec to the branch's server, then records it. */
+async function saveRole(
+  ctx: ControlContext,
+  caller: IdentityRow,
+  branch: BranchRow,
+  roleId: string,
+  spec: RoleSpec,
+): Promise<OperationRow> {
+  await onBranchServer(ctx, branch, 'postgres', (client) => applyRole(client, spec, false));
+  await updateRoleSpec(ctx.store, branch.uid, roleId, spec);
+  const updated = (await findRole(ctx.store, branch.uid, roleId)) as RoleRow;
+  return startOperation(ctx.store, caller, 'Role', roleName(branch, roleId), {
+    response: roleView(branch, updated),
   });
 }
 
@@ -204,12 +252,7 @@ export async function updateRole(
       spec.attributes[path.split('.')[2] as keyof RoleSpec['attributes']] = value;
     }
   }
-  await onBranchServer(ctx, branch, 'postgres', (client) => applyRole(client, spec, false));
-  await updateRoleSpec(ctx.store, branch.uid, roleId, spec);
-  const updated = (await findRole(ctx.store, branch.uid, roleId)) as RoleRow;
-  return startOperation(ctx.store, caller, 'Role', roleName(branch, roleId), {
-    response: roleView(branch, updated),
-  });
+  return saveRole(ctx, caller, branch, roleId, spec);
 }
 
 /** DELETE a role; `reassign_owned_to` (a role id or Postgres role) takes over what it owns. */

@@ -147,6 +147,27 @@ export function endpointView({ endpoint, instance, host, lastActive }: EndpointR
   };
 }
 
+/**
+ * `…/endpoints/{e}/compute-instances/{id}`: the one server behind an
+ * endpoint (Pier runs no pool of replicas behind one host). Its id is the
+ * compute's uid; a failed server is reported IDLE, the enum having no
+ * failed state.
+ */
+export function computeInstanceView({ endpoint, instance, host }: EndpointRecord) {
+  const endpointName = `projects/${endpoint.project_id}/branches/${endpoint.branch_id}/endpoints/${endpoint.endpoint_id}`;
+  const state = endpointState(instance);
+  const current = state === 'DEGRADED' ? 'IDLE' : state;
+  const wanted = endpoint.spec.disabled || instance?.spec.suspended ? 'IDLE' : 'ACTIVE';
+  return {
+    name: `${endpointName}/compute-instances/${endpoint.instance_uid}`,
+    compute_instance_id: endpoint.instance_uid,
+    compute_host: host,
+    current_state: current,
+    ...(current !== wanted ? { pending_state: wanted } : {}),
+    role: endpoint.spec.endpoint_type === 'ENDPOINT_TYPE_READ_WRITE' ? 'READ_WRITE' : 'READ_ONLY',
+  };
+}
+
 export function databaseView(branch: BranchRow, row: DatabaseRow) {
   const parent = `projects/${branch.project_id}/branches/${branch.branch_id}`;
   return {

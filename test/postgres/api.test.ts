@@ -488,6 +488,122 @@ describe('Lakebase Autoscaling API', () => {
     assert.equal(gone[0].n, 0);
   });
 
+  test('replace_existing replaces a role and a database in place; lists page; an endpoint has one compute instance', async () => {
+    const branch = 'projects/shop/branches/production';
+    await lro(pier, token, 'POST', `${branch}/roles?role_id=svc-owner`, {
+      spec: {
+        postgres_role: 'svc_owner',
+        membership_roles: ['DATABRICKS_SUPERUSER'],
+        attributes: { createdb: true },
+      },
+    });
+    await lro(pier, token, 'POST', `${branch}/roles?role_id=svc-other`, {
+      spec: { postgres_role: 'svc_other' },
+    });
+    // The whole spec is replaced: membership_roles and attributes not sent are cleared.
+    const replaced = await lro(
+      pier,
+      token,
+      'POST',
+      `${branch}/roles?role_id=svc-owner&replace_existing=true`,
+      {
+        spec: { postgres_role: 'svc_owner', attributes: { createrole: true } },
+      },
+    );
+    const replacedStatus = replaced.response?.status as Record<string, unknown>;
+    assert.deepEqual(replacedStatus.membership_roles, []);
+    assert.deepEqual(replacedStatus.attributes, { bypassrls: false, createdb: false, createrole: true });
+    const roleSql = `SELECT rolcreatedb, rolcreaterole, pg_has_role('svc_owner', 'databricks_superuser', 'MEMBER') AS member
+                       FROM pg_roles WHERE rolname = 'svc_owner'`;
+    const endpoint = `${branch}/endpoints/primary`;
+    const roleRow = [{ rolcreatedb: false, rolcreaterole: true, member: false }];
+    assert.deepEqual(await query(pier, token, endpoint, ADMIN, roleSql), roleRow);
+    expectError(
+      await api(pier, token, 'POST', `${PG}/${branch}/roles?role_id=svc-owner&replace_existing=true`, {
+        spec: { postgres_role: 'svc_owner', auth_method: 'NO_LOGIN', attributes: { createdb: true } },
+      }),
+      400,
+      'INVALID_PARAMETER_VALUE',
+      /cannot change/,
+    );
+    assert.deepEqual(await query(pier, token, endpoint, ADMIN, roleSql), roleRow);
+
+    await lro(pier, token, 'POST', `${branch}/databases?database_id=svc-db`, {
+      spec: { postgres_database: 'svc', role: `${branch}/roles/svc-owner` },
+    });
+    const database = await lro(
+      pier,
+      token,
+      'POST',
+      `${branch}/databases?database_id=svc-db&replace_existing=true`,
+      {
+        spec: { postgres_database: 'svc_v2', role: `${branch}/roles/svc-other` },
+      },
+    );
+    assert.deepEqual(database.response?.status, {
+      database_id: 'svc-db',
+      postgres_database: 'svc_v2',
+      role: `${branch}/roles/svc-other`,
+    });
+    assert.deepEqual(
+      await query(
+        pier,
+        token,
+        endpoint,
+        ADMIN,
+        "SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = 'svc_v2'",
+      ),
+      [{ owner: 'svc_other' }],
+    );
+
+    // Pages of one role at a time hold every role once, in order.
+    const { body: all } = await api(pier, token, 'GET', `${PG}/${branch}/roles`);
+    const paged: string[] = [];
+    let pageToken: string | undefined;
+    do {
+      const { body } = await api(
+        pier,
+        token,
+        'GET',
+        `${PG}/${branch}/roles?page_size=1${pageToken ? `&page_token=${pageToken}` : ''}`,
+      );
+      assert.equal((body.roles as unknown[]).length, 1);
+      paged.push(...(body.roles as { name: string }[]).map((r) => r.name));
+      pageToken = body.next_page_token as string | undefined;
+    } while (pageToken);
+    assert.deepEqual(paged, (all.roles as { name: string }[]).map((r) => r.name).sort());
+    assert.ok(paged.length >= 3);
+
+    const { body: computes } = await api(pier, token, 'GET', `${PG}/${endpoint}/compute-instances`);
+    const [compute] = computes.compute_instances as Record<string, string>[];
+    const { body: found } = await api(pier, token, 'GET', `${PG}/${endpoint}`);
+    assert.equal(compute.compute_host, (found.status as { hosts: { host: string } }).hosts.host);
+    assert.equal(compute.role, 'READ_WRITE');
+    assert.equal(compute.current_state, 'ACTIVE');
+    assert.deepEqual((await api(pier, token, 'GET', `${PG}/${compute.name}`)).body, compute);
+    expectError(await api(pier, token, 'GET', `${PG}/${endpoint}/compute-instances/nope`), 404, 'NOT_FOUND');
+
+    // min CU is recorded only: changing it alone does not restart the compute.
+    const started = 'SELECT pg_postmaster_start_time()::text AS at';
+    const before = await query(pier, token, endpoint, ADMIN, started);
+    const resized = await lro(pier, token, 'PATCH', `${endpoint}?update_mask=spec.autoscaling_limit_min_cu`, {
+      spec: { autoscaling_limit_min_cu: 0.5 },
+    });
+    assert.equal(
+      (resized.response?.status as Record<string, unknown> | undefined)?.autoscaling_limit_min_cu,
+      0.5,
+    );
+    assert.deepEqual(await query(pier, token, endpoint, ADMIN, started), before);
+
+    // allow_missing: deleting a branch that is not there succeeds.
+    expectError(await api(pier, token, 'DELETE', `${PG}/projects/shop/branches/never`), 404, 'NOT_FOUND');
+    const missing = await lro(pier, token, 'DELETE', 'projects/shop/branches/never?allow_missing=true');
+    assert.deepEqual(missing.response, { '@type': 'type.googleapis.com/google.protobuf.Empty' });
+
+    await lro(pier, token, 'DELETE', `${branch}/databases/svc-db`);
+    for (const id of ['svc-owner', 'svc-other']) await lro(pier, token, 'DELETE', `${branch}/roles/${id}`);
+  });
+
   test('a read-only endpoint is a hot standby: it reads the branch, refuses writes (25006), and goes with its delete', async () => {
     const readOnly = 'projects/shop/branches/production/endpoints/reader';
     const before = instanceDirs();

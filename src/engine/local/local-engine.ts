@@ -322,8 +322,11 @@ export class LocalEngine implements Engine {
 
   private async writeNodeSettings(instance: EngineInstance, dataDir: string, node: number): Promise<void> {
     await writeClusterSettings(this.runtime, dataDir, {
-      ...this.settings(instance),
       ...replicationSettings(this.socketDir(instance.uid), node),
+      // A read-only endpoint's standby streams from another instance's primary (its
+      // primary_conninfo here), which keeps no slot for it: it reads what it missed from the archive.
+      ...this.settings(instance),
+      ...(instance.standbyOf ? { primary_slot_name: '' } : {}),
     });
     await writeFile(join(dataDir, 'pg_hba.conf'), HBA);
     await handToPostgres(this.runtime, join(dataDir, 'pg_hba.conf'), 0o600);
