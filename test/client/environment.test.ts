@@ -133,7 +133,10 @@ describe('createPool from the environment', () => {
   });
 
   it('says what is missing when nothing names the workspace or the instance', () => {
-    assert.throws(() => createPool({ env: { HOME: home } }), /pass instanceName, endpoint or host, or set PGHOST or LAKEBASE_ENDPOINT/);
+    assert.throws(
+      () => createPool({ env: { HOME: home } }),
+      /pass instanceName, endpoint or host, or set PGHOST or LAKEBASE_ENDPOINT/,
+    );
     assert.throws(
       () => createPool({ env: { HOME: home, PGHOST: target.readWriteDns } }),
       /No workspace credentials: set DATABRICKS_HOST/,
