@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { call, seg } from './api';
 import { PG } from './projects';
-import { Dialog, ErrorText, useAction } from './ui';
+import { Dialog, FormFooter, useAction } from './ui';
 
 /** `datetime-local`'s value for a time, in the browser's zone, to the second. */
 function localInput(date: Date): string {
@@ -116,15 +116,7 @@ export function CreateBranch(props: {
           value={ttl}
           onInput={(e) => setTtl((e.target as HTMLInputElement).value)}
         />
-        <ErrorText error={submit.error} />
-        <div class="actions">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={submit.busy}>
-            {submit.busy ? 'Creating…' : 'Create'}
-          </button>
-        </div>
+        <FormFooter action={submit} onCancel={props.onClose} label="Create" busyLabel="Creating…" />
       </form>
     </Dialog>
   );

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { call, seg } from './api';
 import { type CuSettings, cuRange, idOf, PG, SizingFields, sizingSpec, suspension } from './projects';
 import { href } from './routes';
-import { Badge, Confirm, Dialog, ErrorText, formatTime, useAction } from './ui';
+import { Badge, Confirm, Dialog, ErrorText, FormFooter, formatTime, useAction } from './ui';
 
 /** A branch of an Autoscaling project and its endpoints, as the API reports them. */
 export interface Branch {
@@ -192,15 +192,7 @@ function EditEndpoint(props: { endpoint: Endpoint; onClose: () => void; onSaved:
       >
         <SizingFields idPrefix="endpoint" value={sizing} onChange={setSizing} />
         <p class="muted">A new compute size restarts the endpoint's Postgres.</p>
-        <ErrorText error={save.error} />
-        <div class="actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={save.busy}>
-            {save.busy ? 'Saving…' : 'Save'}
-          </button>
-        </div>
+        <FormFooter action={save} onCancel={onClose} label="Save" busyLabel="Saving…" />
       </form>
     </Dialog>
   );

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { call } from './api';
 import { href } from './routes';
-import { Badge, Dialog, ErrorText, useAction, usePoll } from './ui';
+import { Badge, Dialog, ErrorText, FormFooter, useAction, usePoll } from './ui';
 
 export interface Instance {
   name: string;
@@ -181,15 +181,7 @@ function CreateInstance({ onClose, onCreated }: { onClose: () => void; onCreated
           />
           Create it stopped
         </label>
-        <ErrorText error={submit.error} />
-        <div class="actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={submit.busy}>
-            {submit.busy ? 'Creating…' : 'Create'}
-          </button>
-        </div>
+        <FormFooter action={submit} onCancel={onClose} label="Create" busyLabel="Creating…" />
       </form>
     </Dialog>
   );

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { call } from './api';
 import { href } from './routes';
-import { Dialog, ErrorText, formatTime, useAction, usePoll } from './ui';
+import { Dialog, ErrorText, FormFooter, formatTime, useAction, usePoll } from './ui';
 
 /** Lakebase Autoscaling's JSON (`/api/2.0/postgres`): resources report their `status`. */
 export interface Project {
@@ -220,15 +220,7 @@ function CreateProject({ onClose, onCreated }: { onClose: () => void; onCreated:
           onInput={(e) => setDisplayName((e.target as HTMLInputElement).value)}
         />
         <SizingFields idPrefix="project" value={sizing} onChange={setSizing} />
-        <ErrorText error={submit.error} />
-        <div class="actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={submit.busy}>
-            {submit.busy ? 'Creating…' : 'Create'}
-          </button>
-        </div>
+        <FormFooter action={submit} onCancel={onClose} label="Create" busyLabel="Creating…" />
       </form>
     </Dialog>
   );

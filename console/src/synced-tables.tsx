@@ -3,7 +3,7 @@ import { call, seg } from './api';
 import { TimeChart } from './chart';
 import { listAllInstances } from './instances';
 import { href } from './routes';
-import { Badge, Confirm, Dialog, ErrorText, formatTime, useAction, usePoll } from './ui';
+import { Badge, Confirm, Dialog, ErrorText, FormFooter, formatTime, useAction, usePoll } from './ui';
 
 interface SyncedTable {
   name: string;
@@ -243,15 +243,7 @@ function CreateSyncedTable({
           value={database}
           onInput={(e) => setDatabase((e.target as HTMLInputElement).value)}
         />
-        <ErrorText error={submit.error} />
-        <div class="actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary" disabled={submit.busy}>
-            {submit.busy ? 'Creating…' : 'Create'}
-          </button>
-        </div>
+        <FormFooter action={submit} onCancel={onClose} label="Create" busyLabel="Creating…" />
       </form>
     </Dialog>
   );

@@ -71,6 +71,31 @@ export function Dialog(props: { title: string; onClose: () => void; children: Co
   );
 }
 
+/**
+ * The foot of a dialog's form: the action's error where it happened, Cancel,
+ * and the submit button, which says what is under way while it runs.
+ */
+export function FormFooter(props: {
+  action: { busy: boolean; error: unknown };
+  onCancel: () => void;
+  label: string;
+  busyLabel: string;
+}) {
+  return (
+    <>
+      <ErrorText error={props.action.error} />
+      <div class="actions">
+        <button type="button" onClick={props.onCancel}>
+          Cancel
+        </button>
+        <button type="submit" class="primary" disabled={props.action.busy}>
+          {props.action.busy ? props.busyLabel : props.label}
+        </button>
+      </div>
+    </>
+  );
+}
+
 /** A confirmation for an action that changes or removes something. */
 export function Confirm(props: {
   title: string;

@@ -7,6 +7,7 @@ import { findInstanceByUid, type ParentRef } from '../instances/store.js';
 import { decodePageToken, encodePageToken } from '../pagination.js';
 import {
   branchOf,
+  changeComputes,
   deleteBranchComputes,
   insertBranchInstance,
   newHostId,
@@ -233,7 +234,7 @@ export async function undeleteProjectBranch(
   projectId: string,
   branchId: string,
 ): Promise<OperationRow> {
-  const { op, kicks } = await ctx.store.transaction(async (tx) => {
+  return changeComputes(ctx, async (tx) => {
     const project = await projectForCaller(tx, caller, projectId, { lock: true });
     const branch = await branchOf(tx, project, branchId, true, { includeDeleted: true });
     if (!branch.delete_time) throw badRequest(`projects/${projectId}/branches/${branchId} is not deleted.`);
@@ -244,8 +245,6 @@ export async function undeleteProjectBranch(
     });
     return { op, kicks };
   });
-  for (const uid of kicks) ctx.reconciler.kick(uid);
-  return op;
 }
 
 export async function listProjectBranches(

@@ -144,6 +144,20 @@ function computeSpecFor(
 }
 
 /**
+ * Runs a change of computes in one transaction and, once it is committed,
+ * wakes the reconciler for each instance whose spec it changed (a kick
+ * before the commit would find the old spec).
+ */
+export async function changeComputes(
+  ctx: ControlContext,
+  work: (tx: Queryable) => Promise<{ op: OperationRow; kicks: string[] }>,
+): Promise<OperationRow> {
+  const { op, kicks } = await ctx.store.transaction(work);
+  for (const uid of new Set(kicks)) ctx.reconciler.kick(uid);
+  return op;
+}
+
+/**
  * Brings a branch's computes in line with its endpoints: its own instance
  * runs as the read-write endpoint says, each read-only endpoint's standby as
  * that endpoint says (sized at least like the read-write one: Postgres needs

@@ -6,6 +6,7 @@ import type { IdentityRow } from '../identities/store.js';
 import { findInstanceByUid } from '../instances/store.js';
 import {
   branchOf,
+  changeComputes,
   deleteBranchInstance,
   endpointOf,
   insertBranchInstance,
@@ -143,7 +144,7 @@ export async function createEndpoint(
     disabled: false,
   };
   const endpoint = readSizing(ctx, spec, base);
-  const { op, kicks } = await ctx.store.transaction(async (tx) => {
+  return changeComputes(ctx, async (tx) => {
     const locked = await projectForCaller(tx, caller, projectId, { lock: true });
     const branch = await branchOf(tx, locked, branchId, true);
     if (await findEndpoint(tx, branch.uid, endpointId)) {
@@ -193,8 +194,6 @@ export async function createEndpoint(
     });
     return { op, kicks: [...kicks, instanceUid] };
   });
-  for (const uid of new Set(kicks)) ctx.reconciler.kick(uid);
-  return op;
 }
 
 export async function getEndpoint(
@@ -234,7 +233,7 @@ export async function updateBranchEndpoint(
     const [, field, leaf] = path.split('.');
     picked[field] = leaf ? { [leaf]: valueAt(input, path) } : valueAt(input, path);
   }
-  const { op, kicks } = await ctx.store.transaction(async (tx) => {
+  return changeComputes(ctx, async (tx) => {
     const project = await projectForCaller(tx, caller, projectId, { lock: true });
     const branch = await branchOf(tx, project, branchId, true);
     const endpoint = await endpointOf(tx, branch, endpointId, true);
@@ -246,8 +245,6 @@ export async function updateBranchEndpoint(
     });
     return { op, kicks };
   });
-  for (const uid of kicks) ctx.reconciler.kick(uid);
-  return op;
 }
 
 /** DELETE an endpoint: its server stops; the branch's data stays. */
@@ -258,7 +255,7 @@ export async function deleteBranchEndpoint(
   branchId: string,
   endpointId: string,
 ): Promise<OperationRow> {
-  const { op, kicks } = await ctx.store.transaction(async (tx) => {
+  return changeComputes(ctx, async (tx) => {
     const project = await projectForCaller(tx, caller, projectId, { lock: true });
     const branch = await branchOf(tx, project, branchId, true);
     const endpoint = await endpointOf(tx, branch, endpointId, true);
@@ -284,6 +281,4 @@ export async function deleteBranchEndpoint(
     });
     return { op, kicks };
   });
-  for (const uid of kicks) ctx.reconciler.kick(uid);
-  return op;
 }

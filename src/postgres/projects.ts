@@ -5,6 +5,7 @@ import type { IdentityRow } from '../identities/store.js';
 import { decodePageToken, encodePageToken } from '../pagination.js';
 import type { Queryable } from '../store/store.js';
 import {
+  changeComputes,
   deleteBranchComputes,
   insertBranchInstance,
   newHostId,
@@ -396,7 +397,7 @@ export async function deleteProject(
   query: Record<string, string | undefined>,
 ): Promise<OperationRow> {
   const purge = query.purge === 'true';
-  const { op, kicks } = await ctx.store.transaction(async (tx) => {
+  return changeComputes(ctx, async (tx) => {
     const project = await projectForCaller(tx, caller, projectId, { lock: true, includeDeleted: purge });
     const branches = await listBranches(tx, project.uid);
     const protectedBranch = branches.find((b) => b.spec.is_protected);
@@ -432,8 +433,6 @@ export async function deleteProject(
     });
     return { op, kicks };
   });
-  for (const uid of kicks) ctx.reconciler.kick(uid);
-  return op;
 }
 
 /** `POST /projects/{p}/undelete`: a soft-deleted project comes back as it was, its computes as their endpoints say. */
@@ -442,7 +441,7 @@ export async function undeleteProject(
   caller: IdentityRow,
   projectId: string,
 ): Promise<OperationRow> {
-  const { op, kicks } = await ctx.store.transaction(async (tx) => {
+  return changeComputes(ctx, async (tx) => {
     const project = await projectForCaller(tx, caller, projectId, { lock: true, includeDeleted: true });
     if (!project.delete_time) throw badRequest(`projects/${projectId} is not deleted.`);
     const restored = await updateProject(tx, project.uid, { delete_time: null, purge_time: null });
@@ -461,6 +460,4 @@ export async function undeleteProject(
     );
     return { op, kicks };
   });
-  for (const uid of kicks) ctx.reconciler.kick(uid);
-  return op;
 }
