@@ -16,6 +16,8 @@ export type ErrorKind =
   | 'NOT_IMPLEMENTED'
   | 'INVALID_STATE'
   | 'INTERNAL_ERROR'
+  /** Could work a moment later or through another Pier node (HTTP 503). */
+  | 'TEMPORARILY_UNAVAILABLE'
   /** Lakebase Autoscaling's own codes (`/api/2.0/postgres`), which differ from Provisioned's. */
   | 'NOT_FOUND'
   | 'ALREADY_EXISTS'

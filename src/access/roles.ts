@@ -8,6 +8,7 @@ import type { IdentityRow } from '../identities/store.js';
 import { instanceForCaller, permissionOn } from '../instances/permissions.js';
 import { reportedState } from '../instances/state.js';
 import type { InstanceRow } from '../instances/store.js';
+import { instanceConnection } from '../nodes/service.js';
 import {
   ATTRIBUTES,
   type Attributes,
@@ -44,7 +45,7 @@ async function withInstance<T>(
       `Database instance '${instance.name}' is ${state}; roles can be changed only while it is AVAILABLE.${state === 'STOPPED' ? ` Start it with: pier database start-database-instance ${instance.name}` : ''}`,
     );
   }
-  const client = new pg.Client(ctx.engine.superuserConnection(instance.uid, 'postgres'));
+  const client = new pg.Client(await instanceConnection(ctx, instance, 'postgres'));
   await client.connect();
   try {
     return await work(client);
@@ -247,7 +248,7 @@ async function handOverOwned(
   role: string,
   target: string,
 ): Promise<void> {
-  const client = new pg.Client(ctx.engine.superuserConnection(instance.uid, database));
+  const client = new pg.Client(await instanceConnection(ctx, instance, database));
   await client.connect();
   try {
     const quoted = client.escapeIdentifier(role);

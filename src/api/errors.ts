@@ -14,6 +14,7 @@ const HTTP: Record<ErrorKind, { status: number; errorCode: string }> = {
   RESOURCE_EXHAUSTED: { status: 429, errorCode: 'RESOURCE_EXHAUSTED' },
   NOT_IMPLEMENTED: { status: 501, errorCode: 'NOT_IMPLEMENTED' },
   INTERNAL_ERROR: { status: 500, errorCode: 'INTERNAL_ERROR' },
+  TEMPORARILY_UNAVAILABLE: { status: 503, errorCode: 'TEMPORARILY_UNAVAILABLE' },
   NOT_FOUND: { status: 404, errorCode: 'NOT_FOUND' },
   ALREADY_EXISTS: { status: 409, errorCode: 'ALREADY_EXISTS' },
   BAD_REQUEST: { status: 400, errorCode: 'BAD_REQUEST' },

@@ -8,6 +8,7 @@ import { findInstancePermission } from '../instances/permissions-store.js';
 import { reportedState } from '../instances/state.js';
 import { findInstanceByName, type InstanceRow } from '../instances/store.js';
 import { instanceDnsName } from '../instances/view.js';
+import { instanceConnection } from '../nodes/service.js';
 import type { DatabaseResource } from './resources.js';
 import type { AppRow } from './store.js';
 
@@ -90,7 +91,7 @@ async function withSuperuser<T>(
   database: string,
   work: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
-  const client = new pg.Client(ctx.engine.superuserConnection(instance.uid, database));
+  const client = new pg.Client(await instanceConnection(ctx, instance, database));
   await client.connect();
   try {
     return await work(client);

@@ -102,7 +102,7 @@ export async function createDatabaseCatalog(
         instance_uid: instance.uid,
         database_name: databaseName,
       });
-      await withInstanceDatabase(ctx.engine, instance, 'postgres', async (client) => {
+      await withInstanceDatabase(ctx, instance, 'postgres', async (client) => {
         const { rows } = await client.query<{ datistemplate: boolean }>(
           'SELECT datistemplate FROM pg_database WHERE datname = $1',
           [databaseName],

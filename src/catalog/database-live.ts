@@ -1,12 +1,12 @@
 import pg from 'pg';
 import type { ControlContext } from '../control/context.js';
-import type { Engine } from '../engine/engine.js';
 import { PierError } from '../errors.js';
 import { noteFailure } from '../failures.js';
 import type { IdentityRow } from '../identities/store.js';
 import { permissionOn } from '../instances/permissions.js';
 import { reportedState } from '../instances/state.js';
 import { findInstanceByUid, type InstanceRow } from '../instances/store.js';
+import { instanceConnection } from '../nodes/service.js';
 import type { CatalogRow, ColumnInfo } from './store.js';
 import type { LiveSchema, LiveTable } from './views.js';
 
@@ -111,7 +111,7 @@ const ELEMENT_TYPES: Record<string, string> = {
  * saying what to do.
  */
 export async function withCatalogDatabase<T>(
-  ctx: Pick<ControlContext, 'store' | 'engine'>,
+  ctx: Pick<ControlContext, 'store' | 'engine' | 'config'>,
   caller: IdentityRow,
   catalog: CatalogRow,
   work: (client: pg.Client) => Promise<T>,
@@ -132,7 +132,7 @@ export async function withCatalogDatabase<T>(
     );
   }
   const database = catalog.database_name;
-  return withInstanceDatabase(ctx.engine, instance, database, async (client) => {
+  return withInstanceDatabase(ctx, instance, database, async (client) => {
     const { rows } = await client.query<{ rolsuper: boolean; rolcanlogin: boolean }>(
       'SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = $1',
       [caller.user_name],
@@ -192,10 +192,10 @@ function noUsableRole(
  * catalog); reads on a user's behalf go through withCatalogDatabase.
  */
 export async function withInstanceDatabase<T>(
-  engine: Engine,
+  ctx: Pick<ControlContext, 'store' | 'engine' | 'config'>,
   instance: Pick<
     InstanceRow,
-    'uid' | 'name' | 'spec' | 'state' | 'status' | 'generation' | 'observed_generation'
+    'uid' | 'name' | 'node_id' | 'spec' | 'state' | 'status' | 'generation' | 'observed_generation'
   >,
   database: string,
   work: (client: pg.Client) => Promise<T>,
@@ -207,7 +207,7 @@ export async function withInstanceDatabase<T>(
       `Database instance '${instance.name}' is ${state}; it must be AVAILABLE. Start it (or wait for it) and retry.`,
     );
   }
-  const client = new pg.Client(engine.superuserConnection(instance.uid, database));
+  const client = new pg.Client(await instanceConnection(ctx, instance, database));
   try {
     await client.connect();
   } catch (cause) {

@@ -55,7 +55,7 @@ export async function createDatabaseBackedSchema(
       instance_uid: instance.uid,
       database_name: fields.databaseName,
     });
-    await withInstanceDatabase(ctx.engine, instance, 'postgres', async (client) => {
+    await withInstanceDatabase(ctx, instance, 'postgres', async (client) => {
       const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [
         fields.databaseName,
       ]);
@@ -65,7 +65,7 @@ export async function createDatabaseBackedSchema(
         );
       }
     });
-    await withInstanceDatabase(ctx.engine, instance, fields.databaseName, async (client) => {
+    await withInstanceDatabase(ctx, instance, fields.databaseName, async (client) => {
       await client.query(
         `CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(fields.name)} AUTHORIZATION databricks_superuser`,
       );

@@ -17,7 +17,7 @@ import type { LiveTable } from './views.js';
  * leaves the columns out rather than failing the whole listing.
  */
 export async function postgresBackedLiveTables(
-  ctx: Pick<ControlContext, 'store' | 'engine'>,
+  ctx: Pick<ControlContext, 'store' | 'engine' | 'config'>,
   rows: PostgresBackedTable[],
 ): Promise<LiveTable[]> {
   // One connection per database, however many of its tables are listed.
@@ -30,7 +30,7 @@ export async function postgresBackedLiveTables(
   for (const group of byDatabase.values()) {
     const instance = await findInstanceByUid(ctx.store, group[0].instance_uid);
     if (!instance) continue;
-    await withInstanceDatabase(ctx.engine, instance, group[0].database_name, async (client) => {
+    await withInstanceDatabase(ctx, instance, group[0].database_name, async (client) => {
       for (const row of group) {
         const [table] = await listLiveTables(client, row.target_schema.toLowerCase(), {
           name: row.target_table.toLowerCase(),

@@ -89,6 +89,16 @@ export interface EngineObservation {
   shutDownCleanly?: boolean;
 }
 
+/**
+ * What an engine publishes about where its instances are reachable: `kind`
+ * names the engine, the rest is that engine's own (the local engine: its
+ * host and socket directory).
+ */
+export interface EngineReach {
+  kind: string;
+  [field: string]: unknown;
+}
+
 export interface Engine {
   readonly pgMajorVersion: number;
   /** What runs for one node of the instance (default node 0). */
@@ -116,6 +126,24 @@ export interface Engine {
    * settings for a `pg.Client`, so callers keep their own error handling.
    */
   superuserConnection(uid: string, database: string, applicationName?: string): pg.ClientConfig;
+  /**
+   * How a Pier process elsewhere can reach this engine's instances, as JSON:
+   * published in the store with the node (see nodes/), read back by other
+   * nodes' engines in `reachableConnection`.
+   */
+  reach(): EngineReach;
+  /**
+   * Like `superuserConnection`, for an instance another node's engine runs
+   * (`reach` is what that engine published): settings when this process can
+   * reach the instance's Postgres now, undefined when it cannot (another
+   * host, or no server listening there).
+   */
+  reachableConnection(
+    reach: EngineReach,
+    uid: string,
+    database: string,
+    applicationName?: string,
+  ): pg.ClientConfig | undefined;
   /** Uids of every instance the engine holds storage or processes for. */
   listInstances(): Promise<string[]>;
   /**

@@ -3,7 +3,8 @@ import pg from 'pg';
 import type { ControlContext } from '../control/context.js';
 import { resumeSuspended } from '../instances/scale-to-zero.js';
 import { reportedState } from '../instances/state.js';
-import { findInstanceByUid } from '../instances/store.js';
+import { findInstanceByUid, type InstanceRow } from '../instances/store.js';
+import { instanceConnection } from '../nodes/service.js';
 import { badRequest } from './fields.js';
 import type { BranchRow } from './store.js';
 
@@ -19,14 +20,15 @@ export async function onBranchServer<T>(
   ctx: ControlContext,
   branch: BranchRow,
   database: string,
-  work: (client: pg.Client) => Promise<T>,
+  work: (client: pg.Client, connectionTo: (database: string) => Promise<pg.ClientConfig>) => Promise<T>,
 ): Promise<T> {
   await resumeSuspended(ctx, branch.instance_uid);
   const deadline = Date.now() + WAKE_TIMEOUT_MS;
+  let instance: InstanceRow | undefined;
   for (;;) {
-    const instance = await findInstanceByUid(ctx.store, branch.instance_uid);
+    instance = await findInstanceByUid(ctx.store, branch.instance_uid);
     const state = instance ? reportedState(instance) : 'DELETING';
-    if (state === 'AVAILABLE') break;
+    if (instance && state === 'AVAILABLE') break;
     if (!instance || instance.spec.stopped || state === 'FAILED' || Date.now() > deadline) {
       throw badRequest(
         `projects/${branch.project_id}/branches/${branch.branch_id} has no running read-write endpoint: create or enable one, then try again.`,
@@ -34,12 +36,12 @@ export async function onBranchServer<T>(
     }
     await sleep(20);
   }
-  const client = new pg.Client(
-    ctx.engine.superuserConnection(branch.instance_uid, database, 'pier autoscaling'),
-  );
+  const running = instance;
+  const connectionTo = (name: string) => instanceConnection(ctx, running, name, 'pier autoscaling');
+  const client = new pg.Client(await connectionTo(database));
   await client.connect();
   try {
-    return await work(client);
+    return await work(client, connectionTo);
   } finally {
     await client.end().catch(() => {});
   }

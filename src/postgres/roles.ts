@@ -275,14 +275,14 @@ export async function deleteRole(
       `role ${roleId} owns database ${owned.database_id}: give the database another owner (update-database … spec.role) first.`,
     );
   }
-  await onBranchServer(ctx, branch, 'postgres', async (client) => {
+  await onBranchServer(ctx, branch, 'postgres', async (client, connectionTo) => {
     const name = client.escapeIdentifier(role.spec.postgres_role);
     const databases = await client.query<{ datname: string }>(
       'SELECT datname FROM pg_database WHERE datallowconn',
     );
     try {
       for (const { datname } of databases.rows) {
-        const inDb = new pg.Client(ctx.engine.superuserConnection(branch.instance_uid, datname));
+        const inDb = new pg.Client(await connectionTo(datname));
         await inDb.connect();
         try {
           if (target) await inDb.query(`REASSIGN OWNED BY ${name} TO ${inDb.escapeIdentifier(target)}`);

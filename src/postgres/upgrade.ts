@@ -12,6 +12,7 @@ import {
   listChildRefs,
   updateInstanceSpec,
 } from '../instances/store.js';
+import { instanceConnection } from '../nodes/service.js';
 import type { Queryable } from '../store/store.js';
 import { DEFAULT_BRANCH_ID, DEFAULT_DATABASE, PRIMARY_ENDPOINT_ID } from './projects.js';
 import { roleIdFor } from './roles.js';
@@ -43,7 +44,7 @@ interface LiveCatalog {
 /** What the instance's Postgres holds: its roles (as the roles API sees them) and databases. */
 async function readLiveCatalog(ctx: ControlContext, instance: InstanceRow): Promise<LiveCatalog> {
   const records = await roleRecords(ctx.store, instance.uid);
-  const client = new pg.Client(ctx.engine.superuserConnection(instance.uid, 'postgres', 'pier upgrade'));
+  const client = new pg.Client(await instanceConnection(ctx, instance, 'postgres', 'pier upgrade'));
   await client.connect();
   try {
     const roles = (await readPgRoles(client)).map((role) => {

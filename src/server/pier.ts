@@ -17,6 +17,7 @@ import {
 } from '../engine/local/runtime.js';
 import { listenError } from '../errors.js';
 import { setFailureLog } from '../failures.js';
+import { NodeHeartbeat } from '../nodes/service.js';
 import { Reconciler } from '../reconcile/reconciler.js';
 import { followChanges, SAFETY_POLL_MS, StoreChanges } from '../store/notifications.js';
 import { openStore } from '../store/store.js';
@@ -159,6 +160,9 @@ export async function startPier(
     const engine = await LocalEngine.open(runtime, layout, { backups, log: options.log });
     cleanups.push(() => engine.close());
     const nodeId = await readOrCreateNodeId(layout);
+    // Registered before any work is claimed, so other nodes see this one alive (and hand its pipelines back).
+    const heartbeat = await NodeHeartbeat.start(store, engine, nodeId);
+    cleanups.push(() => heartbeat.stop());
     const reconciler = new Reconciler(store, engine, { nodeId, log: options.log });
     const config: ControlConfig = {
       nodeId,
@@ -244,6 +248,7 @@ export async function startPier(
       caCertPath: state.caCertPath,
       dataDir: layout.dataDir,
     };
+    await heartbeat.listening(state.apiUrl);
     await writeFile(layout.stateFile, `${JSON.stringify(state, null, 2)}\n`);
     return {
       state,

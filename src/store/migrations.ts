@@ -606,4 +606,22 @@ export const migrations: Migration[] = [
       ALTER TABLE instances ADD COLUMN autoscaling boolean NOT NULL DEFAULT false;
     `,
   },
+  {
+    version: 18,
+    name: 'Pier nodes: where each one reaches its instances, and whether it is alive',
+    sql: `
+      -- One row per Pier process that ever ran on this store (its data dir's node id).
+      -- heartbeat_at is renewed every second while it runs; stopped_at is set by a clean stop.
+      CREATE TABLE nodes (
+        node_id text PRIMARY KEY,
+        host text NOT NULL,
+        reach jsonb NOT NULL,
+        api_url text,
+        pier_version text NOT NULL,
+        started_at timestamptz NOT NULL,
+        heartbeat_at timestamptz NOT NULL,
+        stopped_at timestamptz
+      );
+    `,
+  },
 ];

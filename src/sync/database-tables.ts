@@ -147,7 +147,7 @@ async function findPostgresTable(
         'Create it in Postgres first; to have Pier create and fill a table from a Delta table, create a synced table instead.',
     );
   try {
-    return await withInstanceDatabase(ctx.engine, instance, database, async (client) => {
+    return await withInstanceDatabase(ctx, instance, database, async (client) => {
       const { rows } = await client.query<{ target_schema: string; target_table: string }>(
         `SELECT n.nspname AS target_schema, c.relname AS target_table
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

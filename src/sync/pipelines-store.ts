@@ -59,13 +59,22 @@ export async function findPipeline(
   return rows[0];
 }
 
-/** Pipelines whose instance runs on `nodeId` (its Postgres socket is local there). */
-export async function listNodePipelines(db: Queryable, nodeId: string): Promise<PipelineRow[]> {
-  const { rows } = await db.query<PipelineRow>(
-    `SELECT p.id::text, p.instance_uid::text, p.database_name, p.creator, p.created_at, p.failures
+/** A pipeline, with where its instance runs (the node that made it) and who holds its lease. */
+export interface PlacedPipeline extends PipelineRow {
+  instance_name: string;
+  node_id: string | null;
+  holder: string | null;
+}
+
+/** Every pipeline with its instance's node and its lease holder: what the sync workers divide. */
+export async function listPlacedPipelines(db: Queryable): Promise<PlacedPipeline[]> {
+  const { rows } = await db.query<PlacedPipeline>(
+    `SELECT p.id::text, p.instance_uid::text, p.database_name, p.creator, p.created_at, p.failures,
+            i.name AS instance_name, i.node_id, l.holder
        FROM sync_pipelines p JOIN instances i ON i.uid = p.instance_uid
-      WHERE i.node_id = $1 ORDER BY p.id`,
-    [nodeId],
+       LEFT JOIN leases l ON l.resource = $1 AND l.key = p.id::text
+      ORDER BY p.id`,
+    [PIPELINE_LEASE],
   );
   return rows;
 }
@@ -156,6 +165,19 @@ export async function markUpdate(
       WHERE id = $1`,
     [id, state, fields.message ?? null, fields.delayMs ?? 0],
   );
+}
+
+/** How the pipeline's latest continuous run ended (or RUNNING), if it had one. */
+export async function lastContinuousRunState(
+  db: Queryable,
+  pipelineId: string,
+): Promise<UpdateState | undefined> {
+  const { rows } = await db.query<{ state: UpdateState }>(
+    `SELECT state FROM sync_pipeline_updates WHERE pipeline_id = $1 AND continuous
+      ORDER BY created_at DESC LIMIT 1`,
+    [pipelineId],
+  );
+  return rows[0]?.state;
 }
 
 /**

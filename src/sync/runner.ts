@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { commitTime, storageFor } from '../delta/index.js';
-import type { Engine } from '../engine/engine.js';
 import { isPierError } from '../errors.js';
 import { noteFailure } from '../failures.js';
 import { reportedState } from '../instances/state.js';
-import { findInstanceByUid } from '../instances/store.js';
+import { findInstanceByUid, type InstanceRow } from '../instances/store.js';
 import { pierMetrics } from '../metrics/registry.js';
 import { insertSyncPass } from '../metrics/store.js';
 import type { Store } from '../store/store.js';
@@ -14,6 +13,7 @@ import { type SyncOutcome, syncOnce } from './pipeline.js';
 import {
   cancelOrphanedContinuousRuns,
   insertUpdate,
+  lastContinuousRunState,
   markUpdate,
   nextDueUpdate,
   type PipelineRow,
@@ -54,10 +54,14 @@ export class PipelineRunner {
   /** The Delta version each table was last synced to by this runner, for the run's message. */
   private readonly versions = new Map<string, number>();
 
+  /**
+   * @param connection how to reach a database of the pipeline's instance as
+   *   its superuser, wherever it runs (nodes/service.ts instanceConnection).
+   */
   constructor(
     readonly pipeline: PipelineRow,
     private readonly store: Store,
-    private readonly engine: Engine,
+    private readonly connection: (instance: InstanceRow, database: string) => Promise<pg.ClientConfig>,
   ) {}
 
   /** Set when continuous tables may be behind (a commit, a retry, the start). */
@@ -86,16 +90,16 @@ export class PipelineRunner {
       });
   }
 
-  async stop(): Promise<void> {
+  /** Stops after the pass under way; `why` ends the open continuous run's history row. */
+  async stop(
+    why = 'Stopped with this Pier process; the next run goes on from the last synced version.',
+  ): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retry);
     for (const watcher of this.watchers.values()) watcher.close();
     this.watchers.clear();
     while (this.running) await new Promise((resolve) => setTimeout(resolve, 20));
-    await this.endContinuousRun(
-      'CANCELED',
-      'Stopped with this Pier process (or handed to another); the next run goes on from the last synced version.',
-    ).catch((e) => noteFailure('sync.run', e));
+    await this.endContinuousRun('CANCELED', why).catch((e) => noteFailure('sync.run', e));
     await this.client?.end().catch(() => {});
     this.client = undefined;
   }
@@ -159,15 +163,18 @@ export class PipelineRunner {
    * A continuous run is one row of the pipeline's update history, opened by
    * the first pass that follows the sources: after the table was created or
    * its policy changed (cause API_CALL), after a failed run (RETRY_ON_FAILURE)
-   * or after the Pier process that ran it died (INFRASTRUCTURE_MAINTENANCE).
+   * or after the Pier process that ran it died, stopped or handed it to
+   * another node (INFRASTRUCTURE_MAINTENANCE).
    */
   private async openContinuousRun(): Promise<void> {
     if (this.continuousRun) return;
+    // The last run stopped with its process, or was handed between nodes: this one carries it on.
+    const carriedOn = (await lastContinuousRunState(this.store, this.pipeline.id)) === 'CANCELED';
     const orphaned = await cancelOrphanedContinuousRuns(this.store, this.pipeline.id);
     const cause =
       this.continuousFailures > 0
         ? 'RETRY_ON_FAILURE'
-        : orphaned > 0
+        : orphaned > 0 || carriedOn
           ? 'INFRASTRUCTURE_MAINTENANCE'
           : 'API_CALL';
     const row = await insertUpdate(this.store, {
@@ -396,7 +403,7 @@ export class PipelineRunner {
       );
     }
     const open = async (database: string) => {
-      const client = new pg.Client(this.engine.superuserConnection(instance.uid, database, 'pier-sync'));
+      const client = new pg.Client(await this.connection(instance, database));
       client.on('error', () => {
         if (this.client === client) this.client = undefined;
       });

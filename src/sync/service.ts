@@ -197,7 +197,7 @@ export async function deleteSyncedTable(
       await forgetLease(tx, PIPELINE_LEASE, table.pipeline_id);
     if (purgeData) {
       // Inside the transaction: a purge that fails keeps the synced table.
-      await withInstanceDatabase(ctx.engine, instance, table.database_name, async (client) => {
+      await withInstanceDatabase(ctx, instance, table.database_name, async (client) => {
         await client.query(
           `DROP TABLE IF EXISTS ${pg.escapeIdentifier(table.target_schema)}.${pg.escapeIdentifier(table.target_table)}`,
         );

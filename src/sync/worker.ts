@@ -1,7 +1,10 @@
 import { noteFailure } from '../failures.js';
+import { instanceConnection } from '../nodes/service.js';
+import { listNodes } from '../nodes/store.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { claimLeases, releaseLease } from '../store/leases.js';
-import { listNodePipelines, PIPELINE_LEASE } from './pipelines-store.js';
+import { listPlacedPipelines, PIPELINE_LEASE, type PlacedPipeline } from './pipelines-store.js';
+import { placePipelines } from './placement.js';
 import { PipelineRunner } from './runner.js';
 
 /** How long a claimed pipeline stays this process's without a renewal: a dead Pier's work is free after it. */
@@ -10,42 +13,87 @@ const LEASE_TTL_MS = 15_000;
 const TICK_MS = 500;
 
 /**
- * The sync workers of this Pier node: every pipeline whose instance runs
- * here (its Postgres socket is local) is claimed with the lease
- * ('sync_pipeline', id) and run by a PipelineRunner while the lease holds.
- * The holder is the node id, so a Pier restarted after kill -9 takes its
- * pipelines back at once; another process takes them when the lease expires.
+ * The sync workers of this Pier node. Each tick it reads every pipeline and
+ * node from the store, decides with placePipelines which it should run (its
+ * own instances' pipelines, and its share of a dead node's that it can
+ * reach), claims those leases ('sync_pipeline', id, held by the node id) and
+ * runs a PipelineRunner for each lease it holds. So a Pier restarted after
+ * kill -9 takes its pipelines back at once, a live node on the same host
+ * takes a dead node's pipelines once its heartbeat and leases have run out,
+ * and hands them back when that node is alive again.
  */
-export const syncWorkers: ComponentFactory = async (ctx) => {
+export const syncWorkers: ComponentFactory = async (ctx, options) => {
   const holder = ctx.config.nodeId;
   const runners = new Map<string, PipelineRunner>();
   let closed = false;
   let ticking = false;
 
+  const runnerFor = (pipeline: PlacedPipeline) =>
+    new PipelineRunner(pipeline, ctx.store, (instance, database) =>
+      instanceConnection(ctx, instance, database, 'pier-sync'),
+    );
+
   const tick = async () => {
     if (ticking || closed) return;
     ticking = true;
     try {
-      const pipelines = await listNodePipelines(ctx.store, holder);
+      const [pipelines, nodes] = await Promise.all([listPlacedPipelines(ctx.store), listNodes(ctx.store)]);
+      const alive = new Set(nodes.filter((node) => node.alive).map((node) => node.node_id));
+      const reachOf = new Map(nodes.map((node) => [node.node_id, node.reach]));
+      const byId = new Map(pipelines.map((pipeline) => [pipeline.id, pipeline]));
+      const host = ctx.engine.reach().host;
+      const plan = placePipelines({
+        me: holder,
+        pipelines,
+        alive,
+        running: new Set(runners.keys()),
+        peersOnHost: nodes.filter((node) => node.alive && node.host === host).length,
+        reachable: (id) => {
+          const pipeline = byId.get(id);
+          const reach = pipeline?.node_id ? reachOf.get(pipeline.node_id) : undefined;
+          return (
+            reach !== undefined &&
+            ctx.engine.reachableConnection(reach, pipeline?.instance_uid ?? '', 'postgres') !== undefined
+          );
+        },
+      });
+      for (const id of plan.release) {
+        const runner = runners.get(id);
+        runners.delete(id);
+        const pipeline = byId.get(id);
+        const back = pipeline?.node_id && alive.has(pipeline.node_id);
+        await runner?.stop(
+          back
+            ? `Handed back to Pier node ${pipeline?.node_id}, where instance '${pipeline?.instance_name}' runs, now that it is running again; it goes on from the last synced version.`
+            : `Let go: instance '${pipeline?.instance_name}' is out of this node's reach now; the node it runs on goes on from the last synced version.`,
+        );
+        await releaseLease(ctx.store, PIPELINE_LEASE, id, holder);
+        options.log(
+          `sync: pipeline ${id} ${back ? `handed back to node ${pipeline?.node_id}` : 'let go (instance out of reach)'}`,
+        );
+      }
       const held = new Set(
-        pipelines.length === 0
+        plan.claim.length === 0
           ? []
-          : await claimLeases(ctx.store, PIPELINE_LEASE, holder, {
-              keys: pipelines.map((p) => p.id),
-              ttlMs: LEASE_TTL_MS,
-            }),
+          : await claimLeases(ctx.store, PIPELINE_LEASE, holder, { keys: plan.claim, ttlMs: LEASE_TTL_MS }),
       );
       for (const [id, runner] of runners) {
         if (held.has(id)) continue;
         runners.delete(id);
         await runner.stop();
       }
-      for (const pipeline of pipelines) {
-        if (!held.has(pipeline.id) || closed) continue;
-        let runner = runners.get(pipeline.id);
+      for (const id of held) {
+        const pipeline = byId.get(id);
+        if (!pipeline || closed) continue;
+        let runner = runners.get(id);
         if (!runner) {
-          runner = new PipelineRunner(pipeline, ctx.store, ctx.engine);
-          runners.set(pipeline.id, runner);
+          if (pipeline.node_id !== holder) {
+            options.log(
+              `sync: taking over pipeline ${id} of instance '${pipeline.instance_name}' from node ${pipeline.node_id}, which is not running`,
+            );
+          }
+          runner = runnerFor(pipeline);
+          runners.set(id, runner);
         }
         runner.poke();
       }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -11,6 +12,7 @@ import type {
   Engine,
   EngineInstance,
   EngineObservation,
+  EngineReach,
   ReplicationObservation,
   RestoreSource,
 } from '../engine.js';
@@ -91,7 +93,37 @@ export interface LocalEngineLayout {
  * is created by copying a prepared template cluster (no initdb on the create
  * path), so create → AVAILABLE is a file copy plus a server start.
  */
+/** The local engine's reach: the host (and its boot) and the directory of its instances' sockets. */
+interface LocalReach extends EngineReach {
+  kind: 'local';
+  host: string;
+  runDir: string;
+}
+
+/**
+ * This host as it is now: its name and, on Linux, this boot's id, so an
+ * address published before a reboot (whose servers are gone) never matches.
+ */
+function thisHost(): string {
+  try {
+    return `${hostname()}/${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}`;
+  } catch {
+    return hostname();
+  }
+}
+
+function socketConnection(socketDir: string, database: string, applicationName?: string): pg.ClientConfig {
+  return {
+    host: socketDir,
+    port: SOCKET_PORT,
+    user: 'postgres',
+    database,
+    ...(applicationName ? { application_name: applicationName } : {}),
+  };
+}
+
 export class LocalEngine implements Engine {
+  private readonly host = thisHost();
   /** The background refill of spare clones, if one runs… */
   private refilling?: Promise<void>;
   /** …and the one copy it is making right now. */
@@ -648,13 +680,25 @@ export class LocalEngine implements Engine {
   }
 
   superuserConnection(uid: string, database: string, applicationName?: string): pg.ClientConfig {
-    return {
-      host: this.socketDir(uid),
-      port: SOCKET_PORT,
-      user: 'postgres',
-      database,
-      ...(applicationName ? { application_name: applicationName } : {}),
-    };
+    return socketConnection(this.socketDir(uid), database, applicationName);
+  }
+
+  /** Instances are reachable from this host (its boot), through the unix sockets under runDir. */
+  reach(): LocalReach {
+    return { kind: 'local', host: this.host, runDir: this.layout.runDir };
+  }
+
+  reachableConnection(
+    reach: EngineReach,
+    uid: string,
+    database: string,
+    applicationName?: string,
+  ): pg.ClientConfig | undefined {
+    if (reach.kind !== 'local' || reach.host !== this.host || typeof reach.runDir !== 'string')
+      return undefined;
+    const dir = join(reach.runDir, uid);
+    if (!existsSync(join(dir, `.s.PGSQL.${SOCKET_PORT}`))) return undefined;
+    return socketConnection(dir, database, applicationName);
   }
 
   async ensureLoginRole(uid: string, role: string, options: { superuser: boolean }): Promise<void> {

@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import type pg from 'pg';
+import type { ControlContext } from '../control/context.js';
+import type { Engine } from '../engine/engine.js';
+import { PierError } from '../errors.js';
+import { noteFailure } from '../failures.js';
+import type { InstanceRow } from '../instances/store.js';
+import type { Store } from '../store/store.js';
+import { beat, findNode, markNodeStopped, registerNode, setNodeApiUrl } from './store.js';
+
+/** The heartbeat is renewed this often; a node is dead after NODE_TIMEOUT_MS without one. */
+const HEARTBEAT_MS = 1000;
+
+const PIER_VERSION = (
+  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+/**
+ * This node in the store's `nodes` table while it runs: registered with
+ * where its engine's instances are reachable, its heartbeat renewed every
+ * second, marked stopped on a clean stop. Other nodes read it to tell a
+ * dead node from a live one, and to reach a dead node's instances.
+ *
+ * @example
+ * const heartbeat = await NodeHeartbeat.start(store, engine, nodeId);
+ * heartbeat.listening('https://127.0.0.1:8443');
+ * …
+ * await heartbeat.stop();
+ */
+export class NodeHeartbeat {
+  private timer: NodeJS.Timeout | undefined;
+  private beating: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly store: Store,
+    private readonly engine: Engine,
+    readonly nodeId: string,
+  ) {}
+
+  static async start(store: Store, engine: Engine, nodeId: string): Promise<NodeHeartbeat> {
+    const heartbeat = new NodeHeartbeat(store, engine, nodeId);
+    await heartbeat.register();
+    heartbeat.timer = setInterval(() => {
+      heartbeat.beating = heartbeat.beat();
+    }, HEARTBEAT_MS);
+    return heartbeat;
+  }
+
+  private register(): Promise<void> {
+    return registerNode(this.store, {
+      node_id: this.nodeId,
+      host: this.engine.reach().host as string,
+      reach: this.engine.reach(),
+      pier_version: PIER_VERSION,
+    });
+  }
+
+  private apiUrl: string | undefined;
+
+  private async beat(): Promise<void> {
+    try {
+      if (await beat(this.store, this.nodeId)) return;
+      // The row was removed (by hand): this node is still here.
+      await this.register();
+      if (this.apiUrl) await setNodeApiUrl(this.store, this.nodeId, this.apiUrl);
+    } catch (error) {
+      noteFailure('nodes.heartbeat', error);
+    }
+  }
+
+  async listening(apiUrl: string): Promise<void> {
+    this.apiUrl = apiUrl;
+    await setNodeApiUrl(this.store, this.nodeId, apiUrl);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.beating;
+    await markNodeStopped(this.store, this.nodeId).catch((e) => noteFailure('nodes.stop', e));
+  }
+}
+
+/** What a connection to an instance needs to know about where it runs. */
+type Placed = Pick<InstanceRow, 'uid' | 'name' | 'node_id'>;
+
+/**
+ * How this process reaches `database` of the instance as its superuser,
+ * wherever the instance runs: through this node's engine when the instance
+ * is this node's, else through what its node published (another Pier
+ * process on this host: its sockets). An instance out of reach is a 503
+ * that names its node and where that node's API is.
+ */
+export async function instanceConnection(
+  ctx: Pick<ControlContext, 'store' | 'engine' | 'config'>,
+  instance: Placed,
+  database: string,
+  applicationName?: string,
+): Promise<pg.ClientConfig> {
+  if (!instance.node_id || instance.node_id === ctx.config.nodeId) {
+    return ctx.engine.superuserConnection(instance.uid, database, applicationName);
+  }
+  const node = await findNode(ctx.store, instance.node_id);
+  const reachable =
+    node && ctx.engine.reachableConnection(node.reach, instance.uid, database, applicationName);
+  if (reachable) return reachable;
+  const where = node?.api_url ? ` (its API: ${node.api_url})` : '';
+  const why = !node
+    ? 'which has not registered with this store'
+    : !node.alive
+      ? 'which is not running'
+      : node.host !== ctx.engine.reach().host
+        ? `on host ${node.host.split('/')[0]}`
+        : 'where its Postgres is not listening now';
+  throw new PierError(
+    'TEMPORARILY_UNAVAILABLE',
+    `Database instance '${instance.name}' runs on Pier node ${instance.node_id}${where}, ${why}; this node cannot reach its Postgres. ${
+      node?.alive
+        ? 'Send the request to that node.'
+        : 'Start that node again (pier up on its data dir) and retry.'
+    }`,
+  );
+}

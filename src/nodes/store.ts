@@ -1,0 +1,76 @@
+import type { EngineReach } from '../engine/engine.js';
+import type { Queryable } from '../store/store.js';
+
+/**
+ * A node is one Pier process's data dir on a shared store: what its engine
+ * publishes about where its instances are reachable, and its heartbeat.
+ * Liveness is judged by the store's clock alone, so nodes' clocks never
+ * have to agree.
+ */
+export interface NodeRow {
+  node_id: string;
+  host: string;
+  reach: EngineReach;
+  api_url: string | null;
+  pier_version: string;
+  started_at: Date;
+  heartbeat_at: Date;
+  stopped_at: Date | null;
+  /** Derived: heartbeat within the timeout and not stopped. */
+  alive: boolean;
+}
+
+/** A node whose heartbeat is older than this is taken for dead: its pipelines may be taken over. */
+export const NODE_TIMEOUT_MS = 15_000;
+
+const COLUMNS = `node_id, host, reach, api_url, pier_version, started_at, heartbeat_at, stopped_at,
+  (stopped_at IS NULL AND heartbeat_at > clock_timestamp() - $1::double precision * interval '1 millisecond') AS alive`;
+
+/** Records (or re-records, after a restart) this node as running now. */
+export async function registerNode(
+  db: Queryable,
+  node: Pick<NodeRow, 'node_id' | 'host' | 'reach' | 'pier_version'>,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO nodes (node_id, host, reach, pier_version, started_at, heartbeat_at)
+     VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp())
+     ON CONFLICT (node_id) DO UPDATE
+       SET host = $2, reach = $3, pier_version = $4, api_url = NULL,
+           started_at = clock_timestamp(), heartbeat_at = clock_timestamp(), stopped_at = NULL`,
+    [node.node_id, node.host, JSON.stringify(node.reach), node.pier_version],
+  );
+}
+
+/** Where this node's API listens, once it does (named in errors that send a caller there). */
+export async function setNodeApiUrl(db: Queryable, nodeId: string, apiUrl: string): Promise<void> {
+  await db.query('UPDATE nodes SET api_url = $2 WHERE node_id = $1', [nodeId, apiUrl]);
+}
+
+/** Renews the heartbeat; false if the row is gone (it is then registered again). */
+export async function beat(db: Queryable, nodeId: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    'UPDATE nodes SET heartbeat_at = clock_timestamp(), stopped_at = NULL WHERE node_id = $1',
+    [nodeId],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+/** A clean stop: the node is not alive from now on, without waiting for the timeout. */
+export async function markNodeStopped(db: Queryable, nodeId: string): Promise<void> {
+  await db.query('UPDATE nodes SET stopped_at = clock_timestamp() WHERE node_id = $1', [nodeId]);
+}
+
+export async function listNodes(db: Queryable): Promise<NodeRow[]> {
+  const { rows } = await db.query<NodeRow>(`SELECT ${COLUMNS} FROM nodes ORDER BY started_at, node_id`, [
+    NODE_TIMEOUT_MS,
+  ]);
+  return rows;
+}
+
+export async function findNode(db: Queryable, nodeId: string): Promise<NodeRow | undefined> {
+  const { rows } = await db.query<NodeRow>(`SELECT ${COLUMNS} FROM nodes WHERE node_id = $2`, [
+    NODE_TIMEOUT_MS,
+    nodeId,
+  ]);
+  return rows[0];
+}
