@@ -14,6 +14,7 @@ import { databaseCatalogRoutes } from './database-catalogs.js';
 import { errorEnvelope } from './errors.js';
 import { identityRoutes } from './identities.js';
 import { databaseInstanceRoutes } from './instances.js';
+import { nodeRoutes } from './nodes.js';
 import { oauthRoutes } from './oauth.js';
 import { pipelineRoutes } from './pipelines.js';
 import { postgresRoutes } from './postgres.js';
@@ -38,6 +39,7 @@ const ROUTE_GROUPS: RouteGroup[] = [
   consoleDataRoutes,
   postgresRoutes,
   backupRoutes,
+  nodeRoutes,
 ];
 
 const MAX_BODY_BYTES = 1024 * 1024;

@@ -13,6 +13,7 @@ import { describeCliError, registerDatabaseCommands, registerKeyCommands } from 
 import { registerDeltaCommands } from './delta.js';
 import { registerDemoCommands } from './demo.js';
 import { registerExternalLocations } from './external-locations.js';
+import { registerNodeCommands } from './nodes.js';
 import { registerPostgresCommands, registerPsqlCommand } from './postgres.js';
 import { registerServerCommands } from './server.js';
 import { registerServicePrincipalCommands } from './service-principals.js';
@@ -61,6 +62,7 @@ registerDemoCommands(program);
 registerKeyCommands(program);
 registerSyncedTableCommands(program);
 registerAppCommands(program);
+registerNodeCommands(program);
 registerServicePrincipalCommands(program);
 registerPostgresCommands(program);
 registerPsqlCommand(program);

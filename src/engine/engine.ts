@@ -96,6 +96,11 @@ export interface EngineObservation {
  */
 export interface EngineReach {
   kind: string;
+  /**
+   * Where its processes run: two reaches with the same host see the same
+   * processes (a pid means the same process) and the same files.
+   */
+  host: string;
   [field: string]: unknown;
 }
 

@@ -6,7 +6,15 @@ import { PierError } from '../errors.js';
 import { noteFailure } from '../failures.js';
 import type { InstanceRow } from '../instances/store.js';
 import type { Store } from '../store/store.js';
-import { beat, findNode, markNodeStopped, registerNode, setNodeApiUrl } from './store.js';
+import {
+  beat,
+  findNode,
+  listNodes,
+  markNodeStopped,
+  type NodeRow,
+  registerNode,
+  setNodeApiUrl,
+} from './store.js';
 
 /** The heartbeat is renewed this often; a node is dead after NODE_TIMEOUT_MS without one. */
 const HEARTBEAT_MS = 1000;
@@ -49,8 +57,9 @@ export class NodeHeartbeat {
   private register(): Promise<void> {
     return registerNode(this.store, {
       node_id: this.nodeId,
-      host: this.engine.reach().host as string,
+      host: this.engine.reach().host,
       reach: this.engine.reach(),
+      pid: process.pid,
       pier_version: PIER_VERSION,
     });
   }
@@ -80,6 +89,38 @@ export class NodeHeartbeat {
   }
 }
 
+/** A node as this process judges it: `gone` when proven dead here, `alive` when not gone and its heartbeat is fresh. */
+export interface JudgedNode extends NodeRow {
+  gone: boolean;
+}
+
+/**
+ * The store's view of a node (its heartbeat), sharpened where this process
+ * knows better: a node on this host (same boot, same process namespace)
+ * whose Pier process no longer exists is gone now, not 15 s from now. A pid
+ * taken by another process only makes a dead node look alive until its
+ * heartbeat runs out: never the other way round.
+ */
+export function judgeNode(row: NodeRow, thisHost: string): JudgedNode {
+  const gone = row.host === thisHost && !processExists(row.pid);
+  return { ...row, gone, alive: row.alive && !gone };
+}
+
+export async function listJudgedNodes(ctx: Pick<ControlContext, 'store' | 'engine'>): Promise<JudgedNode[]> {
+  const host = ctx.engine.reach().host;
+  return (await listNodes(ctx.store)).map((row) => judgeNode(row, host));
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, as another user's.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** What a connection to an instance needs to know about where it runs. */
 type Placed = Pick<InstanceRow, 'uid' | 'name' | 'node_id'>;
 
@@ -99,7 +140,8 @@ export async function instanceConnection(
   if (!instance.node_id || instance.node_id === ctx.config.nodeId) {
     return ctx.engine.superuserConnection(instance.uid, database, applicationName);
   }
-  const node = await findNode(ctx.store, instance.node_id);
+  const found = await findNode(ctx.store, instance.node_id);
+  const node = found && judgeNode(found, ctx.engine.reach().host);
   const reachable =
     node && ctx.engine.reachableConnection(node.reach, instance.uid, database, applicationName);
   if (reachable) return reachable;

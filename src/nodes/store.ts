@@ -12,6 +12,8 @@ export interface NodeRow {
   host: string;
   reach: EngineReach;
   api_url: string | null;
+  /** The process id of its Pier (on `host`): a node on the same host can tell at once that it is gone. */
+  pid: number;
   pier_version: string;
   started_at: Date;
   heartbeat_at: Date;
@@ -23,21 +25,21 @@ export interface NodeRow {
 /** A node whose heartbeat is older than this is taken for dead: its pipelines may be taken over. */
 export const NODE_TIMEOUT_MS = 15_000;
 
-const COLUMNS = `node_id, host, reach, api_url, pier_version, started_at, heartbeat_at, stopped_at,
+const COLUMNS = `node_id, host, reach, api_url, pid, pier_version, started_at, heartbeat_at, stopped_at,
   (stopped_at IS NULL AND heartbeat_at > clock_timestamp() - $1::double precision * interval '1 millisecond') AS alive`;
 
 /** Records (or re-records, after a restart) this node as running now. */
 export async function registerNode(
   db: Queryable,
-  node: Pick<NodeRow, 'node_id' | 'host' | 'reach' | 'pier_version'>,
+  node: Pick<NodeRow, 'node_id' | 'host' | 'reach' | 'pid' | 'pier_version'>,
 ): Promise<void> {
   await db.query(
-    `INSERT INTO nodes (node_id, host, reach, pier_version, started_at, heartbeat_at)
-     VALUES ($1, $2, $3, $4, clock_timestamp(), clock_timestamp())
+    `INSERT INTO nodes (node_id, host, reach, pid, pier_version, started_at, heartbeat_at)
+     VALUES ($1, $2, $3, $4, $5, clock_timestamp(), clock_timestamp())
      ON CONFLICT (node_id) DO UPDATE
-       SET host = $2, reach = $3, pier_version = $4, api_url = NULL,
+       SET host = $2, reach = $3, pid = $4, pier_version = $5, api_url = NULL,
            started_at = clock_timestamp(), heartbeat_at = clock_timestamp(), stopped_at = NULL`,
-    [node.node_id, node.host, JSON.stringify(node.reach), node.pier_version],
+    [node.node_id, node.host, JSON.stringify(node.reach), node.pid, node.pier_version],
   );
 }
 
@@ -73,4 +75,19 @@ export async function findNode(db: Queryable, nodeId: string): Promise<NodeRow |
     nodeId,
   ]);
   return rows[0];
+}
+
+/** Per node: how many instances run there and how many pipeline leases it holds now. */
+export async function nodeLoads(
+  db: Queryable,
+): Promise<Map<string, { instances: number; pipelines: number }>> {
+  const { rows } = await db.query<{ node_id: string; instances: number; pipelines: number }>(
+    `SELECT n.node_id,
+            (SELECT count(*)::int FROM instances i
+              WHERE i.node_id = n.node_id AND NOT coalesce((i.spec->>'deleted')::boolean, false)) AS instances,
+            (SELECT count(*)::int FROM leases l
+              WHERE l.resource = 'sync_pipeline' AND l.holder = n.node_id AND l.expires_at > clock_timestamp()) AS pipelines
+       FROM nodes n`,
+  );
+  return new Map(rows.map((row) => [row.node_id, { instances: row.instances, pipelines: row.pipelines }]));
 }

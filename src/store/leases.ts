@@ -19,6 +19,8 @@ export interface ClaimOptions {
   keys?: string[];
   /** At most this many leases (default: all that are free). */
   limit?: number;
+  /** Holders known to be dead: their leases are taken before they expire. */
+  takeFrom?: string[];
 }
 
 /** Makes sure `keys` have lease rows, so they can be claimed. Idempotent. */
@@ -31,8 +33,9 @@ export async function offerLeases(db: Queryable, resource: string, keys: string[
 }
 
 /**
- * Claims the free (never held, released or expired) leases of `resource`, or
- * the ones `holder` already holds, and returns their keys. Rows locked by a
+ * Claims the free (never held, released or expired) leases of `resource`,
+ * the ones `holder` already holds and those of holders in `takeFrom`, and
+ * returns their keys. Rows locked by a
  * concurrent claimer are skipped, never waited for.
  */
 export async function claimLeases(
@@ -46,14 +49,14 @@ export async function claimLeases(
     `WITH free AS (
        SELECT resource, key FROM leases
         WHERE resource = $1 AND ($3::text[] IS NULL OR key = ANY($3))
-          AND (holder IS NULL OR holder = $2 OR expires_at <= clock_timestamp())
+          AND (holder IS NULL OR holder = $2 OR expires_at <= clock_timestamp() OR holder = ANY($6))
         ORDER BY key
         LIMIT $5
           FOR UPDATE SKIP LOCKED)
      UPDATE leases l SET holder = $2, expires_at = clock_timestamp() + $4::double precision * interval '1 millisecond'
        FROM free WHERE l.resource = free.resource AND l.key = free.key
      RETURNING l.key`,
-    [resource, holder, options.keys ?? null, options.ttlMs, options.limit ?? null],
+    [resource, holder, options.keys ?? null, options.ttlMs, options.limit ?? null, options.takeFrom ?? []],
   );
   return rows.map((row) => row.key).sort();
 }

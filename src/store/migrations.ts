@@ -617,6 +617,7 @@ export const migrations: Migration[] = [
         host text NOT NULL,
         reach jsonb NOT NULL,
         api_url text,
+        pid integer NOT NULL,
         pier_version text NOT NULL,
         started_at timestamptz NOT NULL,
         heartbeat_at timestamptz NOT NULL,

@@ -34,11 +34,18 @@ export interface Placement {
   claim: string[];
   /** Leases to give back: taken-over pipelines whose node is back, or whose instance is out of reach. */
   release: string[];
+  /**
+   * Pipelines nobody runs and this node cannot take: their node is dead,
+   * their instance out of this node's reach, and no live node holds them.
+   * Their tables' status says so, until their node is back.
+   */
+  stranded: string[];
 }
 
 export function placePipelines(input: PlacementInput): Placement {
   const claim: string[] = [];
   const release: string[] = [];
+  const stranded: string[] = [];
   const orphans: string[] = [];
   const heldElsewhere = new Set<string>();
   for (const pipeline of input.pipelines) {
@@ -49,15 +56,16 @@ export function placePipelines(input: PlacementInput): Placement {
     // An instance no node has claimed yet is nobody's to take over.
     const homeAlive = pipeline.node_id === null || input.alive.has(pipeline.node_id);
     const canReach = !homeAlive && input.reachable(pipeline.id);
-    if (canReach) orphans.push(pipeline.id);
     if (pipeline.holder && pipeline.holder !== input.me && input.alive.has(pipeline.holder))
       heldElsewhere.add(pipeline.id);
+    if (canReach) orphans.push(pipeline.id);
     else if (input.running.has(pipeline.id)) release.push(pipeline.id);
+    if (!homeAlive && !canReach && !heldElsewhere.has(pipeline.id)) stranded.push(pipeline.id);
   }
   // Keep the ones already run here, then take new ones up to this node's share.
   const share = Math.ceil(orphans.length / Math.max(1, input.peersOnHost));
   const kept = orphans.filter((id) => input.running.has(id));
   const fresh = orphans.filter((id) => !input.running.has(id) && !heldElsewhere.has(id));
   claim.push(...kept, ...fresh.slice(0, Math.max(0, share - kept.length)));
-  return { claim, release };
+  return { claim, release, stranded };
 }

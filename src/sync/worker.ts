@@ -1,16 +1,21 @@
 import { noteFailure } from '../failures.js';
-import { instanceConnection } from '../nodes/service.js';
-import { listNodes } from '../nodes/store.js';
+import { instanceConnection, listJudgedNodes } from '../nodes/service.js';
+import type { NodeRow } from '../nodes/store.js';
 import type { ComponentFactory } from '../server/pier.js';
 import { claimLeases, releaseLease } from '../store/leases.js';
+import type { Store } from '../store/store.js';
 import { listPlacedPipelines, PIPELINE_LEASE, type PlacedPipeline } from './pipelines-store.js';
 import { placePipelines } from './placement.js';
 import { PipelineRunner } from './runner.js';
+import { failed } from './status.js';
+import { listSyncedTablesOfPipeline, updateSyncedTableStatus } from './store.js';
 
 /** How long a claimed pipeline stays this process's without a renewal: a dead Pier's work is free after it. */
 const LEASE_TTL_MS = 15_000;
 /** Pipelines are claimed (leases renewed) and due updates looked for this often. */
 const TICK_MS = 500;
+/** Stranded pipelines' tables are told why they wait at most this often. */
+const STRANDED_EVERY_MS = 5000;
 
 /**
  * The sync workers of this Pier node. Each tick it reads every pipeline and
@@ -27,6 +32,7 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
   const runners = new Map<string, PipelineRunner>();
   let closed = false;
   let ticking = false;
+  let strandedAt = 0;
 
   const runnerFor = (pipeline: PlacedPipeline) =>
     new PipelineRunner(pipeline, ctx.store, (instance, database) =>
@@ -37,7 +43,7 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
     if (ticking || closed) return;
     ticking = true;
     try {
-      const [pipelines, nodes] = await Promise.all([listPlacedPipelines(ctx.store), listNodes(ctx.store)]);
+      const [pipelines, nodes] = await Promise.all([listPlacedPipelines(ctx.store), listJudgedNodes(ctx)]);
       const alive = new Set(nodes.filter((node) => node.alive).map((node) => node.node_id));
       const reachOf = new Map(nodes.map((node) => [node.node_id, node.reach]));
       const byId = new Map(pipelines.map((pipeline) => [pipeline.id, pipeline]));
@@ -75,12 +81,19 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
       const held = new Set(
         plan.claim.length === 0
           ? []
-          : await claimLeases(ctx.store, PIPELINE_LEASE, holder, { keys: plan.claim, ttlMs: LEASE_TTL_MS }),
+          : await claimLeases(ctx.store, PIPELINE_LEASE, holder, {
+              keys: plan.claim,
+              ttlMs: LEASE_TTL_MS,
+              // A holder proven dead on this host need not be waited for.
+              takeFrom: nodes.filter((node) => node.gone).map((node) => node.node_id),
+            }),
       );
       for (const [id, runner] of runners) {
         if (held.has(id)) continue;
         runners.delete(id);
-        await runner.stop();
+        await runner.stop(
+          'This node lost the lease (it was not heard from in time): the node that holds it now goes on from the last synced version.',
+        );
       }
       for (const id of held) {
         const pipeline = byId.get(id);
@@ -96,6 +109,14 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
           runners.set(id, runner);
         }
         runner.poke();
+      }
+      if (plan.stranded.length > 0 && Date.now() - strandedAt >= STRANDED_EVERY_MS) {
+        strandedAt = Date.now();
+        for (const id of plan.stranded) {
+          const pipeline = byId.get(id);
+          const node = nodes.find((n) => n.node_id === pipeline?.node_id);
+          if (pipeline && node) await reportStranded(ctx.store, pipeline, node);
+        }
       }
     } catch (error) {
       noteFailure('sync.claim', error);
@@ -121,3 +142,24 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
     },
   };
 };
+
+/**
+ * A pipeline nobody can run (its node is dead and its instance out of every
+ * live node's reach): its tables' status says why they wait, once.
+ */
+async function reportStranded(store: Store, pipeline: PlacedPipeline, node: NodeRow): Promise<void> {
+  const message = `Pier node ${node.node_id}, where instance '${pipeline.instance_name}' runs, is not running (last heard from at ${node.heartbeat_at.toISOString()}), and no running node can reach its Postgres: the synced table catches up by itself once that node runs again.`;
+  for (const table of await listSyncedTablesOfPipeline(store, pipeline.id)) {
+    if (table.status.message === message) continue;
+    const version = table.status.last_sync?.delta_table_sync_info?.delta_commit_version;
+    await updateSyncedTableStatus(
+      store,
+      table.id,
+      failed(
+        message,
+        table.status.last_sync !== undefined,
+        version === undefined ? undefined : Number(version),
+      ),
+    );
+  }
+}

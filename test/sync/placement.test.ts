@@ -25,7 +25,7 @@ test('a node claims its own pipelines, and never a live node’s', () => {
     input({ pipelines: [pipeline('p1', 'a'), pipeline('p2', 'b'), pipeline('p3', 'a', 'b')] }),
   );
   // p3 is a's own even while b still holds it (b hands it back): a keeps asking.
-  assert.deepEqual(plan, { claim: ['p1', 'p3'], release: [] });
+  assert.deepEqual(plan, { claim: ['p1', 'p3'], release: [], stranded: [] });
 });
 
 test('a dead node’s pipelines are claimed when their instance is in reach, and only then', () => {
@@ -35,11 +35,16 @@ test('a dead node’s pipelines are claimed when their instance is in reach, and
       reachable: (id) => id === 'p1',
     }),
   );
-  assert.deepEqual(plan, { claim: ['p1'], release: [] });
+  // p2 waits for its node: nobody can run it, and its status says so.
+  assert.deepEqual(plan, { claim: ['p1'], release: [], stranded: ['p2'] });
 });
 
 test('an instance no node has claimed is nobody’s to take over', () => {
-  assert.deepEqual(placePipelines(input({ pipelines: [pipeline('p1', null)] })), { claim: [], release: [] });
+  assert.deepEqual(placePipelines(input({ pipelines: [pipeline('p1', null)] })), {
+    claim: [],
+    release: [],
+    stranded: [],
+  });
 });
 
 test('a taken-over pipeline is handed back once its node is alive again', () => {
@@ -56,7 +61,7 @@ test('a taken-over pipeline whose instance went out of reach is let go', () => {
   const plan = placePipelines(
     input({ pipelines: [pipeline('p1', 'dead', 'a')], running: new Set(['p1']), reachable: () => false }),
   );
-  assert.deepEqual(plan, { claim: [], release: ['p1'] });
+  assert.deepEqual(plan, { claim: [], release: ['p1'], stranded: ['p1'] });
 });
 
 test('live nodes on one host share a dead node’s pipelines: each takes at most its share', () => {
@@ -69,7 +74,19 @@ test('live nodes on one host share a dead node’s pipelines: each takes at most
   assert.deepEqual(second.claim, ['p4', 'p5']);
   // What a node runs already stays its own, past its share too.
   const kept = placePipelines(input({ pipelines: held, peersOnHost: 5, running: new Set(first.claim) }));
-  assert.deepEqual(kept.claim, ['p1', 'p2', 'p3']);
+  assert.deepEqual(kept, { claim: ['p1', 'p2', 'p3'], release: [], stranded: [] });
+});
+
+test('a taken-over pipeline stays while its node is dead and its instance in reach', () => {
+  const plan = placePipelines(
+    input({ pipelines: [pipeline('p1', 'dead', 'a'), pipeline('p2', 'b', 'b')], running: new Set(['p1']) }),
+  );
+  assert.deepEqual(plan, { claim: ['p1'], release: [], stranded: [] });
+});
+
+test('a dead node’s pipeline that another live node runs is not stranded', () => {
+  const plan = placePipelines(input({ pipelines: [pipeline('p1', 'dead', 'b')], reachable: () => false }));
+  assert.deepEqual(plan, { claim: [], release: [], stranded: [] });
 });
 
 test('a pipeline held by a dead holder is free to take (its lease runs out)', () => {

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import type pg from 'pg';
+import pg from 'pg';
 import { openDeltaTable } from '../../src/delta/index.js';
 import { advanceDemoTable, DAILY_REVENUE_KEY } from '../../src/lakehouse/demo.js';
+import { targetLayout } from '../../src/sync/columns.js';
+import { collect } from '../delta/expected.js';
 import { availableInstance } from '../helpers/access.js';
 import {
   api,
@@ -16,15 +18,17 @@ import {
   tempDataDir,
 } from '../helpers/pier.js';
 import { type ExternalPostgres, startExternalPostgres } from '../helpers/postgres.js';
+import { deltaCanonical, postgresCanonical } from './compare.js';
 
 /**
- * Two Pier processes on one external store. A pipeline is run by the node
- * that runs its instance (the instance's Postgres socket is local to it),
- * under the lease ('sync_pipeline', id) held by that node's id. So the two
- * nodes split the pipelines by instance; when one is killed with -9 the
- * other does not take its pipelines (it could not reach their instance),
- * even after their leases have expired; the killed node, restarted on its
- * data dir, takes them back at once and catches up.
+ * Two Pier processes on one external store, on one host. Each runs the
+ * pipelines of the instances made through it, under the lease
+ * ('sync_pipeline', id) held by its node id. When one is killed with -9 its
+ * Postgres servers live on; once its heartbeat and leases have run out the
+ * other node reaches them through their sockets and takes the pipelines
+ * over, exactly where they were; when the killed node is back it gets them
+ * handed back. A dead node whose servers are gone too is out of reach: its
+ * pipelines wait for it, and a request that needs its Postgres says so.
  */
 
 let external: ExternalPostgres | undefined;
@@ -52,7 +56,13 @@ function syncedTable(name: string, instance: string) {
   };
 }
 
-test('two Pier nodes on one store share the pipelines by instance; a node killed with -9 takes its own back on restart', async () => {
+interface UpdateJson {
+  state: string;
+  cause: string;
+  message?: string;
+}
+
+test('a node killed with -9 or hung: another node on the host takes its pipelines over, exactly, and hands them back when it returns', async () => {
   external = await startExternalPostgres('control_plane');
   const first = await startPier({ dataDir: await tempDataDir(), args: ['--store-url', external.url] });
   piers.push(first);
@@ -67,10 +77,11 @@ test('two Pier nodes on one store share the pipelines by instance; a node killed
   const demo = await runPier(['demo', '--data-dir', first.dataDir]);
   assert.equal(demo.code, 0, demo.stderr);
   const location = JSON.parse(demo.stdout).storage_location as string;
-  await Promise.all([
+  const [firstUid] = await Promise.all([
     availableInstance(first, token, 'first-db'),
     availableInstance(second, token, 'second-db'),
   ]);
+  // Each request through the other node: the pipeline still runs where its instance does.
   const onFirst = await api(
     second,
     token,
@@ -89,24 +100,51 @@ test('two Pier nodes on one store share the pipelines by instance; a node killed
   assert.equal(onSecond.status, 200, JSON.stringify(onSecond.body));
   const pipelineOf = (created: { body: Record<string, unknown> }) =>
     (created.body.data_synchronization_status as { pipeline_id: string }).pipeline_id;
+  const firstPipeline = pipelineOf(onFirst);
 
-  const versionOf = async (via: PierProcess, name: string) => {
+  const statusOf = async (via: PierProcess, name: string) => {
     const { body } = await api(via, token, 'GET', `/api/2.0/database/synced_tables/${name}`);
     // biome-ignore lint/suspicious/noExplicitAny: the API's JSON, read field by field.
-    const status = body.data_synchronization_status as any;
-    return status?.last_sync?.delta_table_sync_info?.delta_commit_version as number | undefined;
+    return body.data_synchronization_status as any;
   };
-  const reaches = (via: PierProcess, name: string, version: number) =>
+  const versionOf = async (via: PierProcess, name: string) =>
+    (await statusOf(via, name))?.last_sync?.delta_table_sync_info?.delta_commit_version as number | undefined;
+  const reaches = (via: PierProcess, name: string, version: number, ms = 60_000) =>
     eventually(
       async () => ((await versionOf(via, name)) ?? -1) >= version || undefined,
-      60_000,
+      ms,
       `${name} at version ${version}`,
     );
+  const updates = async (via: PierProcess) =>
+    (await api(via, token, 'GET', `/api/2.0/pipelines/${firstPipeline}/updates`)).body
+      .updates as UpdateJson[];
+  const continuousRuns = async (via: PierProcess) =>
+    (await updates(via)).filter((u) => u.cause !== 'API_CALL' || u.state !== 'COMPLETED');
+
+  // Postgres of first-db, read straight through its socket (its node's proxy may be dead).
+  const firstPostgres = new pg.Client({
+    host: join(first.dataDir, 'run', firstUid),
+    port: 5432,
+    user: 'postgres',
+    database: 'databricks_postgres',
+  });
+  const exactlyAsDelta = async (version: number) => {
+    const snapshot = await openDeltaTable(location, { version });
+    const layout = targetLayout(snapshot.schema, { primaryKey: DAILY_REVENUE_KEY });
+    assert.deepEqual(
+      await postgresCanonical(firstPostgres, { schema: 'gold', table: 'on_first' }, layout),
+      deltaCanonical(layout, await collect(snapshot.scan())),
+      `on_first at Delta version ${version}`,
+    );
+  };
+
   let version = (await openDeltaTable(location)).version;
   await reaches(first, 'analytics.gold.on_first', version);
   await reaches(first, 'analytics.gold.on_second', version);
+  await firstPostgres.connect();
+  firstPostgres.on('error', () => {});
+  await exactlyAsDelta(version);
 
-  // Each pipeline's lease is held by the node that runs its instance, whichever node took the request.
   const store: pg.Client = await external.connect();
   store.on('error', () => {});
   const holders = async () => {
@@ -117,56 +155,159 @@ test('two Pier nodes on one store share the pipelines by instance; a node killed
   };
   const [firstNode, secondNode] = [await nodeId(first), await nodeId(second)];
   let leases = await holders();
-  assert.equal(leases.get(pipelineOf(onFirst))?.holder, firstNode);
+  assert.equal(leases.get(firstPipeline)?.holder, firstNode);
   assert.equal(leases.get(pipelineOf(onSecond))?.holder, secondNode);
 
-  // kill -9 of the first node once it follows its source: the second goes on with its own pipeline…
+  // Both nodes, as any node reports them.
+  const viaSecond = { DATABRICKS_HOST: second.apiUrl, DATABRICKS_TOKEN: token };
+  const nodes = await runPier(['nodes', 'list', '--json'], viaSecond);
+  assert.equal(nodes.code, 0, nodes.stderr);
+  const listed = JSON.parse(nodes.stdout) as Record<string, unknown>[];
+  assert.deepEqual(
+    listed
+      .map((n) => [n.node_id, n.state, n.is_this_node, n.instance_count, n.pipelines_running])
+      .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    [
+      [firstNode, 'RUNNING', false, 1, 1],
+      [secondNode, 'RUNNING', true, 1, 1],
+    ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+  );
+
+  // kill -9 of the first node once it follows its source; a new commit meanwhile.
   await eventually(
-    async () => {
-      const { body } = await api(second, token, 'GET', `/api/2.0/pipelines/${pipelineOf(onFirst)}/updates`);
-      return (body.updates as { state: string }[]).some((u) => u.state === 'RUNNING') || undefined;
-    },
+    async () => (await updates(second)).some((u) => u.state === 'RUNNING') || undefined,
     20_000,
     'the continuous run',
   );
   await first.kill();
+  const killedAt = Date.now();
   version = await advanceDemoTable(location);
   await reaches(second, 'analytics.gold.on_second', version);
-  // …and leaves the first node's alone, also once its lease has expired (15 s): its instance is not here.
-  await eventually(
-    async () => ((await holders()).get(pipelineOf(onFirst))?.expired ? true : undefined),
-    30_000,
-    'the dead node’s lease to expire',
-  );
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  // The second node sees the first's process gone (same host) and takes its pipeline over at once.
+  await reaches(second, 'analytics.gold.on_first', version, 10_000);
+  const takeoverMs = Date.now() - killedAt;
+  console.log(`kill -9 → the next commit applied by the other node: ${(takeoverMs / 1000).toFixed(1)} s`);
   leases = await holders();
-  assert.equal(leases.get(pipelineOf(onFirst))?.holder, firstNode);
-  assert.equal(leases.get(pipelineOf(onFirst))?.expired, true);
-  assert.ok(
-    ((await versionOf(second, 'analytics.gold.on_first')) ?? -1) < version,
-    'not synced by the second node',
+  assert.equal(leases.get(firstPipeline)?.holder, secondNode);
+  await exactlyAsDelta(version);
+  const afterTakeover = await runPier(['nodes', 'list', '--json'], viaSecond);
+  const states = new Map(
+    (JSON.parse(afterTakeover.stdout) as Record<string, unknown>[]).map((n) => [n.node_id, n]),
   );
-
-  // The first node restarted on its data dir takes its pipeline back at once and catches up.
-  const restarted = await startPier({ dataDir: first.dataDir, args: ['--store-url', external.url] });
-  piers[0] = restarted;
-  await reaches(second, 'analytics.gold.on_first', version);
-  leases = await holders();
-  assert.equal(leases.get(pipelineOf(onFirst))?.holder, firstNode);
-  assert.equal(leases.get(pipelineOf(onFirst))?.expired, false);
-  assert.equal(leases.get(pipelineOf(onSecond))?.holder, secondNode);
-
-  // The continuous run the dead process left RUNNING is closed; a new one records the takeover.
-  const { body } = await api(second, token, 'GET', `/api/2.0/pipelines/${pipelineOf(onFirst)}/updates`);
-  const runs = (body.updates as { state: string; cause: string }[]).filter(
-    (u) => u.cause !== 'API_CALL' || u.state !== 'COMPLETED',
-  );
+  assert.equal(states.get(firstNode)?.state, 'NOT_RESPONDING');
+  assert.equal(states.get(secondNode)?.pipelines_running, 2);
+  // The dead process's run is closed; the takeover opened one of its own.
   assert.deepEqual(
-    runs.map((u) => [u.state, u.cause]),
+    (await continuousRuns(second)).map((u) => [u.state, u.cause]),
     [
       ['RUNNING', 'INFRASTRUCTURE_MAINTENANCE'],
       ['CANCELED', 'API_CALL'],
     ],
   );
+
+  // The taken-over pipeline follows the source: commit after commit, exact.
+  version = await advanceDemoTable(location);
+  await reaches(second, 'analytics.gold.on_first', version, 10_000);
+  await exactlyAsDelta(version);
+  // A request that needs first-db's Postgres works through the second node too.
+  const roles = await api(second, token, 'GET', '/api/2.0/database/instances/first-db/roles');
+  assert.equal(roles.status, 200, JSON.stringify(roles.body));
+
+  // The first node, restarted on its data dir, gets its pipeline handed back and follows on.
+  const restarted = await startPier({ dataDir: first.dataDir, args: ['--store-url', external.url] });
+  piers[0] = restarted;
+  await eventually(
+    async () => ((await holders()).get(firstPipeline)?.holder === firstNode ? true : undefined),
+    20_000,
+    'the pipeline handed back to the first node',
+  );
+  version = await advanceDemoTable(location);
+  await reaches(second, 'analytics.gold.on_first', version, 20_000);
+  await exactlyAsDelta(version);
+  const history = await continuousRuns(second);
+  assert.deepEqual(
+    history.map((u) => [u.state, u.cause]),
+    [
+      ['RUNNING', 'INFRASTRUCTURE_MAINTENANCE'],
+      ['CANCELED', 'INFRASTRUCTURE_MAINTENANCE'],
+      ['CANCELED', 'API_CALL'],
+    ],
+  );
+  assert.match(String(history[1].message), /Handed back to Pier node .* where instance 'first-db' runs/);
+  assert.equal((await holders()).get(pipelineOf(onSecond))?.holder, secondNode);
+
+  // A hung node (SIGSTOP): its process is there, so the other node waits for its heartbeat and lease to run out…
+  restarted.child.kill('SIGSTOP');
+  const hungAt = Date.now();
+  version = await advanceDemoTable(location);
+  await reaches(second, 'analytics.gold.on_first', version, 60_000);
+  const hungMs = Date.now() - hungAt;
+  console.log(
+    `a hung node (SIGSTOP) → the next commit applied by the other node: ${(hungMs / 1000).toFixed(1)} s`,
+  );
+  assert.ok(hungMs >= 14_000, `taken over once the heartbeat ran out, not before (${hungMs} ms)`);
+  assert.equal((await holders()).get(firstPipeline)?.holder, secondNode);
+  // …and once it runs again it gets the pipeline back: nothing applied twice, nothing missed.
+  restarted.child.kill('SIGCONT');
+  await eventually(
+    async () => ((await holders()).get(firstPipeline)?.holder === firstNode ? true : undefined),
+    20_000,
+    'the pipeline handed back to the resumed node',
+  );
+  version = await advanceDemoTable(location);
+  await reaches(second, 'analytics.gold.on_first', version, 20_000);
+  await exactlyAsDelta(version);
+  const runs = await continuousRuns(second);
+  assert.deepEqual(
+    runs.filter((u) => u.state === 'RUNNING').map((u) => u.cause),
+    ['INFRASTRUCTURE_MAINTENANCE'],
+    'one continuous run open, the resumed node’s',
+  );
+  assert.equal(runs[0].state, 'RUNNING');
+
+  // A dead node whose Postgres is gone too: its pipeline waits for it, and its instance is out of reach.
+  await restarted.kill();
+  const pid = Number(
+    (await readFile(join(first.dataDir, 'instances', firstUid, 'postmaster.pid'), 'utf8')).split('\n')[0],
+  );
+  await firstPostgres.end().catch(() => {});
+  process.kill(pid, 'SIGINT');
+  await eventually(
+    async () => ((await holders()).get(firstPipeline)?.expired ? true : undefined),
+    30_000,
+    'the dead node’s lease to run out',
+  );
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  leases = await holders();
+  assert.equal(leases.get(firstPipeline)?.holder, firstNode, 'not taken by a node that cannot reach it');
+  const unreachable = await api(second, token, 'GET', '/api/2.0/database/instances/first-db/roles');
+  assert.equal(unreachable.status, 503, JSON.stringify(unreachable.body));
+  assert.equal(unreachable.body.error_code, 'TEMPORARILY_UNAVAILABLE');
+  assert.match(
+    String(unreachable.body.message),
+    new RegExp(`runs on Pier node ${firstNode} .*which is not running.*Start that node again`),
+  );
+  const waiting = await eventually(
+    async () => {
+      const status = await statusOf(second, 'analytics.gold.on_first');
+      return /is not running/.test(String(status?.message)) ? status : undefined;
+    },
+    15_000,
+    'the synced table to say why it waits',
+  );
+  assert.equal(waiting.detailed_state, 'SYNCED_TABLE_ONLINE_PIPELINE_FAILED');
+  assert.match(
+    String(waiting.message),
+    new RegExp(
+      `^Pier node ${firstNode}, where instance 'first-db' runs, is not running .*catches up by itself once that node runs again\\.$`,
+    ),
+  );
+  // The node back (its Postgres started again by it): the table heals and catches up.
+  const again = await startPier({ dataDir: first.dataDir, args: ['--store-url', external.url] });
+  piers[0] = again;
+  version = await advanceDemoTable(location);
+  await reaches(second, 'analytics.gold.on_first', version, 60_000);
+  const healed = await statusOf(second, 'analytics.gold.on_first');
+  assert.equal(healed.detailed_state, 'SYNCED_TABLE_ONLINE_CONTINUOUS_UPDATE', JSON.stringify(healed));
   await store.end();
 });

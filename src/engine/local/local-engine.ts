@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -101,15 +101,20 @@ interface LocalReach extends EngineReach {
 }
 
 /**
- * This host as it is now: its name and, on Linux, this boot's id, so an
- * address published before a reboot (whose servers are gone) never matches.
+ * This host as it is now: its name and, on Linux, this boot's id and this
+ * process's pid namespace, so an address published before a reboot (whose
+ * servers are gone) never matches, and a pid names the same process to
+ * every process with the same host.
  */
 function thisHost(): string {
+  const parts = [hostname()];
   try {
-    return `${hostname()}/${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}`;
+    parts.push(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+    parts.push(readlinkSync('/proc/self/ns/pid'));
   } catch {
-    return hostname();
+    // Not Linux: the name alone.
   }
+  return parts.join('/');
 }
 
 function socketConnection(socketDir: string, database: string, applicationName?: string): pg.ClientConfig {

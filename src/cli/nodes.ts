@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import type { NodeJson } from '../nodes/view.js';
+import { call } from './api-client.js';
+import { credentials } from './catalog.js';
+import { printJson } from './output.js';
+
+/** `pier nodes list [--json]`: the Pier processes that share this store (admins only). */
+export function registerNodeCommands(program: Command): void {
+  program
+    .command('nodes')
+    .description('The Pier processes ("nodes") that share this store.')
+    .command('list')
+    .description('List the nodes: alive or not, where, and what each runs.')
+    .option('--json', 'Print JSON.')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const { nodes } = await call<{ nodes: NodeJson[] }>(credentials(command), 'GET', '/api/2.0/pier/nodes');
+      if (options.json) return printJson(nodes);
+      const rows = nodes.map((node) =>
+        [
+          `${node.node_id}${node.is_this_node ? ' *' : ''}`,
+          node.state,
+          node.host,
+          node.api_url ?? '-',
+          String(node.instance_count),
+          String(node.pipelines_running),
+          node.last_heartbeat_time,
+        ].join('\t'),
+      );
+      process.stdout.write(
+        ['NODE\tSTATE\tHOST\tAPI\tINSTANCES\tPIPELINES\tLAST HEARTBEAT', ...rows].join('\n').concat('\n'),
+      );
+    });
+}
