@@ -54,7 +54,7 @@ test('a taken-over pipeline is handed back once its node is alive again', () => 
       running: new Set(['p1', 'p2']),
     }),
   );
-  assert.deepEqual(plan, { claim: ['p2'], release: ['p1'] });
+  assert.deepEqual(plan, { claim: ['p2'], release: ['p1'], stranded: [] });
 });
 
 test('a taken-over pipeline whose instance went out of reach is let go', () => {
