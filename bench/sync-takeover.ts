@@ -130,12 +130,13 @@ async function main() {
     /** Milliseconds from `t0` until the row of `day` is in the target table. */
     const visible = async (day: string, t0: number) => {
       for (;;) {
+        // The server may restart under us (a node restart may do that): then connect again.
+        target ??= await connectTarget().catch(() => undefined);
         const result = await target
           ?.query('SELECT 1 FROM gold.takeover WHERE day = $1 AND region = $2', [day, 'takeover'])
           .catch(async () => {
-            // The server restarted under us (a node restart may do that): connect again.
             await target?.end().catch(() => {});
-            target = await connectTarget().catch(() => undefined);
+            target = undefined;
             return undefined;
           });
         const elapsed = performance.now() - t0;

@@ -101,7 +101,7 @@ export interface JudgedNode extends NodeRow {
  * taken by another process only makes a dead node look alive until its
  * heartbeat runs out: never the other way round.
  */
-export function judgeNode(row: NodeRow, thisHost: string): JudgedNode {
+function judgeNode(row: NodeRow, thisHost: string): JudgedNode {
   const gone = row.host === thisHost && !processExists(row.pid);
   return { ...row, gone, alive: row.alive && !gone };
 }

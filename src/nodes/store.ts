@@ -23,7 +23,7 @@ export interface NodeRow {
 }
 
 /** A node whose heartbeat is older than this is taken for dead: its pipelines may be taken over. */
-export const NODE_TIMEOUT_MS = 15_000;
+const NODE_TIMEOUT_MS = 15_000;
 
 const COLUMNS = `node_id, host, reach, api_url, pid, pier_version, started_at, heartbeat_at, stopped_at,
   (stopped_at IS NULL AND heartbeat_at > clock_timestamp() - $1::double precision * interval '1 millisecond') AS alive`;

@@ -57,12 +57,22 @@ export class PipelineRunner {
   /**
    * @param connection how to reach a database of the pipeline's instance as
    *   its superuser, wherever it runs (nodes/service.ts instanceConnection).
+   * @param options.holder this node: its sessions are named after it
+   *   (`syncSessionName`), and status is written only while it holds the lease.
+   * @param options.takenFrom the node that held the lease before (it died or
+   *   hung): its sessions on the instance are ended first, so a transaction
+   *   it left open cannot hold the progress row's lock against this one.
    */
   constructor(
     readonly pipeline: PipelineRow,
     private readonly store: Store,
     private readonly connection: (instance: InstanceRow, database: string) => Promise<pg.ClientConfig>,
+    private readonly options: { holder: string; takenFrom?: string },
   ) {}
+
+  private setStatus(tableId: string, patch: Parameters<typeof updateSyncedTableStatus>[2]): Promise<void> {
+    return updateSyncedTableStatus(this.store, tableId, patch, this.options.holder);
+  }
 
   /** Set when continuous tables may be behind (a commit, a retry, the start). */
   private continuousDue = true;
@@ -261,11 +271,7 @@ export class PipelineRunner {
       everSynced ||= before !== undefined;
       lastVersion = before?.deltaVersion;
       if (triggered && everSynced) {
-        await updateSyncedTableStatus(
-          this.store,
-          table.id,
-          status.updating(table.spec.scheduling_policy, table.status),
-        );
+        await this.setStatus(table.id, status.updating(table.spec.scheduling_policy, table.status));
       }
       const roles = await ensureSyncRoles(client, table.database_name, table.target_schema);
       let lastWrite = 0;
@@ -296,7 +302,7 @@ export class PipelineRunner {
                 ? status.updating(table.spec.scheduling_policy, table.status, { synced: syncedRows, total })
                 : status.snapshotRunning(syncedRows, total);
               progressWrites = progressWrites
-                .then(() => updateSyncedTableStatus(this.store, table.id, patch))
+                .then(() => this.setStatus(table.id, patch))
                 .catch((e) => noteFailure('sync.progress', e));
             },
           },
@@ -308,8 +314,7 @@ export class PipelineRunner {
       await progressWrites;
       const after = await readProgress(client, target);
       const end = new Date();
-      await updateSyncedTableStatus(
-        this.store,
+      await this.setStatus(
         table.id,
         status.synced(
           table.spec.scheduling_policy,
@@ -333,11 +338,9 @@ export class PipelineRunner {
         await this.client?.end().catch(() => {});
         this.client = undefined;
       }
-      await updateSyncedTableStatus(
-        this.store,
-        table.id,
-        status.failed(message, everSynced, lastVersion),
-      ).catch((e) => noteFailure('sync.status', e));
+      await this.setStatus(table.id, status.failed(message, everSynced, lastVersion)).catch((e) =>
+        noteFailure('sync.status', e),
+      );
       pierMetrics.syncPasses.observe(
         { policy: table.spec.scheduling_policy, outcome: 'failed' },
         (Date.now() - start.getTime()) / 1000,
@@ -403,11 +406,15 @@ export class PipelineRunner {
       );
     }
     const open = async (database: string) => {
-      const client = new pg.Client(await this.connection(instance, database));
+      const client = new pg.Client({
+        ...(await this.connection(instance, database)),
+        application_name: syncSessionName(this.options.holder),
+      });
       client.on('error', () => {
         if (this.client === client) this.client = undefined;
       });
       await client.connect();
+      if (this.options.takenFrom) await endSessionsOf(client, this.options.takenFrom);
       return client;
     };
     try {
@@ -435,6 +442,25 @@ export class PipelineRunner {
     }
     return this.client;
   }
+}
+
+/** The application_name of a node's sync sessions (at most 63 bytes: a node id is 36). */
+function syncSessionName(node: string): string {
+  return `pier-sync ${node}`;
+}
+
+/**
+ * Ends every sync session of `node` on this server: after a takeover, a
+ * transaction the dead or hung node left open would otherwise hold the
+ * progress row's lock (and so the pipeline) until that process went away.
+ * Its work is rolled back, never half applied; the new holder does it again.
+ */
+async function endSessionsOf(client: pg.Client, node: string): Promise<void> {
+  await client.query(
+    `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE application_name = $1 AND pid <> pg_backend_pid()`,
+    [syncSessionName(node)],
+  );
 }
 
 /** Rows a pass wrote: the snapshot's rows, or the changes applied. */

@@ -141,15 +141,25 @@ export async function findSyncedTableByTarget(
 }
 
 /** The worker's report; merged into what is there (`null` removes a field). */
+/**
+ * Merges `status` into the table's status. With `holder`, only while that
+ * node holds the lease of the table's pipeline: a node that lost it (hung,
+ * then resumed) cannot write over what the new holder reports.
+ */
 export async function updateSyncedTableStatus(
   db: Queryable,
   id: string,
   status: { [K in keyof SyncedTableStatus]: SyncedTableStatus[K] | null },
+  holder?: string,
 ): Promise<void> {
-  await db.query(`UPDATE synced_tables SET status = jsonb_strip_nulls(status || $2::jsonb) WHERE id = $1`, [
-    id,
-    JSON.stringify(status),
-  ]);
+  await db.query(
+    `UPDATE synced_tables t SET status = jsonb_strip_nulls(status || $2::jsonb)
+      WHERE id = $1
+        AND ($3::text IS NULL OR EXISTS (
+              SELECT 1 FROM leases l
+               WHERE l.resource = 'sync_pipeline' AND l.key = t.pipeline_id::text AND l.holder = $3))`,
+    [id, JSON.stringify(status), holder ?? null],
+  );
 }
 
 export async function updateSyncedTableSpec(db: Queryable, id: string, spec: SyncedTableSpec): Promise<void> {

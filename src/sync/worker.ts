@@ -35,8 +35,12 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
   let strandedAt = 0;
 
   const runnerFor = (pipeline: PlacedPipeline) =>
-    new PipelineRunner(pipeline, ctx.store, (instance, database) =>
-      instanceConnection(ctx, instance, database, 'pier-sync'),
+    new PipelineRunner(
+      pipeline,
+      ctx.store,
+      (instance, database) => instanceConnection(ctx, instance, database),
+      // The lease's holder before this claim, if another node: its sessions are ended first.
+      { holder, ...(pipeline.holder && pipeline.holder !== holder ? { takenFrom: pipeline.holder } : {}) },
     );
 
   const tick = async () => {

@@ -237,6 +237,24 @@ test('a node killed with -9 or hung: another node on the host takes its pipeline
   assert.equal((await holders()).get(pipelineOf(onSecond))?.holder, secondNode);
 
   // A hung node (SIGSTOP): its process is there, so the other node waits for its heartbeat and lease to run out…
+  // …and it hung inside a transaction that holds the progress row's lock (as a sync session of that node would).
+  const zombie = new pg.Client({
+    host: join(first.dataDir, 'run', firstUid),
+    port: 5432,
+    user: 'postgres',
+    database: 'databricks_postgres',
+    application_name: `pier-sync ${firstNode}`,
+  });
+  await zombie.connect();
+  let zombieEnded: { code?: string } | undefined;
+  zombie.on('error', (error) => {
+    zombieEnded = error as { code?: string };
+  });
+  const zombiePid = (await zombie.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+  await zombie.query('BEGIN');
+  await zombie.query(
+    `SELECT delta_version FROM pier_sync.progress WHERE target_schema = 'gold' AND target_table = 'on_first' FOR UPDATE`,
+  );
   restarted.child.kill('SIGSTOP');
   const hungAt = Date.now();
   version = await advanceDemoTable(location);
@@ -247,6 +265,11 @@ test('a node killed with -9 or hung: another node on the host takes its pipeline
   );
   assert.ok(hungMs >= 14_000, `taken over once the heartbeat ran out, not before (${hungMs} ms)`);
   assert.equal((await holders()).get(firstPipeline)?.holder, secondNode);
+  // The taking node ended the hung node's session: its transaction rolled back, its lock gone.
+  assert.ok(zombieEnded, 'the hung session saw its connection end');
+  const left = await firstPostgres.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [zombiePid]);
+  assert.equal(left.rowCount, 0, 'the hung session is gone from the server');
+  await zombie.end().catch(() => {});
   // …and once it runs again it gets the pipeline back: nothing applied twice, nothing missed.
   restarted.child.kill('SIGCONT');
   await eventually(
