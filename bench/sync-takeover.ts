@@ -183,10 +183,25 @@ async function main() {
 
     // A hung node: only the heartbeat tells.
     await sleep(1000);
+    // The worst case: hung inside a transaction that holds the progress row's lock, as its sync session would.
+    const zombie = new pg.Client({
+      host: join(firstDir, 'run', uid),
+      port: 5432,
+      user: 'postgres',
+      database: 'databricks_postgres',
+      application_name: `pier-sync ${firstNode}`,
+    });
+    zombie.on('error', () => {});
+    await zombie.connect();
+    await zombie.query('BEGIN');
+    await zombie.query(
+      `SELECT 1 FROM pier_sync.progress WHERE target_schema = 'gold' AND target_table = 'takeover' FOR UPDATE`,
+    );
     first.child.kill('SIGSTOP');
     const t2 = performance.now();
     const day = await commit();
     const hung = await visible(day, t2);
+    await zombie.end().catch(() => {});
     first.child.kill('SIGCONT');
     const hungBack = await handedBack(performance.now());
 
@@ -225,15 +240,19 @@ async function main() {
         'kill -9 of the first node, then a commit → row, applied by the second node',
       ),
       row(
-        'restart, no takeover',
+        'kill -9, restarted (no other node)',
         restarted,
-        'the reference without a takeover: `pier up` on the dead data dir → a commit made before it applied',
+        'the reference without a takeover: kill -9, a commit, `pier up` on the dead data dir at once → row',
       ),
-      row('handed back', back, 'from that restart until the first node holds the pipeline again'),
+      row(
+        'handed back',
+        back,
+        'after a takeover: `pier up` on the dead data dir → it holds its pipeline again',
+      ),
       row(
         'hung (SIGSTOP), taken over',
         [hung],
-        'heartbeat and lease run out (15 s), then the second node applies the commit',
+        'SIGSTOP inside a transaction holding the progress row lock, a commit → row: heartbeat and lease run out (15 s), the hung session is ended, the second node applies it',
       ),
       row('hung, handed back', [hungBack], 'SIGCONT → the first node holds the pipeline again'),
       '',
