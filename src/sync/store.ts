@@ -162,6 +162,26 @@ export async function updateSyncedTableStatus(
   );
 }
 
+/**
+ * The status of a table whose pipeline waits for a dead node: written only
+ * if that node has not been heard from since `heardAt` (a node that came
+ * back registers before it claims its pipelines, so its own fresh status is
+ * never overwritten by a stale verdict).
+ */
+export async function setStrandedStatus(
+  db: Queryable,
+  id: string,
+  status: { [K in keyof SyncedTableStatus]: SyncedTableStatus[K] | null },
+  node: { id: string; heardAt: Date },
+): Promise<void> {
+  await db.query(
+    `UPDATE synced_tables SET status = jsonb_strip_nulls(status || $2::jsonb)
+      WHERE id = $1
+        AND EXISTS (SELECT 1 FROM nodes WHERE node_id = $3 AND date_trunc('milliseconds', heartbeat_at) <= $4)`,
+    [id, JSON.stringify(status), node.id, node.heardAt],
+  );
+}
+
 export async function updateSyncedTableSpec(db: Queryable, id: string, spec: SyncedTableSpec): Promise<void> {
   await db.query('UPDATE synced_tables SET spec = $2 WHERE id = $1', [id, JSON.stringify(spec)]);
 }

@@ -8,7 +8,7 @@ import { listPlacedPipelines, PIPELINE_LEASE, type PlacedPipeline } from './pipe
 import { placePipelines } from './placement.js';
 import { PipelineRunner } from './runner.js';
 import { failed } from './status.js';
-import { listSyncedTablesOfPipeline, updateSyncedTableStatus } from './store.js';
+import { listSyncedTablesOfPipeline, setStrandedStatus } from './store.js';
 
 /** How long a claimed pipeline stays this process's without a renewal: a dead Pier's work is free after it. */
 const LEASE_TTL_MS = 15_000;
@@ -156,7 +156,7 @@ async function reportStranded(store: Store, pipeline: PlacedPipeline, node: Node
   for (const table of await listSyncedTablesOfPipeline(store, pipeline.id)) {
     if (table.status.message === message) continue;
     const version = table.status.last_sync?.delta_table_sync_info?.delta_commit_version;
-    await updateSyncedTableStatus(
+    await setStrandedStatus(
       store,
       table.id,
       failed(
@@ -164,6 +164,7 @@ async function reportStranded(store: Store, pipeline: PlacedPipeline, node: Node
         table.status.last_sync !== undefined,
         version === undefined ? undefined : Number(version),
       ),
+      { id: node.node_id, heardAt: node.heartbeat_at },
     );
   }
 }
