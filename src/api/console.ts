@@ -8,7 +8,9 @@ import { authenticateCaller } from '../identities/oauth-tokens.js';
 import type { IdentityRow } from '../identities/store.js';
 import { renderFamilies } from '../metrics/registry.js';
 import { latestMetricSamples } from '../metrics/store.js';
-import { instanceFamilies, processFamilies } from '../metrics/view.js';
+import { instanceFamilies, nodeFamilies, processFamilies } from '../metrics/view.js';
+import { listJudgedNodes } from '../nodes/service.js';
+import { nodeLoads } from '../nodes/store.js';
 import {
   authenticateSession,
   CSRF_HEADER,
@@ -167,8 +169,12 @@ export function mountConsole(app: Hono<ApiEnv>, ctx: ControlContext, facts: Conn
 
   app.get('/metrics', async (c) => {
     requireAdmin(await authenticateRequest(ctx, c), 'read /metrics');
+    const [nodes, loads] = await Promise.all([listJudgedNodes(ctx), nodeLoads(ctx.store)]);
     const text = renderFamilies([
       ...instanceFamilies(await latestMetricSamples(ctx.store)),
+      ...nodeFamilies(
+        nodes.map((node) => ({ ...node, ...(loads.get(node.node_id) ?? { instances: 0, pipelines: 0 }) })),
+      ),
       ...processFamilies(failureCounts()),
     ]);
     return c.body(text, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });

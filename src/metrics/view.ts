@@ -123,3 +123,30 @@ export function processFamilies(failures: Record<string, number>): MetricFamily[
     },
   ];
 }
+
+/** The Pier nodes on this store, as this node judges them: alert on `pier_node_up == 0`. */
+export function nodeFamilies(
+  nodes: { node_id: string; alive: boolean; instances: number; pipelines: number }[],
+): MetricFamily[] {
+  const family = (
+    name: string,
+    help: string,
+    value: (node: (typeof nodes)[number]) => number,
+  ): MetricFamily => ({
+    name,
+    help,
+    type: 'gauge',
+    samples: nodes.map((node) => ({ labels: { node: node.node_id }, value: value(node) })),
+  });
+  return [
+    family('pier_node_up', 'Whether the Pier node is running (1) or not responding or stopped (0).', (n) =>
+      n.alive ? 1 : 0,
+    ),
+    family('pier_node_instances', 'Instances that run on the node.', (n) => n.instances),
+    family(
+      'pier_node_sync_pipelines',
+      'Sync pipelines the node runs now (its own and those it took over).',
+      (n) => n.pipelines,
+    ),
+  ];
+}

@@ -526,6 +526,10 @@ describe('sessions, CSRF and /metrics over HTTP', () => {
       /^pier_reconcile_duration_seconds_count\{outcome="done"\} [1-9]\d*$/m,
       /^pier_sync_duration_seconds_count\{policy="TRIGGERED",outcome="synced"\} [1-9]\d*$/m,
       /^# TYPE pier_sync_duration_seconds histogram$/m,
+      // The one node of this Pier, running, with its instance.
+      /^pier_node_up\{node="[0-9a-f-]{36}"\} 1$/m,
+      /^pier_node_instances\{node="[0-9a-f-]{36}"\} [1-9]\d*$/m,
+      /^# TYPE pier_node_sync_pipelines gauge$/m,
     ]) {
       assert.match(text, line);
     }

@@ -196,6 +196,11 @@ test('a node killed with -9 or hung: another node on the host takes its pipeline
   );
   assert.equal(states.get(firstNode)?.state, 'NOT_RESPONDING');
   assert.equal(states.get(secondNode)?.pipelines_running, 2);
+  const metrics = await (
+    await fetch(`${second.apiUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+  ).text();
+  assert.match(metrics, new RegExp(`^pier_node_up\\{node="${firstNode}"\\} 0$`, 'm'));
+  assert.match(metrics, new RegExp(`^pier_node_sync_pipelines\\{node="${secondNode}"\\} 2$`, 'm'));
   // The dead process's run is closed; the takeover opened one of its own.
   assert.deepEqual(
     (await continuousRuns(second)).map((u) => [u.state, u.cause]),
