@@ -4,6 +4,7 @@ import { call, type Session, setSession, whenSignedOut } from './api';
 import { CatalogPage } from './catalog';
 import { InstanceDetail } from './instance-detail';
 import { InstancesPage } from './instances';
+import { NodesPage } from './nodes';
 import { ProjectDetail } from './project-detail';
 import { ProjectsPage } from './projects';
 import { href } from './routes';
@@ -34,6 +35,8 @@ const SECTIONS = [
   { id: 'projects', label: 'Projects' },
   { id: 'catalog', label: 'Catalog' },
   { id: 'synced-tables', label: 'Synced tables' },
+  // Admins only: the Pier processes that share the store.
+  { id: 'nodes', label: 'Nodes', admin: true },
 ];
 
 function Page({ route, session }: { route: string[]; session: Session }) {
@@ -44,6 +47,7 @@ function Page({ route, session }: { route: string[]; session: Session }) {
   if (section === 'synced-tables')
     return rest[0] ? <SyncedTableDetail name={rest[0]} /> : <SyncedTablesPage />;
   if (section === 'instances' && rest[0]) return <InstanceDetail name={rest[0]} session={session} />;
+  if (section === 'nodes' && session.is_admin) return <NodesPage />;
   return <InstancesPage />;
 }
 
@@ -78,7 +82,7 @@ function App() {
         <span class="brand">Pier</span>
         <nav aria-label="Sections">
           <ul>
-            {SECTIONS.map((s) => (
+            {SECTIONS.filter((s) => !s.admin || session.is_admin).map((s) => (
               <li key={s.id}>
                 <a href={href(s.id)} aria-current={section === s.id ? 'page' : undefined}>
                   {s.label}

@@ -31,6 +31,8 @@ const STATE_TONE: Record<string, string> = {
   PROVISIONING: 'busy',
   STOPPED: 'idle',
   FAILED: 'bad',
+  RUNNING: 'ok',
+  NOT_RESPONDING: 'bad',
 };
 
 /** A state as a coloured badge; the text carries the meaning, the colour only repeats it. */

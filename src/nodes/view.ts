@@ -17,7 +17,7 @@ export interface NodeJson {
   start_time: string;
   last_heartbeat_time: string;
   stop_time?: string;
-  /** Instances made through this node (they run there). */
+  /** Instances made through this node (they run there), Autoscaling computes included. */
   instance_count: number;
   /** Sync pipelines whose lease it holds now, its own and those it took over. */
   pipelines_running: number;

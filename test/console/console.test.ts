@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createUser } from '../catalog/users.js';
@@ -431,6 +433,25 @@ describe('the console', () => {
     await page.locator(`tr[data-project="${PROJECT}"]`).waitFor({ state: 'detached' });
     const gone = await api(pier, pier.adminToken, 'GET', `/api/2.0/postgres/projects/${PROJECT}`);
     assert.equal(gone.status, 404);
+  });
+
+  test('the Nodes page shows the Pier processes on the store: this one running, with its instances', async () => {
+    await page.getByRole('link', { name: 'Nodes' }).click();
+    await page.getByRole('heading', { name: 'Nodes' }).waitFor();
+    const row = page.locator('tbody tr', { hasText: '(this node)' });
+    await row.locator('[data-state="RUNNING"]').waitFor();
+    const cells = await row.locator('td').allInnerTexts();
+    const nodeId = (await readFile(join(pier.dataDir, 'node-id'), 'utf8')).trim();
+    assert.equal(cells[0], `${nodeId} (this node)`);
+    // As the API says; at least the Provisioned instances (Autoscaling computes run here too).
+    const nodes = (await api(pier, pier.adminToken, 'GET', '/api/2.0/pier/nodes')).body.nodes as {
+      instance_count: number;
+    }[];
+    assert.equal(Number(cells[4]), nodes[0].instance_count);
+    const instances = (await api(pier, pier.adminToken, 'GET', '/api/2.0/database/instances')).body
+      .database_instances as unknown[];
+    assert.ok(nodes[0].instance_count >= instances.length);
+    a11y.push(...(await capturePage(page, 'nodes')));
   });
 
   test('every page has no serious accessibility violations and fits a phone screen', () => {
