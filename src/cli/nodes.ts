@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import type { NodeJson } from '../nodes/view.js';
 import { call } from './api-client.js';
 import { credentials } from './catalog.js';
-import { printJson } from './output.js';
+import { printJson, printTable } from './output.js';
 
-/** `pier nodes list [--json]`: the Pier processes that share this store (admins only). */
+/** `pier nodes list [--json]`: the Pier processes that share this store (admins only); `*` marks the one that answered. */
 export function registerNodeCommands(program: Command): void {
   program
     .command('nodes')
@@ -15,8 +15,9 @@ export function registerNodeCommands(program: Command): void {
     .action(async (options: { json?: boolean }, command: Command) => {
       const { nodes } = await call<{ nodes: NodeJson[] }>(credentials(command), 'GET', '/api/2.0/pier/nodes');
       if (options.json) return printJson(nodes);
-      const rows = nodes.map((node) =>
-        [
+      printTable(
+        ['NODE', 'STATE', 'HOST', 'API', 'INSTANCES', 'PIPELINES', 'LAST HEARTBEAT'],
+        nodes.map((node) => [
           `${node.node_id}${node.is_this_node ? ' *' : ''}`,
           node.state,
           node.host,
@@ -24,10 +25,7 @@ export function registerNodeCommands(program: Command): void {
           String(node.instance_count),
           String(node.pipelines_running),
           node.last_heartbeat_time,
-        ].join('\t'),
-      );
-      process.stdout.write(
-        ['NODE\tSTATE\tHOST\tAPI\tINSTANCES\tPIPELINES\tLAST HEARTBEAT', ...rows].join('\n').concat('\n'),
+        ]),
       );
     });
 }
