@@ -2,7 +2,7 @@ import { noteFailure } from '../failures.js';
 import { instanceConnection, listJudgedNodes } from '../nodes/service.js';
 import type { NodeRow } from '../nodes/store.js';
 import type { ComponentFactory } from '../server/pier.js';
-import { claimLeases, releaseLease } from '../store/leases.js';
+import { claimLeases, releaseLease, renewLease } from '../store/leases.js';
 import type { Store } from '../store/store.js';
 import { listPlacedPipelines, PIPELINE_LEASE, type PlacedPipeline } from './pipelines-store.js';
 import { placePipelines } from './placement.js';
@@ -33,6 +33,23 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
   let closed = false;
   let ticking = false;
   let strandedAt = 0;
+  /**
+   * Runners finishing their pass before they stop, off the tick (a snapshot
+   * may take minutes). A pipeline given away keeps its lease renewed until
+   * then, and is released after; one whose lease was lost is just stopped.
+   */
+  const retiring = new Map<string, { done: Promise<void>; release: boolean }>();
+  const retire = (id: string, why: string, release: boolean) => {
+    const runner = runners.get(id);
+    if (!runner) return;
+    runners.delete(id);
+    const done = runner
+      .stop(why)
+      .then(() => (release ? releaseLease(ctx.store, PIPELINE_LEASE, id, holder) : undefined))
+      .catch((e) => noteFailure('sync.release', e))
+      .finally(() => retiring.delete(id));
+    retiring.set(id, { done, release });
+  };
 
   const runnerFor = (pipeline: PlacedPipeline) =>
     new PipelineRunner(
@@ -68,19 +85,21 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
         },
       });
       for (const id of plan.release) {
-        const runner = runners.get(id);
-        runners.delete(id);
         const pipeline = byId.get(id);
-        const back = pipeline?.node_id && alive.has(pipeline.node_id);
-        await runner?.stop(
+        const back = pipeline?.node_id !== null && alive.has(pipeline?.node_id ?? '');
+        retire(
+          id,
           back
             ? `Handed back to Pier node ${pipeline?.node_id}, where instance '${pipeline?.instance_name}' runs, now that it is running again; it goes on from the last synced version.`
             : `Let go: instance '${pipeline?.instance_name}' is out of this node's reach now; the node it runs on goes on from the last synced version.`,
+          true,
         );
-        await releaseLease(ctx.store, PIPELINE_LEASE, id, holder);
         options.log(
           `sync: pipeline ${id} ${back ? `handed back to node ${pipeline?.node_id}` : 'let go (instance out of reach)'}`,
         );
+      }
+      for (const [id, { release }] of retiring) {
+        if (release) await renewLease(ctx.store, PIPELINE_LEASE, id, holder, LEASE_TTL_MS);
       }
       const held = new Set(
         plan.claim.length === 0
@@ -92,16 +111,18 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
               takeFrom: nodes.filter((node) => node.gone).map((node) => node.node_id),
             }),
       );
-      for (const [id, runner] of runners) {
+      for (const id of [...runners.keys()]) {
         if (held.has(id)) continue;
-        runners.delete(id);
-        await runner.stop(
+        retire(
+          id,
           'This node lost the lease (it was not heard from in time): the node that holds it now goes on from the last synced version.',
+          false,
         );
       }
       for (const id of held) {
         const pipeline = byId.get(id);
-        if (!pipeline || closed) continue;
+        // A runner of it still finishing its pass: a new one starts once it has stopped.
+        if (!pipeline || closed || retiring.has(id)) continue;
         let runner = runners.get(id);
         if (!runner) {
           if (pipeline.node_id !== holder) {
@@ -136,13 +157,14 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
       closed = true;
       clearInterval(timer);
       while (ticking) await new Promise((resolve) => setTimeout(resolve, 20));
-      for (const [id, runner] of runners) {
-        await runner.stop();
-        await releaseLease(ctx.store, PIPELINE_LEASE, id, holder).catch((e) =>
-          noteFailure('sync.release', e),
+      for (const id of [...runners.keys()]) {
+        retire(
+          id,
+          'Stopped with this Pier process; the next run goes on from the last synced version.',
+          true,
         );
       }
-      runners.clear();
+      await Promise.all([...retiring.values()].map((r) => r.done));
     },
   };
 };
