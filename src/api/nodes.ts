@@ -1,4 +1,4 @@
-import { listJudgedNodes } from '../nodes/service.js';
+import { forgetStoppedNode, listJudgedNodes } from '../nodes/service.js';
 import { nodeLoads } from '../nodes/store.js';
 import { nodeView } from '../nodes/view.js';
 import { type RouteGroup, requireAdmin } from './request.js';
@@ -16,5 +16,11 @@ export const nodeRoutes: RouteGroup = (app, ctx) => {
         }),
       ),
     });
+  });
+
+  app.delete('/api/2.0/pier/nodes/:id', async (c) => {
+    requireAdmin(c.var.caller, 'forget a Pier node');
+    await forgetStoppedNode(ctx, c.req.param('id'));
+    return c.json({});
   });
 };

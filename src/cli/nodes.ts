@@ -4,11 +4,10 @@ import { call } from './api-client.js';
 import { credentials } from './catalog.js';
 import { printJson, printTable } from './output.js';
 
-/** `pier nodes list [--json]`: the Pier processes that share this store (admins only); `*` marks the one that answered. */
+/** `pier nodes list [--json]` and `pier nodes forget NODE_ID`: the Pier processes that share this store (admins only); `*` marks the one that answered. */
 export function registerNodeCommands(program: Command): void {
-  program
-    .command('nodes')
-    .description('The Pier processes ("nodes") that share this store.')
+  const group = program.command('nodes').description('The Pier processes ("nodes") that share this store.');
+  group
     .command('list')
     .description('List the nodes: alive or not, where, and what each runs.')
     .option('--json', 'Print JSON.')
@@ -27,5 +26,11 @@ export function registerNodeCommands(program: Command): void {
           node.last_heartbeat_time,
         ]),
       );
+    });
+  group
+    .command('forget <NODE_ID>')
+    .description('Forget a node that is gone for good: only one that is not running and has no instances.')
+    .action(async (id: string, _options: unknown, command: Command) => {
+      await call(credentials(command), 'DELETE', `/api/2.0/pier/nodes/${encodeURIComponent(id)}`);
     });
 }

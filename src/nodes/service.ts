@@ -9,6 +9,7 @@ import type { Store } from '../store/store.js';
 import {
   beat,
   findNode,
+  forgetNode,
   listNodes,
   markNodeStopped,
   type NodeRow,
@@ -161,4 +162,38 @@ export async function instanceConnection(
         : 'Start that node again (pier up on its data dir) and retry.'
     }`,
   );
+}
+
+/**
+ * Forgets a node that is gone for good (its data dir removed): only one that
+ * is not running and has no instances, since an instance is driven by its
+ * node alone and would be left without one.
+ */
+export async function forgetStoppedNode(
+  ctx: Pick<ControlContext, 'store' | 'engine'>,
+  nodeId: string,
+): Promise<void> {
+  await ctx.store.transaction(async (tx) => {
+    await tx.query('LOCK TABLE nodes IN SHARE ROW EXCLUSIVE MODE');
+    const found = await findNode(tx, nodeId);
+    if (!found) throw new PierError('RESOURCE_DOES_NOT_EXIST', `Pier node ${nodeId} does not exist.`);
+    const node = judgeNode(found, ctx.engine.reach().host);
+    if (node.alive) {
+      throw new PierError(
+        'INVALID_STATE',
+        `Pier node ${nodeId} is running${node.api_url ? ` (${node.api_url})` : ''}; stop it first, then forget it.`,
+      );
+    }
+    const { rows } = await tx.query<{ name: string }>(
+      `SELECT name FROM instances WHERE node_id = $1 AND NOT coalesce((spec->>'deleted')::boolean, false) ORDER BY name`,
+      [nodeId],
+    );
+    if (rows.length > 0) {
+      throw new PierError(
+        'INVALID_STATE',
+        `Pier node ${nodeId} still has ${rows.length === 1 ? 'instance' : 'instances'} ${rows.map((r) => `'${r.name}'`).join(', ')}, which only it runs: start it again and delete ${rows.length === 1 ? 'it' : 'them'} first.`,
+      );
+    }
+    await forgetNode(tx, nodeId);
+  });
 }

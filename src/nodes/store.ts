@@ -91,3 +91,10 @@ export async function nodeLoads(
   );
   return new Map(rows.map((row) => [row.node_id, { instances: row.instances, pipelines: row.pipelines }]));
 }
+
+/** Removes a node's row (and any lease it still holds); false if there was none. */
+export async function forgetNode(db: Queryable, nodeId: string): Promise<boolean> {
+  await db.query('DELETE FROM leases WHERE holder = $1', [nodeId]);
+  const { rowCount } = await db.query('DELETE FROM nodes WHERE node_id = $1', [nodeId]);
+  return (rowCount ?? 0) > 0;
+}

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -294,12 +295,21 @@ test('a node killed with -9 or hung: another node on the host takes its pipeline
   assert.equal(runs[0].state, 'RUNNING');
 
   // A dead node whose Postgres is gone too: its pipeline waits for it, and its instance is out of reach.
-  await restarted.kill();
+  // Held still while its server stops, so neither it restarts the server nor the other node sees it gone first.
+  restarted.child.kill('SIGSTOP');
   const pid = Number(
     (await readFile(join(first.dataDir, 'instances', firstUid, 'postmaster.pid'), 'utf8')).split('\n')[0],
   );
   await firstPostgres.end().catch(() => {});
   process.kill(pid, 'SIGINT');
+  // A clean shutdown removes postmaster.pid last (the process may linger as a zombie of the stopped Pier).
+  const pidFile = join(first.dataDir, 'instances', firstUid, 'postmaster.pid');
+  await eventually(
+    async () => (existsSync(pidFile) ? undefined : true),
+    20_000,
+    'the first node’s Postgres to stop',
+  );
+  await restarted.kill();
   await eventually(
     async () => ((await holders()).get(firstPipeline)?.expired ? true : undefined),
     30_000,
@@ -330,6 +340,26 @@ test('a node killed with -9 or hung: another node on the host takes its pipeline
       `^Pier node ${firstNode}, where instance 'first-db' runs, is not running .*catches up by itself once that node runs again\\.$`,
     ),
   );
+  // Forgetting a node: only one that is not running and has no instances.
+  const third = await startPier({ args: ['--store-url', external.url], env: { PIER_MASTER_KEY: masterKey } });
+  const thirdNode = await nodeId(third);
+  await third.stop();
+  piers.push(third);
+  const forget = (id: string) => api(second, token, 'DELETE', `/api/2.0/pier/nodes/${id}`);
+  const running = await forget(secondNode);
+  assert.equal(running.status, 400);
+  assert.match(String(running.body.message), /is running .*stop it first/);
+  const withInstances = await forget(firstNode);
+  assert.equal(withInstances.status, 400);
+  assert.match(String(withInstances.body.message), /still has instance 'first-db', which only it runs/);
+  const forgotten = await runPier(['nodes', 'forget', thirdNode], viaSecond);
+  assert.equal(forgotten.code, 0, forgotten.stderr);
+  const remaining = JSON.parse((await runPier(['nodes', 'list', '--json'], viaSecond)).stdout) as {
+    node_id: string;
+  }[];
+  assert.deepEqual(remaining.map((n) => n.node_id).sort(), [firstNode, secondNode].sort());
+  assert.equal((await forget(thirdNode)).status, 404);
+
   // The node back (its Postgres started again by it): the table heals and catches up.
   const again = await startPier({ dataDir: first.dataDir, args: ['--store-url', external.url] });
   piers[0] = again;
