@@ -61,6 +61,7 @@ export class NodeHeartbeat {
       host: this.engine.reach().host,
       reach: this.engine.reach(),
       pid: process.pid,
+      pid_start: processStart(process.pid) ?? null,
       pier_version: PIER_VERSION,
     });
   }
@@ -98,12 +99,13 @@ export interface JudgedNode extends NodeRow {
 /**
  * The store's view of a node (its heartbeat), sharpened where this process
  * knows better: a node on this host (same boot, same process namespace)
- * whose Pier process no longer exists is gone now, not 15 s from now. A pid
- * taken by another process only makes a dead node look alive until its
- * heartbeat runs out: never the other way round.
+ * whose Pier process no longer exists — no such pid, a zombie, or a pid now
+ * another process's (its start time differs) — is gone now, not 15 s from
+ * now. Where the start time is unknown a reused pid only makes a dead node
+ * look alive until its heartbeat runs out: never the other way round.
  */
-function judgeNode(row: NodeRow, thisHost: string): JudgedNode {
-  const gone = row.host === thisHost && !processExists(row.pid);
+export function judgeNode(row: NodeRow, thisHost: string): JudgedNode {
+  const gone = row.host === thisHost && !sameProcessRuns(row.pid, row.pid_start);
   return { ...row, gone, alive: row.alive && !gone };
 }
 
@@ -112,14 +114,32 @@ export async function listJudgedNodes(ctx: Pick<ControlContext, 'store' | 'engin
   return (await listNodes(ctx.store)).map((row) => judgeNode(row, host));
 }
 
-function processExists(pid: number): boolean {
+function sameProcessRuns(pid: number, start: string | null): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     // EPERM: it exists, as another user's.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const stat = procStat(pid);
+  if (!stat) return true; // not Linux, or it ended this instant: the heartbeat decides
+  return stat.state !== 'Z' && (start === null || stat.start === start);
+}
+
+/** State and start time of a process from /proc/<pid>/stat (fields 3 and 22), if there is one. */
+function procStat(pid: number): { state: string; start: string } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0], start: fields[19] };
+  } catch {
+    return undefined;
+  }
+}
+
+function processStart(pid: number): string | undefined {
+  return procStat(pid)?.start;
 }
 
 /** What a connection to an instance needs to know about where it runs. */

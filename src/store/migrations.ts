@@ -618,6 +618,8 @@ export const migrations: Migration[] = [
         reach jsonb NOT NULL,
         api_url text,
         pid integer NOT NULL,
+        -- When that process started (Linux: /proc/<pid>/stat starttime), so a reused pid is told apart.
+        pid_start text,
         pier_version text NOT NULL,
         started_at timestamptz NOT NULL,
         heartbeat_at timestamptz NOT NULL,
