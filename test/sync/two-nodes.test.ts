@@ -63,7 +63,7 @@ interface UpdateJson {
   message?: string;
 }
 
-test('a node killed with -9 or hung: another node on the host takes its pipelines over, exactly, and hands them back when it returns', async () => {
+test('a node killed with -9 or hung: another node on the host takes its pipelines over, exactly, and hands them back when it returns; when both die, the first back runs both', async () => {
   external = await startExternalPostgres('control_plane');
   const first = await startPier({ dataDir: await tempDataDir(), args: ['--store-url', external.url] });
   piers.push(first);
@@ -123,12 +123,14 @@ test('a node killed with -9 or hung: another node on the host takes its pipeline
     (await updates(via)).filter((u) => u.cause !== 'API_CALL' || u.state !== 'COMPLETED');
 
   // Postgres of first-db, read straight through its socket (its node's proxy may be dead).
-  const firstPostgres = new pg.Client({
-    host: join(first.dataDir, 'run', firstUid),
-    port: 5432,
-    user: 'postgres',
-    database: 'databricks_postgres',
-  });
+  const firstClient = () =>
+    new pg.Client({
+      host: join(first.dataDir, 'run', firstUid),
+      port: 5432,
+      user: 'postgres',
+      database: 'databricks_postgres',
+    });
+  let firstPostgres = firstClient();
   const exactlyAsDelta = async (version: number) => {
     const snapshot = await openDeltaTable(location, { version });
     const layout = targetLayout(snapshot.schema, { primaryKey: DAILY_REVENUE_KEY });
@@ -367,5 +369,28 @@ test('a node killed with -9 or hung: another node on the host takes its pipeline
   await reaches(second, 'analytics.gold.on_first', version, 60_000);
   const healed = await statusOf(second, 'analytics.gold.on_first');
   assert.equal(healed.detailed_state, 'SYNCED_TABLE_ONLINE_CONTINUOUS_UPDATE', JSON.stringify(healed));
+
+  // Both die: the first (its pipeline taken over by the second), then the second holding both.
+  await again.kill();
+  await eventually(
+    async () => ((await holders()).get(firstPipeline)?.holder === secondNode ? true : undefined),
+    10_000,
+    'the second node to take the first’s pipeline',
+  );
+  await second.kill();
+  // The first alone comes back: it takes its own pipeline from the dead second at once, and the second's too.
+  const last = await startPier({ dataDir: first.dataDir, args: ['--store-url', external.url] });
+  piers[0] = last;
+  version = await advanceDemoTable(location);
+  await reaches(last, 'analytics.gold.on_first', version, 20_000);
+  await reaches(last, 'analytics.gold.on_second', version, 20_000);
+  leases = await holders();
+  assert.equal(leases.get(firstPipeline)?.holder, firstNode);
+  assert.equal(leases.get(pipelineOf(onSecond))?.holder, firstNode);
+  firstPostgres = firstClient();
+  await firstPostgres.connect();
+  firstPostgres.on('error', () => {});
+  await exactlyAsDelta(version);
+  await firstPostgres.end();
   await store.end();
 });
