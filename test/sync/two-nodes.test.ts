@@ -142,6 +142,17 @@ test('a node killed with -9 or hung: another node on the host takes its pipeline
   };
 
   let version = (await openDeltaTable(location)).version;
+  /** The first node holds its pipeline again, and the next commit arrives exactly. */
+  const handedBackAndFollowing = async (who: string) => {
+    await eventually(
+      async () => ((await holders()).get(firstPipeline)?.holder === firstNode ? true : undefined),
+      20_000,
+      `the pipeline handed back to ${who}`,
+    );
+    version = await advanceDemoTable(location);
+    await reaches(second, 'analytics.gold.on_first', version, 20_000);
+    await exactlyAsDelta(version);
+  };
   await reaches(first, 'analytics.gold.on_first', version);
   await reaches(first, 'analytics.gold.on_second', version);
   await firstPostgres.connect();
@@ -224,14 +235,7 @@ test('a node killed with -9 or hung: another node on the host takes its pipeline
   // The first node, restarted on its data dir, gets its pipeline handed back and follows on.
   const restarted = await startPier({ dataDir: first.dataDir, args: ['--store-url', external.url] });
   piers[0] = restarted;
-  await eventually(
-    async () => ((await holders()).get(firstPipeline)?.holder === firstNode ? true : undefined),
-    20_000,
-    'the pipeline handed back to the first node',
-  );
-  version = await advanceDemoTable(location);
-  await reaches(second, 'analytics.gold.on_first', version, 20_000);
-  await exactlyAsDelta(version);
+  await handedBackAndFollowing('the restarted node');
   const history = await continuousRuns(second);
   assert.deepEqual(
     history.map((u) => [u.state, u.cause]),
@@ -280,14 +284,7 @@ test('a node killed with -9 or hung: another node on the host takes its pipeline
   await zombie.end().catch(() => {});
   // …and once it runs again it gets the pipeline back: nothing applied twice, nothing missed.
   restarted.child.kill('SIGCONT');
-  await eventually(
-    async () => ((await holders()).get(firstPipeline)?.holder === firstNode ? true : undefined),
-    20_000,
-    'the pipeline handed back to the resumed node',
-  );
-  version = await advanceDemoTable(location);
-  await reaches(second, 'analytics.gold.on_first', version, 20_000);
-  await exactlyAsDelta(version);
+  await handedBackAndFollowing('the resumed node');
   const runs = await continuousRuns(second);
   assert.deepEqual(
     runs.filter((u) => u.state === 'RUNNING').map((u) => u.cause),
