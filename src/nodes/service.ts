@@ -58,7 +58,6 @@ export class NodeHeartbeat {
   private register(): Promise<void> {
     return registerNode(this.store, {
       node_id: this.nodeId,
-      host: this.engine.reach().host,
       reach: this.engine.reach(),
       pid: process.pid,
       pid_start: processStart(process.pid) ?? null,

@@ -9,6 +9,7 @@ import type { Queryable } from '../store/store.js';
  */
 export interface NodeRow {
   node_id: string;
+  /** Derived: `reach.host`, where its processes run. */
   host: string;
   reach: EngineReach;
   api_url: string | null;
@@ -27,21 +28,21 @@ export interface NodeRow {
 /** A node whose heartbeat is older than this is taken for dead: its pipelines may be taken over. */
 const NODE_TIMEOUT_MS = 15_000;
 
-const COLUMNS = `node_id, host, reach, api_url, pid, pid_start, pier_version, started_at, heartbeat_at, stopped_at,
+const COLUMNS = `node_id, reach->>'host' AS host, reach, api_url, pid, pid_start, pier_version, started_at, heartbeat_at, stopped_at,
   (stopped_at IS NULL AND heartbeat_at > clock_timestamp() - $1::double precision * interval '1 millisecond') AS alive`;
 
 /** Records (or re-records, after a restart) this node as running now. */
 export async function registerNode(
   db: Queryable,
-  node: Pick<NodeRow, 'node_id' | 'host' | 'reach' | 'pid' | 'pid_start' | 'pier_version'>,
+  node: Pick<NodeRow, 'node_id' | 'reach' | 'pid' | 'pid_start' | 'pier_version'>,
 ): Promise<void> {
   await db.query(
-    `INSERT INTO nodes (node_id, host, reach, pid, pid_start, pier_version, started_at, heartbeat_at)
-     VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp())
+    `INSERT INTO nodes (node_id, reach, pid, pid_start, pier_version, started_at, heartbeat_at)
+     VALUES ($1, $2, $3, $4, $5, clock_timestamp(), clock_timestamp())
      ON CONFLICT (node_id) DO UPDATE
-       SET host = $2, reach = $3, pid = $4, pid_start = $5, pier_version = $6, api_url = NULL,
+       SET reach = $2, pid = $3, pid_start = $4, pier_version = $5, api_url = NULL,
            started_at = clock_timestamp(), heartbeat_at = clock_timestamp(), stopped_at = NULL`,
-    [node.node_id, node.host, JSON.stringify(node.reach), node.pid, node.pid_start, node.pier_version],
+    [node.node_id, JSON.stringify(node.reach), node.pid, node.pid_start, node.pier_version],
   );
 }
 

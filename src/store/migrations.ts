@@ -614,7 +614,6 @@ export const migrations: Migration[] = [
       -- heartbeat_at is renewed every second while it runs; stopped_at is set by a clean stop.
       CREATE TABLE nodes (
         node_id text PRIMARY KEY,
-        host text NOT NULL,
         reach jsonb NOT NULL,
         api_url text,
         pid integer NOT NULL,

@@ -39,7 +39,7 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
    * then, and is released after; one whose lease was lost is just stopped.
    */
   const retiring = new Map<string, { done: Promise<void>; release: boolean }>();
-  const retire = (id: string, why: string, release: boolean) => {
+  const retire = (id: string, why: string | undefined, release: boolean) => {
     const runner = runners.get(id);
     if (!runner) return;
     runners.delete(id);
@@ -158,11 +158,7 @@ export const syncWorkers: ComponentFactory = async (ctx, options) => {
       clearInterval(timer);
       while (ticking) await new Promise((resolve) => setTimeout(resolve, 20));
       for (const id of [...runners.keys()]) {
-        retire(
-          id,
-          'Stopped with this Pier process; the next run goes on from the last synced version.',
-          true,
-        );
+        retire(id, undefined, true); // the runner's own message: stopped with this process
       }
       await Promise.all([...retiring.values()].map((r) => r.done));
     },
